@@ -1,0 +1,1 @@
+//! Evaluation of scores against ground truth: rank correlations and joins.

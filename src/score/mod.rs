@@ -1,0 +1,1 @@
+//! Scoring: sign-bit codes, Hamming matrix, log-det, metrics.
