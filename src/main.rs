@@ -1,1 +1,366 @@
-fn main() {}
+//! The `dasnas` command line: `score`, `eval`, `bench`.
+
+use clap::{Args, Parser, Subcommand};
+use dasnas::data::cifar::{CifarImages, Dataset};
+use dasnas::error::{Error, Result};
+use dasnas::space::{self, Arch, Space};
+use dasnas::Tensor;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dasnas", version, about = "Training-free architecture scores (NASWOT, DAS) on hand-written kernels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score cells; one JSON object per cell (JSON Lines).
+    Score(ScoreArgs),
+    /// Rank-correlate a scores file with ground truth (Kendall τ-b, Spearman ρ).
+    Eval(EvalArgs),
+    /// Time the scoring of sampled cells and print where the time goes.
+    Bench(BenchArgs),
+}
+
+/// Options shared by the commands that run networks.
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Search space.
+    #[arg(long, default_value = "nb201")]
+    space: Space,
+    /// Scoring batch: `gaussian` (seeded N(0,1) images) or a CIFAR binary file.
+    #[arg(long, default_value = "gaussian")]
+    data: String,
+    /// Dataset of a CIFAR file (normalisation constants, label bytes).
+    #[arg(long, default_value = "cifar10")]
+    dataset: Dataset,
+    /// Images in the scoring batch (B); a CIFAR file gives its first B images.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Seed of the weights, the Gaussian inputs and the sampled cells.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores). Scores do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Compute device (`cpu`; `auto` picks the best available).
+    #[arg(long, default_value = "auto")]
+    device: dasnas::device::DeviceKind,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("cells").required(true).args(["arch", "archs", "sample", "all"])))]
+struct ScoreArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// One architecture string.
+    #[arg(long)]
+    arch: Option<String>,
+    /// A file of architecture strings, one per line (`-` reads stdin; blank and `#` lines skipped).
+    #[arg(long)]
+    archs: Option<PathBuf>,
+    /// Score N distinct cells sampled with --seed.
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Score every cell of the space.
+    #[arg(long)]
+    all: bool,
+    /// α of DAS_α = D + α·B·ln N_A.
+    #[arg(long, default_value_t = dasnas::score::metrics::DEFAULT_ALPHA)]
+    alpha: f64,
+    /// Also write `das@A` for each of these α (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    extra_alphas: Vec<f64>,
+    /// Append results to this file, flushed per cell (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the cells already in --out.
+    #[arg(long, requires = "out")]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// JSON Lines scores (from `dasnas score`).
+    #[arg(long)]
+    scores: PathBuf,
+    /// CSV ground truth.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Truth column holding the architecture string.
+    #[arg(long, default_value = "arch_str")]
+    key: String,
+    /// Truth column to correlate with.
+    #[arg(long, default_value = "cifar10_test_acc")]
+    target: String,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Cells to time (after one warm-up cell).
+    #[arg(long, default_value_t = 10)]
+    cells: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(a) => cmd_score(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Bench(a) => cmd_bench(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dasnas: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets the thread count and loads the scoring batch.
+fn prepare(run: &RunArgs) -> Result<Tensor> {
+    if let Some(t) = run.threads {
+        if t == 0 {
+            return Err(Error::Arg("--threads must be at least 1".into()));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .map_err(|e| Error::Arg(format!("--threads {t}: {e}")))?;
+    }
+    if run.batch < 2 {
+        return Err(Error::Arg(format!(
+            "--batch {} is too small: the kernel matrix needs at least 2 images",
+            run.batch
+        )));
+    }
+    let size = match run.space {
+        Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
+    };
+    if run.data == "gaussian" {
+        Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
+    } else {
+        CifarImages::load(Path::new(&run.data), run.dataset)?
+            .first(run.batch)
+            .map_err(|e| Error::Data(format!("--data {}: {e}", run.data)))
+    }
+}
+
+fn read_arch_lines(space: Space, path: &Path) -> Result<Vec<Arch>> {
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        let s = line.trim();
+        if s.is_empty() || s.starts_with('#') {
+            continue;
+        }
+        out.push(Arch::parse(space, s).map_err(|e| {
+            Error::Data(format!("{} line {}: {e}", path.display(), i + 1))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Architecture strings already in a results file; a partial last line
+/// (a run killed mid-write) is cut off so the file stays valid JSON Lines.
+fn done_archs(path: &Path) -> Result<std::collections::HashSet<String>> {
+    let mut done = std::collections::HashSet::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let complete = match text.rfind('\n') {
+        Some(k) => k + 1,
+        None => 0,
+    };
+    if complete < text.len() {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        f.set_len(complete as u64).map_err(|e| Error::io(path, e))?;
+        eprintln!(
+            "dasnas: {}: dropped an unfinished last line",
+            path.display()
+        );
+    }
+    for (i, line) in text[..complete].lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            Error::Data(format!("{} line {}: {e}", path.display(), i + 1))
+        })?;
+        if let Some(a) = v.get("arch").and_then(|a| a.as_str()) {
+            done.insert(a.to_string());
+        }
+    }
+    Ok(done)
+}
+
+fn cmd_score(a: ScoreArgs) -> Result<()> {
+    let space = a.run.space;
+    let archs: Vec<Arch> = if let Some(s) = &a.arch {
+        vec![Arch::parse(space, s)?]
+    } else if let Some(p) = &a.archs {
+        read_arch_lines(space, p)?
+    } else if let Some(n) = a.sample {
+        space::sample(space, n, a.run.seed)?
+    } else {
+        space::enumerate(space)?
+    };
+    let batch = prepare(&a.run)?;
+    let done = match (&a.out, a.resume) {
+        (Some(p), true) => done_archs(p)?,
+        _ => Default::default(),
+    };
+    let todo: Vec<&Arch> = archs
+        .iter()
+        .filter(|x| !done.contains(&x.to_string()))
+        .collect();
+    if a.resume {
+        eprintln!(
+            "dasnas: resuming: {} of {} cells already scored",
+            archs.len() - todo.len(),
+            archs.len()
+        );
+    }
+    let mut out: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io(p, e))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let out_name = a
+        .out
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdout".into());
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(todo.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for arch in todo {
+        let name = arch.to_string();
+        let r = dasnas::score_arch(arch, &batch, a.run.seed, a.alpha)
+            .map_err(|e| Error::Data(format!("scoring {name}: {e}")))?;
+        let s = &r.scores;
+        let mut obj = serde_json::json!({
+            "arch": name,
+            "wot": s.wot,
+            "d": s.d,
+            "n_units": s.n_units,
+            "ln_n_units": s.ln_n_units,
+            "das": s.das,
+            "singular": s.singular,
+        });
+        for &al in &a.extra_alphas {
+            obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, a.run.batch));
+        }
+        obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
+        writeln!(out, "{obj}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::io(&out_name, e))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let report = dasnas::eval::evaluate(&dasnas::eval::EvalOptions {
+        scores: a.scores,
+        truth: a.truth,
+        key: a.key,
+        target: a.target,
+    })?;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    if a.cells == 0 {
+        return Err(Error::Arg("--cells must be at least 1".into()));
+    }
+    let batch = prepare(&a.run)?;
+    let archs = space::sample(a.run.space, a.cells + 1, a.run.seed)?;
+    let threads = rayon::current_num_threads();
+    eprintln!(
+        "dasnas bench: {:?}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",
+        a.run.space, a.cells, a.run.batch, threads
+    );
+    // Warm-up: page in the buffers and the code paths.
+    dasnas::score_arch(&archs[0], &batch, a.run.seed, 1.0)?;
+    let mut sum = dasnas::CellTiming::default();
+    let mut flops = 0u64;
+    let start = std::time::Instant::now();
+    for arch in &archs[1..] {
+        let graph = arch.network()?;
+        flops += graph.flops(a.run.batch);
+        let r = dasnas::score_arch(arch, &batch, a.run.seed, 1.0)?;
+        sum.build_s += r.timing.build_s;
+        sum.ops_s += r.timing.ops_s;
+        sum.codes_s += r.timing.codes_s;
+        sum.logdet_s += r.timing.logdet_s;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let n = a.cells as f64;
+    let share = |t: f64| 100.0 * t / sum.total_s();
+    println!("phase            ms/cell   share");
+    for (name, t) in [
+        ("build+init", sum.build_s),
+        ("forward ops", sum.ops_s),
+        ("codes+hamming", sum.codes_s),
+        ("logdet", sum.logdet_s),
+    ] {
+        println!("{name:<15} {:>8.2} {:>6.1}%", 1e3 * t / n, share(t));
+    }
+    println!(
+        "cells/s {:.3}   ms/cell {:.1}   conv+linear GFLOP/s {:.1}",
+        n / wall,
+        1e3 * wall / n,
+        flops as f64 / sum.ops_s / 1e9
+    );
+    let json = serde_json::json!({
+        "space": format!("{:?}", a.run.space).to_lowercase(),
+        "device": "cpu",
+        "threads": threads,
+        "batch": a.run.batch,
+        "cells": a.cells,
+        "cells_per_s": n / wall,
+        "ms_per_cell": 1e3 * wall / n,
+        "forward_ms": 1e3 * sum.ops_s / n,
+        "codes_hamming_ms": 1e3 * sum.codes_s / n,
+        "logdet_ms": 1e3 * sum.logdet_s / n,
+        "build_ms": 1e3 * sum.build_s / n,
+        "gflop_per_cell": flops as f64 / n / 1e9,
+    });
+    println!("{json}");
+    Ok(())
+}

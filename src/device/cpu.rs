@@ -1,0 +1,295 @@
+//! The CPU executor: runs a pruned graph node by node over the whole batch
+//! (BatchNorm needs batch statistics, so a layer finishes before the next),
+//! each op parallel over samples inside. While it runs it packs the sign bits
+//! of every tensor a counted ReLU reads and accumulates their Hamming matrix.
+//!
+//! Two cheap fusions: a ReLU whose every reader is a conv is never
+//! materialised (the conv applies max(x, 0) while it pads its input), and
+//! several ReLUs of one tensor share one packing, counted with multiplicity.
+//! Buffers are recycled through a free list, so a network allocates each
+//! activation size a handful of times, not once per node.
+
+use super::{ForwardTiming, ReluCodes};
+use crate::error::{Error, Result};
+use crate::net::{Graph, NodeId, Op};
+use crate::ops;
+use crate::score::{codes, hamming};
+use crate::tensor::{Shape, Tensor};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Runs the forward pass of `graph` on `input` and returns the Hamming matrix
+/// of the counted ReLUs (all ReLUs of the pruned graph).
+pub fn relu_codes(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+) -> Result<(ReluCodes, ForwardTiming)> {
+    Executor::new(graph, params, input)?.run()
+}
+
+struct Executor<'a> {
+    graph: &'a Graph,
+    params: &'a [Vec<f32>],
+    input: &'a Tensor,
+    batch: usize,
+    /// For a conv whose input is a ReLU it can fuse: that ReLU's input node.
+    fused_relu_source: Vec<Option<NodeId>>,
+    /// Whether a ReLU node must be materialised (some reader is not a fused conv).
+    relu_materialised: Vec<bool>,
+    /// Number of counted ReLUs reading each node (their codes are equal).
+    relu_readers: Vec<u64>,
+    /// After which node each buffer is last read.
+    last_read: Vec<usize>,
+    buffers: Vec<Option<Rc<Tensor>>>,
+    free: HashMap<usize, Vec<Vec<f32>>>,
+}
+
+impl<'a> Executor<'a> {
+    fn new(graph: &'a Graph, params: &'a [Vec<f32>], input: &'a Tensor) -> Result<Self> {
+        let in_shape = graph.input_shape()?;
+        let s = input.shape;
+        if s.with_n(1) != in_shape || s.n == 0 {
+            return Err(Error::Shape(format!(
+                "input batch {s} does not fit the network's input [n, {}, {}, {}]",
+                in_shape.h, in_shape.w, in_shape.c
+            )));
+        }
+        if params.len() != graph.params.len() {
+            return Err(Error::Arg(format!(
+                "{} parameter tensors given, the network has {}",
+                params.len(),
+                graph.params.len()
+            )));
+        }
+        for (p, v) in graph.params.iter().zip(params) {
+            if p.len != v.len() {
+                return Err(Error::Arg(format!(
+                    "parameter {} has {} values, needs {}",
+                    p.name,
+                    v.len(),
+                    p.len
+                )));
+            }
+        }
+        let n = graph.nodes.len();
+        let mut fused_relu_source = vec![None; n];
+        let mut relu_materialised = vec![false; n];
+        let mut relu_readers = vec![0u64; n];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for &j in &node.inputs {
+                if graph.nodes[j].op == Op::Relu {
+                    if matches!(node.op, Op::Conv2d { .. }) {
+                        fused_relu_source[i] = Some(graph.nodes[j].inputs[0]);
+                    } else {
+                        relu_materialised[j] = true;
+                    }
+                }
+            }
+            if node.op == Op::Relu {
+                relu_readers[node.inputs[0]] += 1;
+            }
+        }
+        relu_materialised[graph.output] = true;
+        let mut last_read = vec![0usize; n];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let reads: Vec<NodeId> = match fused_relu_source[i] {
+                Some(src) => vec![src],
+                None if node.op == Op::Relu && !relu_materialised[i] => vec![],
+                None => node.inputs.clone(),
+            };
+            for j in reads {
+                last_read[j] = last_read[j].max(i);
+            }
+        }
+        last_read[graph.output] = n;
+        Ok(Executor {
+            graph,
+            params,
+            input,
+            batch: s.n,
+            fused_relu_source,
+            relu_materialised,
+            relu_readers,
+            last_read,
+            buffers: vec![None; n],
+            free: HashMap::new(),
+        })
+    }
+
+    /// A buffer of `shape` (batch `self.batch`) whose contents the op overwrites.
+    fn alloc(&mut self, shape: Shape) -> Tensor {
+        let shape = shape.with_n(self.batch);
+        let data = match self.free.get_mut(&shape.len()).and_then(|v| v.pop()) {
+            Some(d) => d,
+            None => vec![0.0; shape.len()],
+        };
+        Tensor { shape, data }
+    }
+
+    fn get(&self, id: NodeId) -> Result<Rc<Tensor>> {
+        self.buffers[id].clone().ok_or_else(|| {
+            Error::Shape(format!(
+                "internal: node {} read before it was computed",
+                self.graph.nodes[id].name
+            ))
+        })
+    }
+
+    fn release(&mut self, id: NodeId) {
+        if let Some(rc) = self.buffers[id].take() {
+            if let Ok(t) = Rc::try_unwrap(rc) {
+                self.free.entry(t.data.len()).or_default().push(t.data);
+            }
+        }
+    }
+
+    fn run(mut self) -> Result<(ReluCodes, ForwardTiming)> {
+        let b = self.batch;
+        let mut h = vec![0u64; b * b];
+        let mut n_units = 0u64;
+        let mut timing = ForwardTiming::default();
+        let start = Instant::now();
+        for i in 0..self.graph.nodes.len() {
+            let node = &self.graph.nodes[i];
+            let out = self.compute(i)?;
+            if let Some(t) = out {
+                if self.relu_readers[i] > 0 {
+                    let t0 = Instant::now();
+                    let c = codes::pack_signs(&t.data, b)?;
+                    hamming::hamming_accumulate(&c, self.relu_readers[i], &mut h)?;
+                    n_units += self.relu_readers[i] * node.shape.per_sample() as u64;
+                    timing.codes_s += t0.elapsed().as_secs_f64();
+                }
+                self.buffers[i] = Some(t);
+            }
+            // Free every buffer whose last reader was this node.
+            let reads: Vec<NodeId> = match self.fused_relu_source[i] {
+                Some(src) => vec![src],
+                None => node.inputs.clone(),
+            };
+            for j in reads {
+                if self.last_read[j] == i {
+                    self.release(j);
+                }
+            }
+        }
+        timing.ops_s = start.elapsed().as_secs_f64() - timing.codes_s;
+        Ok((
+            ReluCodes {
+                batch: b,
+                n_units,
+                hamming: h,
+            },
+            timing,
+        ))
+    }
+
+    /// Computes node `i`; `None` for a ReLU that no reader needs materialised.
+    fn compute(&mut self, i: NodeId) -> Result<Option<Rc<Tensor>>> {
+        let node = &self.graph.nodes[i];
+        let params = self.params;
+        let x = |k: usize| node.inputs.get(k).copied();
+        let t = match &node.op {
+            Op::Input => Rc::new(self.input.clone()),
+            Op::Zeros => {
+                let mut t = self.alloc(node.shape);
+                t.data.fill(0.0);
+                Rc::new(t)
+            }
+            Op::Conv2d { spec, weight } => {
+                let mut y = self.alloc(node.shape);
+                match self.fused_relu_source[i] {
+                    Some(src) => {
+                        let xin = self.get(src)?;
+                        ops::conv2d::cpu::conv2d_forward_relu_input(
+                            spec,
+                            &xin,
+                            &params[*weight],
+                            &mut y,
+                        )?
+                    }
+                    None => {
+                        let xin = self.get(input_of(node, x(0))?)?;
+                        ops::conv2d::cpu::conv2d_forward(spec, &xin, &params[*weight], &mut y)?
+                    }
+                }
+                Rc::new(y)
+            }
+            Op::BatchNorm { spec, gamma, beta } => {
+                let xin = self.get(input_of(node, x(0))?)?;
+                let mut y = self.alloc(node.shape);
+                ops::batchnorm::cpu::batchnorm_forward(
+                    spec,
+                    &xin,
+                    &params[*gamma],
+                    &params[*beta],
+                    &mut y,
+                )?;
+                Rc::new(y)
+            }
+            Op::Relu => {
+                if !self.relu_materialised[i] {
+                    return Ok(None);
+                }
+                let src = input_of(node, x(0))?;
+                // Another ReLU of the same tensor may already hold the result.
+                let twin = (0..i).find(|&r| {
+                    self.graph.nodes[r].op == Op::Relu
+                        && self.graph.nodes[r].inputs[0] == src
+                        && self.buffers[r].is_some()
+                });
+                match twin {
+                    Some(r) => self.get(r)?,
+                    None => {
+                        let xin = self.get(src)?;
+                        let mut y = self.alloc(node.shape);
+                        ops::relu::cpu::relu_forward(&xin, &mut y)?;
+                        Rc::new(y)
+                    }
+                }
+            }
+            Op::Pool(spec) => {
+                let xin = self.get(input_of(node, x(0))?)?;
+                let mut y = self.alloc(node.shape);
+                ops::pool::cpu::pool_forward(spec, &xin, &mut y)?;
+                Rc::new(y)
+            }
+            Op::Add => {
+                let xs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| self.get(j))
+                    .collect::<Result<Vec<_>>>()?;
+                let refs: Vec<&Tensor> = xs.iter().map(|t| t.as_ref()).collect();
+                let mut y = self.alloc(node.shape);
+                ops::add::cpu::add_forward(&refs, &mut y)?;
+                Rc::new(y)
+            }
+            Op::GlobalAvgPool => {
+                let xin = self.get(input_of(node, x(0))?)?;
+                let mut y = self.alloc(node.shape);
+                ops::global_avg_pool::cpu::global_avg_pool_forward(&xin, &mut y)?;
+                Rc::new(y)
+            }
+            Op::Linear { spec, weight, bias } => {
+                let xin = self.get(input_of(node, x(0))?)?;
+                let mut y = self.alloc(node.shape);
+                ops::linear::cpu::linear_forward(
+                    spec,
+                    &xin,
+                    &params[*weight],
+                    &params[*bias],
+                    &mut y,
+                )?;
+                Rc::new(y)
+            }
+        };
+        Ok(Some(t))
+    }
+}
+
+fn input_of(node: &crate::net::Node, id: Option<NodeId>) -> Result<NodeId> {
+    id.ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
+}

@@ -1,0 +1,50 @@
+//! Compute devices. The CPU device runs a [`crate::net::Graph`] on host
+//! tensors with the CPU ops of [`crate::ops`]; a CUDA device slots in beside
+//! it with the same entry point (a graph, its parameters and a batch in; the
+//! Hamming matrix of the counted ReLUs out).
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+
+/// Which device computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" | "auto" => Ok(DeviceKind::Cpu),
+            other => Err(Error::Arg(format!(
+                "unknown device `{other}` (this build has: cpu, auto)"
+            ))),
+        }
+    }
+}
+
+/// What a forward pass over the scoring batch produces for the scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReluCodes {
+    pub batch: usize,
+    /// N_A: counted ReLU units per sample.
+    pub n_units: u64,
+    /// H[i, j] summed over every counted ReLU, B×B row-major, exact.
+    pub hamming: Vec<u64>,
+}
+
+/// Wall time of the two phases of a forward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ForwardTiming {
+    /// Ops of the network (convolutions, BatchNorm, pools, …).
+    pub ops_s: f64,
+    /// Sign-bit packing and the Hamming accumulation.
+    pub codes_s: f64,
+}
+
+/// The CUDA sources of `cuda/`, embedded by `build.rs` for NVRTC.
+pub mod cuda_sources {
+    include!(concat!(env!("OUT_DIR"), "/cuda_sources.rs"));
+}

@@ -1,0 +1,367 @@
+//! The network IR: a DAG of ops over NHWC tensors, with named parameters.
+//!
+//! A search space builds a [`Graph`] with [`GraphBuilder`]; [`Graph::prune`]
+//! removes every node whose result cannot reach the output (DESIGN.md §1:
+//! those ReLUs are not counted), and [`init`] draws the parameters from the
+//! counter-based generator. Devices execute the graph node by node in order
+//! (nodes are stored topologically: every input id is smaller than its user's).
+
+pub mod init;
+pub mod rng;
+
+use crate::error::{Error, Result};
+use crate::ops::batchnorm::BatchNormSpec;
+use crate::ops::conv2d::Conv2dSpec;
+use crate::ops::linear::LinearSpec;
+use crate::ops::pool::{PoolKind, PoolSpec};
+use crate::tensor::Shape;
+
+/// Index of a node in [`Graph::nodes`].
+pub type NodeId = usize;
+/// Index of a parameter tensor in [`Graph::params`].
+pub type ParamId = usize;
+
+/// BatchNorm epsilon used everywhere (PyTorch's default).
+pub const BN_EPS: f32 = 1e-5;
+
+/// One operation of the network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The input batch.
+    Input,
+    /// A constant zero tensor: a node all of whose incoming edges are absent.
+    Zeros,
+    Conv2d {
+        spec: Conv2dSpec,
+        weight: ParamId,
+    },
+    BatchNorm {
+        spec: BatchNormSpec,
+        gamma: ParamId,
+        beta: ParamId,
+    },
+    /// A ReLU. Every ReLU left after pruning is a counted ReLU: its input's
+    /// sign bits are part of the code (DESIGN.md §1).
+    Relu,
+    Pool(PoolSpec),
+    /// Elementwise sum of all inputs, in input order.
+    Add,
+    GlobalAvgPool,
+    Linear {
+        spec: LinearSpec,
+        weight: ParamId,
+        bias: ParamId,
+    },
+}
+
+/// A node: its op, its input nodes and its per-sample output shape (`n = 1`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Shape,
+    pub name: String,
+}
+
+/// How a parameter tensor is initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamInit {
+    /// Uniform in [-bound, bound), PyTorch's default for conv and linear.
+    Uniform { bound: f32 },
+    /// Every element equal (BatchNorm gamma = 1, beta = 0).
+    Const(f32),
+}
+
+/// A parameter tensor: its name (which also seeds its values), length and init.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub len: usize,
+    pub init: ParamInit,
+}
+
+/// A whole network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub params: Vec<Param>,
+    pub output: NodeId,
+}
+
+impl Graph {
+    /// Per-sample shape of the input node (errors if the graph has none).
+    pub fn input_shape(&self) -> Result<Shape> {
+        self.nodes
+            .iter()
+            .find(|n| n.op == Op::Input)
+            .map(|n| n.shape)
+            .ok_or_else(|| Error::Shape("graph has no input node".into()))
+    }
+
+    /// Ids of the counted ReLUs (every ReLU of a pruned graph).
+    pub fn relus(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].op == Op::Relu)
+    }
+
+    /// N_A: the number of counted ReLU units per sample.
+    pub fn n_units(&self) -> u64 {
+        self.relus()
+            .map(|i| self.nodes[i].shape.per_sample() as u64)
+            .sum()
+    }
+
+    /// Removes every node that has no path to the output, and every
+    /// parameter only such nodes used; ids are renumbered, order is kept.
+    pub fn prune(&self) -> Graph {
+        let mut live = vec![false; self.nodes.len()];
+        live[self.output] = true;
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for &j in &self.nodes[i].inputs {
+                    live[j] = true;
+                }
+            }
+        }
+        // Keep the input node even if nothing reads it: the batch still has a shape.
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.op == Op::Input {
+                live[i] = true;
+            }
+        }
+        let mut node_map = vec![usize::MAX; self.nodes.len()];
+        let mut param_map = vec![usize::MAX; self.params.len()];
+        let mut out = Graph {
+            nodes: Vec::new(),
+            params: Vec::new(),
+            output: 0,
+        };
+        let mut map_param = |p: ParamId, out: &mut Graph| -> ParamId {
+            if param_map[p] == usize::MAX {
+                param_map[p] = out.params.len();
+                out.params.push(self.params[p].clone());
+            }
+            param_map[p]
+        };
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            let op = match n.op.clone() {
+                Op::Conv2d { spec, weight } => Op::Conv2d {
+                    spec,
+                    weight: map_param(weight, &mut out),
+                },
+                Op::BatchNorm { spec, gamma, beta } => Op::BatchNorm {
+                    spec,
+                    gamma: map_param(gamma, &mut out),
+                    beta: map_param(beta, &mut out),
+                },
+                Op::Linear { spec, weight, bias } => Op::Linear {
+                    spec,
+                    weight: map_param(weight, &mut out),
+                    bias: map_param(bias, &mut out),
+                },
+                op => op,
+            };
+            node_map[i] = out.nodes.len();
+            out.nodes.push(Node {
+                op,
+                inputs: n.inputs.iter().map(|&j| node_map[j]).collect(),
+                shape: n.shape,
+                name: n.name.clone(),
+            });
+        }
+        out.output = node_map[self.output];
+        out
+    }
+
+    /// Multiply-adds of all convs and linears for a batch of `batch` samples, times 2.
+    pub fn flops(&self, batch: usize) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv2d { spec, .. } => {
+                    let s = n.shape;
+                    2 * (s.h * s.w * s.c * spec.fan_in()) as u64
+                }
+                Op::Linear { spec, .. } => 2 * (spec.inputs * spec.outputs) as u64,
+                _ => 0,
+            })
+            .sum::<u64>()
+            * batch as u64
+    }
+}
+
+/// Builds a [`Graph`], inferring every node's shape as it goes.
+#[derive(Default)]
+pub struct GraphBuilder {
+    graph: Graph,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Graph {
+            nodes: Vec::new(),
+            params: Vec::new(),
+            output: 0,
+        }
+    }
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn shape(&self, x: NodeId) -> Shape {
+        self.graph.nodes[x].shape
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, name: &str) -> NodeId {
+        self.graph.nodes.push(Node {
+            op,
+            inputs,
+            shape,
+            name: name.to_string(),
+        });
+        self.graph.nodes.len() - 1
+    }
+
+    fn param(&mut self, name: String, len: usize, init: ParamInit) -> ParamId {
+        self.graph.params.push(Param { name, len, init });
+        self.graph.params.len() - 1
+    }
+
+    /// The input node, per-sample shape `h × w × c`.
+    pub fn input(&mut self, h: usize, w: usize, c: usize) -> NodeId {
+        self.push(Op::Input, vec![], Shape::new(1, h, w, c), "input")
+    }
+
+    /// A constant zero tensor of the given per-sample shape.
+    pub fn zeros(&mut self, shape: Shape, name: &str) -> NodeId {
+        self.push(Op::Zeros, vec![], shape.with_n(1), name)
+    }
+
+    /// A convolution without bias, weights uniform ±1/√fan_in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        x: NodeId,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dilation: usize,
+        groups: usize,
+        name: &str,
+    ) -> Result<NodeId> {
+        let input = self.shape(x);
+        let spec = Conv2dSpec {
+            cin: input.c,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            dilation,
+            groups,
+        };
+        let shape = spec.out_shape(input)?;
+        let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
+        let weight = self.param(
+            format!("{name}.weight"),
+            spec.weight_len(),
+            ParamInit::Uniform { bound },
+        );
+        Ok(self.push(Op::Conv2d { spec, weight }, vec![x], shape, name))
+    }
+
+    /// BatchNorm in training mode, gamma = 1, beta = 0.
+    pub fn batchnorm(&mut self, x: NodeId, name: &str) -> NodeId {
+        let shape = self.shape(x);
+        let spec = BatchNormSpec {
+            channels: shape.c,
+            eps: BN_EPS,
+        };
+        let gamma = self.param(format!("{name}.gamma"), shape.c, ParamInit::Const(1.0));
+        let beta = self.param(format!("{name}.beta"), shape.c, ParamInit::Const(0.0));
+        self.push(Op::BatchNorm { spec, gamma, beta }, vec![x], shape, name)
+    }
+
+    pub fn relu(&mut self, x: NodeId, name: &str) -> NodeId {
+        let shape = self.shape(x);
+        self.push(Op::Relu, vec![x], shape, name)
+    }
+
+    pub fn pool(
+        &mut self,
+        x: NodeId,
+        kind: PoolKind,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        name: &str,
+    ) -> Result<NodeId> {
+        let spec = PoolSpec {
+            kind,
+            k,
+            stride,
+            pad,
+            count_include_pad: false,
+        };
+        let shape = spec.out_shape(self.shape(x))?;
+        Ok(self.push(Op::Pool(spec), vec![x], shape, name))
+    }
+
+    /// Sum of `xs` (one input is returned as is; none is an error).
+    pub fn add(&mut self, xs: &[NodeId], name: &str) -> Result<NodeId> {
+        let (&first, rest) = xs
+            .split_first()
+            .ok_or_else(|| Error::Shape(format!("{name}: add of no inputs")))?;
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        let shape = self.shape(first);
+        for &x in rest {
+            if self.shape(x) != shape {
+                return Err(Error::Shape(format!(
+                    "{name}: add of {shape} and {}",
+                    self.shape(x)
+                )));
+            }
+        }
+        Ok(self.push(Op::Add, xs.to_vec(), shape, name))
+    }
+
+    pub fn global_avg_pool(&mut self, x: NodeId, name: &str) -> NodeId {
+        let s = self.shape(x);
+        self.push(Op::GlobalAvgPool, vec![x], Shape::new(1, 1, 1, s.c), name)
+    }
+
+    /// A linear layer with bias, weight and bias uniform ±1/√inputs.
+    pub fn linear(&mut self, x: NodeId, outputs: usize, name: &str) -> NodeId {
+        let spec = LinearSpec {
+            inputs: self.shape(x).per_sample(),
+            outputs,
+        };
+        let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
+        let weight = self.param(
+            format!("{name}.weight"),
+            spec.weight_len(),
+            ParamInit::Uniform { bound },
+        );
+        let bias = self.param(format!("{name}.bias"), outputs, ParamInit::Uniform { bound });
+        self.push(
+            Op::Linear { spec, weight, bias },
+            vec![x],
+            Shape::new(1, 1, 1, outputs),
+            name,
+        )
+    }
+
+    /// Finishes the graph with `output` as its output node.
+    pub fn finish(mut self, output: NodeId) -> Graph {
+        self.graph.output = output;
+        self.graph
+    }
+}

@@ -1,0 +1,70 @@
+//! Search spaces: parse, validate, sample, enumerate, and build the network.
+
+pub mod nb201;
+
+use crate::error::{Error, Result};
+use crate::net::Graph;
+
+/// A search space the crate can build networks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Space {
+    Nb201,
+}
+
+impl std::str::FromStr for Space {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "nb201" => Ok(Space::Nb201),
+            other => Err(Error::Arg(format!(
+                "unknown search space `{other}` (available: nb201)"
+            ))),
+        }
+    }
+}
+
+/// A validated architecture of some space, printable in its canonical form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    Nb201(nb201::Nb201Cell),
+}
+
+impl Arch {
+    pub fn parse(space: Space, s: &str) -> Result<Self> {
+        match space {
+            Space::Nb201 => Ok(Arch::Nb201(nb201::Nb201Cell::parse(s.trim())?)),
+        }
+    }
+
+    /// The pruned network of this architecture with the space's default macro skeleton.
+    pub fn network(&self) -> Result<Graph> {
+        match self {
+            Arch::Nb201(c) => c.network(&nb201::Nb201Net::default()),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arch::Nb201(c) => c.fmt(f),
+        }
+    }
+}
+
+/// `n` distinct architectures sampled with `seed`.
+pub fn sample(space: Space, n: usize, seed: u64) -> Result<Vec<Arch>> {
+    match space {
+        Space::Nb201 => Ok(nb201::Nb201Cell::sample(n, seed)?
+            .into_iter()
+            .map(Arch::Nb201)
+            .collect()),
+    }
+}
+
+/// Every architecture of the space, if it is small enough to list.
+pub fn enumerate(space: Space) -> Result<Vec<Arch>> {
+    match space {
+        Space::Nb201 => Ok(nb201::Nb201Cell::enumerate().map(Arch::Nb201).collect()),
+    }
+}

@@ -1,0 +1,387 @@
+//! NAS-Bench-201: the cell string, its parser, sampling, enumeration and the
+//! CIFAR network of DESIGN.md §2.
+//!
+//! A cell has 4 nodes; node 0 is the cell input and node i (1..=3) is the sum
+//! of `op(node j)` over j < i. The six edges, in the order of the string:
+//! (0→1), (0→2), (1→2), (0→3), (1→3), (2→3).
+//! `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`.
+
+use crate::error::{Error, Result};
+use crate::net::rng::{bits, name_id, stream_key};
+use crate::net::{Graph, GraphBuilder, NodeId};
+use crate::ops::pool::PoolKind;
+
+/// The five NB201 edge ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Nb201Op {
+    None,
+    SkipConnect,
+    NorConv1x1,
+    NorConv3x3,
+    AvgPool3x3,
+}
+
+impl Nb201Op {
+    pub const ALL: [Nb201Op; 5] = [
+        Nb201Op::None,
+        Nb201Op::SkipConnect,
+        Nb201Op::NorConv1x1,
+        Nb201Op::NorConv3x3,
+        Nb201Op::AvgPool3x3,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Nb201Op::None => "none",
+            Nb201Op::SkipConnect => "skip_connect",
+            Nb201Op::NorConv1x1 => "nor_conv_1x1",
+            Nb201Op::NorConv3x3 => "nor_conv_3x3",
+            Nb201Op::AvgPool3x3 => "avg_pool_3x3",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == s)
+    }
+
+    fn is_conv(self) -> bool {
+        matches!(self, Nb201Op::NorConv1x1 | Nb201Op::NorConv3x3)
+    }
+}
+
+/// Source and target node of each of the six edges, in string order.
+pub const EDGES: [(usize, usize); 6] = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)];
+
+/// Number of distinct NB201 cells (5^6).
+pub const NUM_CELLS: usize = 15_625;
+
+/// An NB201 cell: the op of each edge, in the order of [`EDGES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nb201Cell {
+    pub ops: [Nb201Op; 6],
+}
+
+impl Nb201Cell {
+    /// Parses `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|` strictly; the error names
+    /// the offending token and its byte position.
+    pub fn parse(s: &str) -> Result<Self> {
+        let err = |pos: usize, msg: String| Error::Arch {
+            arch: s.to_string(),
+            pos,
+            msg,
+        };
+        let groups: Vec<&str> = s.split('+').collect();
+        if groups.len() != 3 {
+            return Err(err(
+                0,
+                format!(
+                    "expected 3 node groups separated by '+', found {}",
+                    groups.len()
+                ),
+            ));
+        }
+        let mut ops = [Nb201Op::None; 6];
+        let mut pos = 0usize;
+        let mut edge = 0usize;
+        for (g, group) in groups.iter().enumerate() {
+            let target = g + 1;
+            let inner = group
+                .strip_prefix('|')
+                .and_then(|x| x.strip_suffix('|'))
+                .ok_or_else(|| {
+                    err(
+                        pos,
+                        format!("node {target}: group `{group}` must start and end with '|'"),
+                    )
+                })?;
+            let tokens: Vec<&str> = inner.split('|').collect();
+            if tokens.len() != target {
+                return Err(err(
+                    pos,
+                    format!(
+                        "node {target} needs {target} edge(s) `op~j`, found {} in `{group}`",
+                        tokens.len()
+                    ),
+                ));
+            }
+            let mut tpos = pos + 1;
+            for (j, tok) in tokens.iter().enumerate() {
+                let (op_name, src) = tok.split_once('~').ok_or_else(|| {
+                    err(tpos, format!("token `{tok}` is not of the form `op~j`"))
+                })?;
+                let op = Nb201Op::from_name(op_name).ok_or_else(|| {
+                    err(
+                        tpos,
+                        format!(
+                            "unknown op `{op_name}` (expected one of none, skip_connect, \
+                             nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)"
+                        ),
+                    )
+                })?;
+                if src != j.to_string() {
+                    return Err(err(
+                        tpos + op_name.len() + 1,
+                        format!("token `{tok}`: edge {j} into node {target} must come from node {j}"),
+                    ));
+                }
+                ops[edge] = op;
+                edge += 1;
+                tpos += tok.len() + 1;
+            }
+            pos += group.len() + 1;
+        }
+        Ok(Nb201Cell { ops })
+    }
+
+    /// The cell's index in [`Nb201Cell::enumerate`] order (base-5 digits, edge 0 most significant).
+    pub fn index(&self) -> usize {
+        self.ops.iter().fold(0, |acc, op| {
+            acc * 5 + Nb201Op::ALL.iter().position(|o| o == op).unwrap_or(0)
+        })
+    }
+
+    /// The cell with the given index (0 ≤ index < 15,625).
+    pub fn from_index(index: usize) -> Result<Self> {
+        if index >= NUM_CELLS {
+            return Err(Error::Arg(format!(
+                "NB201 cell index {index} out of range 0..{NUM_CELLS}"
+            )));
+        }
+        let mut ops = [Nb201Op::None; 6];
+        let mut rest = index;
+        for e in (0..6).rev() {
+            ops[e] = Nb201Op::ALL[rest % 5];
+            rest /= 5;
+        }
+        Ok(Nb201Cell { ops })
+    }
+
+    /// All 15,625 cells.
+    pub fn enumerate() -> impl Iterator<Item = Nb201Cell> {
+        (0..NUM_CELLS).map(|i| Nb201Cell::from_index(i).expect("index in range"))
+    }
+
+    /// `n` distinct cells drawn uniformly without replacement from the counter
+    /// generator (an error if `n` exceeds the 15,625 cells of the space).
+    pub fn sample(n: usize, seed: u64) -> Result<Vec<Nb201Cell>> {
+        if n > NUM_CELLS {
+            return Err(Error::Arg(format!(
+                "cannot sample {n} distinct NB201 cells: the space has {NUM_CELLS}"
+            )));
+        }
+        let key = stream_key(seed, name_id("nb201.sample"));
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
+        let mut draw = 0u64;
+        while out.len() < n {
+            let index = (bits(key, draw) % NUM_CELLS as u64) as usize;
+            draw += 1;
+            if seen.insert(index) {
+                out.push(Nb201Cell::from_index(index)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Edges whose result reaches node 3 through non-`none` edges, and are not
+    /// `none` themselves. (A source node with no live inputs holds zeros, and
+    /// its ops still count: that is what the reference's backward hooks see.)
+    pub fn live_edges(&self) -> [bool; 6] {
+        let mut reaches = [false, false, false, true];
+        for (e, &(j, i)) in EDGES.iter().enumerate().rev() {
+            if self.ops[e] != Nb201Op::None && reaches[i] {
+                reaches[j] = true;
+            }
+        }
+        let mut live = [false; 6];
+        for (e, &(_, i)) in EDGES.iter().enumerate() {
+            live[e] = self.ops[e] != Nb201Op::None && reaches[i];
+        }
+        live
+    }
+
+    /// N_A per sample at 32×32 inputs, in closed form (DESIGN.md §2).
+    pub fn n_units_closed_form(&self) -> u64 {
+        let live = self.live_edges();
+        let convs = (0..6)
+            .filter(|&e| live[e] && self.ops[e].is_conv())
+            .count() as u64;
+        143_360 * convs + 40_960
+    }
+
+    /// Adds one cell at `x` (stage channels = x's channels) to `b`.
+    fn build(&self, b: &mut GraphBuilder, x: NodeId, prefix: &str) -> Result<NodeId> {
+        let c = b.shape(x).c;
+        let mut nodes: Vec<NodeId> = vec![x];
+        for target in 1..=3 {
+            let mut terms = Vec::new();
+            for (e, &(j, i)) in EDGES.iter().enumerate() {
+                if i != target {
+                    continue;
+                }
+                let src = nodes[j];
+                let name = format!("{prefix}.e{j}{i}.{}", self.ops[e].name());
+                match self.ops[e] {
+                    Nb201Op::None => {}
+                    Nb201Op::SkipConnect => terms.push(src),
+                    Nb201Op::AvgPool3x3 => {
+                        terms.push(b.pool(src, PoolKind::Avg, 3, 1, 1, &name)?)
+                    }
+                    Nb201Op::NorConv1x1 | Nb201Op::NorConv3x3 => {
+                        let k = if self.ops[e] == Nb201Op::NorConv1x1 { 1 } else { 3 };
+                        let r = b.relu(src, &format!("{name}.relu"));
+                        let y = b.conv(r, c, k, 1, k / 2, 1, 1, &format!("{name}.conv"))?;
+                        terms.push(b.batchnorm(y, &format!("{name}.bn")));
+                    }
+                }
+            }
+            let node = if terms.is_empty() {
+                let shape = b.shape(x);
+                b.zeros(shape, &format!("{prefix}.node{target}.zeros"))
+            } else {
+                b.add(&terms, &format!("{prefix}.node{target}"))?
+            };
+            nodes.push(node);
+        }
+        Ok(nodes[3])
+    }
+
+    /// The NB201 CIFAR network for this cell, pruned (DESIGN.md §2):
+    /// stem conv3×3(3→C)+BN; N cells(C); ResBlock(C→2C); N cells(2C);
+    /// ResBlock(2C→4C); N cells(4C); BN+ReLU; global average pool; linear.
+    pub fn network(&self, spec: &Nb201Net) -> Result<Graph> {
+        let mut b = GraphBuilder::new();
+        let x = b.input(spec.image_size, spec.image_size, 3);
+        let c = spec.channels;
+        let stem = b.conv(x, c, 3, 1, 1, 1, 1, "stem.conv")?;
+        let mut h = b.batchnorm(stem, "stem.bn");
+        for stage in 0..3 {
+            let cs = c << stage;
+            if stage > 0 {
+                h = resblock(&mut b, h, cs, &format!("res{stage}"))?;
+            }
+            for cell in 0..spec.cells_per_stage {
+                h = self.build(&mut b, h, &format!("s{stage}.c{cell}"))?;
+            }
+        }
+        let bn = b.batchnorm(h, "lastact.bn");
+        let r = b.relu(bn, "lastact.relu");
+        let gap = b.global_avg_pool(r, "gap");
+        let logits = b.linear(gap, spec.classes, "classifier");
+        Ok(b.finish(logits).prune())
+    }
+}
+
+/// NB201's ResNet basic block with stride 2:
+/// ReLU→conv3×3 s2→BN → ReLU→conv3×3→BN, plus avgpool2×2 s2 → conv1×1.
+fn resblock(b: &mut GraphBuilder, x: NodeId, cout: usize, name: &str) -> Result<NodeId> {
+    let r = b.relu(x, &format!("{name}.a.relu"));
+    let a = b.conv(r, cout, 3, 2, 1, 1, 1, &format!("{name}.a.conv"))?;
+    let a = b.batchnorm(a, &format!("{name}.a.bn"));
+    let r = b.relu(a, &format!("{name}.b.relu"));
+    let y = b.conv(r, cout, 3, 1, 1, 1, 1, &format!("{name}.b.conv"))?;
+    let y = b.batchnorm(y, &format!("{name}.b.bn"));
+    let p = b.pool(x, PoolKind::Avg, 2, 2, 0, &format!("{name}.down.pool"))?;
+    let s = b.conv(p, cout, 1, 1, 0, 1, 1, &format!("{name}.down.conv"))?;
+    b.add(&[s, y], &format!("{name}.sum"))
+}
+
+impl std::fmt::Display for Nb201Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut e = 0;
+        for target in 1..=3 {
+            if target > 1 {
+                write!(f, "+")?;
+            }
+            write!(f, "|")?;
+            for j in 0..target {
+                write!(f, "{}~{}|", self.ops[e].name(), j)?;
+                e += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The NB201 macro network's hyper-parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Nb201Net {
+    pub channels: usize,
+    pub cells_per_stage: usize,
+    pub classes: usize,
+    pub image_size: usize,
+}
+
+impl Default for Nb201Net {
+    /// The NB201 CIFAR network: C = 16, N = 5, 10 classes, 32×32.
+    fn default() -> Self {
+        Nb201Net {
+            channels: 16,
+            cells_per_stage: 5,
+            classes: 10,
+            image_size: 32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn parse_print_round_trip_on_all_cells() {
+        let mut seen = HashSet::new();
+        for (i, cell) in Nb201Cell::enumerate().enumerate() {
+            let s = cell.to_string();
+            let back = Nb201Cell::parse(&s).unwrap();
+            assert_eq!(back, cell);
+            assert_eq!(back.index(), i);
+            assert!(seen.insert(s));
+        }
+        assert_eq!(seen.len(), NUM_CELLS);
+    }
+
+    #[test]
+    fn bad_strings_are_rejected_with_position() {
+        let good = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|";
+        assert!(Nb201Cell::parse(good).is_ok());
+        let cases: &[(&str, &str)] = &[
+            ("", "3 node groups"),
+            ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op `conv`"),
+            ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "must come from node 0"),
+            ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 needs 2"),
+            ("none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "must start and end"),
+            ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "not of the form"),
+            ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+", "found 4"),
+        ];
+        for (s, want) in cases {
+            let e = Nb201Cell::parse(s).unwrap_err().to_string();
+            assert!(e.contains(want), "{s}: {e}");
+        }
+        // The position points at the bad token.
+        let s = "|none~0|+|none~0|none~1|+|none~0|bogus~1|none~2|";
+        match Nb201Cell::parse(s) {
+            Err(Error::Arch { pos, .. }) => assert_eq!(&s[pos..pos + 5], "bogus"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_counts_the_closed_form_units() {
+        let net = Nb201Net::default();
+        for cell in Nb201Cell::sample(40, 1).unwrap() {
+            let g = cell.network(&net).unwrap();
+            assert_eq!(g.n_units(), cell.n_units_closed_form(), "{cell}");
+        }
+    }
+
+    #[test]
+    fn sampling_is_seeded() {
+        assert_eq!(Nb201Cell::sample(20, 5).unwrap(), Nb201Cell::sample(20, 5).unwrap());
+        assert_ne!(Nb201Cell::sample(20, 5).unwrap(), Nb201Cell::sample(20, 6).unwrap());
+        let all = Nb201Cell::sample(NUM_CELLS, 2).unwrap();
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), NUM_CELLS);
+        assert!(Nb201Cell::sample(NUM_CELLS + 1, 2).is_err());
+    }
+}

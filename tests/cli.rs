@@ -1,0 +1,155 @@
+//! The `dasnas` binary: outputs, determinism across thread counts, resume,
+//! and error exits.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const CELL: &str = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
+
+fn dasnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dasnas"))
+        .args(args)
+        .output()
+        .expect("run dasnas")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("dasnas-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Drops the timing field, which is the one part allowed to differ.
+fn without_ms(jsonl: &str) -> Vec<serde_json::Value> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("ms");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_same_json_on_one_and_two_threads() {
+    let args = ["score", "--sample", "3", "--batch", "24", "--seed", "5"];
+    let one = stdout(&dasnas(&[&args[..], &["--threads", "1"]].concat()));
+    let two = stdout(&dasnas(&[&args[..], &["--threads", "2"]].concat()));
+    let (a, b) = (without_ms(&one), without_ms(&two));
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, b);
+    for v in &a {
+        for k in ["arch", "wot", "d", "n_units", "ln_n_units", "das", "singular"] {
+            assert!(v.get(k).is_some(), "missing {k} in {v}");
+        }
+    }
+}
+
+#[test]
+fn out_file_is_appended_and_resume_skips_finished_cells() {
+    let out = tmp("resume.jsonl");
+    let archs = tmp("archs.txt");
+    let cells = [
+        CELL,
+        "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|",
+        "|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|",
+    ];
+    std::fs::write(&archs, format!("# three cells\n{}\n\n{}\n", cells[0], cells[1])).unwrap();
+    let o = out.to_str().unwrap();
+    let base = ["score", "--batch", "16", "--out", o];
+    stdout(&dasnas(&[&base[..], &["--archs", archs.to_str().unwrap()]].concat()));
+    // A run killed mid-write leaves a partial line; resume must drop it.
+    let mut text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    text.push_str("{\"arch\": \"|nor_conv_1x1~0|+|no");
+    std::fs::write(&out, &text).unwrap();
+    std::fs::write(&archs, cells.join("\n")).unwrap();
+    let r = dasnas(&[&base[..], &["--archs", archs.to_str().unwrap(), "--resume"]].concat());
+    stdout(&r);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows = without_ms(&text);
+    assert_eq!(rows.len(), 3, "{text}");
+    let names: Vec<&str> = rows.iter().map(|v| v["arch"].as_str().unwrap()).collect();
+    assert_eq!(names, cells);
+}
+
+#[test]
+fn stdin_archs_and_extra_alphas() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dasnas"))
+        .args(["score", "--archs", "-", "--batch", "16", "--extra-alphas", "0,0.5"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(CELL.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let rows = without_ms(&stdout(&o));
+    assert_eq!(rows.len(), 1);
+    let v = &rows[0];
+    let d = v["d"].as_f64().unwrap();
+    assert_eq!(v["das@0"].as_f64().unwrap(), d);
+    let want = d + 0.5 * 16.0 * v["ln_n_units"].as_f64().unwrap();
+    assert!((v["das@0.5"].as_f64().unwrap() - want).abs() < 1e-9);
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let o = dasnas(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(err.contains(needle), "{args:?}: stderr was {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_with_a_message() {
+    fails_with(
+        &["score", "--arch", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"],
+        "unknown op `nor_conv_9x9`",
+    );
+    fails_with(&["score", "--sample", "20000"], "15625");
+    fails_with(&["score", "--sample", "1", "--space", "nb301"], "unknown search space");
+    fails_with(&["score", "--sample", "1", "--batch", "1"], "--batch 1");
+    let short = tmp("short.bin");
+    std::fs::write(&short, vec![0u8; 3073 * 3]).unwrap();
+    fails_with(
+        &["score", "--sample", "1", "--data", short.to_str().unwrap()],
+        "only 3",
+    );
+    std::fs::write(&short, vec![0u8; 3073 * 3 + 5]).unwrap();
+    fails_with(
+        &["score", "--sample", "1", "--data", short.to_str().unwrap()],
+        "not a whole number",
+    );
+    fails_with(
+        &["score", "--sample", "1", "--data", "/nonexistent/cifar.bin"],
+        "/nonexistent/cifar.bin",
+    );
+    let archs = tmp("bad-archs.txt");
+    std::fs::write(&archs, format!("{CELL}\n|none~0|+oops\n")).unwrap();
+    fails_with(&["score", "--archs", archs.to_str().unwrap()], "line 2");
+    fails_with(
+        &["eval", "--scores", "/nonexistent/s.jsonl", "--truth", "/nonexistent/t.csv"],
+        "/nonexistent/",
+    );
+}
+
+#[test]
+fn bench_prints_a_json_last_line() {
+    let o = dasnas(&["bench", "--cells", "1", "--batch", "8"]);
+    let text = stdout(&o);
+    let last = text.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert!(v["cells_per_s"].as_f64().unwrap() > 0.0);
+}
