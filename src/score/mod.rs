@@ -1,1 +1,5 @@
 //! Scoring: sign-bit codes, Hamming matrix, log-det, metrics.
+
+pub mod codes;
+pub mod hamming;
+pub mod logdet;
