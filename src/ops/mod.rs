@@ -1,1 +1,63 @@
 //! Ops of the runtime: one folder per op (shape rule in mod.rs, CPU code in cpu.rs).
+//!
+//! Every op works on NHWC f32 [`Tensor`](crate::tensor::Tensor)s. A forward
+//! function takes its output as `&mut Tensor`, already allocated with the
+//! shape the op's shape rule gives; it checks that shape, returns
+//! [`Error::Shape`] on a mismatch, and overwrites every element of the output
+//! (outputs are never accumulated into, so a stale or NaN-poisoned buffer is
+//! fine).
+
+pub mod add;
+pub mod batchnorm;
+pub mod conv2d;
+pub mod global_avg_pool;
+pub mod linear;
+pub mod pool;
+pub mod relu;
+
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+
+/// `Err(Error::Shape)` unless `got == want`; `what` names the tensor.
+pub(crate) fn check_shape(op: &str, what: &str, want: Shape, got: Shape) -> Result<()> {
+    if want == got {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!(
+            "{op}: {what} has shape {got}, expected {want}"
+        )))
+    }
+}
+
+/// `Err(Error::Shape)` unless a tensor's buffer holds exactly its shape's elements.
+pub(crate) fn check_len(op: &str, what: &str, shape: Shape, len: usize) -> Result<()> {
+    if shape.len() == len {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!(
+            "{op}: {what} of shape {shape} holds {len} elements, expected {}",
+            shape.len()
+        )))
+    }
+}
+
+/// `Err(Error::Shape)` unless a parameter slice has `want` elements.
+pub(crate) fn check_param(op: &str, what: &str, want: usize, got: usize) -> Result<()> {
+    if want == got {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!(
+            "{op}: {what} has {got} elements, expected {want}"
+        )))
+    }
+}
+
+/// `Err(Error::Shape)` if any dimension of an input tensor is zero.
+pub(crate) fn check_nonempty(op: &str, what: &str, s: Shape) -> Result<()> {
+    for (name, v) in [("n", s.n), ("h", s.h), ("w", s.w), ("c", s.c)] {
+        if v == 0 {
+            return Err(Error::Shape(format!("{op}: {what} {s} has {name} = 0")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! BatchNorm2d in training mode: per channel, statistics over (n, h, w) of
+//! the batch itself (biased variance), then `y = (x - mean) * inv_std *
+//! gamma + beta` with `inv_std = 1 / sqrt(var + eps)`.
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+
+/// BatchNorm hyper-parameters (plain data; gamma and beta live elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormSpec {
+    /// Channels (the `c` of the NHWC input).
+    pub channels: usize,
+    /// Added to the variance; must be positive and finite (the crate uses 1e-5).
+    pub eps: f32,
+}
+
+impl BatchNormSpec {
+    /// `channels` channels with PyTorch's default `eps = 1e-5`.
+    pub const fn new(channels: usize) -> Self {
+        BatchNormSpec {
+            channels,
+            eps: 1e-5,
+        }
+    }
+
+    /// The output shape (the input's), or an error naming the bad dimension.
+    pub fn out_shape(&self, input: Shape) -> Result<Shape> {
+        if self.channels == 0 {
+            return Err(Error::Shape(
+                "batchnorm: channels must be at least 1".into(),
+            ));
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(Error::Shape(format!(
+                "batchnorm: eps = {} must be positive and finite",
+                self.eps
+            )));
+        }
+        crate::ops::check_nonempty("batchnorm", "input", input)?;
+        if input.c != self.channels {
+            return Err(Error::Shape(format!(
+                "batchnorm: input channels c = {} but the spec has channels = {}",
+                input.c, self.channels
+            )));
+        }
+        Ok(input)
+    }
+}
+
+/// Batch statistics of one forward pass, kept for the backward pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnStats {
+    /// Per-channel batch mean.
+    pub mean: Vec<f32>,
+    /// Per-channel `1 / sqrt(var + eps)` (biased variance).
+    pub inv_std: Vec<f32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_rule() {
+        let s = BatchNormSpec::new(16);
+        let x = Shape::new(2, 4, 4, 16);
+        assert_eq!(s.out_shape(x).unwrap(), x);
+        for (spec, shape, needle) in [
+            (s, Shape::new(2, 4, 4, 8), "channels"),
+            (BatchNormSpec::new(0), x, "channels"),
+            (BatchNormSpec { eps: 0.0, ..s }, x, "eps"),
+            (BatchNormSpec { eps: f32::NAN, ..s }, x, "eps"),
+            (s, Shape::new(0, 4, 4, 16), "n = 0"),
+        ] {
+            match spec.out_shape(shape) {
+                Err(Error::Shape(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("expected an error for {spec:?} {shape}, got {other:?}"),
+            }
+        }
+    }
+}

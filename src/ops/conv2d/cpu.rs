@@ -1,0 +1,677 @@
+//! CPU forward convolution: direct (implicit-GEMM) convolution, no im2col.
+//!
+//! # Data layout and why
+//!
+//! * Input and output are NHWC: the channels of one pixel are contiguous.
+//! * Weights are `[kh][kw][cin_g][cout]` (see [`super`]): for one reduction
+//!   index `k = (ky, kx, ci)` the weights of consecutive output channels are
+//!   contiguous, so 8 or 16 of them load as one or two AVX vectors.
+//! * Per image, the input is copied into a zero-padded scratch
+//!   `[h + 2p][w + 2p][cin]` (thread-local, reused across images), so the
+//!   inner loops have no border tests. The fused-ReLU variant applies
+//!   `max(x, 0)` during this copy. With `pad == 0` and no ReLU the image is
+//!   read in place.
+//! * For each group and each block of 16 (or 8) output channels of that
+//!   group, the weights are repacked once per call into a contiguous panel
+//!   `[K][16]` (`K = kh * kw * cin_g`, in `(ky, kx, ci)` order), so the
+//!   microkernel streams them linearly.
+//!
+//! # Microkernel
+//!
+//! Output pixels are flattened (`p = oy * ow + ox`) and taken `MR` at a time
+//! (the last tile may wrap onto the next row; each pixel carries its own
+//! input offset, so rows and strides do not matter). A tile of `MR` pixels ×
+//! 16 channels lives in `2 * MR` ymm accumulators (`MR = 6`: 12 accumulators,
+//! 2 weight vectors and 1 broadcast = 15 of the 16 ymm registers, enough
+//! independent FMA chains to cover the FMA latency on 2 pipes). For each `k`
+//! it loads 2 weight vectors and, for each pixel, broadcasts one input value
+//! and issues 2 FMAs. The reduction runs over "segments": runs of `k` whose
+//! input values are contiguous in the padded image (`kw * cin` values per
+//! kernel row when `groups == 1` and `dilation == 1`, else `cin_g` values per
+//! tap), which keeps the inner loop long even for tiny `cin` (the 3-channel
+//! stem).
+//!
+//! Output channels not covered by 16/8-wide blocks (`cout_g % 8`) take a
+//! scalar path; depthwise convs (`cin_g == cout_g == 1`) take a path
+//! vectorised across channels.
+//!
+//! # Determinism
+//!
+//! Every output element is one sum over `k` in the fixed `(ky, kx, ci)` order,
+//! computed by one thread; images are distributed over rayon threads, so the
+//! result does not depend on the thread count. The AVX2 path uses fused
+//! multiply-adds and the portable path separate multiply and add, so the two
+//! paths may differ in the last bits (tests compare them with a tolerance).
+
+use rayon::prelude::*;
+
+use super::Conv2dSpec;
+use crate::error::{Error, Result};
+use crate::ops::{check_len, check_param, check_shape};
+use crate::tensor::Tensor;
+
+/// Which CPU microkernel a call may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvKernel {
+    /// The fastest the CPU supports (AVX2 + FMA when detected at run time).
+    #[default]
+    Auto,
+    /// The portable Rust kernel (no explicit SIMD), on every target.
+    Portable,
+}
+
+/// `y = conv2d(x, w)`. `x` is `[n, h, w, cin]`, `w` has
+/// [`Conv2dSpec::weight_len`] elements in the `[kh][kw][cin_g][cout]` layout,
+/// `y` must already have the shape [`Conv2dSpec::out_shape`] gives; every
+/// element of `y` is overwritten.
+pub fn conv2d_forward(spec: &Conv2dSpec, x: &Tensor, w: &[f32], y: &mut Tensor) -> Result<()> {
+    conv2d_forward_with(spec, x, w, y, false, ConvKernel::Auto)
+}
+
+/// `y = conv2d(relu(x), w)`: the ReLU is applied while the input is copied
+/// into the padded scratch, so it costs no extra pass over `x` (the NB201
+/// op is ReLU → conv → BN). `x` is not modified.
+pub fn conv2d_forward_relu_input(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+) -> Result<()> {
+    conv2d_forward_with(spec, x, w, y, true, ConvKernel::Auto)
+}
+
+/// [`conv2d_forward`] / [`conv2d_forward_relu_input`] with an explicit
+/// choice of microkernel (tests compare the SIMD and portable paths).
+pub fn conv2d_forward_with(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+    relu_input: bool,
+    kernel: ConvKernel,
+) -> Result<()> {
+    let out = spec.out_shape(x.shape)?;
+    check_len("conv2d", "input", x.shape, x.data.len())?;
+    check_param("conv2d", "weight", spec.weight_len(), w.len())?;
+    check_shape("conv2d", "output", out, y.shape)?;
+    check_len("conv2d", "output", y.shape, y.data.len())?;
+
+    let plan = Plan::new(spec, x.shape.h, x.shape.w, out.h, out.w, relu_input)?;
+    let panels = plan.pack_weights(w);
+    let wpk = panels.as_slice();
+    let simd = match kernel {
+        ConvKernel::Auto => Simd::detect(),
+        ConvKernel::Portable => Simd::Portable,
+    };
+
+    let in_img = x.shape.per_sample();
+    let out_img = out.per_sample();
+    let scratch_len = if plan.copy_input {
+        plan.hp * plan.wp * plan.cin
+    } else {
+        0
+    };
+    y.data
+        .par_chunks_mut(out_img)
+        .zip(x.data.par_chunks(in_img))
+        .enumerate()
+        .for_each_init(
+            // Zeroed once per rayon job; only the interior is ever written,
+            // so the padding border stays zero across images.
+            || vec![0.0f32; scratch_len],
+            |scratch, (n, (yimg, ximg))| {
+                // The image this thread most likely takes next (rayon hands
+                // out contiguous ranges): prefetched while this one runs.
+                let next = x.data.get((n + 1) * in_img..(n + 2) * in_img);
+                let src: &[f32] = if plan.copy_input {
+                    plan.fill_padded(ximg, scratch);
+                    scratch
+                } else {
+                    ximg
+                };
+                plan.run_image(src, w, wpk, yimg, simd, next.unwrap_or(&[]));
+            },
+        );
+    Ok(())
+}
+
+/// The instruction set a call runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Simd::Avx2Fma;
+            }
+        }
+        Simd::Portable
+    }
+}
+
+/// A run of reduction indices whose input values are contiguous: input
+/// offset `off` (relative to a pixel's base offset) and length `len`. The
+/// weight-panel index continues from one segment to the next.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    off: usize,
+    len: usize,
+}
+
+/// A block of `width` (16 or 8) output channels of one group, with its
+/// weight panel at `wpk[panel..panel + K * width]`.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    group: usize,
+    co0: usize,
+    width: usize,
+    panel: usize,
+}
+
+/// Packed weight panels inside an over-allocated buffer (for alignment).
+struct Panels {
+    buf: Vec<f32>,
+    start: usize,
+    total: usize,
+}
+
+impl Panels {
+    fn as_slice(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.total]
+    }
+}
+
+/// Everything one call needs, computed once: geometry, segments, blocks.
+#[derive(Debug)]
+struct Plan {
+    cin: usize,
+    cout: usize,
+    cin_g: usize,
+    cout_g: usize,
+    groups: usize,
+    kh: usize,
+    kw: usize,
+    dil: usize,
+    h: usize,
+    w: usize,
+    pad: usize,
+    relu: bool,
+    /// Whether the input goes through the padded scratch (`pad > 0` or
+    /// ReLU, which is applied during the copy).
+    copy_input: bool,
+    /// Dimensions of the image the kernels read (padded scratch or input).
+    hp: usize,
+    wp: usize,
+    oh: usize,
+    ow: usize,
+    /// Reduction length per output element.
+    kdim: usize,
+    segs: Vec<Seg>,
+    /// Per output pixel `p = oy * ow + ox`: offset of its window origin
+    /// `(oy * stride, ox * stride)` in the read image (no division in the
+    /// tile loops).
+    pix_base: Vec<usize>,
+    blocks: Vec<Block>,
+    /// The first group-local output channel left to the scalar path (the
+    /// same in every group).
+    scalar_from: usize,
+    depthwise: bool,
+}
+
+impl Plan {
+    fn new(
+        spec: &Conv2dSpec,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        relu: bool,
+    ) -> Result<Self> {
+        // With ReLU the input is always copied (ReLU applied in the copy):
+        // measured faster than a max per broadcast inside the microkernel,
+        // which competes with the FMAs for the FP pipes.
+        let copy_input = spec.pad > 0 || relu;
+        let (hp, wp) = if copy_input {
+            (h + 2 * spec.pad, w + 2 * spec.pad)
+        } else {
+            (h, w)
+        };
+        let (cin, cin_g, cout_g, d) = (spec.cin, spec.cin_g(), spec.cout_g(), spec.dilation);
+        let mut segs = Vec::new();
+        if cin_g == cin && d == 1 {
+            // One kernel row reads kw * cin contiguous values.
+            for ky in 0..spec.kh {
+                segs.push(Seg {
+                    off: ky * wp * cin,
+                    len: spec.kw * cin,
+                });
+            }
+        } else {
+            for ky in 0..spec.kh {
+                for kx in 0..spec.kw {
+                    segs.push(Seg {
+                        off: (ky * d * wp + kx * d) * cin,
+                        len: cin_g,
+                    });
+                }
+            }
+        }
+        let kdim = spec.fan_in();
+        let depthwise = cin_g == 1 && cout_g == 1;
+        let mut blocks = Vec::new();
+        let mut scalar_from = 0;
+        if !depthwise {
+            for g in 0..spec.groups {
+                let mut c = 0;
+                while c < cout_g {
+                    let width = match cout_g - c {
+                        r if r >= 16 => 16,
+                        r if r >= 8 => 8,
+                        _ => break,
+                    };
+                    let panel = blocks
+                        .last()
+                        .map_or(0, |b: &Block| b.panel + kdim * b.width);
+                    blocks.push(Block {
+                        group: g,
+                        co0: g * cout_g + c,
+                        width,
+                        panel,
+                    });
+                    c += width;
+                }
+                scalar_from = c;
+            }
+        }
+        let mut pix_base = Vec::with_capacity(oh * ow);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                pix_base.push((oy * spec.stride * wp + ox * spec.stride) * cin);
+            }
+        }
+        // The largest input index any tile reads must lie inside the image.
+        let max_read = ((oh - 1) * spec.stride + (spec.kh - 1) * d) * wp * cin
+            + ((ow - 1) * spec.stride + (spec.kw - 1) * d) * cin
+            + cin
+            - 1;
+        if max_read >= hp * wp * cin {
+            return Err(Error::Shape(format!(
+                "conv2d: internal geometry error for {spec:?} on {h}x{w}"
+            )));
+        }
+        Ok(Plan {
+            cin,
+            cout: spec.cout,
+            cin_g,
+            cout_g,
+            groups: spec.groups,
+            kh: spec.kh,
+            kw: spec.kw,
+            dil: d,
+            h,
+            w,
+            pad: spec.pad,
+            relu,
+            copy_input,
+            hp,
+            wp,
+            oh,
+            ow,
+            kdim,
+            segs,
+            pix_base,
+            blocks,
+            scalar_from,
+            depthwise,
+        })
+    }
+
+    /// Weight panels `[K][width]` of every block, concatenated, starting on
+    /// a 64-byte boundary (every panel is a multiple of 32 bytes long, so no
+    /// vector load of a 16- or 8-wide row straddles a cache line).
+    fn pack_weights(&self, w: &[f32]) -> Panels {
+        let total: usize = self.blocks.iter().map(|b| self.kdim * b.width).sum();
+        let buf = vec![0.0f32; total + 15];
+        let start = buf.as_ptr().align_offset(64).min(15);
+        let mut panels = Panels { buf, start, total };
+        let out = &mut panels.buf[start..start + total];
+        for b in &self.blocks {
+            let panel = &mut out[b.panel..b.panel + self.kdim * b.width];
+            for (k, row) in panel.chunks_exact_mut(b.width).enumerate() {
+                let src = k * self.cout + b.co0;
+                row.copy_from_slice(&w[src..src + b.width]);
+            }
+        }
+        panels
+    }
+
+    /// Copies one image into the interior of the padded scratch, applying
+    /// the ReLU when asked. The border is never written (it stays zero).
+    fn fill_padded(&self, ximg: &[f32], scratch: &mut [f32]) {
+        let row = self.w * self.cin;
+        for yy in 0..self.h {
+            let dst0 = ((yy + self.pad) * self.wp + self.pad) * self.cin;
+            let dst = &mut scratch[dst0..dst0 + row];
+            let src = &ximg[yy * row..(yy + 1) * row];
+            if self.relu {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = relu(s);
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// Offset in the read image of output pixel `p`'s window origin.
+    #[inline(always)]
+    fn pixel_base(&self, p: usize) -> usize {
+        self.pix_base[p]
+    }
+
+    /// Computes every output element of one image.
+    ///
+    /// `next` (possibly empty) is prefetched into L2 over the course of the
+    /// image (AVX2 path), so the next image's input is not read at DRAM
+    /// latency.
+    fn run_image(
+        &self,
+        src: &[f32],
+        w: &[f32],
+        wpk: &[f32],
+        yimg: &mut [f32],
+        simd: Simd,
+        next: &[f32],
+    ) {
+        if self.depthwise {
+            self.depthwise_image(src, w, yimg);
+            return;
+        }
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Simd::Avx2Fma` is only chosen after
+            // `is_x86_feature_detected!` found both AVX2 and FMA.
+            Simd::Avx2Fma => unsafe { x86::blocks_image(self, src, wpk, yimg, next) },
+            Simd::Portable => self.blocks_image_portable(src, wpk, yimg),
+        }
+        if self.scalar_from < self.cout_g {
+            self.scalar_channels(src, w, yimg);
+        }
+    }
+
+    /// Portable tiles: the same blocking as the AVX2 path.
+    fn blocks_image_portable(&self, src: &[f32], wpk: &[f32], yimg: &mut [f32]) {
+        let npix = self.oh * self.ow;
+        for b in &self.blocks {
+            let panel = &wpk[b.panel..b.panel + self.kdim * b.width];
+            let goff = b.group * self.cin_g;
+            let mut p = 0;
+            while p < npix {
+                let m = (npix - p).min(PORTABLE_MR);
+                let mut bases = [0usize; PORTABLE_MR];
+                for (i, base) in bases.iter_mut().enumerate().take(m) {
+                    *base = self.pixel_base(p + i) + goff;
+                }
+                let out = &mut yimg[p * self.cout + b.co0..];
+                if b.width == 16 {
+                    tile_portable::<2>(src, &bases[..m], &self.segs, panel, out, self.cout);
+                } else {
+                    tile_portable::<1>(src, &bases[..m], &self.segs, panel, out, self.cout);
+                }
+                p += m;
+            }
+        }
+    }
+
+    /// Output channels `scalar_from..cout_g` of every group, one dot product each.
+    fn scalar_channels(&self, src: &[f32], w: &[f32], yimg: &mut [f32]) {
+        let npix = self.oh * self.ow;
+        for g in 0..self.groups {
+            let goff = g * self.cin_g;
+            for co in g * self.cout_g + self.scalar_from..(g + 1) * self.cout_g {
+                for p in 0..npix {
+                    let base = self.pixel_base(p) + goff;
+                    let mut acc = 0.0f32;
+                    let mut k = 0;
+                    for s in &self.segs {
+                        let xs = &src[base + s.off..base + s.off + s.len];
+                        for &xv in xs {
+                            acc += xv * w[k * self.cout + co];
+                            k += 1;
+                        }
+                    }
+                    yimg[p * self.cout + co] = acc;
+                }
+            }
+        }
+    }
+
+    /// Depthwise (`cin_g == cout_g == 1`): output channel c reads input
+    /// channel c only, and both the input pixel and the weights of one tap
+    /// are contiguous over c, so the loop vectorises across channels.
+    fn depthwise_image(&self, src: &[f32], w: &[f32], yimg: &mut [f32]) {
+        let c = self.cout;
+        let npix = self.oh * self.ow;
+        for p in 0..npix {
+            let base = self.pixel_base(p);
+            let acc = &mut yimg[p * c..(p + 1) * c];
+            acc.fill(0.0);
+            // Taps in (ky, kx) order; weights of tap k are w[k * c..(k + 1) * c].
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let off = base + (ky * self.dil * self.wp + kx * self.dil) * self.cin;
+                    let k = ky * self.kw + kx;
+                    let xs = &src[off..off + c];
+                    let ws = &w[k * c..(k + 1) * c];
+                    for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
+                        *a += xv * wv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ReLU as `x > 0 ? x : 0` (not `f32::max`), so -0.0 and NaN give +0.0,
+/// like `crate::ops::relu`.
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// Pixels per portable tile.
+const PORTABLE_MR: usize = 4;
+
+/// Portable tile: `bases.len()` pixels × `8 * V` output channels. `out`
+/// starts at the first pixel's first channel of the block; pixel `m` is at
+/// `out[m * ldo..]`.
+fn tile_portable<const V: usize>(
+    src: &[f32],
+    bases: &[usize],
+    segs: &[Seg],
+    panel: &[f32],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let mut acc = [[[0.0f32; 8]; V]; PORTABLE_MR];
+    let width = 8 * V;
+    let mut k = 0;
+    for s in segs {
+        for i in 0..s.len {
+            let wrow = &panel[k * width..(k + 1) * width];
+            for (m, &base) in bases.iter().enumerate() {
+                let xv = src[base + s.off + i];
+                for v in 0..V {
+                    for l in 0..8 {
+                        acc[m][v][l] += xv * wrow[v * 8 + l];
+                    }
+                }
+            }
+            k += 1;
+        }
+    }
+    for m in 0..bases.len() {
+        let o = &mut out[m * ldo..m * ldo + width];
+        for v in 0..V {
+            o[v * 8..v * 8 + 8].copy_from_slice(&acc[m][v]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! AVX2 + FMA microkernels. Every function here requires AVX2 and FMA
+    //! (callers check with `is_x86_feature_detected!`).
+
+    use std::arch::x86_64::*;
+
+    use super::{Block, Plan, Seg};
+
+    /// Pixels per tile for 16-wide blocks (12 accumulators).
+    const MR16: usize = 6;
+    /// Pixels per tile for 8-wide blocks (8 accumulators).
+    const MR8: usize = 8;
+
+    /// All 16/8-wide blocks of one image. `next` is prefetched into L2
+    /// during the first block.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn blocks_image(
+        plan: &Plan,
+        src: &[f32],
+        wpk: &[f32],
+        yimg: &mut [f32],
+        next: &[f32],
+    ) {
+        // These hold by construction (`Plan::new`, `pack_weights`, the
+        // caller's chunking); checked once per image, they make the raw
+        // pointer accesses below in bounds.
+        assert!(src.len() >= plan.hp * plan.wp * plan.cin);
+        assert!(yimg.len() == plan.oh * plan.ow * plan.cout);
+        for (i, b) in plan.blocks.iter().enumerate() {
+            assert!(b.panel + plan.kdim * b.width <= wpk.len());
+            assert!(b.co0 + b.width <= plan.cout);
+            let pf = if i == 0 { next } else { &[] };
+            if b.width == 16 {
+                block::<2, MR16>(plan, src, wpk, yimg, b, pf);
+            } else {
+                block::<1, MR8>(plan, src, wpk, yimg, b, pf);
+            }
+        }
+    }
+
+    /// One block of `8 * V` output channels over every pixel, `MR` pixels
+    /// per tile.
+    ///
+    /// # Safety
+    /// AVX2 + FMA; the bounds asserted in `blocks_image`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const V: usize, const MR: usize>(
+        plan: &Plan,
+        src: &[f32],
+        wpk: &[f32],
+        yimg: &mut [f32],
+        b: &Block,
+        pf: &[f32],
+    ) {
+        let npix = plan.oh * plan.ow;
+        let goff = b.group * plan.cin_g;
+        // Prefetch `pf` (16 floats a cache line) evenly over the tiles.
+        let tiles = npix.div_ceil(MR);
+        let pf_per_tile = pf.len().div_ceil(16).div_ceil(tiles) * 16;
+        let mut pf_at = 0;
+        let mut p = 0;
+        while p < npix {
+            let pf_end = (pf_at + pf_per_tile).min(pf.len());
+            while pf_at < pf_end {
+                // A prefetch is a hint and never faults; the address is
+                // inside `pf` anyway.
+                _mm_prefetch::<_MM_HINT_T1>(pf.as_ptr().add(pf_at) as *const i8);
+                pf_at += 16;
+            }
+            let m = (npix - p).min(MR);
+            let mut bases = [0usize; MR8];
+            for (i, base) in bases.iter_mut().enumerate().take(m) {
+                *base = plan.pixel_base(p + i) + goff;
+            }
+            // SAFETY: `Plan::new` checked that the largest input index a
+            // tile reads (`pixel_base + goff + seg.off + seg.len - 1` over
+            // every pixel and segment) is below `hp * wp * cin` <=
+            // src.len(); the panel at `b.panel` holds `kdim * 8 * V` floats
+            // of `wpk`; output pixels `p..p + m` hold channels
+            // `co0..co0 + 8 * V` inside `yimg` (asserted in `blocks_image`).
+            let (s, ps, l) = (src.as_ptr(), &plan.segs[..], plan.cout);
+            let w = wpk.as_ptr().add(b.panel);
+            let o = yimg.as_mut_ptr().add(p * plan.cout + b.co0);
+            match m {
+                8 => tile::<8, V>(s, &bases, ps, w, o, l),
+                7 => tile::<7, V>(s, &bases, ps, w, o, l),
+                6 => tile::<6, V>(s, &bases, ps, w, o, l),
+                5 => tile::<5, V>(s, &bases, ps, w, o, l),
+                4 => tile::<4, V>(s, &bases, ps, w, o, l),
+                3 => tile::<3, V>(s, &bases, ps, w, o, l),
+                2 => tile::<2, V>(s, &bases, ps, w, o, l),
+                _ => tile::<1, V>(s, &bases, ps, w, o, l),
+            }
+            p += m;
+        }
+    }
+
+    /// One tile: `M` pixels × `8 * V` output channels in `M * V` ymm
+    /// accumulators (`M * V + V + 1 <= 16` registers for the shapes called:
+    /// 6 × 2 and 8 × 1). Accumulates `acc[m][v] += x[m][k] * W[k][8v..8v+8]` over
+    /// all `k` in segment order (fixed), then stores each pixel's `8 * V`
+    /// channels to `out + m * ldo`.
+    ///
+    /// # Safety
+    /// AVX2 + FMA; for every `m < M` and segment `s`,
+    /// `src[bases[m] + s.off .. + s.len]` is readable; `panel` holds
+    /// `K * 8 * V` floats (`K` = total segment length); `out + m * ldo`
+    /// has `8 * V` writable floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const M: usize, const V: usize>(
+        src: *const f32,
+        bases: &[usize; MR8],
+        segs: &[Seg],
+        panel: *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); V]; M];
+        let mut wk = panel;
+        for s in segs {
+            let ptrs: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + s.off));
+            for i in 0..s.len {
+                let mut wv = [_mm256_setzero_ps(); V];
+                for (v, wvv) in wv.iter_mut().enumerate() {
+                    *wvv = _mm256_loadu_ps(wk.add(8 * v));
+                }
+                for (row, p) in acc.iter_mut().zip(&ptrs) {
+                    let xb = _mm256_broadcast_ss(&*p.add(i));
+                    for (a, &wvv) in row.iter_mut().zip(&wv) {
+                        *a = _mm256_fmadd_ps(xb, wvv, *a);
+                    }
+                }
+                wk = wk.add(8 * V);
+            }
+        }
+        for (m, row) in acc.iter().enumerate() {
+            for (v, &a) in row.iter().enumerate() {
+                _mm256_storeu_ps(out.add(m * ldo + 8 * v), a);
+            }
+        }
+    }
+}

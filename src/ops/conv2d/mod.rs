@@ -1,0 +1,227 @@
+//! 2-d convolution (cross-correlation, as in PyTorch), NHWC, no bias, zero
+//! padding, square stride / padding / dilation, optional groups.
+//!
+//! Weight layout (ours, not PyTorch's): `[kh][kw][cin / groups][cout]`, i.e.
+//! the weight of tap (ky, kx), group-local input channel ci and global output
+//! channel co sits at `((ky * kw + kx) * cin_g + ci) * cout + co`. Output
+//! channel co belongs to group `g = co / cout_g` and reads input channels
+//! `g * cin_g .. (g + 1) * cin_g`. Output channels are innermost so that a
+//! CPU kernel loads 8 or 16 consecutive output channels of one tap as SIMD
+//! vectors, matching the NHWC output where a pixel's channels are contiguous.
+//!
+//! Output size per spatial axis:
+//! `o = (i + 2 * pad - dilation * (k - 1) - 1) / stride + 1` (floor).
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+
+/// A 2-d convolution's hyper-parameters (plain data; the weights live elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dSpec {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// Dilation (both axes).
+    pub dilation: usize,
+    /// Groups; `groups == cin == cout` is a depthwise conv.
+    pub groups: usize,
+}
+
+impl Conv2dSpec {
+    /// A square `k × k` conv with `groups = 1`, `dilation = 1`.
+    pub const fn new(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
+        Conv2dSpec {
+            cin,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+
+    /// Input channels per group.
+    pub const fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    /// Output channels per group.
+    pub const fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+
+    /// Checks the hyper-parameters alone (no input shape).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Shape(format!("conv2d {self:?}: {msg}")));
+        for (name, v) in [
+            ("cin", self.cin),
+            ("cout", self.cout),
+            ("kh", self.kh),
+            ("kw", self.kw),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+            ("groups", self.groups),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if !self.cin.is_multiple_of(self.groups) {
+            return bad(format!(
+                "groups = {} does not divide cin = {}",
+                self.groups, self.cin
+            ));
+        }
+        if !self.cout.is_multiple_of(self.groups) {
+            return bad(format!(
+                "groups = {} does not divide cout = {}",
+                self.groups, self.cout
+            ));
+        }
+        Ok(())
+    }
+
+    /// Output size along one axis of input size `i` and kernel size `k`.
+    fn out_dim(&self, axis: &str, i: usize, k: usize) -> Result<usize> {
+        let span = self
+            .dilation
+            .checked_mul(k - 1)
+            .and_then(|v| v.checked_add(1))
+            .ok_or_else(|| Error::Shape(format!("conv2d: kernel {axis} span overflows")))?;
+        let padded = self
+            .pad
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(i))
+            .ok_or_else(|| Error::Shape(format!("conv2d: padded input {axis} overflows")))?;
+        if padded < span {
+            return Err(Error::Shape(format!(
+                "conv2d: input {axis} = {i} with pad {} is {padded}, smaller than the \
+                 dilated kernel {axis} span {span}; output {axis} would be < 1",
+                self.pad
+            )));
+        }
+        Ok((padded - span) / self.stride + 1)
+    }
+
+    /// The output shape for an input of shape `input`, or an error naming the
+    /// bad dimension.
+    pub fn out_shape(&self, input: Shape) -> Result<Shape> {
+        self.validate()?;
+        super::check_nonempty("conv2d", "input", input)?;
+        if input.c != self.cin {
+            return Err(Error::Shape(format!(
+                "conv2d: input channels c = {} but the spec has cin = {}",
+                input.c, self.cin
+            )));
+        }
+        let oh = self.out_dim("h", input.h, self.kh)?;
+        let ow = self.out_dim("w", input.w, self.kw)?;
+        Ok(Shape::new(input.n, oh, ow, self.cout))
+    }
+
+    /// Number of weights: `kh * kw * cin / groups * cout`.
+    pub const fn weight_len(&self) -> usize {
+        self.kh * self.kw * self.cin_g() * self.cout
+    }
+
+    /// Fan-in of one output unit: `cin / groups * kh * kw`.
+    pub const fn fan_in(&self) -> usize {
+        self.cin_g() * self.kh * self.kw
+    }
+
+    /// Floating-point operations (a multiply-add counts 2) of one forward
+    /// pass on `input`.
+    pub fn flops(&self, input: Shape) -> Result<u64> {
+        let o = self.out_shape(input)?;
+        Ok(2 * o.len() as u64 * self.fan_in() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_msg(r: Result<Shape>) -> String {
+        match r {
+            Err(Error::Shape(m)) => m,
+            other => panic!("expected a shape error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nb201_shapes() {
+        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
+        assert_eq!(
+            s.out_shape(Shape::new(128, 32, 32, 16)).unwrap(),
+            Shape::new(128, 32, 32, 16)
+        );
+        let s = Conv2dSpec::new(16, 32, 3, 2, 1);
+        assert_eq!(
+            s.out_shape(Shape::new(2, 32, 32, 16)).unwrap(),
+            Shape::new(2, 16, 16, 32)
+        );
+        let s = Conv2dSpec {
+            dilation: 2,
+            pad: 2,
+            ..Conv2dSpec::new(8, 8, 3, 1, 0)
+        };
+        assert_eq!(
+            s.out_shape(Shape::new(1, 7, 5, 8)).unwrap(),
+            Shape::new(1, 7, 5, 8)
+        );
+        assert_eq!(s.weight_len(), 3 * 3 * 8 * 8);
+        assert_eq!(s.fan_in(), 72);
+        assert_eq!(
+            Conv2dSpec::new(3, 16, 3, 1, 1)
+                .flops(Shape::new(1, 32, 32, 3))
+                .unwrap(),
+            2 * 32 * 32 * 16 * 27
+        );
+    }
+
+    #[test]
+    fn shape_errors_name_the_dimension() {
+        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
+        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 15))).contains("cin"));
+        let s = Conv2dSpec {
+            groups: 3,
+            ..Conv2dSpec::new(6, 8, 3, 1, 1)
+        };
+        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 6))).contains("cout"));
+        let s = Conv2dSpec {
+            groups: 4,
+            ..Conv2dSpec::new(6, 8, 3, 1, 1)
+        };
+        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 6))).contains("cin"));
+        let s = Conv2dSpec::new(4, 4, 5, 1, 0);
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 9, 4))).contains("input h"));
+        assert!(err_msg(s.out_shape(Shape::new(1, 9, 4, 4))).contains("input w"));
+        let s = Conv2dSpec::new(4, 4, 3, 0, 1);
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("stride"));
+        let s = Conv2dSpec {
+            dilation: 0,
+            ..Conv2dSpec::new(4, 4, 3, 1, 1)
+        };
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("dilation"));
+        let s = Conv2dSpec::new(4, 0, 3, 1, 1);
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("cout"));
+        let s = Conv2dSpec::new(4, 4, 0, 1, 1);
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("kh"));
+        let s = Conv2dSpec::new(4, 4, 3, 1, 1);
+        assert!(err_msg(s.out_shape(Shape::new(0, 4, 4, 4))).contains("n = 0"));
+        assert!(err_msg(s.out_shape(Shape::new(1, 0, 4, 4))).contains("h = 0"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Global average pooling: `[n, h, w, c] -> [n, 1, 1, c]`, the mean over
+//! every pixel of each sample and channel.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::tensor::Shape;
+
+/// The output shape `[n, 1, 1, c]`; errors on a zero dimension.
+pub fn out_shape(input: Shape) -> Result<Shape> {
+    crate::ops::check_nonempty("global_avg_pool", "input", input)?;
+    Ok(Shape::new(input.n, 1, 1, input.c))
+}

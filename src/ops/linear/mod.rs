@@ -1,0 +1,86 @@
+//! Fully connected layer `y = x · W + b` on the flattened per-sample input.
+//!
+//! Weight layout `[inputs][outputs]` (row i holds the weights from input i
+//! to every output, contiguous over outputs so the CPU loop vectorises over
+//! outputs); bias `[outputs]`. The flattening of an NHWC sample is its
+//! memory order (h, w, c).
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+
+/// Linear-layer sizes (plain data; weights and bias live elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinearSpec {
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl LinearSpec {
+    /// Number of weights: `inputs * outputs`.
+    pub const fn weight_len(&self) -> usize {
+        self.inputs * self.outputs
+    }
+
+    /// Fan-in of one output: `inputs`.
+    pub const fn fan_in(&self) -> usize {
+        self.inputs
+    }
+
+    /// The output shape `[n, 1, 1, outputs]` for an input whose per-sample
+    /// size is `inputs`, or an error naming the bad dimension.
+    pub fn out_shape(&self, input: Shape) -> Result<Shape> {
+        if self.inputs == 0 || self.outputs == 0 {
+            return Err(Error::Shape(format!(
+                "linear: inputs = {} and outputs = {} must be at least 1",
+                self.inputs, self.outputs
+            )));
+        }
+        crate::ops::check_nonempty("linear", "input", input)?;
+        if input.per_sample() != self.inputs {
+            return Err(Error::Shape(format!(
+                "linear: input {input} has h * w * c = {} values per sample, the spec has inputs = {}",
+                input.per_sample(),
+                self.inputs
+            )));
+        }
+        Ok(Shape::new(input.n, 1, 1, self.outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_rule() {
+        let s = LinearSpec {
+            inputs: 64,
+            outputs: 10,
+        };
+        assert_eq!(
+            s.out_shape(Shape::new(3, 1, 1, 64)).unwrap(),
+            Shape::new(3, 1, 1, 10)
+        );
+        assert_eq!(
+            s.out_shape(Shape::new(3, 2, 2, 16)).unwrap(),
+            Shape::new(3, 1, 1, 10)
+        );
+        assert_eq!(s.weight_len(), 640);
+        assert_eq!(s.fan_in(), 64);
+        match s.out_shape(Shape::new(3, 1, 1, 63)) {
+            Err(Error::Shape(m)) => assert!(m.contains("inputs"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match (LinearSpec {
+            inputs: 0,
+            outputs: 1,
+        })
+        .out_shape(Shape::new(1, 1, 1, 1))
+        {
+            Err(Error::Shape(m)) => assert!(m.contains("inputs"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
