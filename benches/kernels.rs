@@ -78,7 +78,9 @@ fn codes(c: &mut Criterion) {
     g.sample_size(20);
     let x = random(Shape::new(B, 32, 32, 16), 4);
     g.throughput(Throughput::Elements(x.shape.len() as u64));
-    g.bench_function("pack_16ch_32x32", |b| b.iter(|| pack_signs(&x.data, B).unwrap()));
+    g.bench_function("pack_16ch_32x32", |b| {
+        b.iter(|| pack_signs(&x.data, B).unwrap())
+    });
     let packed = pack_signs(&x.data, B).unwrap();
     let pairs_words = (B * (B - 1) / 2 * packed.words_per_sample) as u64;
     g.throughput(Throughput::Elements(pairs_words));
@@ -96,7 +98,11 @@ fn logdet(c: &mut Criterion) {
     let mut a = vec![0.0f64; n * n];
     for i in 0..n {
         for j in 0..n {
-            a[i * n + j] = if i == j { 2.0 * n as f64 } else { ((i * j) % 7) as f64 };
+            a[i * n + j] = if i == j {
+                2.0 * n as f64
+            } else {
+                ((i * j) % 7) as f64
+            };
         }
     }
     c.bench_function("cholesky_logdet_128", |b| b.iter(|| cholesky_logdet(&a, n)));

@@ -7,7 +7,9 @@ slogdet. PyTorch default init, BatchNorm in training mode, N(0,1) inputs.
 Dead ops (whose result cannot reach the cell output) are left out.
 
     python3 scripts/torch_reference.py ARCHS_FILE [--batch 128] [--threads 2]
-prints one line per cell (arch, naswot, n_units, seconds) and a summary.
+prints one line per cell (arch, naswot, n_units, seconds) and a summary. The
+first cell is a warm-up and is not timed, as in `dasnas bench`, which samples
+the same cells as `dasnas score --sample N+1` with the same seed.
 """
 import argparse, time
 import torch
@@ -109,8 +111,9 @@ def main():
     torch.manual_seed(a.seed)
     archs = [l.strip() for l in open(a.archs) if l.strip() and not l.startswith('#')]
     x = torch.randn(a.batch, 3, 32, 32)
-    naswot(network(parse(archs[0])), x)  # warm-up
+    naswot(network(parse(archs[0])), x)  # warm-up, like `dasnas bench`
     total = 0.0
+    archs = archs[1:] if len(archs) > 1 else archs
     for s in archs:
         t = time.perf_counter()
         score, units = naswot(network(parse(s)), x)

@@ -80,12 +80,7 @@ pub fn score_graph(
 }
 
 /// Builds the architecture's network and scores it (see [`score_graph`]).
-pub fn score_arch(
-    arch: &space::Arch,
-    batch: &Tensor,
-    seed: u64,
-    alpha: f64,
-) -> Result<CellResult> {
+pub fn score_arch(arch: &space::Arch, batch: &Tensor, seed: u64, alpha: f64) -> Result<CellResult> {
     let t0 = Instant::now();
     let graph = arch.network()?;
     let build = t0.elapsed().as_secs_f64();

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "dasnas", version, about = "Training-free architecture scores (NASWOT, DAS) on hand-written kernels")]
+#[command(
+    name = "dasnas",
+    version,
+    about = "Training-free architecture scores (NASWOT, DAS) on hand-written kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -170,9 +174,10 @@ fn read_arch_lines(space: Space, path: &Path) -> Result<Vec<Arch>> {
         if s.is_empty() || s.starts_with('#') {
             continue;
         }
-        out.push(Arch::parse(space, s).map_err(|e| {
-            Error::Data(format!("{} line {}: {e}", path.display(), i + 1))
-        })?);
+        out.push(
+            Arch::parse(space, s)
+                .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?,
+        );
     }
     Ok(out)
 }
@@ -205,9 +210,8 @@ fn done_archs(path: &Path) -> Result<std::collections::HashSet<String>> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            Error::Data(format!("{} line {}: {e}", path.display(), i + 1))
-        })?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?;
         if let Some(a) = v.get("arch").and_then(|a| a.as_str()) {
             done.insert(a.to_string());
         }

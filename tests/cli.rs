@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const CELL: &str = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
+const CELL: &str =
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
 
 fn dasnas(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dasnas"))
@@ -50,7 +51,15 @@ fn same_seed_same_json_on_one_and_two_threads() {
     assert_eq!(a.len(), 3);
     assert_eq!(a, b);
     for v in &a {
-        for k in ["arch", "wot", "d", "n_units", "ln_n_units", "das", "singular"] {
+        for k in [
+            "arch",
+            "wot",
+            "d",
+            "n_units",
+            "ln_n_units",
+            "das",
+            "singular",
+        ] {
             assert!(v.get(k).is_some(), "missing {k} in {v}");
         }
     }
@@ -65,10 +74,16 @@ fn out_file_is_appended_and_resume_skips_finished_cells() {
         "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|",
         "|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|",
     ];
-    std::fs::write(&archs, format!("# three cells\n{}\n\n{}\n", cells[0], cells[1])).unwrap();
+    std::fs::write(
+        &archs,
+        format!("# three cells\n{}\n\n{}\n", cells[0], cells[1]),
+    )
+    .unwrap();
     let o = out.to_str().unwrap();
     let base = ["score", "--batch", "16", "--out", o];
-    stdout(&dasnas(&[&base[..], &["--archs", archs.to_str().unwrap()]].concat()));
+    stdout(&dasnas(
+        &[&base[..], &["--archs", archs.to_str().unwrap()]].concat(),
+    ));
     // A run killed mid-write leaves a partial line; resume must drop it.
     let mut text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 2);
@@ -88,12 +103,25 @@ fn out_file_is_appended_and_resume_skips_finished_cells() {
 fn stdin_archs_and_extra_alphas() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_dasnas"))
-        .args(["score", "--archs", "-", "--batch", "16", "--extra-alphas", "0,0.5"])
+        .args([
+            "score",
+            "--archs",
+            "-",
+            "--batch",
+            "16",
+            "--extra-alphas",
+            "0,0.5",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(CELL.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(CELL.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     let rows = without_ms(&stdout(&o));
     assert_eq!(rows.len(), 1);
@@ -115,11 +143,18 @@ fn fails_with(args: &[&str], needle: &str) {
 #[test]
 fn bad_inputs_exit_non_zero_with_a_message() {
     fails_with(
-        &["score", "--arch", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"],
+        &[
+            "score",
+            "--arch",
+            "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        ],
         "unknown op `nor_conv_9x9`",
     );
     fails_with(&["score", "--sample", "20000"], "15625");
-    fails_with(&["score", "--sample", "1", "--space", "nb301"], "unknown search space");
+    fails_with(
+        &["score", "--sample", "1", "--space", "nb301"],
+        "unknown search space",
+    );
     fails_with(&["score", "--sample", "1", "--batch", "1"], "--batch 1");
     let short = tmp("short.bin");
     std::fs::write(&short, vec![0u8; 3073 * 3]).unwrap();
@@ -140,7 +175,13 @@ fn bad_inputs_exit_non_zero_with_a_message() {
     std::fs::write(&archs, format!("{CELL}\n|none~0|+oops\n")).unwrap();
     fails_with(&["score", "--archs", archs.to_str().unwrap()], "line 2");
     fails_with(
-        &["eval", "--scores", "/nonexistent/s.jsonl", "--truth", "/nonexistent/t.csv"],
+        &[
+            "eval",
+            "--scores",
+            "/nonexistent/s.jsonl",
+            "--truth",
+            "/nonexistent/t.csv",
+        ],
         "/nonexistent/",
     );
 }

@@ -70,6 +70,9 @@ fn wot_ranks_like_the_pytorch_reference() {
         theirs.push(r.naswot);
     }
     let rho = spearman_rho(&ours, &theirs).unwrap();
-    eprintln!("spearman(ours, reference) over {} cells = {rho:.4}", subset.len());
+    eprintln!(
+        "spearman(ours, reference) over {} cells = {rho:.4}",
+        subset.len()
+    );
     assert!(rho >= 0.97, "spearman {rho}");
 }

@@ -74,7 +74,7 @@ impl CifarImages {
 
     pub fn from_bytes(bytes: &[u8], dataset: Dataset) -> Result<Self> {
         let want = dataset.label_bytes();
-        let fits = |lb: usize| !bytes.is_empty() && bytes.len() % (lb + PIXELS) == 0;
+        let fits = |lb: usize| !bytes.is_empty() && bytes.len().is_multiple_of(lb + PIXELS);
         let label_bytes = if fits(want) {
             want
         } else if dataset == Dataset::Cifar100 && fits(1) {

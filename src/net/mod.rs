@@ -29,7 +29,10 @@ pub const BN_EPS: f32 = 1e-5;
 pub enum Op {
     /// The input batch.
     Input,
-    /// A constant zero tensor: a node all of whose incoming edges are absent.
+    /// `x · 0`: zeros of its input's shape. A cell node all of whose incoming
+    /// edges are `none` holds this; like the reference's `x.mul(0.)` it keeps
+    /// its input live, so the layers before a cell that ignores its input
+    /// still reach the output (and their ReLUs still count).
     Zeros,
     Conv2d {
         spec: Conv2dSpec,
@@ -81,7 +84,7 @@ pub struct Param {
 }
 
 /// A whole network.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub params: Vec<Param>,
@@ -198,16 +201,6 @@ pub struct GraphBuilder {
     graph: Graph,
 }
 
-impl Default for Graph {
-    fn default() -> Self {
-        Graph {
-            nodes: Vec::new(),
-            params: Vec::new(),
-            output: 0,
-        }
-    }
-}
-
 impl GraphBuilder {
     pub fn new() -> Self {
         Self::default()
@@ -237,9 +230,10 @@ impl GraphBuilder {
         self.push(Op::Input, vec![], Shape::new(1, h, w, c), "input")
     }
 
-    /// A constant zero tensor of the given per-sample shape.
-    pub fn zeros(&mut self, shape: Shape, name: &str) -> NodeId {
-        self.push(Op::Zeros, vec![], shape.with_n(1), name)
+    /// `x · 0`: zeros shaped like `x`, with `x` as its (liveness-only) input.
+    pub fn zeros_like(&mut self, x: NodeId, name: &str) -> NodeId {
+        let shape = self.shape(x);
+        self.push(Op::Zeros, vec![x], shape, name)
     }
 
     /// A convolution without bias, weights uniform ±1/√fan_in.
@@ -350,7 +344,11 @@ impl GraphBuilder {
             spec.weight_len(),
             ParamInit::Uniform { bound },
         );
-        let bias = self.param(format!("{name}.bias"), outputs, ParamInit::Uniform { bound });
+        let bias = self.param(
+            format!("{name}.bias"),
+            outputs,
+            ParamInit::Uniform { bound },
+        );
         self.push(
             Op::Linear { spec, weight, bias },
             vec![x],

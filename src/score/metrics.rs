@@ -41,8 +41,8 @@ pub fn scores(codes: &ReluCodes, alpha: f64) -> Scores {
     let ln_n_units = (n_units as f64).ln();
     // Equal codes (H = 0 off the diagonal) make two rows of K_H equal: the
     // determinant is exactly 0, whatever rounding Cholesky would show.
-    let duplicate = n_units == 0
-        || (0..b).any(|i| (i + 1..b).any(|j| codes.hamming[i * b + j] == 0));
+    let duplicate =
+        n_units == 0 || (0..b).any(|i| (i + 1..b).any(|j| codes.hamming[i * b + j] == 0));
     let wot = if duplicate {
         None
     } else {
@@ -83,8 +83,13 @@ mod tests {
     #[test]
     fn matches_the_float_reference_formulation() {
         // K = x xᵀ + (1 − x)(1 − x)ᵀ computed in floats, then ln det by LU.
+        let key = crate::net::rng::stream_key(9, 9);
         let bits: Vec<Vec<bool>> = (0..5)
-            .map(|i| (0..23).map(|u| (u * 7 + i * 3 + u * i) % 5 < 2).collect())
+            .map(|i| {
+                (0..23)
+                    .map(|u| crate::net::rng::bits(key, i * 23 + u) & 1 == 1)
+                    .collect()
+            })
             .collect();
         let b = bits.len();
         let mut k = nalgebra::DMatrix::<f64>::zeros(b, b);
@@ -102,7 +107,10 @@ mod tests {
         let s = scores(&codes_from_bits(&bits), 0.5);
         assert!(!s.singular);
         let wot = s.wot.unwrap();
-        assert!((wot - want).abs() < 1e-9 * want.abs().max(1.0), "{wot} vs {want}");
+        assert!(
+            (wot - want).abs() < 1e-9 * want.abs().max(1.0),
+            "{wot} vs {want}"
+        );
         let d = s.d.unwrap();
         assert!((d - (wot - 5.0 * 23f64.ln())).abs() < 1e-12);
         assert!(d <= 0.0);
@@ -119,7 +127,11 @@ mod tests {
 
     #[test]
     fn duplicate_codes_are_singular_not_nan() {
-        let bits = vec![vec![true, false, true], vec![true, false, true], vec![false; 3]];
+        let bits = vec![
+            vec![true, false, true],
+            vec![true, false, true],
+            vec![false; 3],
+        ];
         let s = scores(&codes_from_bits(&bits), 1.0);
         assert!(s.singular);
         assert_eq!((s.wot, s.d, s.das), (None, None, None));
