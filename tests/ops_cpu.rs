@@ -697,3 +697,37 @@ fn linear_matches_reference() {
         assert!(linear_forward(&spec, &x, &wt, &b[1..], &mut y).is_err());
     }
 }
+
+/// Shapes whose element count overflows usize, or buffers that disagree
+/// with their shape, are errors, never panics.
+#[test]
+fn absurd_shapes_are_errors_not_panics() {
+    let huge = Shape::new(1 << 40, 1 << 40, 1, 1);
+    let torn = Tensor {
+        shape: huge,
+        data: vec![],
+    };
+    let mut y = Tensor {
+        shape: huge,
+        data: vec![],
+    };
+    assert!(matches!(relu_forward(&torn, &mut y), Err(Error::Shape(_))));
+    assert!(matches!(
+        add_forward(&[&torn], &mut y),
+        Err(Error::Shape(_))
+    ));
+    let lin = LinearSpec {
+        inputs: 4,
+        outputs: 2,
+    };
+    let mut ly = poisoned(Shape::new(1, 1, 1, 2));
+    let wide = Tensor {
+        shape: Shape::new(1, 1 << 40, 1 << 40, 1 << 40),
+        data: vec![],
+    };
+    assert!(linear_forward(&lin, &wide, &[0.0; 8], &[0.0; 2], &mut ly).is_err());
+    let s = spec(1, 1, 3, 1, 1 << 40, 1, 1);
+    let x = Tensor::zeros(Shape::new(1, 3, 3, 1));
+    let mut cy = poisoned(Shape::new(1, 3, 3, 1));
+    assert!(conv2d_forward(&s, &x, &[0.0; 9], &mut cy).is_err());
+}

@@ -29,15 +29,21 @@ pub(crate) fn check_shape(op: &str, what: &str, want: Shape, got: Shape) -> Resu
     }
 }
 
-/// `Err(Error::Shape)` unless a tensor's buffer holds exactly its shape's elements.
+/// `Err(Error::Shape)` unless a tensor's buffer holds exactly its shape's
+/// elements (a shape whose element count overflows `usize` is an error, not
+/// a panic). After this check `shape.len()` and `shape.per_sample()` are safe.
 pub(crate) fn check_len(op: &str, what: &str, shape: Shape, len: usize) -> Result<()> {
-    if shape.len() == len {
-        Ok(())
-    } else {
-        Err(Error::Shape(format!(
-            "{op}: {what} of shape {shape} holds {len} elements, expected {}",
-            shape.len()
-        )))
+    let want = [shape.n, shape.h, shape.w, shape.c]
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b));
+    match want {
+        Some(want) if want == len => Ok(()),
+        Some(want) => Err(Error::Shape(format!(
+            "{op}: {what} of shape {shape} holds {len} elements, expected {want}"
+        ))),
+        None => Err(Error::Shape(format!(
+            "{op}: {what} shape {shape} has more elements than fit in usize"
+        ))),
     }
 }
 

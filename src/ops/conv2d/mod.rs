@@ -53,14 +53,21 @@ impl Conv2dSpec {
         }
     }
 
-    /// Input channels per group.
+    /// Input channels per group (0 when `groups == 0`, which
+    /// [`Self::validate`] rejects).
     pub const fn cin_g(&self) -> usize {
-        self.cin / self.groups
+        match self.cin.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
-    /// Output channels per group.
+    /// Output channels per group (0 when `groups == 0`).
     pub const fn cout_g(&self) -> usize {
-        self.cout / self.groups
+        match self.cout.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// Checks the hyper-parameters alone (no input shape).
@@ -129,24 +136,39 @@ impl Conv2dSpec {
         }
         let oh = self.out_dim("h", input.h, self.kh)?;
         let ow = self.out_dim("w", input.w, self.kw)?;
+        // Element counts the forward pass allocates or indexes must fit usize.
+        let prod = |v: &[usize]| v.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let padded = [input.h + 2 * self.pad, input.w + 2 * self.pad, self.cin];
+        for (what, dims) in [
+            ("output", &[input.n, oh, ow, self.cout][..]),
+            ("padded input image", &padded[..]),
+            ("weight", &[self.kh, self.kw, self.cin_g(), self.cout][..]),
+        ] {
+            if prod(dims).is_none() {
+                return Err(Error::Shape(format!(
+                    "conv2d: {what} size {dims:?} overflows usize"
+                )));
+            }
+        }
         Ok(Shape::new(input.n, oh, ow, self.cout))
     }
 
-    /// Number of weights: `kh * kw * cin / groups * cout`.
+    /// Number of weights: `kh * kw * cin / groups * cout` (saturating;
+    /// [`Self::out_shape`] rejects specs where it overflows).
     pub const fn weight_len(&self) -> usize {
-        self.kh * self.kw * self.cin_g() * self.cout
+        self.fan_in().saturating_mul(self.cout)
     }
 
-    /// Fan-in of one output unit: `cin / groups * kh * kw`.
+    /// Fan-in of one output unit: `cin / groups * kh * kw` (saturating).
     pub const fn fan_in(&self) -> usize {
-        self.cin_g() * self.kh * self.kw
+        self.cin_g().saturating_mul(self.kh).saturating_mul(self.kw)
     }
 
     /// Floating-point operations (a multiply-add counts 2) of one forward
     /// pass on `input`.
     pub fn flops(&self, input: Shape) -> Result<u64> {
         let o = self.out_shape(input)?;
-        Ok(2 * o.len() as u64 * self.fan_in() as u64)
+        Ok((2 * o.len() as u64).saturating_mul(self.fan_in() as u64))
     }
 }
 
@@ -220,6 +242,8 @@ mod tests {
         assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("cout"));
         let s = Conv2dSpec::new(4, 4, 0, 1, 1);
         assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("kh"));
+        let s = Conv2dSpec::new(4, 4, 3, 1, 1 << 40);
+        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("overflows"));
         let s = Conv2dSpec::new(4, 4, 3, 1, 1);
         assert!(err_msg(s.out_shape(Shape::new(0, 4, 4, 4))).contains("n = 0"));
         assert!(err_msg(s.out_shape(Shape::new(1, 0, 4, 4))).contains("h = 0"));

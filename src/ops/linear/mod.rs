@@ -18,9 +18,9 @@ pub struct LinearSpec {
 }
 
 impl LinearSpec {
-    /// Number of weights: `inputs * outputs`.
+    /// Number of weights: `inputs * outputs` (saturating).
     pub const fn weight_len(&self) -> usize {
-        self.inputs * self.outputs
+        self.inputs.saturating_mul(self.outputs)
     }
 
     /// Fan-in of one output: `inputs`.
@@ -38,10 +38,14 @@ impl LinearSpec {
             )));
         }
         crate::ops::check_nonempty("linear", "input", input)?;
-        if input.per_sample() != self.inputs {
+        let per_sample = input
+            .h
+            .checked_mul(input.w)
+            .and_then(|v| v.checked_mul(input.c));
+        if per_sample != Some(self.inputs) {
             return Err(Error::Shape(format!(
                 "linear: input {input} has h * w * c = {} values per sample, the spec has inputs = {}",
-                input.per_sample(),
+                per_sample.map_or("more than usize".to_string(), |v| v.to_string()),
                 self.inputs
             )));
         }
