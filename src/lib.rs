@@ -29,7 +29,7 @@ pub use tensor::{Shape, Tensor};
 use std::time::Instant;
 
 /// Wall time of one cell's scoring, by phase.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CellTiming {
     /// Building the network and drawing its weights.
     pub build_s: f64,
@@ -39,6 +39,8 @@ pub struct CellTiming {
     pub codes_s: f64,
     /// K_H, Cholesky and the metrics.
     pub logdet_s: f64,
+    /// `ops_s` by op kind.
+    pub by_op: Vec<(&'static str, f64)>,
 }
 
 impl CellTiming {
@@ -75,6 +77,7 @@ pub fn score_graph(
             ops_s: fwd.ops_s,
             codes_s: fwd.codes_s,
             logdet_s: t1.elapsed().as_secs_f64(),
+            by_op: fwd.by_op,
         },
     })
 }

@@ -332,10 +332,18 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         sum.ops_s += r.timing.ops_s;
         sum.codes_s += r.timing.codes_s;
         sum.logdet_s += r.timing.logdet_s;
+        for (k, t) in r.timing.by_op {
+            match sum.by_op.iter_mut().find(|(kk, _)| *kk == k) {
+                Some((_, tt)) => *tt += t,
+                None => sum.by_op.push((k, t)),
+            }
+        }
     }
     let wall = start.elapsed().as_secs_f64();
     let n = a.cells as f64;
-    let share = |t: f64| 100.0 * t / sum.total_s();
+    sum.by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total = sum.total_s();
+    let share = |t: f64| 100.0 * t / total;
     println!("phase            ms/cell   share");
     for (name, t) in [
         ("build+init", sum.build_s),
@@ -344,6 +352,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         ("logdet", sum.logdet_s),
     ] {
         println!("{name:<15} {:>8.2} {:>6.1}%", 1e3 * t / n, share(t));
+        if name == "forward ops" {
+            for (k, t) in &sum.by_op {
+                println!("  {k:<13} {:>8.2} {:>6.1}%", 1e3 * t / n, share(*t));
+            }
+        }
     }
     println!(
         "cells/s {:.3}   ms/cell {:.1}   conv+linear GFLOP/s {:.1}",

@@ -153,7 +153,9 @@ impl<'a> Executor<'a> {
         let start = Instant::now();
         for i in 0..self.graph.nodes.len() {
             let node = &self.graph.nodes[i];
+            let t_op = Instant::now();
             let out = self.compute(i)?;
+            timing.add_op(node.op.kind(), t_op.elapsed().as_secs_f64());
             if let Some(t) = out {
                 if self.relu_readers[i] > 0 {
                     let t0 = Instant::now();

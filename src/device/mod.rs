@@ -36,12 +36,24 @@ pub struct ReluCodes {
 }
 
 /// Wall time of the two phases of a forward pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ForwardTiming {
     /// Ops of the network (convolutions, BatchNorm, pools, …).
     pub ops_s: f64,
     /// Sign-bit packing and the Hamming accumulation.
     pub codes_s: f64,
+    /// `ops_s` split by op kind (see [`crate::net::Op::kind`]), in first-run order.
+    pub by_op: Vec<(&'static str, f64)>,
+}
+
+impl ForwardTiming {
+    /// Adds `seconds` to op kind `kind`.
+    pub fn add_op(&mut self, kind: &'static str, seconds: f64) {
+        match self.by_op.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, t)) => *t += seconds,
+            None => self.by_op.push((kind, seconds)),
+        }
+    }
 }
 
 /// The CUDA sources of `cuda/`, embedded by `build.rs` for NVRTC.

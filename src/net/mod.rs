@@ -57,6 +57,23 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// A short name of the op's kind, for timings and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Zeros => "zeros",
+            Op::Conv2d { .. } => "conv2d",
+            Op::BatchNorm { .. } => "batchnorm",
+            Op::Relu => "relu",
+            Op::Pool(_) => "pool",
+            Op::Add => "add",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Linear { .. } => "linear",
+        }
+    }
+}
+
 /// A node: its op, its input nodes and its per-sample output shape (`n = 1`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
