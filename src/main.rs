@@ -101,6 +101,10 @@ struct EvalArgs {
     /// Truth column to correlate with.
     #[arg(long, default_value = "cifar10_test_acc")]
     target: String,
+    /// A null score (singular cell, ln 0): `lowest` ranks it below every
+    /// number (its meaning), `drop` leaves the row out of that field.
+    #[arg(long, default_value = "lowest")]
+    nulls: dasnas::eval::NullPolicy,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -299,6 +303,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         truth: a.truth,
         key: a.key,
         target: a.target,
+        nulls: a.nulls,
     })?;
     if a.json {
         println!("{}", report.to_json());

@@ -256,6 +256,34 @@ pub struct EvalOptions {
     /// Truth column holding the value to rank against (default
     /// `cifar10_test_acc`).
     pub target: String,
+    /// What a null score (a singular cell) counts as.
+    pub nulls: NullPolicy,
+}
+
+/// How [`evaluate_tables`] treats a joined row whose field is null.
+///
+/// A singular cell's WOT is ln 0 = −∞, written as `null`: ranking it below
+/// every finite score ([`NullPolicy::Lowest`], the default) is what the score
+/// means, and what a search that picks the best score does with it.
+/// [`NullPolicy::Drop`] leaves such rows out of that field's correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NullPolicy {
+    #[default]
+    Lowest,
+    Drop,
+}
+
+impl std::str::FromStr for NullPolicy {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "lowest" => Ok(NullPolicy::Lowest),
+            "drop" => Ok(NullPolicy::Drop),
+            other => Err(crate::error::Error::Arg(format!(
+                "unknown null policy `{other}` (expected lowest or drop)"
+            ))),
+        }
+    }
 }
 
 impl EvalOptions {
@@ -266,6 +294,7 @@ impl EvalOptions {
             truth: truth.into(),
             key: DEFAULT_KEY.to_string(),
             target: DEFAULT_TARGET.to_string(),
+            nulls: NullPolicy::default(),
         }
     }
 }
@@ -275,7 +304,8 @@ impl EvalOptions {
 pub struct FieldReport {
     /// Field name in the scores file.
     pub field: String,
-    /// Joined rows with a number in this field.
+    /// Joined rows in this field's correlation (with [`NullPolicy::Lowest`],
+    /// the null rows too).
     pub n: usize,
     /// Joined rows with null (or missing / non-numeric) in this field.
     pub null: usize,
@@ -312,17 +342,19 @@ pub struct EvalReport {
 pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
     let scores = read_scores(&opts.scores)?;
     let truth = read_truth(&opts.truth, &opts.key, &opts.target)?;
-    Ok(evaluate_tables(&scores, &truth, &opts.target))
+    Ok(evaluate_tables(&scores, &truth, &opts.target, opts.nulls))
 }
 
 /// Joins `scores` with `truth` on the architecture string and computes, for
 /// each score field, Kendall τ-b and Spearman ρ against the truth over the
-/// joined rows that have a number in that field. `target` only labels the
-/// report.
+/// joined rows that have a number in that field, plus, with
+/// [`NullPolicy::Lowest`], the rows where it is null, ranked as −∞. A field
+/// that is never null is unaffected. `target` only labels the report.
 pub fn evaluate_tables(
     scores: &ScoreTable,
     truth: &HashMap<String, f64>,
     target: &str,
+    nulls: NullPolicy,
 ) -> EvalReport {
     let joined: Vec<(&ScoreRow, f64)> = scores
         .rows
@@ -334,14 +366,19 @@ pub fn evaluate_tables(
         .iter()
         .enumerate()
         .map(|(k, field)| {
+            let null = joined.iter().filter(|(r, _)| r.values[k].is_none()).count();
             let (xs, ys): (Vec<f64>, Vec<f64>) = joined
                 .iter()
-                .filter_map(|(r, t)| r.values[k].map(|x| (x, *t)))
+                .filter_map(|(r, t)| match (r.values[k], nulls) {
+                    (Some(x), _) => Some((x, *t)),
+                    (None, NullPolicy::Lowest) => Some((f64::NEG_INFINITY, *t)),
+                    (None, NullPolicy::Drop) => None,
+                })
                 .unzip();
             FieldReport {
                 field: field.clone(),
                 n: xs.len(),
-                null: joined.len() - xs.len(),
+                null,
                 kendall_tau_b: kendall_tau_b(&xs, &ys),
                 spearman_rho: spearman_rho(&xs, &ys),
             }
@@ -487,7 +524,11 @@ mod tests {
 "#,
         );
         let truth = TempFile::new("t.csv", TRUTH);
-        let report = evaluate(&EvalOptions::new(&scores.0, &truth.0)).unwrap();
+        let opts = EvalOptions {
+            nulls: NullPolicy::Drop,
+            ..EvalOptions::new(&scores.0, &truth.0)
+        };
+        let report = evaluate(&opts).unwrap();
         assert_eq!(report.score_rows, 7);
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.joined, 5);
@@ -516,6 +557,26 @@ mod tests {
         assert_eq!(j["fields"][2]["field"], "d");
         assert_eq!(j["fields"][2]["null"], 1);
         assert!((j["fields"][0]["kendall_tau_b"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+
+        // By default a null ranks lowest: c (truth 70) becomes the minimum of
+        // d, one discordance with each of the 4 others out of 10 pairs.
+        let report = evaluate(&EvalOptions::new(&scores.0, &truth.0)).unwrap();
+        let d = &report.fields[2];
+        assert_eq!((d.n, d.null), (5, 1));
+        let want = kendall_tau_b(
+            &[1.0, 3.0, f64::NEG_INFINITY, 4.0, 5.0],
+            &[90.0, 80.0, 70.0, 60.0, 50.0],
+        );
+        assert_eq!(d.kendall_tau_b, want);
+        assert!(d.kendall_tau_b.unwrap() > -1.0);
+        assert_eq!(
+            report.fields[0],
+            {
+                let r = evaluate(&opts).unwrap();
+                r.fields[0].clone()
+            },
+            "a field without nulls is unaffected"
+        );
     }
 
     #[test]
@@ -525,7 +586,11 @@ mod tests {
             "{\"arch\":\"a\",\"c\":1,\"one\":null}\n{\"arch\":\"b\",\"c\":1,\"one\":7}\n",
         );
         let truth = TempFile::new("t.csv", TRUTH);
-        let report = evaluate(&EvalOptions::new(&scores.0, &truth.0)).unwrap();
+        let opts = EvalOptions {
+            nulls: NullPolicy::Drop,
+            ..EvalOptions::new(&scores.0, &truth.0)
+        };
+        let report = evaluate(&opts).unwrap();
         assert_eq!(report.fields[0].kendall_tau_b, None, "constant field");
         assert_eq!(report.fields[1].n, 1);
         assert_eq!(report.fields[1].spearman_rho, None, "single value");

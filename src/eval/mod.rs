@@ -11,6 +11,6 @@ pub mod rank;
 
 pub use join::{
     evaluate, evaluate_tables, read_scores, read_truth, EvalOptions, EvalReport, FieldReport,
-    ScoreRow, ScoreTable, DEFAULT_KEY, DEFAULT_TARGET, NON_SCORE_FIELDS,
+    NullPolicy, ScoreRow, ScoreTable, DEFAULT_KEY, DEFAULT_TARGET, NON_SCORE_FIELDS,
 };
 pub use rank::{average_ranks, kendall_tau_b, pearson_r, spearman_rho};
