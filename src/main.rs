@@ -160,7 +160,10 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
     } else {
         CifarImages::load(Path::new(&run.data), run.dataset)?
             .first(run.batch)
-            .map_err(|e| Error::Data(format!("--data {}: {e}", run.data)))
+            .map_err(|e| match e {
+                Error::Data(msg) => Error::Data(format!("--data {}: {msg}", run.data)),
+                e => e,
+            })
     }
 }
 
