@@ -4,6 +4,7 @@
 //! Hamming matrix of the counted ReLUs out).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 

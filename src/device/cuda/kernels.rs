@@ -1,0 +1,260 @@
+//! Launch functions of the kernels in `cuda/`, one per kernel. Each checks
+//! the buffer sizes against the layout its kernel assumes (stated again
+//! here), so a launch never reads or writes past a buffer, then queues the
+//! kernel on the device's stream (asynchronous: copy back or
+//! [`CudaDevice::synchronize`] to wait).
+//!
+//! | kernel | source | CPU twin |
+//! |---|---|---|
+//! | [`init_uniform`] | `cuda/init.cu` | `net::init::init_param` |
+//! | [`pack_signs`] | `cuda/codes.cu` | `score::codes::pack_signs` |
+//! | [`hamming_accumulate`] | `cuda/hamming.cu` | `score::hamming::hamming_accumulate` |
+//! | [`cholesky_logdet`] | `cuda/logdet.cu` | `score::logdet::cholesky_logdet` |
+
+use super::CudaDevice;
+use crate::error::{Error, Result};
+use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+
+/// Grid-stride kernels never need more blocks than this to fill a GPU
+/// (132 SMs × 16 resident 256-thread blocks is ~2 K); it also keeps
+/// `grid_dim.x` far inside its 2³¹ − 1 limit.
+const MAX_GRID_BLOCKS: u64 = 1 << 16;
+
+fn launch_err(kernel: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Device(format!("CUDA launch of `{kernel}`: {e}"))
+}
+
+/// A 1-D grid-stride configuration covering `work` items at `per_block`
+/// items per block.
+fn grid_1d(work: u64, per_block: u64, threads: u32) -> LaunchConfig {
+    let blocks = work.div_ceil(per_block).clamp(1, MAX_GRID_BLOCKS) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Fills `out` with the seeded uniform values of one parameter tensor:
+/// `out[i] = uniform_pm1(key, i) * bound`, `key = stream_key(seed,
+/// name_id(name))` (see `net::rng`), bit-identical to
+/// `net::init::init_param` with `ParamInit::Uniform { bound }`.
+///
+/// Layout: `out` is the parameter's `len` f32 in the op's own weight order.
+pub fn init_uniform(
+    dev: &CudaDevice,
+    out: &mut CudaViewMut<'_, f32>,
+    key: u64,
+    bound: f32,
+) -> Result<()> {
+    let len = out.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let f = dev.function("init", "init_uniform")?;
+    let cfg = grid_1d(len, 256, 256);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(out).arg(&len).arg(&key).arg(&bound);
+    // SAFETY: the arguments match `init_uniform(float* out, u64 len, u64 key,
+    // float bound)` in type and order, and the kernel writes only
+    // out[0..len), the whole view.
+    unsafe { b.launch(cfg) }.map_err(launch_err("init_uniform"))?;
+    Ok(())
+}
+
+/// Packs the sign bits of `batch` samples into `out`; returns
+/// `words_per_sample`. Same result as `score::codes::pack_signs`.
+///
+/// Layout: `x` is f32 `[batch][n]` sample-major (`n = x.len() / batch`);
+/// `out` is u64 `[batch][words_per_sample]` with `words_per_sample =
+/// n.div_ceil(64)`: unit `u` of sample `b` is bit `u % 64` of word
+/// `b * words_per_sample + u / 64`, 1 iff `x > 0.0`, padding bits 0.
+///
+/// Errors when `batch == 0`, `x.len()` is not a multiple of `batch`, or
+/// `out.len() != batch * words_per_sample`.
+pub fn pack_signs(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    batch: usize,
+    out: &mut CudaViewMut<'_, u64>,
+) -> Result<usize> {
+    if batch == 0 {
+        return Err(Error::Arg("pack_signs: batch must be > 0".into()));
+    }
+    if !x.len().is_multiple_of(batch) {
+        return Err(Error::Shape(format!(
+            "pack_signs: {} floats do not split into {batch} equal samples",
+            x.len()
+        )));
+    }
+    let n = x.len() / batch;
+    let wps = n.div_ceil(64);
+    if out.len() != batch * wps {
+        return Err(Error::Shape(format!(
+            "pack_signs: output has {} words, {batch} samples of {n} units need {}",
+            out.len(),
+            batch * wps
+        )));
+    }
+    let total = (batch * wps) as u64;
+    if total == 0 {
+        return Ok(wps);
+    }
+    let f = dev.function("codes", "pack_signs")?;
+    // 256 threads = 8 warps = 8 words per block per grid-stride step.
+    let cfg = grid_1d(total, 8, 256);
+    let (batch_u, n_u, wps_u) = (batch as u64, n as u64, wps as u64);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(out).arg(&batch_u).arg(&n_u).arg(&wps_u);
+    // SAFETY: the arguments match `pack_signs(const float* x, u64* out,
+    // u64 batch, u64 n, u64 words_per_sample)`; the kernel reads
+    // x[0..batch*n) and writes out[0..batch*wps), both checked above, and
+    // blockDim (256) is a multiple of 32 as its full-mask ballots need.
+    unsafe { b.launch(cfg) }.map_err(launch_err("pack_signs"))?;
+    Ok(wps)
+}
+
+/// Tile edge and word chunk of `cuda/hamming.cu` (`HT_TILE`, `HT_K`).
+const HT_TILE: u64 = 16;
+const HT_K: u64 = 32;
+
+/// Adds `multiplicity * popcount(c_i XOR c_j)` to `h[i][j]` and `h[j][i]`
+/// for every pair `i != j` (diagonal untouched), like
+/// `score::hamming::hamming_accumulate`.
+///
+/// Layout: `codes` is u64 `[batch][words_per_sample]` (the `Codes` layout,
+/// padding bits 0); `h` is u64 `[batch][batch]` row-major.
+///
+/// Unlike the CPU twin, overflow of an entry is not detected (it wraps);
+/// the caller keeps `multiplicity * N_A` below 2⁶⁴, as the scores do by
+/// many orders of magnitude.
+pub fn hamming_accumulate(
+    dev: &CudaDevice,
+    codes: &CudaView<'_, u64>,
+    batch: usize,
+    words_per_sample: usize,
+    multiplicity: u64,
+    h: &mut CudaViewMut<'_, u64>,
+) -> Result<()> {
+    if batch.checked_mul(words_per_sample) != Some(codes.len()) {
+        return Err(Error::Shape(format!(
+            "hamming: {} code words for batch {batch} x {words_per_sample} words",
+            codes.len()
+        )));
+    }
+    if batch.checked_mul(batch) != Some(h.len()) {
+        return Err(Error::Shape(format!(
+            "hamming: matrix has {} entries, batch {batch} needs {batch}x{batch}",
+            h.len()
+        )));
+    }
+    if batch < 2 || words_per_sample == 0 || multiplicity == 0 {
+        return Ok(());
+    }
+    let tiles = (batch as u64).div_ceil(HT_TILE);
+    if tiles > 65_535 {
+        return Err(Error::Arg(format!(
+            "hamming: batch {batch} is larger than the kernel's grid allows"
+        )));
+    }
+    // Split the words over grid.z until about four blocks per SM run, but
+    // give every split at least 4 chunks (128 words) so the two atomics per
+    // pair and the staging stay small next to the popcounts.
+    let active_tiles = tiles * (tiles + 1) / 2;
+    let chunks = (words_per_sample as u64).div_ceil(HT_K);
+    let target = 4 * u64::from(dev.info().multiprocessors.max(1));
+    let splits = target
+        .div_ceil(active_tiles)
+        .min(chunks.div_ceil(4))
+        .clamp(1, 65_535);
+    let words_per_split = chunks.div_ceil(splits) * HT_K;
+    let splits = (words_per_sample as u64).div_ceil(words_per_split);
+    let cfg = LaunchConfig {
+        grid_dim: (tiles as u32, tiles as u32, splits as u32),
+        block_dim: (HT_TILE as u32, HT_TILE as u32, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.function("hamming", "hamming_accumulate")?;
+    let (batch_u, wps_u) = (batch as u64, words_per_sample as u64);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(codes)
+        .arg(h)
+        .arg(&batch_u)
+        .arg(&wps_u)
+        .arg(&words_per_split)
+        .arg(&multiplicity);
+    // SAFETY: the arguments match `hamming_accumulate(const u64* codes,
+    // u64* h, u64 batch, u64 words_per_sample, u64 words_per_split,
+    // u64 multiplicity)`; it reads codes[0..batch*wps) and writes
+    // h[0..batch²), both checked above; words_per_split is a multiple of
+    // HT_K and the block is HT_TILE × HT_TILE, as the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(launch_err("hamming_accumulate"))?;
+    Ok(())
+}
+
+/// Largest matrix [`cholesky_logdet`] takes (one thread per row, one block).
+pub const LOGDET_MAX_N: usize = 1024;
+
+/// ln det of `count` symmetric n×n matrices by Cholesky in f64, with the
+/// singularity rule of `score::logdet::cholesky_logdet`: `ok[m] = 1` and
+/// `logdet[m] = ln det` when matrix `m` is positive definite, else
+/// `ok[m] = 0` and `logdet[m] = -inf`.
+///
+/// Layout: `a` is f64 `[count][n][n]` row-major; only the lower triangle
+/// (diagonal included) is read. The kernel overwrites the upper triangle
+/// and the diagonal with Lᵀ (the strict lower triangle is kept).
+/// `logdet` is f64 `[count]`, `ok` is i32 `[count]`.
+///
+/// Errors when `n > LOGDET_MAX_N` or the buffer sizes do not match.
+pub fn cholesky_logdet(
+    dev: &CudaDevice,
+    a: &mut CudaViewMut<'_, f64>,
+    n: usize,
+    count: usize,
+    logdet: &mut CudaViewMut<'_, f64>,
+    ok: &mut CudaViewMut<'_, i32>,
+) -> Result<()> {
+    if n > LOGDET_MAX_N {
+        return Err(Error::Arg(format!(
+            "logdet: matrices of size {n} exceed the GPU kernel's {LOGDET_MAX_N}"
+        )));
+    }
+    if n.checked_mul(n).and_then(|nn| nn.checked_mul(count)) != Some(a.len()) {
+        return Err(Error::Shape(format!(
+            "logdet: {} values for {count} matrices of {n}x{n}",
+            a.len()
+        )));
+    }
+    if logdet.len() != count || ok.len() != count {
+        return Err(Error::Shape(format!(
+            "logdet: outputs of {} and {} entries for {count} matrices",
+            logdet.len(),
+            ok.len()
+        )));
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    if count > i32::MAX as usize {
+        return Err(Error::Arg(format!(
+            "logdet: {count} matrices in one launch"
+        )));
+    }
+    // One thread per row, at least one warp.
+    let threads = (n.div_ceil(32) * 32).max(32) as u32;
+    let cfg = LaunchConfig {
+        grid_dim: (count as u32, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.function("logdet", "cholesky_logdet")?;
+    let n_u = n as u32;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(a).arg(&n_u).arg(logdet).arg(ok);
+    // SAFETY: the arguments match `cholesky_logdet(double* a, u32 n,
+    // double* logdet, int* ok)`; block m touches a[m*n*n..(m+1)*n*n) and
+    // entry m of the outputs, all checked above; n <= blockDim <= 1024 as the
+    // kernel's one-thread-per-row scheme and its shared arrays require.
+    unsafe { b.launch(cfg) }.map_err(launch_err("cholesky_logdet"))?;
+    Ok(())
+}
