@@ -1,0 +1,122 @@
+//! Every kernel family of `cuda/` compiles with NVRTC for the architectures
+//! we run on (sm_90: H100/H200; sm_80: A100). Needs no GPU, only libnvrtc.
+//!
+//! Without libnvrtc the tests print `skip: …` and pass, unless
+//! `REQUIRE_NVRTC=1` (CI sets it after installing the NVRTC wheel), so a
+//! missing library cannot silently turn the check off there.
+
+use dasnas::device::cuda::nvrtc;
+use dasnas::device::cuda_sources::CUDA_SOURCES;
+
+/// `true` when NVRTC is loadable; otherwise prints the skip reason, or
+/// panics when NVRTC is required.
+fn nvrtc_or_skip(test: &str) -> bool {
+    if nvrtc::available() {
+        return true;
+    }
+    let why =
+        "libnvrtc cannot be loaded (set LD_LIBRARY_PATH to the NVRTC wheel's nvidia/cu13/lib)";
+    if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_NVRTC=1 but {why}");
+    }
+    println!("skip: {test}: {why}");
+    false
+}
+
+#[test]
+fn every_kernel_compiles_for_sm90_and_sm80() {
+    if !nvrtc_or_skip("every_kernel_compiles_for_sm90_and_sm80") {
+        return;
+    }
+    let (major, minor) = nvrtc::version().expect("NVRTC version");
+    println!("NVRTC {major}.{minor}");
+    assert!(!CUDA_SOURCES.is_empty(), "no CUDA sources embedded");
+    let mut failures = Vec::new();
+    for (name, src) in CUDA_SOURCES {
+        for arch in [90, 80] {
+            match nvrtc::compile_ptx_logged(name, src, arch) {
+                Ok((ptx, log)) => {
+                    // Warnings are bugs waiting to happen in kernels this small.
+                    if !log.trim().is_empty() {
+                        failures.push(format!("{name} sm_{arch} compiled with warnings:\n{log}"));
+                    }
+                    assert!(
+                        ptx.contains(&format!(".target sm_{arch}")),
+                        "{name}: PTX for the wrong target"
+                    );
+                    assert!(ptx.contains(".entry"), "{name}: PTX without kernels");
+                    println!("{name} sm_{arch}: {} bytes of PTX", ptx.len());
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Each family exports the kernels its launch functions load by name
+/// (`extern "C"` keeps the names unmangled).
+#[test]
+fn kernels_have_the_entry_points_rust_loads() {
+    if !nvrtc_or_skip("kernels_have_the_entry_points_rust_loads") {
+        return;
+    }
+    let expected = [
+        ("init", "init_uniform"),
+        ("codes", "pack_signs"),
+        ("hamming", "hamming_accumulate"),
+        ("logdet", "cholesky_logdet"),
+    ];
+    for (family, kernel) in expected {
+        let src = nvrtc::source(family).expect("family embedded");
+        let ptx = nvrtc::compile_ptx(family, src, 90).expect("compiles");
+        assert!(
+            ptx.contains(&format!(".entry {kernel}(")),
+            "{family}.cu has no entry `{kernel}`"
+        );
+    }
+}
+
+/// A compile error comes back as an error that carries NVRTC's log.
+#[test]
+fn compile_errors_carry_the_log() {
+    if !nvrtc_or_skip("compile_errors_carry_the_log") {
+        return;
+    }
+    let err = nvrtc::compile_ptx("broken", "extern \"C\" __global__ void k( { }", 90)
+        .expect_err("must not compile");
+    let msg = err.to_string();
+    assert!(msg.contains("broken"), "{msg}");
+    assert!(msg.contains("error"), "no log in: {msg}");
+}
+
+/// The process cache returns the same PTX; the disk cache is written on the
+/// first compile and read by a later lookup.
+#[test]
+fn ptx_is_cached_in_memory_and_on_disk() {
+    if !nvrtc_or_skip("ptx_is_cached_in_memory_and_on_disk") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("dasnas-nvrtc-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // sm_75 is used by no other test here, so the process cache starts empty.
+    let (a, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("compile");
+    assert_eq!(origin, nvrtc::PtxOrigin::Compiled);
+    let files: Vec<_> = std::fs::read_dir(dir.join("ptx"))
+        .expect("cache folder written")
+        .collect();
+    assert_eq!(files.len(), 1);
+    let (b, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("cached");
+    assert_eq!(origin, nvrtc::PtxOrigin::Memory);
+    assert_eq!(a, b);
+    // After forgetting the process copy (and the file), a new file is
+    // compiled; then dropping only the process copy reads the file back.
+    nvrtc::forget("codes", 75, Some(&dir));
+    let (_, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("recompile");
+    assert_eq!(origin, nvrtc::PtxOrigin::Compiled);
+    nvrtc::forget("codes", 75, None);
+    let (c, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("from disk");
+    assert_eq!(origin, nvrtc::PtxOrigin::Disk);
+    assert_eq!(a, c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
