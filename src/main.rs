@@ -28,6 +28,8 @@ enum Command {
     Eval(EvalArgs),
     /// Time the scoring of sampled cells and print where the time goes.
     Bench(BenchArgs),
+    /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
+    Devices,
 }
 
 /// Options shared by the commands that run networks.
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
         Command::Score(a) => cmd_score(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Devices => cmd_devices(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -387,5 +390,41 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "gflop_per_cell": flops as f64 / n / 1e9,
     });
     println!("{json}");
+    Ok(())
+}
+
+fn cmd_devices() -> Result<()> {
+    use dasnas::device::cuda;
+    let nvrtc = if cuda::nvrtc_available() {
+        match cuda::nvrtc::version() {
+            Ok((major, minor)) => format!("NVRTC {major}.{minor}: loaded"),
+            Err(e) => format!("NVRTC: {e}"),
+        }
+    } else {
+        "NVRTC: not found (kernels cannot be compiled; add the NVRTC lib folder to LD_LIBRARY_PATH)"
+            .to_string()
+    };
+    if !cuda::driver_available() {
+        println!("no CUDA driver found");
+        println!("{nvrtc}");
+        return Ok(());
+    }
+    let gpus = cuda::list_devices()?;
+    if gpus.is_empty() {
+        println!("CUDA driver found, but it sees no GPU");
+    }
+    for g in &gpus {
+        println!(
+            "GPU {}: {}, compute capability {}.{} (sm_{}), {:.1} GiB, {} SMs",
+            g.ordinal,
+            g.name,
+            g.compute_capability.0,
+            g.compute_capability.1,
+            g.arch(),
+            g.total_memory as f64 / (1u64 << 30) as f64,
+            g.multiprocessors
+        );
+    }
+    println!("{nvrtc}");
     Ok(())
 }
