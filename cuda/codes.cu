@@ -14,8 +14,10 @@
 // high 32 bits. Lane l's vote lands on bit l of the ballot, which is exactly
 // the unit order above. A grid-stride loop over all batch * words_per_sample
 // words keeps the loop condition warp-uniform, so every lane reaches each
-// ballot with the full mask. blockDim.x must be a multiple of 32.
-extern "C" __global__ void pack_signs(const float* __restrict__ x,
+// ballot with the full mask. blockDim.x must be a multiple of 32; the launch
+// uses 256 (CODES_THREADS).
+#define CODES_THREADS 256
+extern "C" __global__ void __launch_bounds__(CODES_THREADS) pack_signs(const float* __restrict__ x,
                                       u64* __restrict__ out,
                                       u64 batch, u64 n, u64 words_per_sample) {
     const u32 lane = threadIdx.x & 31u;

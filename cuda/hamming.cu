@@ -25,7 +25,7 @@
 #define HT_TILE 16
 #define HT_K 32
 
-extern "C" __global__ void hamming_accumulate(const u64* __restrict__ codes,
+extern "C" __global__ void __launch_bounds__(HT_TILE * HT_TILE) hamming_accumulate(const u64* __restrict__ codes,
                                               u64* __restrict__ h,
                                               u64 batch, u64 words_per_sample,
                                               u64 words_per_split, u64 multiplicity) {

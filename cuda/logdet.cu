@@ -53,7 +53,9 @@ __device__ __forceinline__ double ld_dot(const double* x, const double* y, u32 l
     return t;
 }
 
-extern "C" __global__ void cholesky_logdet(double* __restrict__ a, u32 n,
+// __launch_bounds__: the launch may use 1024 threads, so the compiler must
+// keep the kernel within 64 registers per thread or the launch would fail.
+extern "C" __global__ void __launch_bounds__(LD_MAX_THREADS) cholesky_logdet(double* __restrict__ a, u32 n,
                                            double* __restrict__ logdet,
                                            int* __restrict__ ok) {
     __shared__ double part_max[LD_MAX_THREADS];
