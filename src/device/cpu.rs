@@ -3,16 +3,23 @@
 //! each op parallel over samples inside. While it runs it packs the sign bits
 //! of every tensor a counted ReLU reads and accumulates their Hamming matrix.
 //!
-//! Two cheap fusions: a ReLU whose every reader is a conv is never
-//! materialised (the conv applies max(x, 0) while it pads its input), and
-//! several ReLUs of one tensor share one packing, counted with multiplicity.
-//! Buffers are recycled through a free list, so a network allocates each
-//! activation size a handful of times, not once per node.
+//! Fusions: a ReLU whose every reader is a conv is never materialised (the
+//! conv applies max(x, 0) while it pads its input); several ReLUs of one
+//! tensor share one packing, counted with multiplicity; a conv whose only
+//! reader is a BatchNorm accumulates the BN's channel sums while it stores
+//! its output, and the BN then normalises the conv's buffer in place in one
+//! pass (it takes the buffer over); an Add accumulates into an input buffer
+//! it is the last reader and sole owner of. Buffers are recycled through a
+//! free list, so a network allocates each activation size a handful of
+//! times, not once per node. Buffers are `Rc<Tensor>` (NHWC, batch-sized):
+//! a materialised ReLU may share its twin's buffer, so "owned" below means
+//! a strong count of 1.
 
 use super::{ForwardTiming, ReluCodes};
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId, Op};
 use crate::ops;
+use crate::ops::batchnorm::ChannelSums;
 use crate::score::{codes, hamming};
 use crate::tensor::{Shape, Tensor};
 use std::collections::HashMap;
@@ -40,6 +47,11 @@ struct Executor<'a> {
     relu_materialised: Vec<bool>,
     /// Number of counted ReLUs reading each node (their codes are equal).
     relu_readers: Vec<u64>,
+    /// For a conv: whether its only reader is a BatchNorm (and it is not the
+    /// output), so it runs with fused statistics.
+    conv_feeds_bn: Vec<bool>,
+    /// Channel sums a fused conv left for its BatchNorm.
+    pending_sums: Vec<Option<ChannelSums>>,
     /// After which node each buffer is last read.
     last_read: Vec<usize>,
     buffers: Vec<Option<Rc<Tensor>>>,
@@ -92,6 +104,23 @@ impl<'a> Executor<'a> {
             }
         }
         relu_materialised[graph.output] = true;
+        // Readers of every node, counted with multiplicity.
+        let mut readers = vec![0usize; n];
+        let mut only_reader_is_bn = vec![false; n];
+        for node in &graph.nodes {
+            for &j in &node.inputs {
+                readers[j] += 1;
+                only_reader_is_bn[j] = matches!(node.op, Op::BatchNorm { .. });
+            }
+        }
+        let conv_feeds_bn: Vec<bool> = (0..n)
+            .map(|i| {
+                matches!(graph.nodes[i].op, Op::Conv2d { .. })
+                    && readers[i] == 1
+                    && only_reader_is_bn[i]
+                    && i != graph.output
+            })
+            .collect();
         let mut last_read = vec![0usize; n];
         for (i, node) in graph.nodes.iter().enumerate() {
             let reads: Vec<NodeId> = match fused_relu_source[i] {
@@ -112,6 +141,8 @@ impl<'a> Executor<'a> {
             fused_relu_source,
             relu_materialised,
             relu_readers,
+            conv_feeds_bn,
+            pending_sums: vec![None; n],
             last_read,
             buffers: vec![None; n],
             free: HashMap::new(),
@@ -135,6 +166,20 @@ impl<'a> Executor<'a> {
                 self.graph.nodes[id].name
             ))
         })
+    }
+
+    /// Takes node `id`'s buffer out of the executor if node `reader` is its
+    /// last reader and nothing else holds it (so `reader` may overwrite it);
+    /// otherwise leaves it and returns `None`.
+    fn take_owned(&mut self, id: NodeId, reader: NodeId) -> Option<Tensor> {
+        if self.last_read[id] != reader {
+            return None;
+        }
+        match &self.buffers[id] {
+            Some(rc) if Rc::strong_count(rc) == 1 => {}
+            _ => return None,
+        }
+        Rc::try_unwrap(self.buffers[id].take()?).ok()
     }
 
     fn release(&mut self, id: NodeId) {
@@ -202,25 +247,42 @@ impl<'a> Executor<'a> {
             }
             Op::Conv2d { spec, weight } => {
                 let mut y = self.alloc(node.shape);
-                match self.fused_relu_source[i] {
-                    Some(src) => {
-                        let xin = self.get(src)?;
-                        ops::conv2d::cpu::conv2d_forward_relu_input(
-                            spec,
-                            &xin,
-                            &params[*weight],
-                            &mut y,
-                        )?
-                    }
-                    None => {
-                        let xin = self.get(input_of(node, x(0))?)?;
-                        ops::conv2d::cpu::conv2d_forward(spec, &xin, &params[*weight], &mut y)?
-                    }
+                let (src, relu) = match self.fused_relu_source[i] {
+                    Some(src) => (src, true),
+                    None => (input_of(node, x(0))?, false),
+                };
+                let xin = self.get(src)?;
+                let w = &params[*weight];
+                if self.conv_feeds_bn[i] {
+                    let kernel = ops::conv2d::cpu::ConvKernel::Auto;
+                    let sums = ops::conv2d::cpu::conv2d_forward_stats(
+                        spec, &xin, w, &mut y, relu, kernel,
+                    )?;
+                    self.pending_sums[i] = Some(sums);
+                } else if relu {
+                    ops::conv2d::cpu::conv2d_forward_relu_input(spec, &xin, w, &mut y)?;
+                } else {
+                    ops::conv2d::cpu::conv2d_forward(spec, &xin, w, &mut y)?;
                 }
                 Rc::new(y)
             }
             Op::BatchNorm { spec, gamma, beta } => {
-                let xin = self.get(input_of(node, x(0))?)?;
+                let src = input_of(node, x(0))?;
+                // Fused path: the conv left its channel sums and this node is
+                // its only reader, so normalise the conv's buffer in place.
+                if let Some(sums) = self.pending_sums[src].take() {
+                    if let Some(mut t) = self.take_owned(src, i) {
+                        ops::batchnorm::cpu::batchnorm_forward_from_sums(
+                            spec,
+                            &mut t,
+                            &params[*gamma],
+                            &params[*beta],
+                            &sums,
+                        )?;
+                        return Ok(Some(Rc::new(t)));
+                    }
+                }
+                let xin = self.get(src)?;
                 let mut y = self.alloc(node.shape);
                 ops::batchnorm::cpu::batchnorm_forward(
                     spec,
@@ -259,6 +321,26 @@ impl<'a> Executor<'a> {
                 Rc::new(y)
             }
             Op::Add => {
+                // Accumulate into an input buffer this node owns, if any (the
+                // first such input that appears once in the list).
+                let owned = node.inputs.iter().enumerate().find_map(|(k, &j)| {
+                    let once = node.inputs.iter().filter(|&&jj| jj == j).count() == 1;
+                    (once && self.last_read[j] == i)
+                        .then(|| self.take_owned(j, i).map(|t| (k, t)))
+                        .flatten()
+                });
+                if let Some((k, mut acc)) = owned {
+                    let others = node
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|&(kk, _)| kk != k)
+                        .map(|(_, &j)| self.get(j))
+                        .collect::<Result<Vec<_>>>()?;
+                    let refs: Vec<&Tensor> = others.iter().map(|t| t.as_ref()).collect();
+                    ops::add::cpu::add_forward_inplace(&mut acc, k, &refs)?;
+                    return Ok(Some(Rc::new(acc)));
+                }
                 let xs = node
                     .inputs
                     .iter()
