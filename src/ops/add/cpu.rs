@@ -117,3 +117,46 @@ fn accumulate_body(ys: &mut [f32], pos: usize, srcs: &[&[f32]]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable and AVX2 builds of the in-place accumulation agree bit
+    /// for bit with a plain in-order sum, at every position and at lengths
+    /// that leave partial blocks.
+    #[test]
+    fn accumulate_paths_agree_bitwise() {
+        let mut state = 0x5151_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for len in [1usize, 7, BLOCK, BLOCK + 3, 3 * BLOCK - 1] {
+            let ins: Vec<Vec<f32>> = (0..4).map(|_| (0..len).map(|_| next()).collect()).collect();
+            for k in 1..=4 {
+                let want: Vec<f32> = (0..len)
+                    .map(|e| ins[1..k].iter().fold(ins[0][e], |a, v| a + v[e]))
+                    .collect();
+                for pos in 0..k {
+                    let srcs: Vec<&[f32]> = (0..k)
+                        .filter(|&j| j != pos)
+                        .map(|j| ins[j].as_slice())
+                        .collect();
+                    let mut p = ins[pos].clone();
+                    accumulate_body(&mut p, pos, &srcs);
+                    assert_eq!(p, want, "portable len={len} k={k} pos={pos}");
+                    #[cfg(target_arch = "x86_64")]
+                    if crate::ops::has_avx2_fma() {
+                        let mut v = ins[pos].clone();
+                        // SAFETY: AVX2 and FMA detected.
+                        unsafe { accumulate_avx2(&mut v, pos, &srcs) };
+                        assert_eq!(v, want, "avx2 len={len} k={k} pos={pos}");
+                    }
+                }
+            }
+        }
+    }
+}
