@@ -37,7 +37,18 @@ pub fn relu_codes(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    Executor::new(graph, params, input)?.run()
+    Executor::new(graph, params, input, true)?.run()
+}
+
+/// [`relu_codes`] with the conv→BN and in-place add fusions off: the plain
+/// ops only (tests compare the two).
+#[cfg(test)]
+fn relu_codes_unfused(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+) -> Result<(ReluCodes, ForwardTiming)> {
+    Executor::new(graph, params, input, false)?.run()
 }
 
 /// Most bytes of idle activation buffers a thread keeps between passes.
@@ -64,6 +75,8 @@ struct Executor<'a> {
     /// For a conv: whether its only reader is a BatchNorm (and it is not the
     /// output), so it runs with fused statistics.
     conv_feeds_bn: Vec<bool>,
+    /// Whether an Add may accumulate into an input it owns.
+    add_in_place: bool,
     /// Channel sums a fused conv left for its BatchNorm.
     pending_sums: Vec<Option<ChannelSums>>,
     /// After which node each buffer is last read.
@@ -73,7 +86,13 @@ struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    fn new(graph: &'a Graph, params: &'a [Vec<f32>], input: &'a Tensor) -> Result<Self> {
+    /// `fuse` enables the conv→BN and in-place add fusions.
+    fn new(
+        graph: &'a Graph,
+        params: &'a [Vec<f32>],
+        input: &'a Tensor,
+        fuse: bool,
+    ) -> Result<Self> {
         let in_shape = graph.input_shape()?;
         let s = input.shape;
         if s.with_n(1) != in_shape || s.n == 0 {
@@ -129,7 +148,7 @@ impl<'a> Executor<'a> {
         }
         let conv_feeds_bn: Vec<bool> = (0..n)
             .map(|i| {
-                matches!(graph.nodes[i].op, Op::Conv2d { .. })
+                fuse && matches!(graph.nodes[i].op, Op::Conv2d { .. })
                     && readers[i] == 1
                     && only_reader_is_bn[i]
                     && i != graph.output
@@ -156,6 +175,7 @@ impl<'a> Executor<'a> {
             relu_materialised,
             relu_readers,
             conv_feeds_bn,
+            add_in_place: fuse,
             pending_sums: vec![None; n],
             last_read,
             buffers: vec![None; n],
@@ -338,6 +358,9 @@ impl<'a> Executor<'a> {
                 // Accumulate into an input buffer this node owns, if any (the
                 // first such input that appears once in the list).
                 let owned = node.inputs.iter().enumerate().find_map(|(k, &j)| {
+                    if !self.add_in_place {
+                        return None;
+                    }
                     let once = node.inputs.iter().filter(|&&jj| jj == j).count() == 1;
                     (once && self.last_read[j] == i)
                         .then(|| self.take_owned(j, i).map(|t| (k, t)))
@@ -422,4 +445,85 @@ impl Drop for Executor<'_> {
 
 fn input_of(node: &crate::net::Node, id: Option<NodeId>) -> Result<NodeId> {
     id.ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{init, GraphBuilder};
+    use crate::ops::pool::PoolKind;
+
+    /// A graph that hits every executor path: conv→BN fused (with and
+    /// without a fused input ReLU), a conv with two readers (not fused), a
+    /// conv feeding a ReLU, adds that own an input, share one (`x + x`), or
+    /// read a buffer a later node still needs, twin ReLUs.
+    fn graph() -> crate::net::Graph {
+        let mut b = GraphBuilder::new();
+        let x = b.input(9, 7, 3);
+        let c0 = b.conv(x, 16, 3, 1, 1, 1, 1, "c0").unwrap();
+        let n0 = b.batchnorm(c0, "bn0");
+        let r0 = b.relu(n0, "r0");
+        let c1 = b.conv(r0, 16, 3, 1, 1, 1, 1, "c1").unwrap();
+        let n1 = b.batchnorm(c1, "bn1");
+        let c2 = b.conv(n0, 16, 1, 1, 0, 1, 1, "c2").unwrap();
+        let n2 = b.batchnorm(c2, "bn2");
+        let a0 = b.add(&[n1, c2, n2], "a0").unwrap(); // c2 has two readers
+        let r1 = b.relu(a0, "r1");
+        let r1b = b.relu(a0, "r1b");
+        let p = b.pool(a0, PoolKind::Avg, 3, 1, 1, "p").unwrap();
+        let a1 = b.add(&[p, a0, a0], "a1").unwrap(); // a0 twice: not owned
+        let c3 = b.conv(r1, 24, 3, 2, 1, 1, 1, "c3").unwrap();
+        let c4 = b.conv(r1b, 24, 3, 2, 1, 1, 1, "c4").unwrap();
+        let r3 = b.relu(c4, "r3"); // a conv whose reader is a ReLU
+        let c5 = b.conv(a1, 24, 3, 2, 1, 1, 1, "c5").unwrap();
+        let n5 = b.batchnorm(c5, "bn5");
+        let a2 = b.add(&[c3, r3, n5], "a2").unwrap();
+        let r4 = b.relu(a2, "r4");
+        let g = b.global_avg_pool(r4, "gap");
+        let l = b.linear(g, 10, "fc");
+        b.finish(l).prune()
+    }
+
+    #[test]
+    fn fused_executor_matches_plain_ops() {
+        let g = graph();
+        let params = init::init_params(&g, 7);
+        let input = crate::data::gaussian_batch(16, 9, 3);
+        let input = Tensor::from_vec(
+            Shape::new(16, 9, 7, 3),
+            input.data[..16 * 9 * 7 * 3].to_vec(),
+        )
+        .unwrap();
+        // c0, c1, c5 feed only a BN; c2 (two readers), c3 (an add) and c4
+        // (a ReLU) do not.
+        let ex = Executor::new(&g, &params, &input, true).unwrap();
+        let fused_convs: Vec<&str> = (0..g.nodes.len())
+            .filter(|&i| ex.conv_feeds_bn[i])
+            .map(|i| g.nodes[i].name.as_str())
+            .collect();
+        assert_eq!(fused_convs, ["c0", "c1", "c5"]);
+        drop(ex);
+        let (fused, _) = relu_codes(&g, &params, &input).unwrap();
+        let (plain, _) = relu_codes_unfused(&g, &params, &input).unwrap();
+        assert_eq!(fused.n_units, plain.n_units);
+        // BN statistics differ in the last bits (one-pass vs two-pass), which
+        // may flip the sign of a value within rounding of zero: allow 1e-5
+        // of the total.
+        let total: u64 = plain.hamming.iter().sum();
+        let diff: u64 = fused
+            .hamming
+            .iter()
+            .zip(&plain.hamming)
+            .map(|(a, b)| a.abs_diff(*b))
+            .sum();
+        assert!(total > 0);
+        assert!(
+            diff * 100_000 <= total,
+            "hamming differs by {diff} of {total}"
+        );
+        // A second pass reuses pooled buffers (stale contents) and must give
+        // the same result bit for bit.
+        let (again, _) = relu_codes(&g, &params, &input).unwrap();
+        assert_eq!(again, fused);
+    }
 }
