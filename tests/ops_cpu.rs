@@ -3,11 +3,14 @@
 //! poisoned with NaN before every call, so an element an op forgets to write
 //! fails the comparison.
 
-use dasnas::ops::add::cpu::add_forward;
-use dasnas::ops::batchnorm::cpu::{batchnorm_forward, batchnorm_forward_inplace};
-use dasnas::ops::batchnorm::BatchNormSpec;
+use dasnas::ops::add::cpu::{add_forward, add_forward_inplace};
+use dasnas::ops::batchnorm::cpu::{
+    batchnorm_forward, batchnorm_forward_from_sums, batchnorm_forward_inplace,
+};
+use dasnas::ops::batchnorm::{BatchNormSpec, ChannelSums};
 use dasnas::ops::conv2d::cpu::{
-    conv2d_forward, conv2d_forward_relu_input, conv2d_forward_with, ConvKernel,
+    conv2d_forward, conv2d_forward_relu_input, conv2d_forward_stats, conv2d_forward_with,
+    ConvKernel,
 };
 use dasnas::ops::conv2d::Conv2dSpec;
 use dasnas::ops::global_avg_pool::cpu::global_avg_pool_forward;
@@ -730,4 +733,279 @@ fn absurd_shapes_are_errors_not_panics() {
     let x = Tensor::zeros(Shape::new(1, 3, 3, 1));
     let mut cy = poisoned(Shape::new(1, 3, 3, 1));
     assert!(conv2d_forward(&s, &x, &[0.0; 9], &mut cy).is_err());
+}
+
+// ------------------------------ fused conv + BN statistics, in-place BN, add
+
+/// Channel sums of an NHWC tensor in the documented order: per sample,
+/// pixels in order, in f64; samples combined in order.
+fn sums_ref(y: &Tensor) -> ChannelSums {
+    let c = y.shape.c;
+    let mut sum = vec![0.0f64; c];
+    let mut sumsq = vec![0.0f64; c];
+    for img in y.data.chunks_exact(y.shape.per_sample()) {
+        let mut s = vec![0.0f64; c];
+        let mut q = vec![0.0f64; c];
+        for px in img.chunks_exact(c) {
+            for ch in 0..c {
+                let v = px[ch] as f64;
+                s[ch] += v;
+                q[ch] += v * v;
+            }
+        }
+        for ch in 0..c {
+            sum[ch] += s[ch];
+            sumsq[ch] += q[ch];
+        }
+    }
+    ChannelSums {
+        count: y.shape.n * y.shape.h * y.shape.w,
+        sum,
+        sumsq,
+    }
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Rounding-error scale of a BN output (see `batchnorm_matches_reference`).
+fn bn_scale(x: &Tensor, gamma: &[f32], beta: &[f32], mean: &[f64], var: &[f64]) -> Vec<f64> {
+    let c = x.shape.c;
+    (0..x.data.len())
+        .map(|i| {
+            let ch = i % c;
+            let inv = 1.0 / (var[ch] + 1e-5).sqrt();
+            ((x.data[i] as f64).abs() + mean[ch].abs()) * inv * (gamma[ch] as f64).abs()
+                + (beta[ch] as f64).abs()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The stats entry point writes exactly the plain conv's output, and
+    /// its sums equal a plain loop in the documented order bit for bit
+    /// (every path: AVX2 tiles, portable, depthwise, scalar channels).
+    #[test]
+    fn conv_stats_match_plain_conv_and_sums(
+        (s, n, h, w) in conv_case(),
+        seed in any::<u64>(),
+        relu in any::<bool>(),
+        portable in any::<bool>(),
+    ) {
+        let k = if portable { ConvKernel::Portable } else { ConvKernel::Auto };
+        let mut rng = Rng(seed);
+        let x = rng.tensor(Shape::new(n, h, w, s.cin));
+        let wt = rng.vec(s.weight_len());
+        let os = s.out_shape(x.shape).unwrap();
+        let mut a = poisoned(os);
+        conv2d_forward_with(&s, &x, &wt, &mut a, relu, k).unwrap();
+        let mut b = poisoned(os);
+        let sums = conv2d_forward_stats(&s, &x, &wt, &mut b, relu, k).unwrap();
+        prop_assert!(a.data.iter().zip(&b.data).all(|(p, q)| p.to_bits() == q.to_bits()));
+        let want = sums_ref(&a);
+        prop_assert_eq!(sums.count, want.count);
+        prop_assert_eq!(bits(&sums.sum), bits(&want.sum));
+        prop_assert_eq!(bits(&sums.sumsq), bits(&want.sumsq));
+    }
+
+    /// Fused conv (stats) + in-place BN from the sums vs conv then the plain
+    /// two-pass BatchNorm.
+    #[test]
+    fn fused_conv_bn_matches_conv_then_batchnorm(
+        (s, n, h, w) in conv_case(),
+        seed in any::<u64>(),
+        relu in any::<bool>(),
+    ) {
+        let mut rng = Rng(seed);
+        let x = rng.tensor(Shape::new(n, h, w, s.cin));
+        let wt = rng.vec(s.weight_len());
+        let gamma = rng.vec(s.cout);
+        let beta = rng.vec(s.cout);
+        let os = s.out_shape(x.shape).unwrap();
+        let bn = BatchNormSpec::new(s.cout);
+        let mut c = poisoned(os);
+        conv2d_forward_with(&s, &x, &wt, &mut c, relu, ConvKernel::Auto).unwrap();
+        let mut want = poisoned(os);
+        let st_want = batchnorm_forward(&bn, &c, &gamma, &beta, &mut want).unwrap();
+        let (_, mean, var) = bn_ref(&c, &gamma, &beta, 1e-5);
+        let mut got = poisoned(os);
+        let sums = conv2d_forward_stats(&s, &x, &wt, &mut got, relu, ConvKernel::Auto).unwrap();
+        let st = batchnorm_forward_from_sums(&bn, &mut got, &gamma, &beta, &sums).unwrap();
+        let wd: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+        let scale = bn_scale(&c, &gamma, &beta, &mean, &var);
+        assert_close(&format!("fused conv+bn {s:?}"), &got.data, &wd, &scale, 1e-5, 1e-6);
+        for ch in 0..s.cout {
+            let (m, i) = (st.mean[ch] as f64, st.inv_std[ch] as f64);
+            prop_assert!((m - st_want.mean[ch] as f64).abs() <= 1e-6 * (1.0 + m.abs()));
+            prop_assert!((i - st_want.inv_std[ch] as f64).abs() <= 1e-5 * i);
+        }
+    }
+
+    /// BN from sums vs the two-pass reference on data with a large offset
+    /// (the one-pass variance's worst case) at odd channel counts (the
+    /// periodic parameter runs).
+    #[test]
+    fn batchnorm_from_sums_matches_reference(
+        n in 1usize..=4,
+        h in prop::sample::select(vec![1usize, 3, 5, 7, 13]),
+        w in prop::sample::select(vec![1usize, 3, 5, 7, 13]),
+        c in prop::sample::select(vec![1usize, 3, 5, 7, 16, 17, 24, 64, 65]),
+        offset in -10.0f32..10.0,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed);
+        let mut x = rng.tensor(Shape::new(n, h, w, c));
+        for v in &mut x.data {
+            *v += offset;
+        }
+        let gamma = rng.vec(c);
+        let beta = rng.vec(c);
+        let spec = BatchNormSpec::new(c);
+        let (want, mean, var) = bn_ref(&x, &gamma, &beta, 1e-5);
+        let scale = bn_scale(&x, &gamma, &beta, &mean, &var);
+        let mut y = x.clone();
+        let st = batchnorm_forward_from_sums(&spec, &mut y, &gamma, &beta, &sums_ref(&x)).unwrap();
+        assert_close("batchnorm from sums", &y.data, &want, &scale, 1e-5, 1e-6);
+        for ch in 0..c {
+            prop_assert!((st.mean[ch] as f64 - mean[ch]).abs() <= 1e-6 * (1.0 + mean[ch].abs()));
+            let inv = 1.0 / (var[ch] + 1e-5).sqrt();
+            prop_assert!((st.inv_std[ch] as f64 - inv).abs() <= 1e-5 * inv);
+        }
+        // With the reference's own statistics the normalisation is the same
+        // expression as `batchnorm_forward`'s: equal stats, equal bits.
+        let mut plain = poisoned(x.shape);
+        let st_plain = batchnorm_forward(&spec, &x, &gamma, &beta, &mut plain).unwrap();
+        if st_plain == st {
+            prop_assert!(plain.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+}
+
+#[test]
+fn batchnorm_from_sums_constant_channel_gives_beta() {
+    let s = Shape::new(3, 5, 7, 4);
+    let mut x = Rng(5).tensor(s);
+    for (i, v) in x.data.iter_mut().enumerate() {
+        match i % 4 {
+            1 => *v = 0.3,
+            2 => *v = 0.0,
+            3 => *v = -1e4,
+            _ => {}
+        }
+    }
+    let sums = sums_ref(&x);
+    let gamma = [1.0, 2.0, 1.0, 1.0];
+    let beta = [0.0, 0.0, 0.0, 0.5];
+    batchnorm_forward_from_sums(&BatchNormSpec::new(4), &mut x, &gamma, &beta, &sums).unwrap();
+    for (i, &v) in x.data.iter().enumerate() {
+        match i % 4 {
+            1 | 2 => assert_eq!(v, 0.0, "element {i}"),
+            3 => assert_eq!(v, 0.5, "element {i}"),
+            _ => assert!(v.is_finite()),
+        }
+    }
+}
+
+#[test]
+fn batchnorm_from_sums_argument_errors() {
+    let spec = BatchNormSpec::new(4);
+    let mut x = Tensor::zeros(Shape::new(2, 3, 3, 4));
+    let good = sums_ref(&x);
+    for bad in [
+        ChannelSums {
+            count: 17,
+            ..good.clone()
+        },
+        ChannelSums {
+            sum: vec![0.0; 3],
+            ..good.clone()
+        },
+        ChannelSums {
+            sumsq: vec![0.0; 5],
+            ..good.clone()
+        },
+    ] {
+        assert!(matches!(
+            batchnorm_forward_from_sums(&spec, &mut x, &[1.0; 4], &[0.0; 4], &bad),
+            Err(Error::Shape(m)) if m.contains("channel sums")
+        ));
+    }
+    assert!(matches!(
+        batchnorm_forward_from_sums(&spec, &mut x, &[1.0; 3], &[0.0; 4], &good),
+        Err(Error::Shape(m)) if m.contains("gamma")
+    ));
+}
+
+/// In-place add at every position equals the out-of-place add bit for bit,
+/// on a size that crosses the parallel-chunk and block boundaries.
+#[test]
+fn add_inplace_matches_add_forward() {
+    let mut rng = Rng(17);
+    let s = Shape::new(3, 37, 29, 23); // 74,037 values: > one 65,536 chunk
+    let ts: Vec<Tensor> = (0..4).map(|_| rng.tensor(s)).collect();
+    for k in 1..=4 {
+        let refs: Vec<&Tensor> = ts[..k].iter().collect();
+        let mut want = poisoned(s);
+        add_forward(&refs, &mut want).unwrap();
+        for pos in 0..k {
+            let mut acc = ts[pos].clone();
+            let others: Vec<&Tensor> = (0..k).filter(|&j| j != pos).map(|j| &ts[j]).collect();
+            add_forward_inplace(&mut acc, pos, &others).unwrap();
+            let same = acc
+                .data
+                .iter()
+                .zip(&want.data)
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "k={k} pos={pos}");
+        }
+    }
+    let mut acc = ts[0].clone();
+    assert!(matches!(
+        add_forward_inplace(&mut acc, 2, &[&ts[1]]),
+        Err(Error::Arg(_))
+    ));
+    let other = Tensor::zeros(Shape::new(3, 37, 29, 22));
+    assert!(matches!(
+        add_forward_inplace(&mut acc, 0, &[&other]),
+        Err(Error::Shape(_))
+    ));
+}
+
+/// The fused kernels give bitwise the same results on 1 and 2 threads.
+#[test]
+fn fused_results_do_not_depend_on_thread_count() {
+    let mut rng = Rng(23);
+    let x = rng.tensor(Shape::new(5, 13, 11, 32));
+    let others: Vec<Tensor> = (0..2).map(|_| rng.tensor(x.shape)).collect();
+    let run = |threads: usize| {
+        pool_of(threads).install(|| {
+            let mut out: Vec<Vec<u64>> = Vec::new();
+            for (s, relu) in [
+                (spec(32, 48, 3, 1, 1, 1, 1), true),
+                (spec(32, 32, 1, 1, 0, 1, 1), false),
+                (spec(32, 32, 3, 2, 1, 1, 32), true),
+                (spec(32, 34, 3, 1, 1, 1, 2), false),
+            ] {
+                let w = Rng(3).vec(s.weight_len());
+                let mut y = poisoned(s.out_shape(x.shape).unwrap());
+                let sums =
+                    conv2d_forward_stats(&s, &x, &w, &mut y, relu, ConvKernel::Auto).unwrap();
+                out.push(bits(&sums.sum));
+                out.push(bits(&sums.sumsq));
+                let bn = BatchNormSpec::new(s.cout);
+                let g = vec![1.0; s.cout];
+                let b = vec![0.0; s.cout];
+                batchnorm_forward_from_sums(&bn, &mut y, &g, &b, &sums).unwrap();
+                out.push(y.data.iter().map(|v| v.to_bits() as u64).collect());
+            }
+            let mut acc = x.clone();
+            add_forward_inplace(&mut acc, 1, &[&others[0], &others[1]]).unwrap();
+            out.push(acc.data.iter().map(|v| v.to_bits() as u64).collect());
+            out
+        })
+    };
+    assert_eq!(run(1), run(2), "1-thread and 2-thread results differ");
 }

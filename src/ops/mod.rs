@@ -18,6 +18,21 @@ pub mod relu;
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
+/// Whether this CPU runs AVX2 + FMA code (checked at run time; the crate is
+/// compiled for baseline x86-64, so SIMD kernels are `#[target_feature]`
+/// functions chosen by this test, with portable fallbacks).
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `Err(Error::Shape)` unless `got == want`; `what` names the tensor.
 pub(crate) fn check_shape(op: &str, what: &str, want: Shape, got: Shape) -> Result<()> {
     if want == got {

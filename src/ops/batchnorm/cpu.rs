@@ -14,8 +14,8 @@
 
 use rayon::prelude::*;
 
-use super::{BatchNormSpec, BnStats};
-use crate::error::Result;
+use super::{BatchNormSpec, BnStats, ChannelSums};
+use crate::error::{Error, Result};
 use crate::ops::{check_len, check_param, check_shape};
 use crate::tensor::Tensor;
 
@@ -69,6 +69,121 @@ pub fn batchnorm_forward_inplace(
         }
     });
     Ok(stats)
+}
+
+/// Training-mode BatchNorm of `x`, in place, from its channel sums (as
+/// [`crate::ops::conv2d::cpu::conv2d_forward_stats`] returns them), in one
+/// pass over `x`: the fused path for a conv whose only reader is this BN.
+///
+/// Statistics, in f64: `mean = Σx / count`, `var = max(Σx² / count − mean²,
+/// 0)` (biased, like [`batchnorm_forward`]). This one-pass formula
+/// amplifies the rounding error of the sums by `1 + mean² / var`: the
+/// squares are exact in f64 and the sums carry a relative error of at most
+/// about `count · 2⁻⁵³` (1.5e-11 at count = 131,072), so the variance stays
+/// well inside f32 precision unless `mean² / var` exceeds ~1e3 — far from
+/// a freshly initialised conv's output, whose mean is ≈ 0. Rounding can
+/// make the difference slightly negative, hence the clamp. A constant
+/// channel still gives `y = beta` exactly (below 2²⁹ values): every partial
+/// sum `k · v` is exact in f64, so `mean` equals the value and
+/// `x − mean = 0`.
+///
+/// Normalisation is `y = (x − mean) * (gamma * inv_std) + beta` in f32, the
+/// same expression as [`batchnorm_forward`], so equal statistics give
+/// bitwise equal outputs.
+pub fn batchnorm_forward_from_sums(
+    spec: &BatchNormSpec,
+    x: &mut Tensor,
+    gamma: &[f32],
+    beta: &[f32],
+    sums: &ChannelSums,
+) -> Result<BnStats> {
+    check_args(spec, x, gamma, beta)?;
+    let c = spec.channels;
+    let count = x.shape.n * x.shape.h * x.shape.w;
+    if sums.sum.len() != c || sums.sumsq.len() != c || sums.count != count {
+        return Err(Error::Shape(format!(
+            "batchnorm: channel sums of {} / {} channels over {} values do not fit input {}",
+            sums.sum.len(),
+            sums.sumsq.len(),
+            sums.count,
+            x.shape
+        )));
+    }
+    let cnt = count as f64;
+    let eps = spec.eps as f64;
+    let mut mean = Vec::with_capacity(c);
+    let mut inv_std = Vec::with_capacity(c);
+    for (&s, &q) in sums.sum.iter().zip(&sums.sumsq) {
+        let m = s / cnt;
+        let var = (q / cnt - m * m).max(0.0);
+        mean.push(m as f32);
+        inv_std.push((1.0 / (var + eps).sqrt()) as f32);
+    }
+    let stats = BnStats { mean, inv_std };
+    let (scale, beta) = scale_shift(&stats, gamma, beta);
+    normalise_inplace(x, c, &stats.mean, &scale, &beta);
+    Ok(stats)
+}
+
+/// Channel parameters repeated to a period of at least [`PERIOD_MIN`]
+/// values that is a multiple of both `c` and 8. A sample's NHWC data
+/// (`h * w * c` values, channel innermost) then splits into fixed runs of
+/// `period` values that all start at channel 0, so one flat, branch-free
+/// loop over a run lines up with the parameter arrays and vectorises
+/// (whatever `c` is; the last, shorter run uses a prefix of them).
+const PERIOD_MIN: usize = 64;
+
+fn periodic(v: &[f32], c: usize) -> Vec<f32> {
+    let lcm = c * (8 / gcd(c, 8));
+    let period = lcm * PERIOD_MIN.div_ceil(lcm);
+    v.iter().copied().cycle().take(period).collect()
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `x[p][ch] = (x[p][ch] − mean[ch]) * scale[ch] + beta[ch]` over an NHWC
+/// tensor of `c` channels, samples in parallel (no reduction: the split
+/// cannot change a value). Multiply and add stay separate operations (Rust
+/// does not contract them to FMA), so the AVX2 and portable paths agree
+/// bitwise with each other and with [`batchnorm_forward`]'s loop.
+fn normalise_inplace(x: &mut Tensor, c: usize, mean: &[f32], scale: &[f32], beta: &[f32]) {
+    let (m, s, b) = (periodic(mean, c), periodic(scale, c), periodic(beta, c));
+    let avx2 = crate::ops::has_avx2_fma();
+    x.data.par_chunks_mut(x.shape.per_sample()).for_each(|xs| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 and FMA were detected at run time.
+            unsafe { normalise_avx2(xs, &m, &s, &b) };
+            return;
+        }
+        let _ = avx2;
+        normalise_body(xs, &m, &s, &b);
+    });
+}
+
+/// [`normalise_body`] compiled for AVX2 (8-wide vectors).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn normalise_avx2(xs: &mut [f32], m: &[f32], s: &[f32], b: &[f32]) {
+    normalise_body(xs, m, s, b)
+}
+
+/// One sample: `xs` in runs of `m.len()` values (the periodic parameters).
+#[inline(always)]
+fn normalise_body(xs: &mut [f32], m: &[f32], s: &[f32], b: &[f32]) {
+    for run in xs.chunks_mut(m.len()) {
+        for (((v, &mm), &ss), &bb) in run.iter_mut().zip(m).zip(s).zip(b) {
+            *v = (*v - mm) * ss + bb;
+        }
+    }
 }
 
 fn check_args(spec: &BatchNormSpec, x: &Tensor, gamma: &[f32], beta: &[f32]) -> Result<()> {
@@ -147,5 +262,56 @@ fn batch_stats(spec: &BatchNormSpec, x: &Tensor) -> BnStats {
             .iter()
             .map(|&v| (1.0 / (v / count + eps).sqrt()) as f32)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Periodic runs line up with channels, and the AVX2 build of the
+    /// normalise loop equals the portable one (and a per-channel loop) bit
+    /// for bit, at odd channel counts and image sizes.
+    #[test]
+    fn normalise_paths_agree_bitwise() {
+        let mut state = 0x9e37_79b9_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for c in [1usize, 3, 5, 7, 16, 17, 24, 64, 65] {
+            for pixels in [1usize, 7, 13, 50] {
+                let xs: Vec<f32> = (0..pixels * c).map(|_| next()).collect();
+                let (mean, scale, beta): (Vec<f32>, Vec<f32>, Vec<f32>) =
+                    (0..c).map(|_| (next(), next(), next())).fold(
+                        (vec![], vec![], vec![]),
+                        |(mut a, mut b, mut d), (x, y, z)| {
+                            a.push(x);
+                            b.push(y);
+                            d.push(z);
+                            (a, b, d)
+                        },
+                    );
+                let want: Vec<f32> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (v - mean[i % c]) * scale[i % c] + beta[i % c])
+                    .collect();
+                let (m, s, b) = (periodic(&mean, c), periodic(&scale, c), periodic(&beta, c));
+                assert!(m.len() >= PERIOD_MIN && m.len() % c == 0 && m.len() % 8 == 0);
+                let mut p = xs.clone();
+                normalise_body(&mut p, &m, &s, &b);
+                assert_eq!(p, want, "portable c={c}");
+                #[cfg(target_arch = "x86_64")]
+                if crate::ops::has_avx2_fma() {
+                    let mut v = xs.clone();
+                    // SAFETY: AVX2 and FMA detected.
+                    unsafe { normalise_avx2(&mut v, &m, &s, &b) };
+                    assert_eq!(v, want, "avx2 c={c}");
+                }
+            }
+        }
     }
 }

@@ -58,6 +58,24 @@ pub struct BnStats {
     pub inv_std: Vec<f32>,
 }
 
+/// Per-channel sums of a tensor over (n, h, w), in f64: what a conv with
+/// fused statistics ([`crate::ops::conv2d::cpu::conv2d_forward_stats`])
+/// hands to [`cpu::batchnorm_forward_from_sums`], so that BatchNorm needs no
+/// statistics pass of its own.
+///
+/// Each sample's sums are accumulated pixel by pixel in f64 and the samples
+/// are combined in sample order, so the values do not depend on the thread
+/// count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelSums {
+    /// Values summed per channel: `n * h * w`.
+    pub count: usize,
+    /// Per channel: `Σ x`.
+    pub sum: Vec<f64>,
+    /// Per channel: `Σ x²` (each square of an f32 value is exact in f64).
+    pub sumsq: Vec<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

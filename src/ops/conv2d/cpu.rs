@@ -41,6 +41,21 @@
 //! scalar path; depthwise convs (`cin_g == cout_g == 1`) take a path
 //! vectorised across channels.
 //!
+//! # Fused BatchNorm statistics
+//!
+//! [`conv2d_forward_stats`] also returns the per-channel sums `Σ y` and
+//! `Σ y²` of its output (a [`ChannelSums`]), so the BatchNorm that follows
+//! needs no statistics pass over the tensor. The AVX2 tiles accumulate them
+//! while their results are still in registers, right after the store: each
+//! 8-lane accumulator is widened to two f64 vectors (the square of an f32
+//! is exact in f64, so an FMA equals a multiply then an add) and added to
+//! per-image f64 sums. Other paths (portable, depthwise, channels left to
+//! the scalar path) run the same f64 loop over the image they just wrote,
+//! while it is in cache. Per channel every image sums its pixels in order
+//! `p = 0, 1, ...`, then images are combined in sample order, so the sums
+//! are bitwise the same as a plain loop in that order and do not depend on
+//! the thread count or on which path computed which channel.
+//!
 //! # Determinism
 //!
 //! Every output element is one sum over `k` in the fixed `(ky, kx, ci)` order,
@@ -53,6 +68,7 @@ use rayon::prelude::*;
 
 use super::Conv2dSpec;
 use crate::error::{Error, Result};
+use crate::ops::batchnorm::ChannelSums;
 use crate::ops::{check_len, check_param, check_shape};
 use crate::tensor::Tensor;
 
@@ -96,6 +112,37 @@ pub fn conv2d_forward_with(
     relu_input: bool,
     kernel: ConvKernel,
 ) -> Result<()> {
+    conv_impl(spec, x, w, y, relu_input, kernel, false).map(|_| ())
+}
+
+/// [`conv2d_forward_with`] that also returns the per-channel sums of `y`
+/// over `(n, oh, ow)` for a following training-mode BatchNorm (see the
+/// module docs: accumulated in f64 while the output tiles are stored,
+/// bitwise equal to a plain per-image, pixel-order loop combined in sample
+/// order). `y` itself is bitwise the same as [`conv2d_forward_with`]'s.
+pub fn conv2d_forward_stats(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+    relu_input: bool,
+    kernel: ConvKernel,
+) -> Result<ChannelSums> {
+    let sums = conv_impl(spec, x, w, y, relu_input, kernel, true)?;
+    sums.ok_or_else(|| Error::Shape("conv2d: internal: statistics were not computed".into()))
+}
+
+/// The shared body: checks, plans, runs every image in parallel and, with
+/// `want_stats`, combines the per-image channel sums in sample order.
+fn conv_impl(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+    relu_input: bool,
+    kernel: ConvKernel,
+    want_stats: bool,
+) -> Result<Option<ChannelSums>> {
     let out = spec.out_shape(x.shape)?;
     check_len("conv2d", "input", x.shape, x.data.len())?;
     check_param("conv2d", "weight", spec.weight_len(), w.len())?;
@@ -117,28 +164,62 @@ pub fn conv2d_forward_with(
     } else {
         0
     };
+    let one_image = |scratch: &mut Vec<f32>,
+                     n: usize,
+                     yimg: &mut [f32],
+                     ximg: &[f32],
+                     stats: Option<&mut [f64]>| {
+        // The image this thread most likely takes next (rayon hands
+        // out contiguous ranges): prefetched while this one runs.
+        let next = x.data.get((n + 1) * in_img..(n + 2) * in_img);
+        let src: &[f32] = if plan.copy_input {
+            plan.fill_padded(ximg, scratch);
+            scratch
+        } else {
+            ximg
+        };
+        plan.run_image(src, w, wpk, yimg, simd, next.unwrap_or(&[]), stats);
+    };
+    // Zeroed once per rayon job; only the interior is ever written, so the
+    // padding border stays zero across images.
+    let init = || vec![0.0f32; scratch_len];
+    if !want_stats {
+        y.data
+            .par_chunks_mut(out_img)
+            .zip(x.data.par_chunks(in_img))
+            .enumerate()
+            .for_each_init(init, |scratch, (n, (yimg, ximg))| {
+                one_image(scratch, n, yimg, ximg, None)
+            });
+        return Ok(None);
+    }
+    // Per image: `[Σ y per channel (cout)][Σ y² per channel (cout)]`.
+    let cout = spec.cout;
+    let mut per_image = vec![0.0f64; x.shape.n * 2 * cout];
     y.data
         .par_chunks_mut(out_img)
         .zip(x.data.par_chunks(in_img))
+        .zip(per_image.par_chunks_mut(2 * cout))
         .enumerate()
-        .for_each_init(
-            // Zeroed once per rayon job; only the interior is ever written,
-            // so the padding border stays zero across images.
-            || vec![0.0f32; scratch_len],
-            |scratch, (n, (yimg, ximg))| {
-                // The image this thread most likely takes next (rayon hands
-                // out contiguous ranges): prefetched while this one runs.
-                let next = x.data.get((n + 1) * in_img..(n + 2) * in_img);
-                let src: &[f32] = if plan.copy_input {
-                    plan.fill_padded(ximg, scratch);
-                    scratch
-                } else {
-                    ximg
-                };
-                plan.run_image(src, w, wpk, yimg, simd, next.unwrap_or(&[]));
-            },
-        );
-    Ok(())
+        .for_each_init(init, |scratch, (n, ((yimg, ximg), st))| {
+            one_image(scratch, n, yimg, ximg, Some(st))
+        });
+    let mut sum = vec![0.0f64; cout];
+    let mut sumsq = vec![0.0f64; cout];
+    for st in per_image.chunks_exact(2 * cout) {
+        let (s, q) = st.split_at(cout);
+        for (a, &v) in sum.iter_mut().zip(s) {
+            *a += v;
+        }
+        for (a, &v) in sumsq.iter_mut().zip(q) {
+            *a += v;
+        }
+    }
+    Ok(Some(ChannelSums {
+        count: out.n * out.h * out.w,
+        sum,
+        sumsq,
+    }))
 }
 
 /// The instruction set a call runs on.
@@ -386,6 +467,10 @@ impl Plan {
     /// `next` (possibly empty) is prefetched into L2 over the course of the
     /// image (AVX2 path), so the next image's input is not read at DRAM
     /// latency.
+    ///
+    /// With `stats` (`2 * cout` zeros: `[Σ y][Σ y²]` per channel), also
+    /// accumulates this image's channel sums in pixel order.
+    #[allow(clippy::too_many_arguments)]
     fn run_image(
         &self,
         src: &[f32],
@@ -394,16 +479,38 @@ impl Plan {
         yimg: &mut [f32],
         simd: Simd,
         next: &[f32],
+        stats: Option<&mut [f64]>,
     ) {
         if self.depthwise {
             self.depthwise_image(src, w, yimg);
+            if let Some(st) = stats {
+                image_sums(yimg, self.cout, 0..self.cout, st);
+            }
             return;
         }
         match simd {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Simd::Avx2Fma` is only chosen after
-            // `is_x86_feature_detected!` found both AVX2 and FMA.
-            Simd::Avx2Fma => unsafe { x86::blocks_image(self, src, wpk, yimg, next) },
+            Simd::Avx2Fma => {
+                // SAFETY: `Simd::Avx2Fma` is only chosen after
+                // `is_x86_feature_detected!` found both AVX2 and FMA.
+                match stats {
+                    Some(st) => {
+                        unsafe { x86::blocks_image::<true>(self, src, wpk, yimg, next, st) };
+                        if self.scalar_from < self.cout_g {
+                            self.scalar_channels(src, w, yimg);
+                            // Only the channels the tiles did not cover.
+                            for g in 0..self.groups {
+                                let r = g * self.cout_g + self.scalar_from..(g + 1) * self.cout_g;
+                                image_sums(yimg, self.cout, r, st);
+                            }
+                        }
+                        return;
+                    }
+                    None => unsafe {
+                        x86::blocks_image::<false>(self, src, wpk, yimg, next, &mut [])
+                    },
+                }
+            }
             Simd::Portable => {
                 let _ = next; // the portable path does not prefetch
                 self.blocks_image_portable(src, wpk, yimg)
@@ -411,6 +518,9 @@ impl Plan {
         }
         if self.scalar_from < self.cout_g {
             self.scalar_channels(src, w, yimg);
+        }
+        if let Some(st) = stats {
+            image_sums(yimg, self.cout, 0..self.cout, st);
         }
     }
 
@@ -493,6 +603,22 @@ impl Plan {
     }
 }
 
+/// Adds to `st = [Σ y (cout)][Σ y² (cout)]` the values of channels `chans`
+/// of one NHWC image `yimg` (`cout` channels a pixel), pixel by pixel in
+/// order, in f64 (`y²` of an f32 is exact in f64, so this equals the AVX2
+/// tiles' FMA bit for bit).
+fn image_sums(yimg: &[f32], cout: usize, chans: std::ops::Range<usize>, st: &mut [f64]) {
+    let (sum, sumsq) = st.split_at_mut(cout);
+    let (sum, sumsq) = (&mut sum[chans.clone()], &mut sumsq[chans.clone()]);
+    for px in yimg.chunks_exact(cout) {
+        for ((s, q), &v) in sum.iter_mut().zip(sumsq.iter_mut()).zip(&px[chans.clone()]) {
+            let v = v as f64;
+            *s += v;
+            *q += v * v;
+        }
+    }
+}
+
 /// ReLU as `x > 0 ? x : 0` (not `f32::max`), so -0.0 and NaN give +0.0,
 /// like `crate::ops::relu`.
 #[inline(always)]
@@ -561,31 +687,35 @@ mod x86 {
     const MR8: usize = 8;
 
     /// All 16/8-wide blocks of one image. `next` is prefetched into L2
-    /// during the first block.
+    /// during the first block. With `S`, the tiles also add their channels'
+    /// `Σ y` to `st[c]` and `Σ y²` to `st[cout + c]` (`st` has `2 * cout`
+    /// values; ignored without `S`).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn blocks_image(
+    pub(super) unsafe fn blocks_image<const S: bool>(
         plan: &Plan,
         src: &[f32],
         wpk: &[f32],
         yimg: &mut [f32],
         next: &[f32],
+        st: &mut [f64],
     ) {
         // These hold by construction (`Plan::new`, `pack_weights`, the
         // caller's chunking); checked once per image, they make the raw
         // pointer accesses below in bounds.
         assert!(src.len() >= plan.hp * plan.wp * plan.cin);
         assert!(yimg.len() == plan.oh * plan.ow * plan.cout);
+        assert!(!S || st.len() == 2 * plan.cout);
         for (i, b) in plan.blocks.iter().enumerate() {
             assert!(b.panel + plan.kdim * b.width <= wpk.len());
             assert!(b.co0 + b.width <= plan.cout);
             let pf = if i == 0 { next } else { &[] };
             if b.width == 16 {
-                block::<2, MR16>(plan, src, wpk, yimg, b, pf);
+                block::<2, MR16, S>(plan, src, wpk, yimg, b, pf, st);
             } else {
-                block::<1, MR8>(plan, src, wpk, yimg, b, pf);
+                block::<1, MR8, S>(plan, src, wpk, yimg, b, pf, st);
             }
         }
     }
@@ -596,14 +726,22 @@ mod x86 {
     /// # Safety
     /// AVX2 + FMA; the bounds asserted in `blocks_image`.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const V: usize, const MR: usize>(
+    unsafe fn block<const V: usize, const MR: usize, const S: bool>(
         plan: &Plan,
         src: &[f32],
         wpk: &[f32],
         yimg: &mut [f32],
         b: &Block,
         pf: &[f32],
+        st: &mut [f64],
     ) {
+        // Statistics of this block's channels: `Σ y` at `stp[0..8V]`, `Σ y²`
+        // at `stp[cout..cout + 8V]` (in bounds: asserted in `blocks_image`).
+        let stp = if S {
+            st.as_mut_ptr().add(b.co0)
+        } else {
+            std::ptr::null_mut()
+        };
         let npix = plan.oh * plan.ow;
         let goff = b.group * plan.cin_g;
         // Prefetch `pf` (16 floats a cache line) evenly over the tiles.
@@ -634,14 +772,14 @@ mod x86 {
             let w = wpk.as_ptr().add(b.panel);
             let o = yimg.as_mut_ptr().add(p * plan.cout + b.co0);
             match m {
-                8 => tile::<8, V>(s, &bases, ps, w, o, l),
-                7 => tile::<7, V>(s, &bases, ps, w, o, l),
-                6 => tile::<6, V>(s, &bases, ps, w, o, l),
-                5 => tile::<5, V>(s, &bases, ps, w, o, l),
-                4 => tile::<4, V>(s, &bases, ps, w, o, l),
-                3 => tile::<3, V>(s, &bases, ps, w, o, l),
-                2 => tile::<2, V>(s, &bases, ps, w, o, l),
-                _ => tile::<1, V>(s, &bases, ps, w, o, l),
+                8 => tile::<8, V, S>(s, &bases, ps, w, o, l, stp),
+                7 => tile::<7, V, S>(s, &bases, ps, w, o, l, stp),
+                6 => tile::<6, V, S>(s, &bases, ps, w, o, l, stp),
+                5 => tile::<5, V, S>(s, &bases, ps, w, o, l, stp),
+                4 => tile::<4, V, S>(s, &bases, ps, w, o, l, stp),
+                3 => tile::<3, V, S>(s, &bases, ps, w, o, l, stp),
+                2 => tile::<2, V, S>(s, &bases, ps, w, o, l, stp),
+                _ => tile::<1, V, S>(s, &bases, ps, w, o, l, stp),
             }
             p += m;
         }
@@ -651,22 +789,27 @@ mod x86 {
     /// accumulators (`M * V + V + 1 <= 16` registers for the shapes called:
     /// 6 × 2 and 8 × 1). Accumulates `acc[m][v] += x[m][k] * W[k][8v..8v+8]` over
     /// all `k` in segment order (fixed), then stores each pixel's `8 * V`
-    /// channels to `out + m * ldo`.
+    /// channels to `out + m * ldo`. With `S`, then adds each channel's
+    /// values of the `M` pixels, in pixel order and widened to f64, to
+    /// `stp[0..8V]` and their squares to `stp[ldo..ldo + 8V]` (the square
+    /// of an f32 is exact in f64, so the FMA rounds once, like an add).
     ///
     /// # Safety
     /// AVX2 + FMA; for every `m < M` and segment `s`,
     /// `src[bases[m] + s.off .. + s.len]` is readable; `panel` holds
     /// `K * 8 * V` floats (`K` = total segment length); `out + m * ldo`
-    /// has `8 * V` writable floats.
+    /// has `8 * V` writable floats; with `S`, `stp[0..8V]` and
+    /// `stp[ldo..ldo + 8V]` are writable.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const M: usize, const V: usize>(
+    unsafe fn tile<const M: usize, const V: usize, const S: bool>(
         src: *const f32,
         bases: &[usize; MR8],
         segs: &[Seg],
         panel: *const f32,
         out: *mut f32,
         ldo: usize,
+        stp: *mut f64,
     ) {
         let mut acc = [[_mm256_setzero_ps(); V]; M];
         let mut wk = panel;
@@ -689,6 +832,27 @@ mod x86 {
         for (m, row) in acc.iter().enumerate() {
             for (v, &a) in row.iter().enumerate() {
                 _mm256_storeu_ps(out.add(m * ldo + 8 * v), a);
+            }
+        }
+        if S {
+            for v in 0..V {
+                let ps = stp.add(8 * v);
+                let pq = stp.add(ldo + 8 * v);
+                let (mut s0, mut s1) = (_mm256_loadu_pd(ps), _mm256_loadu_pd(ps.add(4)));
+                let (mut q0, mut q1) = (_mm256_loadu_pd(pq), _mm256_loadu_pd(pq.add(4)));
+                for row in &acc {
+                    let a = row[v];
+                    let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
+                    let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a));
+                    s0 = _mm256_add_pd(s0, lo);
+                    s1 = _mm256_add_pd(s1, hi);
+                    q0 = _mm256_fmadd_pd(lo, lo, q0);
+                    q1 = _mm256_fmadd_pd(hi, hi, q1);
+                }
+                _mm256_storeu_pd(ps, s0);
+                _mm256_storeu_pd(ps.add(4), s1);
+                _mm256_storeu_pd(pq, q0);
+                _mm256_storeu_pd(pq.add(4), q1);
             }
         }
     }

@@ -18,62 +18,159 @@ pub fn pool_forward(spec: &PoolSpec, x: &Tensor, y: &mut Tensor) -> Result<()> {
     check_len("pool", "input", x.shape, x.data.len())?;
     check_shape("pool", "output", out, y.shape)?;
     check_len("pool", "output", y.shape, y.data.len())?;
-    let (h, w, c) = (x.shape.h, x.shape.w, x.shape.c);
-    let (oh, ow) = (out.h, out.w);
+    let geo = Geometry {
+        h: x.shape.h,
+        w: x.shape.w,
+        c: x.shape.c,
+        oh: out.h,
+        ow: out.w,
+    };
     let spec = *spec;
+    let avx2 = crate::ops::has_avx2_fma();
     y.data
         .par_chunks_mut(out.per_sample())
         .zip(x.data.par_chunks(x.shape.per_sample()))
         .for_each(|(ys, xs)| {
-            for oy in 0..oh {
-                // Window rows in padded coordinates [oy*s, oy*s + k), clipped
-                // to the image [pad, pad + h).
-                let wy0 = oy * spec.stride;
-                let y0 = wy0.max(spec.pad) - spec.pad;
-                let y1 = (wy0 + spec.k).min(spec.pad + h) - spec.pad;
-                for ox in 0..ow {
-                    let wx0 = ox * spec.stride;
-                    let x0 = wx0.max(spec.pad) - spec.pad;
-                    let x1 = (wx0 + spec.k).min(spec.pad + w) - spec.pad;
-                    let acc = &mut ys[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-                    match spec.kind {
-                        PoolKind::Max => {
-                            acc.fill(f32::NEG_INFINITY);
-                            for yy in y0..y1 {
-                                for xx in x0..x1 {
-                                    let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
-                                    for (a, &v) in acc.iter_mut().zip(p) {
-                                        // NaN propagates, as in PyTorch.
-                                        if v > *a || v.is_nan() {
-                                            *a = v;
-                                        }
-                                    }
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: AVX2 and FMA were detected at run time.
+                unsafe { pool_image_avx2(&spec, &geo, xs, ys) };
+                return;
+            }
+            let _ = avx2;
+            pool_image(&spec, &geo, xs, ys);
+        });
+    Ok(())
+}
+
+/// Input `h × w × c` and output `oh × ow` of one image.
+struct Geometry {
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+}
+
+/// [`pool_image`] compiled for AVX2 (8-wide channel loops; same operations
+/// in the same order, so bitwise the same result).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pool_image_avx2(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f32]) {
+    pool_image(spec, g, xs, ys)
+}
+
+/// One NHWC image `xs` (`h × w × c`) into `ys` (`oh × ow × c`).
+#[inline(always)]
+fn pool_image(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f32]) {
+    let (h, w, c, oh, ow) = (g.h, g.w, g.c, g.oh, g.ow);
+    for oy in 0..oh {
+        // Window rows in padded coordinates [oy*s, oy*s + k), clipped
+        // to the image [pad, pad + h).
+        let wy0 = oy * spec.stride;
+        let y0 = wy0.max(spec.pad) - spec.pad;
+        let y1 = (wy0 + spec.k).min(spec.pad + h) - spec.pad;
+        for ox in 0..ow {
+            let wx0 = ox * spec.stride;
+            let x0 = wx0.max(spec.pad) - spec.pad;
+            let x1 = (wx0 + spec.k).min(spec.pad + w) - spec.pad;
+            let acc = &mut ys[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            match spec.kind {
+                PoolKind::Max => {
+                    acc.fill(f32::NEG_INFINITY);
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
+                            for (a, &v) in acc.iter_mut().zip(p) {
+                                // NaN propagates, as in PyTorch.
+                                if v > *a || v.is_nan() {
+                                    *a = v;
                                 }
-                            }
-                        }
-                        PoolKind::Avg => {
-                            acc.fill(0.0);
-                            for yy in y0..y1 {
-                                for xx in x0..x1 {
-                                    let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
-                                    for (a, &v) in acc.iter_mut().zip(p) {
-                                        *a += v;
-                                    }
-                                }
-                            }
-                            let count = if spec.count_include_pad {
-                                spec.k.saturating_mul(spec.k)
-                            } else {
-                                (y1 - y0) * (x1 - x0)
-                            };
-                            let inv = 1.0 / count.max(1) as f32;
-                            for a in acc.iter_mut() {
-                                *a *= inv;
                             }
                         }
                     }
                 }
+                PoolKind::Avg => {
+                    acc.fill(0.0);
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
+                            for (a, &v) in acc.iter_mut().zip(p) {
+                                *a += v;
+                            }
+                        }
+                    }
+                    let count = if spec.count_include_pad {
+                        spec.k.saturating_mul(spec.k)
+                    } else {
+                        (y1 - y0) * (x1 - x0)
+                    };
+                    let inv = 1.0 / count.max(1) as f32;
+                    for a in acc.iter_mut() {
+                        *a *= inv;
+                    }
+                }
             }
-        });
-    Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build of the image loop equals the portable one bit for bit
+    /// (odd sizes, every pool kind and padding rule, NaN-poisoned outputs).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_portable_agree_bitwise() {
+        if !crate::ops::has_avx2_fma() {
+            return;
+        }
+        let mut state = 0x1234_5678_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (kind, k, stride, pad, incl) in [
+            (PoolKind::Avg, 3, 1, 1, false),
+            (PoolKind::Avg, 3, 1, 1, true),
+            (PoolKind::Avg, 2, 2, 0, false),
+            (PoolKind::Max, 3, 2, 1, false),
+        ] {
+            for (h, w, c) in [(7, 5, 3), (9, 11, 17), (4, 6, 16), (1, 1, 1)] {
+                let spec = PoolSpec {
+                    kind,
+                    k,
+                    stride,
+                    pad,
+                    count_include_pad: incl,
+                };
+                let Ok(out) = spec.out_shape(crate::tensor::Shape::new(1, h, w, c)) else {
+                    continue;
+                };
+                let g = Geometry {
+                    h,
+                    w,
+                    c,
+                    oh: out.h,
+                    ow: out.w,
+                };
+                let xs: Vec<f32> = (0..h * w * c).map(|_| next()).collect();
+                let mut a = vec![f32::NAN; out.len()];
+                let mut b = vec![f32::NAN; out.len()];
+                pool_image(&spec, &g, &xs, &mut a);
+                // SAFETY: AVX2 and FMA detected above.
+                unsafe { pool_image_avx2(&spec, &g, &xs, &mut b) };
+                assert!(a.iter().all(|v| !v.is_nan()));
+                let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{spec:?} on {h}x{w}x{c}");
+            }
+        }
+    }
 }
