@@ -63,6 +63,9 @@ unsafe fn pool_image_avx2(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f
     pool_image(spec, g, xs, ys)
 }
 
+/// Channels combined per register chunk (two AVX vectors).
+const LANES: usize = 16;
+
 /// One NHWC image `xs` (`h × w × c`) into `ys` (`oh × ow × c`).
 #[inline(always)]
 fn pool_image(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f32]) {
@@ -77,42 +80,65 @@ fn pool_image(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f32]) {
             let wx0 = ox * spec.stride;
             let x0 = wx0.max(spec.pad) - spec.pad;
             let x1 = (wx0 + spec.k).min(spec.pad + w) - spec.pad;
-            let acc = &mut ys[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-            match spec.kind {
-                PoolKind::Max => {
-                    acc.fill(f32::NEG_INFINITY);
-                    for yy in y0..y1 {
-                        for xx in x0..x1 {
-                            let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
-                            for (a, &v) in acc.iter_mut().zip(p) {
-                                // NaN propagates, as in PyTorch.
-                                if v > *a || v.is_nan() {
-                                    *a = v;
-                                }
-                            }
-                        }
-                    }
-                }
+            let out = &mut ys[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            let inv = match spec.kind {
+                PoolKind::Max => 1.0,
                 PoolKind::Avg => {
-                    acc.fill(0.0);
-                    for yy in y0..y1 {
-                        for xx in x0..x1 {
-                            let p = &xs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
-                            for (a, &v) in acc.iter_mut().zip(p) {
-                                *a += v;
-                            }
-                        }
-                    }
                     let count = if spec.count_include_pad {
                         spec.k.saturating_mul(spec.k)
                     } else {
                         (y1 - y0) * (x1 - x0)
                     };
-                    let inv = 1.0 / count.max(1) as f32;
-                    for a in acc.iter_mut() {
-                        *a *= inv;
+                    1.0 / count.max(1) as f32
+                }
+            };
+            // Channels in register-sized chunks of LANES: each chunk's
+            // accumulators stay in registers over all taps instead of being
+            // loaded and stored per tap. Per channel the taps are still
+            // combined in row-major order, so the result is unchanged.
+            let mut c0 = 0;
+            while c0 < c {
+                let lanes = LANES.min(c - c0);
+                let init = match spec.kind {
+                    PoolKind::Max => f32::NEG_INFINITY,
+                    PoolKind::Avg => 0.0,
+                };
+                let mut acc = [init; LANES];
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        let base = (yy * w + xx) * c + c0;
+                        let p = &xs[base..base + lanes];
+                        // A full chunk as a fixed-size array, so the loop
+                        // compiles to whole vectors.
+                        match (spec.kind, <&[f32; LANES]>::try_from(p)) {
+                            (PoolKind::Avg, Ok(full)) => {
+                                for (a, &v) in acc.iter_mut().zip(full) {
+                                    *a += v;
+                                }
+                            }
+                            (PoolKind::Avg, Err(_)) => {
+                                for (a, &v) in acc.iter_mut().zip(p) {
+                                    *a += v;
+                                }
+                            }
+                            (PoolKind::Max, _) => {
+                                for (a, &v) in acc.iter_mut().zip(p) {
+                                    // NaN propagates, as in PyTorch.
+                                    if v > *a || v.is_nan() {
+                                        *a = v;
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
+                for (o, &a) in out[c0..c0 + lanes].iter_mut().zip(&acc) {
+                    *o = match spec.kind {
+                        PoolKind::Max => a,
+                        PoolKind::Avg => a * inv,
+                    };
+                }
+                c0 += lanes;
             }
         }
     }
