@@ -66,6 +66,18 @@ fn kernels_have_the_entry_points_rust_loads() {
         ("codes", "pack_signs"),
         ("hamming", "hamming_accumulate"),
         ("logdet", "cholesky_logdet"),
+        ("pool", "pool_nhwc"),
+        ("pool", "pool_nhwc_vec4"),
+        ("add", "add2"),
+        ("add", "add2_vec4"),
+        ("add", "add_into"),
+        ("add", "add_into_vec4"),
+        ("relu", "relu"),
+        ("relu", "relu_vec4"),
+        ("relu", "relu_inplace"),
+        ("relu", "relu_inplace_vec4"),
+        ("global_avg_pool", "global_avg_pool_nhwc"),
+        ("linear", "linear_fwd"),
     ];
     for (family, kernel) in expected {
         let src = nvrtc::source(family).expect("family embedded");

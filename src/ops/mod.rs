@@ -10,6 +10,7 @@
 pub mod add;
 pub mod batchnorm;
 pub mod conv2d;
+pub(crate) mod cuda_launch;
 pub mod global_avg_pool;
 pub mod linear;
 pub mod pool;

@@ -9,7 +9,9 @@
 //!
 //! Kernel launch functions, one per kernel with its data layout, live in
 //! [`kernels`]; each has a CPU twin that `tests/gpu_vs_cpu.rs` compares
-//! against.
+//! against. The network ops' launch functions sit beside their CPU code in
+//! `crate::ops::<op>::cuda` (pool, add, relu, global_avg_pool, linear;
+//! compared in `tests/gpu_ops_misc.rs`).
 
 pub mod kernels;
 pub mod nvrtc;

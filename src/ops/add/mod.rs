@@ -1,6 +1,7 @@
 //! N-ary elementwise sum `y = x0 + x1 + ... + x(k-1)`, added in input order.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

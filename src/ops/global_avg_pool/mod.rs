@@ -2,6 +2,7 @@
 //! every pixel of each sample and channel.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::tensor::Shape;

@@ -6,6 +6,7 @@
 //! memory order (h, w, c).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

@@ -9,6 +9,7 @@
 //! With `pad <= k / 2` every window holds at least one in-bounds tap.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

@@ -4,6 +4,7 @@
 //! give +0.0, consistent with the activation code bit `x > 0`.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::tensor::Shape;

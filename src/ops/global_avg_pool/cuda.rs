@@ -1,0 +1,40 @@
+//! CUDA global average pooling: launches `global_avg_pool_nhwc` of
+//! `cuda/global_avg_pool.cu`; CPU twin [`super::cpu::global_avg_pool_forward`].
+//!
+//! Layout: `x` is f32 NHWC `[n][h][w][c]` (`x_shape`), `y` is f32
+//! `[n][1][1][c]`. One thread per (sample, channel) sums the pixels in
+//! order in f64: a deterministic reduction, bit for bit the CPU's.
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use crate::device::cuda::CudaDevice;
+use crate::error::Result;
+use crate::ops::check_len;
+use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::tensor::Shape;
+
+/// `y[n][c] = mean over (h, w) of x[n][.][.][c]`; returns the output shape
+/// `[n, 1, 1, c]`. Errors (before any launch) on an empty input shape or
+/// buffer lengths that do not match the shapes.
+pub fn global_avg_pool_forward(
+    dev: &CudaDevice,
+    x_shape: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<Shape> {
+    let out = super::out_shape(x_shape)?;
+    check_len("global_avg_pool", "input", x_shape, x.len())?;
+    check_len("global_avg_pool", "output", out, y.len())?;
+    let f = dev.function("global_avg_pool", "global_avg_pool_nhwc")?;
+    let n = x_shape.n as u64;
+    let hw = (x_shape.h * x_shape.w) as u64;
+    let c = x_shape.c as u64;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(y).arg(&n).arg(&hw).arg(&c);
+    // SAFETY: the arguments match `global_avg_pool_nhwc(const float* x,
+    // float* y, u64 n, u64 hw, u64 c)`; the kernel reads x[0..n*hw*c) and
+    // writes y[0..n*c), the two view lengths checked above (hw >= 1, every
+    // dimension being non-zero); y is an exclusive borrow, distinct from x.
+    unsafe { b.launch(grid_1d(n * c)) }.map_err(launch_err("global_avg_pool_nhwc"))?;
+    Ok(out)
+}

@@ -1,0 +1,74 @@
+//! CUDA pooling: launches `pool_nhwc` / `pool_nhwc_vec4` of `cuda/pool.cu`;
+//! CPU twin [`super::cpu::pool_forward`], bit for bit (same taps in the
+//! same order, same f32 operations).
+//!
+//! Layout: `x` is f32 NHWC `[n][h][w][c]` (`x_shape`), `y` is f32 NHWC
+//! `[n][oh][ow][c]` with the shape [`PoolSpec::out_shape`] gives. The
+//! float4 kernel (one thread per output pixel and 4 channels) runs when
+//! `c % 4 == 0` and both buffers are 16-byte aligned; otherwise one thread
+//! per output element.
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use super::{PoolKind, PoolSpec};
+use crate::device::cuda::CudaDevice;
+use crate::error::Result;
+use crate::ops::check_len;
+use crate::ops::cuda_launch::{aligned16, grid_1d, launch_err};
+use crate::tensor::Shape;
+
+/// `y = pool(x)`; returns the output shape. Errors (before any launch) on
+/// a bad spec or input shape, or buffers whose lengths do not match the
+/// shapes.
+pub fn pool_forward(
+    dev: &CudaDevice,
+    spec: &PoolSpec,
+    x_shape: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<Shape> {
+    let out = spec.out_shape(x_shape)?;
+    check_len("pool", "input", x_shape, x.len())?;
+    check_len("pool", "output", out, y.len())?;
+    // Kernel `mode`: 0 max, 1 avg over in-bounds taps, 2 avg over k * k.
+    let mode: u32 = match spec.kind {
+        PoolKind::Max => 0,
+        PoolKind::Avg if spec.count_include_pad => 2,
+        PoolKind::Avg => 1,
+    };
+    let vec = out.c.is_multiple_of(4) && aligned16(dev, x) && aligned16(dev, y);
+    let (name, work) = if vec {
+        ("pool_nhwc_vec4", out.len() / 4)
+    } else {
+        ("pool_nhwc", out.len())
+    };
+    let f = dev.function("pool", name)?;
+    let dims = [
+        x_shape.n,
+        x_shape.h,
+        x_shape.w,
+        x_shape.c,
+        out.h,
+        out.w,
+        spec.k,
+        spec.stride,
+        spec.pad,
+    ]
+    .map(|v| v as u64);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(y);
+    for d in &dims {
+        b.arg(d);
+    }
+    b.arg(&mode);
+    // SAFETY: the arguments match `pool_nhwc(_vec4)(const float* x, float*
+    // y, u64 n, u64 h, u64 w, u64 c, u64 oh, u64 ow, u64 k, u64 stride, u64
+    // pad, u32 mode)`. out_shape checked pad <= k / 2 and that every window
+    // fits the padded input, so each clipped window lies inside the image:
+    // the kernel reads x[0..n*h*w*c) and writes y[0..n*oh*ow*c), the two
+    // view lengths checked above; y is an exclusive borrow, distinct from x
+    // as `__restrict__` assumes; the vec4 kernel runs only when c % 4 == 0
+    // and both buffers are 16-byte aligned.
+    unsafe { b.launch(grid_1d(work as u64)) }.map_err(launch_err("pool_nhwc"))?;
+    Ok(out)
+}

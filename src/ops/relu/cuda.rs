@@ -1,0 +1,67 @@
+//! CUDA ReLU: launches `cuda/relu.cu`; CPU twin [`super::cpu`].
+//!
+//! Layout: flat f32 buffers of equal length (elementwise, any shape). The
+//! float4 kernels are used when every buffer is 16-byte aligned; the result
+//! is the same either way (`x > 0 ? x : +0`, bit for bit the CPU's).
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::ops::cuda_launch::{aligned16, grid_1d, launch_err};
+
+/// `y = relu(x)`; errors (before any launch) when the lengths differ.
+pub fn relu_forward(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    if x.len() != y.len() {
+        return Err(Error::Shape(format!(
+            "relu: input has {} elements, output {}",
+            x.len(),
+            y.len()
+        )));
+    }
+    let len = x.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let vec = aligned16(dev, x) && aligned16(dev, y);
+    let name = if vec { "relu_vec4" } else { "relu" };
+    let f = dev.function("relu", name)?;
+    // The vec4 kernel: one thread per float4, the tail (< 4) by the first threads.
+    let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(y).arg(&len);
+    // SAFETY: the arguments match `relu(_vec4)(const float* x, float* y,
+    // u64 len)`; the kernel reads x[0..len) and writes y[0..len), both
+    // views of exactly len floats (checked above). x and y are distinct
+    // (a shared and an exclusive borrow), as `__restrict__` assumes; the
+    // vec4 kernel runs only when both are 16-byte aligned.
+    unsafe { b.launch(cfg) }.map_err(launch_err("relu"))?;
+    Ok(())
+}
+
+/// `x = relu(x)` in place.
+pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut CudaViewMut<'_, f32>) -> Result<()> {
+    let len = x.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let vec = aligned16(dev, x);
+    let name = if vec {
+        "relu_inplace_vec4"
+    } else {
+        "relu_inplace"
+    };
+    let f = dev.function("relu", name)?;
+    let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(&len);
+    // SAFETY: the arguments match `relu_inplace(_vec4)(float* x, u64 len)`;
+    // the kernel touches x[0..len), the whole view; the vec4 kernel runs
+    // only when x is 16-byte aligned.
+    unsafe { b.launch(cfg) }.map_err(launch_err("relu_inplace"))?;
+    Ok(())
+}
