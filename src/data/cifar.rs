@@ -2,7 +2,7 @@
 //! CIFAR-100: 2 label bytes (coarse, fine) + 3,072. Pixels are three planes
 //! (1,024 R, 1,024 G, 1,024 B), each 32×32 row-major, no header.
 //! (`../shared/data`'s CIFAR-100 file keeps one label byte, the fine label:
-//! [`CifarFormat::detect`] tells the layouts apart by the file size.)
+//! [`CifarImages::from_bytes`] tells the layouts apart by the file size.)
 
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, Tensor};

@@ -7,12 +7,12 @@
 //! # Blocking
 //! Only pairs `i < j` are computed (`H` is symmetric, the diagonal is 0).
 //! * Word chunks: the words of a sample are cut into chunks of
-//!   [`chunk_words`] words (about 256 KiB for the chunk across all B rows),
+//!   `chunk_words` words (about 256 KiB for the chunk across all B rows),
 //!   so one chunk of every row stays in L2 while the rows of a task sweep
 //!   over it, and the current row `i` and the four `j` rows stay in L1.
 //! * Pair groups: row `i` is compared with four rows `j..j+4` at once, so each
 //!   word of row `i` is loaded once for four pairs (5 loads per 4 pairs).
-//! * Threads: rows are cut into blocks of [`ROW_BLOCK`]; rayon task `t`
+//! * Threads: rows are cut into blocks of `ROW_BLOCK`; rayon task `t`
 //!   takes block `t` and block `nb-1-t`, so every task has about the same
 //!   number of pairs despite the triangle. Each task owns its rows' partial
 //!   sums, the sums are integers, so the result does not depend on the thread
