@@ -1,7 +1,8 @@
 // BatchNorm2d, training mode (twin of src/ops/batchnorm/cpu.rs
 // `batchnorm_forward` / `batchnorm_forward_from_sums`).
 //
-// Layout (32-bit indices: the launch checks rows * C < 2^31):
+// Layout (32-bit indices: the launch checks rows * C + 2^24 < 2^31, so the
+// normalisation's grid-stride index cannot overflow):
 //   x, y      : f32 [rows][C], rows = N*H*W (an NHWC tensor, channel innermost)
 //   psum      : f64 [parts][C]  per-part channel sums  Σ x
 //   psumsq    : f64 [parts][C]  per-part channel sums  Σ x²

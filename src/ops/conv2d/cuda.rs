@@ -95,6 +95,8 @@ fn plan(
     let bn = tile_n(spec.cout_g());
     let bm = BLOCK_OUTPUTS / bn;
     let m = out.n * out.h * out.w;
+    // Row indices run up to the end of the last block: m0 + BM.
+    to_i32("output pixels rounded up to a block", m + bm)?;
     let grid_x = m.div_ceil(bm);
     let grid_y = spec.cout_g().div_ceil(bn);
     if grid_x > i32::MAX as usize || grid_y > 65_535 || spec.groups > 65_535 {
