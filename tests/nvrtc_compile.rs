@@ -78,6 +78,16 @@ fn kernels_have_the_entry_points_rust_loads() {
         ("relu", "relu_inplace_vec4"),
         ("global_avg_pool", "global_avg_pool_nhwc"),
         ("linear", "linear_fwd"),
+        ("conv2d", "conv2d_igemm_n16"),
+        ("conv2d", "conv2d_igemm_n32"),
+        ("conv2d", "conv2d_igemm_n64"),
+        ("conv2d", "conv2d_igemm_stats_n16"),
+        ("conv2d", "conv2d_igemm_stats_n32"),
+        ("conv2d", "conv2d_igemm_stats_n64"),
+        ("batchnorm", "bn_partial_sums"),
+        ("batchnorm", "bn_finalize"),
+        ("batchnorm", "bn_normalize"),
+        ("batchnorm", "bn_normalize_inplace"),
     ];
     for (family, kernel) in expected {
         let src = nvrtc::source(family).expect("family embedded");

@@ -3,6 +3,7 @@
 //! gamma + beta` with `inv_std = 1 / sqrt(var + eps)`.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

@@ -13,6 +13,7 @@
 //! `o = (i + 2 * pad - dilation * (k - 1) - 1) / stride + 1` (floor).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

@@ -1,0 +1,341 @@
+//! CUDA BatchNorm2d (training mode): launch side of `cuda/batchnorm.cu`.
+//! CPU twins: [`super::cpu::batchnorm_forward`],
+//! [`super::cpu::batchnorm_forward_inplace`] and
+//! [`super::cpu::batchnorm_forward_from_sums`].
+//!
+//! Layouts (as the kernel's header states them):
+//! * `x`, `y`: f32 `[rows][c]`, `rows = n·h·w` (NHWC, channel innermost),
+//! * `psum`, `psumsq`: f64 `[parts][c]` scratch, per-part channel sums of
+//!   `x` and `x²`; [`batchnorm_parts`] gives `parts` for a shape (part `p`
+//!   covers rows `p·BN_ROWS_PER_PART ..`); the conv statistics variant
+//!   writes the same layout,
+//! * `mean`, `inv_std` (outputs, the [`super::BnStats`] of the CPU), `gamma`,
+//!   `beta`: f32 `[c]`.
+//!
+//! Statistics are deterministic (fixed partition, fixed reduction order, no
+//! atomics), accumulated in f64 as `Σx` and `Σx²` (one pass: see
+//! [`super::cpu::batchnorm_forward_from_sums`] for the error bound, which
+//! holds unless a channel's `mean² / var` exceeds ~1e3).
+//!
+//! All launches are asynchronous on the device's stream.
+
+use super::BatchNormSpec;
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+
+/// Rows (pixels) summed per part by `bn_partial_sums`: fixed, so the
+/// statistics do not depend on the GPU.
+pub const BN_ROWS_PER_PART: usize = 64;
+
+/// Number of parts of the partial sums of an input of shape `shape`.
+pub fn batchnorm_parts(shape: Shape) -> usize {
+    (shape.n * shape.h * shape.w).div_ceil(BN_ROWS_PER_PART)
+}
+
+fn to_i32(what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| {
+        Error::Shape(format!(
+            "batchnorm (CUDA): {what} = {v} does not fit the kernel's 32-bit indices"
+        ))
+    })
+}
+
+fn launch_err(kernel: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Device(format!("CUDA launch of `{kernel}`: {e}"))
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!(
+            "batchnorm (CUDA): {what} has {got} values, {want} needed"
+        )))
+    }
+}
+
+/// Checks `x`-shaped data of `shape` against `spec`: returns `(rows, c)`.
+fn check_input(spec: &BatchNormSpec, shape: Shape, x_len: usize) -> Result<(usize, usize)> {
+    spec.out_shape(shape)?;
+    check_len("input", x_len, shape.len())?;
+    // The normalisation's grid-stride index may pass the length by up to
+    // one grid (2¹⁶ blocks x 256 threads) before the loop ends.
+    to_i32("input length plus one grid", shape.len() + (1 << 24))?;
+    Ok((shape.n * shape.h * shape.w, spec.channels))
+}
+
+/// Per-part channel sums of `x` (`bn_partial_sums`), written to `psum` /
+/// `psumsq` (`[batchnorm_parts(shape)][c]` each).
+pub fn batchnorm_partial_sums(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: &CudaView<'_, f32>,
+    psum: &mut CudaViewMut<'_, f64>,
+    psumsq: &mut CudaViewMut<'_, f64>,
+) -> Result<()> {
+    let (rows, c) = check_input(spec, shape, x.len())?;
+    let parts = batchnorm_parts(shape);
+    check_len("psum", psum.len(), parts * c)?;
+    check_len("psumsq", psumsq.len(), parts * c)?;
+    let chunks = c.div_ceil(32);
+    if chunks > 65_535 {
+        return Err(Error::Shape(format!(
+            "batchnorm (CUDA): {c} channels exceed the grid's limit"
+        )));
+    }
+    let cfg = LaunchConfig {
+        grid_dim: (parts as u32, chunks as u32, 1),
+        block_dim: (32, 8, 1),
+        shared_mem_bytes: 0,
+    };
+    let (rows_i, c_i, rpp) = (
+        to_i32("rows", rows)?,
+        to_i32("channels", c)?,
+        BN_ROWS_PER_PART as i32,
+    );
+    let f = dev.function("batchnorm", "bn_partial_sums")?;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x)
+        .arg(&rows_i)
+        .arg(&c_i)
+        .arg(&rpp)
+        .arg(psum)
+        .arg(psumsq);
+    // SAFETY: the arguments match `bn_partial_sums(const float* x, int rows,
+    // int C, int rows_per_part, double* psum, double* psumsq)`; the kernel
+    // reads x[0..rows·c) (the whole view, < 2³¹) and writes
+    // psum/psumsq[p·c + ch] for p < parts = gridDim.x = ceil(rows /
+    // rows_per_part), ch < c: both views hold parts·c values; the block is
+    // (32, 8) as the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(launch_err("bn_partial_sums"))?;
+    Ok(())
+}
+
+/// Mean and `1 / sqrt(var + eps)` per channel from per-part sums (of
+/// [`batchnorm_partial_sums`], or of the conv statistics variant, with
+/// `count` = values summed per channel = `n·oh·ow`).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_stats_from_partials(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    count: usize,
+    psum: &CudaView<'_, f64>,
+    psumsq: &CudaView<'_, f64>,
+    mean: &mut CudaViewMut<'_, f32>,
+    inv_std: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    let c = spec.channels;
+    if c == 0 || !(spec.eps > 0.0 && spec.eps.is_finite()) || count == 0 {
+        return Err(Error::Shape(format!(
+            "batchnorm (CUDA): bad statistics request: {c} channels, eps {}, count {count}",
+            spec.eps
+        )));
+    }
+    if !psum.len().is_multiple_of(c) || psum.len() != psumsq.len() || psum.is_empty() {
+        return Err(Error::Shape(format!(
+            "batchnorm (CUDA): partial sums of {} / {} values are not [parts][{c}]",
+            psum.len(),
+            psumsq.len()
+        )));
+    }
+    check_len("mean", mean.len(), c)?;
+    check_len("inv_std", inv_std.len(), c)?;
+    to_i32("partial-sum length", psum.len())?;
+    if c > i32::MAX as usize {
+        return Err(Error::Shape(format!("batchnorm (CUDA): {c} channels")));
+    }
+    let parts = (psum.len() / c) as i32;
+    let c_i = c as i32;
+    let count_f = count as f64;
+    let cfg = LaunchConfig {
+        grid_dim: (c as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.function("batchnorm", "bn_finalize")?;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(psum)
+        .arg(psumsq)
+        .arg(&parts)
+        .arg(&c_i)
+        .arg(&count_f)
+        .arg(&spec.eps)
+        .arg(mean)
+        .arg(inv_std);
+    // SAFETY: the arguments match `bn_finalize(const double* psum, const
+    // double* psumsq, int parts, int C, double count, float eps, float*
+    // mean, float* inv_std)`; block ch < c reads psum/psumsq[p·c + ch] for
+    // p < parts = len / c and writes mean[ch], inv_std[ch]: all inside the
+    // views (checked above); 256 threads, a power of two, as its tree
+    // reduction assumes.
+    unsafe { b.launch(cfg) }.map_err(launch_err("bn_finalize"))?;
+    Ok(())
+}
+
+fn norm_cfg(total: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (total.div_ceil(256).clamp(1, 1 << 16) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn check_params(c: usize, params: [(&str, usize); 4]) -> Result<()> {
+    for (what, len) in params {
+        check_len(what, len, c)?;
+    }
+    Ok(())
+}
+
+/// `y = (x − mean) * (gamma * inv_std) + beta` per channel (the CPU's
+/// expression and rounding).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_normalize(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: &CudaView<'_, f32>,
+    mean: &CudaView<'_, f32>,
+    inv_std: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    let (_, c) = check_input(spec, shape, x.len())?;
+    check_len("output", y.len(), x.len())?;
+    check_params(
+        c,
+        [
+            ("mean", mean.len()),
+            ("inv_std", inv_std.len()),
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+        ],
+    )?;
+    let (total, c_i) = (x.len() as i32, c as i32);
+    let f = dev.function("batchnorm", "bn_normalize")?;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x)
+        .arg(y)
+        .arg(&total)
+        .arg(&c_i)
+        .arg(mean)
+        .arg(inv_std)
+        .arg(gamma)
+        .arg(beta);
+    // SAFETY: the arguments match `bn_normalize(const float* x, float* y,
+    // int total, int C, const float* mean, inv_std, gamma, beta)`; it reads
+    // x[i] and writes y[i] for i < total = x.len() = y.len() (< 2³¹, checked)
+    // and reads the four parameter arrays at i % c < c = their length. x
+    // and y are distinct allocations or disjoint views (Rust's borrows).
+    unsafe { b.launch(norm_cfg(x.len())) }.map_err(launch_err("bn_normalize"))?;
+    Ok(())
+}
+
+/// [`batchnorm_normalize`] overwriting `x`.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_normalize_inplace(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: &mut CudaViewMut<'_, f32>,
+    mean: &CudaView<'_, f32>,
+    inv_std: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+) -> Result<()> {
+    let (_, c) = check_input(spec, shape, x.len())?;
+    check_params(
+        c,
+        [
+            ("mean", mean.len()),
+            ("inv_std", inv_std.len()),
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+        ],
+    )?;
+    let (total, c_i) = (x.len() as i32, c as i32);
+    let cfg = norm_cfg(x.len());
+    let f = dev.function("batchnorm", "bn_normalize_inplace")?;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x)
+        .arg(&total)
+        .arg(&c_i)
+        .arg(mean)
+        .arg(inv_std)
+        .arg(gamma)
+        .arg(beta);
+    // SAFETY: the arguments match `bn_normalize_inplace(float* x, int total,
+    // int C, const float* mean, inv_std, gamma, beta)`; it reads and writes
+    // x[i] for i < total = x.len() (< 2³¹, checked), each element by one
+    // thread, and reads the parameter arrays at i % c < c = their length.
+    unsafe { b.launch(cfg) }.map_err(launch_err("bn_normalize_inplace"))?;
+    Ok(())
+}
+
+/// Training-mode BatchNorm: statistics of `x` into `mean` / `inv_std`
+/// (using `psum` / `psumsq`, `[batchnorm_parts(shape)][c]` each, as
+/// scratch), then `y` normalised. Three launches, no host synchronisation.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_forward(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    mean: &mut CudaViewMut<'_, f32>,
+    inv_std: &mut CudaViewMut<'_, f32>,
+    psum: &mut CudaViewMut<'_, f64>,
+    psumsq: &mut CudaViewMut<'_, f64>,
+) -> Result<()> {
+    // Check everything before the first launch, so an error launches nothing.
+    let (rows, c) = check_input(spec, shape, x.len())?;
+    check_len("output", y.len(), x.len())?;
+    check_params(
+        c,
+        [
+            ("mean", mean.len()),
+            ("inv_std", inv_std.len()),
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+        ],
+    )?;
+    batchnorm_partial_sums(dev, spec, shape, x, psum, psumsq)?;
+    batchnorm_stats_from_partials(
+        dev,
+        spec,
+        rows,
+        &psum.as_view(),
+        &psumsq.as_view(),
+        mean,
+        inv_std,
+    )?;
+    batchnorm_normalize(
+        dev,
+        spec,
+        shape,
+        x,
+        &mean.as_view(),
+        &inv_std.as_view(),
+        gamma,
+        beta,
+        y,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_every_row() {
+        assert_eq!(batchnorm_parts(Shape::new(1, 1, 1, 3)), 1);
+        assert_eq!(batchnorm_parts(Shape::new(1, 8, 8, 3)), 1);
+        assert_eq!(batchnorm_parts(Shape::new(2, 8, 8, 3)), 2);
+    }
+}

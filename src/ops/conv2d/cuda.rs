@@ -1,0 +1,262 @@
+//! CUDA conv2d forward: launch side of `cuda/conv2d.cu` (implicit GEMM,
+//! NHWC, fp32 accumulation). CPU twin: [`super::cpu::conv2d_forward_with`]
+//! and, for the statistics variant, [`super::cpu::conv2d_forward_stats`].
+//!
+//! Layouts (as the kernel's header states them):
+//! * `x`: f32 `[n][h][w][cin]` (the `input` shape),
+//! * `w`: f32 `[kh][kw][cin / groups][cout]` ([`Conv2dSpec::weight_len`]),
+//! * `y`: f32 `[n][oh][ow][cout]` ([`Conv2dSpec::out_shape`]), fully
+//!   overwritten,
+//! * statistics: f64 `psum` / `psumsq` `[parts][cout]`, `parts =`
+//!   [`conv2d_stats_parts`]: per block row of the grid, the channel sums of
+//!   `y` and `y²` over the output pixels that block computed. Reduce them
+//!   with `ops::batchnorm::cuda::batchnorm_stats_from_partials`.
+//!
+//! All launches are asynchronous on the device's stream.
+
+use super::Conv2dSpec;
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::tensor::Shape;
+use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+
+/// Threads per block of every conv kernel (`CV_THREADS`).
+const THREADS: u32 = 256;
+/// Outputs per block: `BM * BN` (each thread owns a 4 x 4 tile).
+const BLOCK_OUTPUTS: usize = 4096;
+
+/// The kernel variant for `cout_g` output channels per group: block tile
+/// width BN (16, 32 or 64) and height BM = 4096 / BN.
+fn tile_n(cout_g: usize) -> usize {
+    if cout_g <= 16 {
+        16
+    } else if cout_g <= 32 {
+        32
+    } else {
+        64
+    }
+}
+
+/// Number of partial-sum rows (`parts`) the statistics variant writes for
+/// `spec` on `input`: the grid's block rows, `ceil(n·oh·ow / BM)`.
+pub fn conv2d_stats_parts(spec: &Conv2dSpec, input: Shape) -> Result<usize> {
+    let out = spec.out_shape(input)?;
+    let bm = BLOCK_OUTPUTS / tile_n(spec.cout_g());
+    Ok((out.n * out.h * out.w).div_ceil(bm))
+}
+
+fn to_i32(what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| {
+        Error::Shape(format!(
+            "conv2d (CUDA): {what} = {v} does not fit the kernel's 32-bit indices"
+        ))
+    })
+}
+
+/// Everything a launch needs, checked.
+struct Launch {
+    cfg: LaunchConfig,
+    bn: usize,
+    /// N, H, W, CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G.
+    dims: [i32; 14],
+    parts: usize,
+}
+
+fn plan(
+    spec: &Conv2dSpec,
+    input: Shape,
+    x_len: usize,
+    w_len: usize,
+    y_len: usize,
+) -> Result<Launch> {
+    let out = spec.out_shape(input)?;
+    if x_len != input.len() {
+        return Err(Error::Shape(format!(
+            "conv2d (CUDA): input buffer has {x_len} floats, shape {input} needs {}",
+            input.len()
+        )));
+    }
+    if w_len != spec.weight_len() {
+        return Err(Error::Shape(format!(
+            "conv2d (CUDA): weight buffer has {w_len} floats, the spec needs {}",
+            spec.weight_len()
+        )));
+    }
+    if y_len != out.len() {
+        return Err(Error::Shape(format!(
+            "conv2d (CUDA): output buffer has {y_len} floats, shape {out} needs {}",
+            out.len()
+        )));
+    }
+    // Every index the kernel forms is below one of these lengths (or K).
+    to_i32("input length", input.len())?;
+    to_i32("output length", out.len())?;
+    to_i32("weight length", spec.weight_len())?;
+    let bn = tile_n(spec.cout_g());
+    let bm = BLOCK_OUTPUTS / bn;
+    let m = out.n * out.h * out.w;
+    // Row indices run up to the end of the last block: m0 + BM.
+    to_i32("output pixels rounded up to a block", m + bm)?;
+    let grid_x = m.div_ceil(bm);
+    let grid_y = spec.cout_g().div_ceil(bn);
+    if grid_x > i32::MAX as usize || grid_y > 65_535 || spec.groups > 65_535 {
+        return Err(Error::Shape(format!(
+            "conv2d (CUDA): grid ({grid_x}, {grid_y}, {}) exceeds CUDA's limits",
+            spec.groups
+        )));
+    }
+    // Padded-coordinate arithmetic (oy*S - P + ky*D) must stay in i32.
+    let reach = spec.stride * out.h.max(out.w)
+        + spec.pad
+        + spec.dilation * spec.kh.max(spec.kw)
+        + input.h.max(input.w);
+    to_i32("spatial extent", reach)?;
+    let dims = [
+        to_i32("n", input.n)?,
+        to_i32("h", input.h)?,
+        to_i32("w", input.w)?,
+        to_i32("cin", spec.cin)?,
+        to_i32("oh", out.h)?,
+        to_i32("ow", out.w)?,
+        to_i32("cout", spec.cout)?,
+        to_i32("kh", spec.kh)?,
+        to_i32("kw", spec.kw)?,
+        to_i32("stride", spec.stride)?,
+        to_i32("pad", spec.pad)?,
+        to_i32("dilation", spec.dilation)?,
+        to_i32("cin_g", spec.cin_g())?,
+        to_i32("cout_g", spec.cout_g())?,
+    ];
+    Ok(Launch {
+        cfg: LaunchConfig {
+            grid_dim: (grid_x as u32, grid_y as u32, spec.groups as u32),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        bn,
+        dims,
+        parts: grid_x,
+    })
+}
+
+/// `y = conv2d(relu_input ? relu(x) : x, w)` on the GPU; `input` is the
+/// shape of `x`. Errors (nothing launched) when a buffer length does not
+/// match the layout above or a size exceeds the kernel's 32-bit indexing.
+pub fn conv2d_forward(
+    dev: &CudaDevice,
+    spec: &Conv2dSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    relu_input: bool,
+) -> Result<()> {
+    let l = plan(spec, input, x.len(), w.len(), y.len())?;
+    let name = match l.bn {
+        16 => "conv2d_igemm_n16",
+        32 => "conv2d_igemm_n32",
+        _ => "conv2d_igemm_n64",
+    };
+    let f = dev.function("conv2d", name)?;
+    let relu = i32::from(relu_input);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(w).arg(y);
+    for d in &l.dims {
+        b.arg(d);
+    }
+    b.arg(&relu);
+    // SAFETY: the arguments match `conv2d_igemm_n{16,32,64}(const float* x,
+    // const float* w, float* y, int N, H, W, CIN, OH, OW, COUT, KH, KW, S,
+    // P, D, CIN_G, COUT_G, int relu_input)` in type and order; `plan`
+    // checked x, w and y against the layout, so the kernel reads only
+    // x[0..n·h·w·cin), w[0..weight_len) and writes only y[0..n·oh·ow·cout),
+    // with every index below 2³¹; the grid is (ceil(M/BM), ceil(cout_g/BN),
+    // groups) with 256 threads, as the kernel assumes for this BN.
+    unsafe { b.launch(l.cfg) }
+        .map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    Ok(())
+}
+
+/// [`conv2d_forward`] that also writes the per-block channel sums of `y`
+/// and `y²` (f64, layout `[parts][cout]`, `parts =` [`conv2d_stats_parts`])
+/// into `psum` / `psumsq`, for a following training-mode BatchNorm.
+/// Deterministic: every partial is written by one block in a fixed order.
+/// Returns `parts`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_stats(
+    dev: &CudaDevice,
+    spec: &Conv2dSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    relu_input: bool,
+    psum: &mut CudaViewMut<'_, f64>,
+    psumsq: &mut CudaViewMut<'_, f64>,
+) -> Result<usize> {
+    let l = plan(spec, input, x.len(), w.len(), y.len())?;
+    let need = l.parts.checked_mul(spec.cout);
+    if need != Some(psum.len()) || need != Some(psumsq.len()) {
+        return Err(Error::Shape(format!(
+            "conv2d (CUDA): partial sums of {} / {} values, {} parts x {} channels needed",
+            psum.len(),
+            psumsq.len(),
+            l.parts,
+            spec.cout
+        )));
+    }
+    to_i32("partial-sum length", psum.len())?;
+    let name = match l.bn {
+        16 => "conv2d_igemm_stats_n16",
+        32 => "conv2d_igemm_stats_n32",
+        _ => "conv2d_igemm_stats_n64",
+    };
+    let f = dev.function("conv2d", name)?;
+    let relu = i32::from(relu_input);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(w).arg(y);
+    for d in &l.dims {
+        b.arg(d);
+    }
+    b.arg(&relu).arg(psum).arg(psumsq);
+    // SAFETY: as in `conv2d_forward`, plus the two trailing `double*`
+    // arguments of `conv2d_igemm_stats_n{16,32,64}`: the kernel writes
+    // psum/psumsq[bx·cout + co] for bx < grid_x = parts and co < cout, and
+    // both views hold exactly parts·cout values (checked above).
+    unsafe { b.launch(l.cfg) }
+        .map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    Ok(l.parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_choice_and_parts() {
+        assert_eq!(tile_n(1), 16);
+        assert_eq!(tile_n(16), 16);
+        assert_eq!(tile_n(17), 32);
+        assert_eq!(tile_n(48), 64);
+        assert_eq!(tile_n(512), 64);
+        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
+        // 128·32·32 pixels in blocks of 256.
+        assert_eq!(
+            conv2d_stats_parts(&s, Shape::new(128, 32, 32, 16)).unwrap(),
+            512
+        );
+        let s = Conv2dSpec::new(64, 64, 3, 1, 1);
+        assert_eq!(conv2d_stats_parts(&s, Shape::new(2, 3, 3, 64)).unwrap(), 1);
+    }
+
+    #[test]
+    fn plan_rejects_wrong_lengths() {
+        let s = Conv2dSpec::new(3, 5, 3, 1, 1);
+        let x = Shape::new(2, 4, 4, 3);
+        let (xl, wl, yl) = (x.len(), s.weight_len(), 2 * 4 * 4 * 5);
+        assert!(plan(&s, x, xl, wl, yl).is_ok());
+        for (a, b, c) in [(xl + 1, wl, yl), (xl, wl - 1, yl), (xl, wl, yl + 5)] {
+            assert!(matches!(plan(&s, x, a, b, c), Err(Error::Shape(_))));
+        }
+    }
+}
