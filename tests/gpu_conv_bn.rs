@@ -13,6 +13,9 @@
 //! Without a working GPU (no driver, no device, no NVRTC) each test prints
 //! `skip: <reason>` and passes, unless `REQUIRE_GPU=1`, then it fails.
 
+mod common;
+use common::gpu;
+use common::Rng;
 use cudarc::driver::CudaSlice;
 use dasnas::device::cuda::CudaDevice;
 use dasnas::ops::batchnorm::cpu::{
@@ -22,35 +25,8 @@ use dasnas::ops::batchnorm::{cuda as bn_cuda, BatchNormSpec};
 use dasnas::ops::conv2d::cpu::{conv2d_forward_stats, conv2d_forward_with, ConvKernel};
 use dasnas::ops::conv2d::{cuda as conv_cuda, Conv2dSpec};
 use dasnas::tensor::{Shape, Tensor};
-use std::sync::OnceLock;
-
-/// The GPU shared by all tests of this file, or `None` (after printing why)
-/// when there is none and `REQUIRE_GPU` is not 1.
-fn gpu(test: &str) -> Option<&'static CudaDevice> {
-    static DEV: OnceLock<Result<CudaDevice, String>> = OnceLock::new();
-    match DEV.get_or_init(|| CudaDevice::open(0).map_err(|e| e.to_string())) {
-        Ok(d) => Some(d),
-        Err(why) => {
-            if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("REQUIRE_GPU=1 but no usable GPU: {why}");
-            }
-            println!("skip: {test}: {why}");
-            None
-        }
-    }
-}
-
-/// splitmix64: a small deterministic generator for test inputs.
-struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
     /// Uniform in [-1, 1).
     fn unit(&mut self) -> f32 {
         ((self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0) as f32

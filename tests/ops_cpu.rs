@@ -3,6 +3,8 @@
 //! poisoned with NaN before every call, so an element an op forgets to write
 //! fails the comparison.
 
+mod common;
+use common::Rng;
 use dasnas::ops::add::cpu::{add_forward, add_forward_inplace};
 use dasnas::ops::batchnorm::cpu::{
     batchnorm_forward, batchnorm_forward_from_sums, batchnorm_forward_inplace,
@@ -24,20 +26,10 @@ use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
 
-/// SplitMix64: reproducible random values from a proptest-drawn seed.
-struct Rng(u64);
-
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     /// Uniform in [-1, 1).
     fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.uniform()).collect()
