@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod plan;
 
 use crate::error::{Error, Result};
 
