@@ -4,8 +4,14 @@
 //   x   : f32 [batch][n], sample-major, contiguous (one ReLU input flattened
 //         per sample, in whatever order the op stores it: the CPU twin packs
 //         the same flat order).
-//   out : u64 [batch][words_per_sample], words_per_sample = ceil(n / 64);
-//         unit u of sample b is bit (u % 64) of out[b * words_per_sample + u / 64].
+//   out : u64 rows of `row_stride` words, one per sample; the sample's
+//         words_per_sample = ceil(n / 64) words start at word `word_offset`
+//         of its row: unit u of sample b is bit (u % 64) of
+//         out[b * row_stride + word_offset + u / 64]. (row_stride =
+//         words_per_sample, word_offset = 0 is the plain Codes layout; a
+//         plan packs several layers side by side in one row.) Words of a row
+//         outside [word_offset, word_offset + words_per_sample) are not
+//         touched.
 //         Bit = 1 iff x > 0.0f (0, -0, NaN give 0); padding bits of the last
 //         word are 0, so XOR-popcount over whole words counts only real units.
 //
@@ -19,7 +25,8 @@
 #define CODES_THREADS 256
 extern "C" __global__ void __launch_bounds__(CODES_THREADS) pack_signs(const float* __restrict__ x,
                                       u64* __restrict__ out,
-                                      u64 batch, u64 n, u64 words_per_sample) {
+                                      u64 batch, u64 n, u64 words_per_sample,
+                                      u64 row_stride, u64 word_offset) {
     const u32 lane = threadIdx.x & 31u;
     const u64 warps_per_grid = ((u64)gridDim.x * blockDim.x) >> 5;
     const u64 total = batch * words_per_sample;
@@ -36,7 +43,7 @@ extern "C" __global__ void __launch_bounds__(CODES_THREADS) pack_signs(const flo
         const u32 bits_lo = __ballot_sync(0xffffffffu, lo);
         const u32 bits_hi = __ballot_sync(0xffffffffu, hi);
         if (lane == 0) {
-            out[g] = (u64)bits_lo | ((u64)bits_hi << 32);
+            out[b * row_stride + word_offset + w] = (u64)bits_lo | ((u64)bits_hi << 32);
         }
     }
 }

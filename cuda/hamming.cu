@@ -76,3 +76,32 @@ extern "C" __global__ void __launch_bounds__(HT_TILE * HT_TILE) hamming_accumula
         atomicAdd(&h[j * batch + i], add);
     }
 }
+
+// K_H = N_A - H as f64, for the Cholesky of cuda/logdet.cu (twin of
+// src/score/hamming.rs `kernel_from_hamming` followed by the f64 conversion
+// of `logdet_of_kernel`; every value is an integer below 2^53, so exact).
+//
+// Layout:
+//   h   : u64 [count][batch][batch], row-major per matrix.
+//   k   : f64 [count][batch][batch]; k[m][i][j] = n_units - h[m][i][j]
+//         (the diagonal, where h = 0, is n_units).
+//   dup : i32 [count]; set to 1 when some off-diagonal h[m][i][j] is 0 (two
+//         equal codes: K_H is exactly singular, whatever Cholesky rounds
+//         to). The caller zeroes it first; every writer stores the same 1,
+//         so the race is benign.
+extern "C" __global__ void kernel_from_hamming(const u64* __restrict__ h,
+                                               double* __restrict__ k,
+                                               int* __restrict__ dup,
+                                               u64 count, u64 batch, u64 n_units) {
+    const u64 per = batch * batch;
+    const u64 total = count * per;
+    for (u64 e = blockIdx.x * (u64)blockDim.x + threadIdx.x; e < total;
+         e += (u64)gridDim.x * blockDim.x) {
+        const u64 v = h[e];
+        k[e] = (double)(n_units - v);
+        const u64 r = e % per;
+        if (v == 0 && r / batch != r % batch) {
+            dup[e / per] = 1;
+        }
+    }
+}

@@ -91,3 +91,90 @@ pub fn score_arch(arch: &space::Arch, batch: &Tensor, seed: u64, alpha: f64) -> 
     r.timing.build_s += build;
     Ok(r)
 }
+
+/// A scoring backend chosen by `--device`: the CPU executor, or the GPU
+/// scorer (several cells in flight, only the scores copied back).
+#[derive(Debug)]
+pub enum Scorer {
+    Cpu { batch: Tensor },
+    Cuda(Box<device::cuda::executor::GpuScorer>),
+}
+
+impl Scorer {
+    /// Opens device `kind` to score `batch` (`lanes` concurrent cell
+    /// pipelines on a GPU). With [`device::DeviceKind::Auto`] a GPU that
+    /// cannot be used (no driver, no GPU, no NVRTC, a kernel that does not
+    /// compile) makes it fall back to the CPU, and the second value is the
+    /// one-line reason to tell the user; an explicit `cuda` fails instead.
+    pub fn open(
+        kind: device::DeviceKind,
+        batch: Tensor,
+        lanes: usize,
+    ) -> Result<(Scorer, Option<String>)> {
+        use device::DeviceKind;
+        match kind {
+            DeviceKind::Cpu => Ok((Scorer::Cpu { batch }, None)),
+            DeviceKind::Cuda(n) => Ok((Self::open_cuda(n, &batch, lanes)?, None)),
+            DeviceKind::Auto => match Self::open_cuda(0, &batch, lanes) {
+                Ok(s) => Ok((s, None)),
+                Err(e) => Ok((
+                    Scorer::Cpu { batch },
+                    Some(format!("no usable GPU ({e}); running on the CPU")),
+                )),
+            },
+        }
+    }
+
+    fn open_cuda(ordinal: usize, batch: &Tensor, lanes: usize) -> Result<Scorer> {
+        let dev = device::cuda::CudaDevice::open(ordinal)?;
+        let scorer = device::cuda::executor::GpuScorer::new(&dev, batch, lanes)?;
+        Ok(Scorer::Cuda(Box::new(scorer)))
+    }
+
+    /// `cpu` or `cuda:N (name)`, for messages and bench reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Scorer::Cpu { .. } => "cpu".into(),
+            Scorer::Cuda(g) => {
+                let i = g.device().info();
+                format!("cuda:{} ({})", i.ordinal, i.name)
+            }
+        }
+    }
+
+    /// Scores `archs` (weights from `seed`, DAS with `alpha`), in order. An
+    /// error names the cell it happened in.
+    pub fn score_archs(
+        &mut self,
+        archs: &[&space::Arch],
+        seed: u64,
+        alpha: f64,
+    ) -> Result<Vec<CellResult>> {
+        let named = |a: &space::Arch, e: Error| Error::Data(format!("scoring {a}: {e}"));
+        match self {
+            Scorer::Cpu { batch } => archs
+                .iter()
+                .map(|a| score_arch(a, batch, seed, alpha).map_err(|e| named(a, e)))
+                .collect(),
+            Scorer::Cuda(g) => {
+                let cells = g.score(
+                    archs.len(),
+                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
+                    seed,
+                    alpha,
+                    None,
+                )?;
+                Ok(cells
+                    .into_iter()
+                    .map(|c| CellResult {
+                        scores: c.scores,
+                        timing: CellTiming {
+                            ops_s: c.seconds,
+                            ..Default::default()
+                        },
+                    })
+                    .collect())
+            }
+        }
+    }
+}

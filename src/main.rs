@@ -53,9 +53,13 @@ struct RunArgs {
     /// Worker threads (default: all cores). Scores do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Compute device (`cpu`; `auto` picks the best available).
+    /// Compute device: `auto` (the first GPU when one works, else the CPU,
+    /// with a notice on stderr), `cpu`, `cuda` (GPU 0) or `cuda:N`.
     #[arg(long, default_value = "auto")]
     device: dasnas::device::DeviceKind,
+    /// Cells in flight on a GPU (one CUDA stream and host thread each).
+    #[arg(long, default_value_t = dasnas::device::cuda::executor::DEFAULT_LANES)]
+    lanes: usize,
 }
 
 #[derive(Args)]
@@ -170,6 +174,19 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
     }
 }
 
+/// Opens the device of `--device` for the scoring batch; prints the
+/// fallback notice of `auto` on stderr.
+fn open_scorer(run: &RunArgs, batch: Tensor) -> Result<dasnas::Scorer> {
+    if run.lanes == 0 {
+        return Err(Error::Arg("--lanes must be at least 1".into()));
+    }
+    let (scorer, notice) = dasnas::Scorer::open(run.device, batch, run.lanes)?;
+    if let Some(n) = notice {
+        eprintln!("dasnas: {n}");
+    }
+    Ok(scorer)
+}
+
 fn read_arch_lines(space: Space, path: &Path) -> Result<Vec<Arch>> {
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -241,6 +258,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         space::enumerate(space)?
     };
     let batch = prepare(&a.run)?;
+    let mut scorer = open_scorer(&a.run, batch)?;
     let done = match (&a.out, a.resume) {
         (Some(p), true) => done_archs(p)?,
         _ => Default::default(),
@@ -276,28 +294,35 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    for arch in todo {
-        let name = arch.to_string();
-        let r = dasnas::score_arch(arch, &batch, a.run.seed, a.alpha)
-            .map_err(|e| Error::Data(format!("scoring {name}: {e}")))?;
-        let s = &r.scores;
-        let mut obj = serde_json::json!({
-            "arch": name,
-            "wot": s.wot,
-            "d": s.d,
-            "n_units": s.n_units,
-            "ln_n_units": s.ln_n_units,
-            "das": s.das,
-            "singular": s.singular,
-        });
-        for &al in &a.extra_alphas {
-            obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, a.run.batch));
+    // A GPU scores a block of cells at once (its lanes in flight); the CPU
+    // one at a time. Each block is written and flushed before the next
+    // starts, so a killed run loses at most one block.
+    let block = match scorer {
+        dasnas::Scorer::Cpu { .. } => 1,
+        dasnas::Scorer::Cuda(_) => 64 * a.run.lanes,
+    };
+    for chunk in todo.chunks(block) {
+        let results = scorer.score_archs(chunk, a.run.seed, a.alpha)?;
+        for (arch, r) in chunk.iter().zip(results) {
+            let s = &r.scores;
+            let mut obj = serde_json::json!({
+                "arch": arch.to_string(),
+                "wot": s.wot,
+                "d": s.d,
+                "n_units": s.n_units,
+                "ln_n_units": s.ln_n_units,
+                "das": s.das,
+                "singular": s.singular,
+            });
+            for &al in &a.extra_alphas {
+                obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, a.run.batch));
+            }
+            obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
+            writeln!(out, "{obj}")
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io(&out_name, e))?;
         }
-        obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
-        writeln!(out, "{obj}")
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::io(&out_name, e))?;
-        bar.inc(1);
+        bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     Ok(())
@@ -324,6 +349,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         return Err(Error::Arg("--cells must be at least 1".into()));
     }
     let batch = prepare(&a.run)?;
+    if let dasnas::Scorer::Cuda(g) = open_scorer(&a.run, batch.clone())? {
+        return bench_cuda(*g, &a);
+    }
     let archs = space::sample(a.run.space, a.cells + 1, a.run.seed)?;
     let threads = rayon::current_num_threads();
     eprintln!(
@@ -393,6 +421,124 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `bench` on a GPU: throughput with every lane in flight, then one lane
+/// with CUDA events around each step for the split by kernel.
+fn bench_cuda(mut g: dasnas::device::cuda::executor::GpuScorer, a: &BenchArgs) -> Result<()> {
+    use dasnas::device::cuda::executor::{Profile, CHUNK};
+    let info = g.device().info().clone();
+    let warm = g.lanes() * CHUNK;
+    let archs = space::sample(a.run.space, a.cells + warm, a.run.seed)?;
+    let (warm_archs, timed) = archs.split_at(warm);
+    eprintln!(
+        "dasnas bench: {:?}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
+        a.run.space,
+        a.cells,
+        a.run.batch,
+        info.ordinal,
+        info.name,
+        info.arch(),
+        g.lanes()
+    );
+    let build = |list: &[Arch]| {
+        let list = list.to_vec();
+        move |i: usize| list[i].network()
+    };
+    g.score(warm, build(warm_archs), a.run.seed, 1.0, None)?;
+    let start = std::time::Instant::now();
+    g.score(a.cells, build(timed), a.run.seed, 1.0, None)?;
+    let wall = start.elapsed().as_secs_f64();
+    let mut flops = 0u64;
+    for arch in timed {
+        flops += arch.network()?.flops(a.run.batch);
+    }
+    let n = a.cells as f64;
+    let profiled = a.cells.min(64);
+    let mut prof = Profile::default();
+    g.score(
+        profiled,
+        build(&timed[..profiled]),
+        a.run.seed,
+        1.0,
+        Some(&mut prof),
+    )?;
+    let pn = profiled as f64;
+    let peak = info.fp32_peak_flops();
+    let total: f64 = prof.by_kind.iter().map(|(_, t)| t).sum();
+    prof.by_kind.sort_by(|x, y| y.1.total_cmp(&x.1));
+    println!(
+        "cells/s {:.1}   ms/cell {:.3}   conv+linear TFLOP/s {:.2} (fp32 peak {:.1})",
+        n / wall,
+        1e3 * wall / n,
+        flops as f64 / wall / 1e12,
+        peak / 1e12
+    );
+    println!("GPU time by kernel, one lane, {profiled} cells (CUDA events):");
+    println!("kernel            us/cell   share");
+    for (k, t) in &prof.by_kind {
+        println!(
+            "{k:<16} {:>8.1} {:>6.1}%",
+            1e6 * t / pn,
+            100.0 * t / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!("conv2d by shape (NHWC input -> cout, k, stride):");
+    println!("input            cout  k s  launches  us/launch  TFLOP/s  % of fp32 peak");
+    prof.convs.sort_by(|x, y| y.seconds.total_cmp(&x.seconds));
+    let mut convs = Vec::new();
+    for c in &prof.convs {
+        let tf = c.flops as f64 / c.seconds.max(f64::MIN_POSITIVE);
+        println!(
+            "{:<16} {:>4} {:>2} {} {:>9} {:>10.1} {:>8.2} {:>8.1}%",
+            c.input.to_string(),
+            c.spec.cout,
+            c.spec.kh,
+            c.spec.stride,
+            c.launches,
+            1e6 * c.seconds / c.launches as f64,
+            tf / 1e12,
+            100.0 * tf / peak
+        );
+        convs.push(serde_json::json!({
+            "input": c.input.to_string(), "cout": c.spec.cout, "k": c.spec.kh,
+            "stride": c.spec.stride, "launches": c.launches,
+            "us_per_launch": 1e6 * c.seconds / c.launches as f64, "tflops": tf / 1e12,
+        }));
+    }
+    let t_of = |k: &str| {
+        prof.by_kind
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map_or(0.0, |(_, t)| *t)
+    };
+    let b = a.run.batch as f64;
+    // Word pairs XOR-popcounted: B(B-1)/2 pairs per code word of a row.
+    let pairs = prof.hamming_words as f64 * b * (b - 1.0) / 2.0;
+    let hamming_rate = pairs / t_of("hamming").max(f64::MIN_POSITIVE);
+    let logdet_us = 1e6 * t_of("logdet") / prof.logdets.max(1) as f64;
+    println!(
+        "hamming: {:.3e} word pairs/s   logdet (K_H + Cholesky): {logdet_us:.1} us per {}x{} matrix",
+        hamming_rate, a.run.batch, a.run.batch
+    );
+    let json = serde_json::json!({
+        "space": format!("{:?}", a.run.space).to_lowercase(),
+        "device": format!("cuda:{}", info.ordinal),
+        "gpu": info.name,
+        "lanes": g.lanes(),
+        "batch": a.run.batch,
+        "cells": a.cells,
+        "cells_per_s": n / wall,
+        "ms_per_cell": 1e3 * wall / n,
+        "fp32_peak_tflops": peak / 1e12,
+        "gflop_per_cell": flops as f64 / n / 1e9,
+        "profile_us_per_cell": prof.by_kind.iter().map(|(k, t)| (k.to_string(), serde_json::json!(1e6 * t / pn))).collect::<serde_json::Map<_, _>>(),
+        "convs": convs,
+        "hamming_word_pairs_per_s": hamming_rate,
+        "logdet_us_per_matrix": logdet_us,
+    });
+    println!("{json}");
+    Ok(())
+}
+
 fn cmd_devices() -> Result<()> {
     use dasnas::device::cuda;
     let nvrtc = if cuda::nvrtc_available() {
@@ -415,14 +561,15 @@ fn cmd_devices() -> Result<()> {
     }
     for g in &gpus {
         println!(
-            "GPU {}: {}, compute capability {}.{} (sm_{}), {:.1} GiB, {} SMs",
+            "GPU {}: {}, compute capability {}.{} (sm_{}), {:.1} GiB, {} SMs, fp32 peak {:.1} TFLOP/s",
             g.ordinal,
             g.name,
             g.compute_capability.0,
             g.compute_capability.1,
             g.arch(),
             g.total_memory as f64 / (1u64 << 30) as f64,
-            g.multiprocessors
+            g.multiprocessors,
+            g.fp32_peak_flops() / 1e12
         );
     }
     println!("{nvrtc}");

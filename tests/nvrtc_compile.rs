@@ -63,6 +63,8 @@ fn kernels_have_the_entry_points_rust_loads() {
     }
     let expected = [
         ("init", "init_uniform"),
+        ("init", "init_params_table"),
+        ("hamming", "kernel_from_hamming"),
         ("codes", "pack_signs"),
         ("hamming", "hamming_accumulate"),
         ("logdet", "cholesky_logdet"),

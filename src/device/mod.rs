@@ -9,20 +9,39 @@ pub mod plan;
 
 use crate::error::{Error, Result};
 
-/// Which device computes.
+/// Which device computes: `auto` (the first GPU when one works, else the
+/// CPU), `cpu`, `cuda` (GPU 0) or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKind {
+    Auto,
     Cpu,
+    /// The CUDA GPU of this ordinal.
+    Cuda(usize),
 }
 
 impl std::str::FromStr for DeviceKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
-            "cpu" | "auto" => Ok(DeviceKind::Cpu),
-            other => Err(Error::Arg(format!(
-                "unknown device `{other}` (this build has: cpu, auto)"
-            ))),
+            "auto" => Ok(DeviceKind::Auto),
+            "cpu" => Ok(DeviceKind::Cpu),
+            "cuda" => Ok(DeviceKind::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(DeviceKind::Cuda(n)),
+                _ => Err(Error::Arg(format!(
+                    "unknown device `{other}` (expected auto, cpu, cuda or cuda:N)"
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Auto => f.write_str("auto"),
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
 }

@@ -68,7 +68,10 @@ pub struct Partials {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// `y = 0`.
-    Zeros { node: NodeId, y: Region },
+    Zeros {
+        node: NodeId,
+        y: Region,
+    },
     /// `y = conv(relu_input ? relu(x) : x)`; with `stats`, also the channel
     /// partial sums of `y` for the BatchNorm that reads it.
     Conv {
@@ -96,7 +99,11 @@ pub enum Step {
         partials: Partials,
         from_conv: bool,
     },
-    Relu { node: NodeId, x: Src, y: Region },
+    Relu {
+        node: NodeId,
+        x: Src,
+        y: Region,
+    },
     Pool {
         node: NodeId,
         spec: PoolSpec,
@@ -105,7 +112,11 @@ pub enum Step {
         y: Region,
     },
     /// `y = Σ inputs`, `y` disjoint from every input.
-    Add { node: NodeId, inputs: Vec<Src>, y: Region },
+    Add {
+        node: NodeId,
+        inputs: Vec<Src>,
+        y: Region,
+    },
     /// `acc += Σ others`, where `acc` held input `pos` of the sum (the
     /// summation order is the input order, as in the CPU op).
     AddInPlace {
@@ -386,8 +397,7 @@ impl Planner<'_> {
     /// Whether node `reader` may overwrite node `id`'s buffer: it is the
     /// last reader and the only holder.
     fn owned_by(&self, id: NodeId, reader: NodeId) -> bool {
-        self.f.last_read[id] == reader
-            && self.holder[id].is_some_and(|b| self.held[b].holders == 1)
+        self.f.last_read[id] == reader && self.holder[id].is_some_and(|b| self.held[b].holders == 1)
     }
 
     fn partials(&mut self, parts: usize, c: usize) -> Partials {
@@ -555,7 +565,12 @@ impl Planner<'_> {
                 let x = self.src(src)?;
                 let input = graph.nodes[src].shape.with_n(b);
                 let y = self.place(i);
-                self.steps.push(Step::GlobalAvgPool { node: i, input, x, y });
+                self.steps.push(Step::GlobalAvgPool {
+                    node: i,
+                    input,
+                    x,
+                    y,
+                });
             }
             Op::Linear { spec, weight, bias } => {
                 let src = one(0)?;
@@ -640,9 +655,9 @@ impl Plan {
             steps: Vec::new(),
             max_channels: 0,
         };
-        for i in 0..n {
+        for (i, &pack) in pack_at.iter().enumerate() {
             pl.node(i)?;
-            if let Some((group, word_offset, per_sample)) = pack_at[i] {
+            if let Some((group, word_offset, per_sample)) = pack {
                 let x = pl.src(i)?;
                 pl.steps.push(Step::Pack {
                     node: i,
@@ -809,7 +824,8 @@ pub(crate) mod host {
                 }
                 Step::Add { node, inputs, y } => {
                     let s = shape_of(*node);
-                    let xs: Vec<Tensor> = inputs.iter().map(|x| read(&arena, input, x, s)).collect();
+                    let xs: Vec<Tensor> =
+                        inputs.iter().map(|x| read(&arena, input, x, s)).collect();
                     let refs: Vec<&Tensor> = xs.iter().collect();
                     let mut t = out(s);
                     ops::add::cpu::add_forward(&refs, &mut t)?;
@@ -823,7 +839,8 @@ pub(crate) mod host {
                 } => {
                     let s = shape_of(*node);
                     let mut a = read(&arena, input, &Src::Arena(acc.clone()), s);
-                    let xs: Vec<Tensor> = others.iter().map(|x| read(&arena, input, x, s)).collect();
+                    let xs: Vec<Tensor> =
+                        others.iter().map(|x| read(&arena, input, x, s)).collect();
                     let refs: Vec<&Tensor> = xs.iter().collect();
                     ops::add::cpu::add_forward_inplace(&mut a, *pos, &refs)?;
                     arena[acc.clone()].copy_from_slice(&a.data);
@@ -993,12 +1010,24 @@ mod tests {
             ["c0", "c1", "c5"]
         );
         assert_eq!(
-            names(&|s| matches!(s, Step::BatchNorm { from_conv: true, .. })),
+            names(&|s| matches!(
+                s,
+                Step::BatchNorm {
+                    from_conv: true,
+                    ..
+                }
+            )),
             ["bn0", "bn1", "bn5"]
         );
-        assert!(plan.steps.iter().any(|s| matches!(s, Step::AddInPlace { .. })));
+        assert!(plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::AddInPlace { .. })));
         assert_eq!(
-            plan.groups.iter().map(|g| g.multiplicity).collect::<Vec<_>>(),
+            plan.groups
+                .iter()
+                .map(|g| g.multiplicity)
+                .collect::<Vec<_>>(),
             [1, 2]
         );
         check(&g, &batch(13, 9, 7, 3, 5), 3);
@@ -1046,6 +1075,6 @@ mod tests {
             }
             let _ = s.node();
         }
-        assert!(plan.arena_len % ALIGN == 0);
+        assert!(plan.arena_len.is_multiple_of(ALIGN));
     }
 }

@@ -38,7 +38,6 @@ impl Scores {
 pub fn scores(codes: &ReluCodes, alpha: f64) -> Scores {
     let b = codes.batch;
     let n_units = codes.n_units;
-    let ln_n_units = (n_units as f64).ln();
     // Equal codes (H = 0 off the diagonal) make two rows of K_H equal: the
     // determinant is exactly 0, whatever rounding Cholesky would show.
     let duplicate =
@@ -48,6 +47,14 @@ pub fn scores(codes: &ReluCodes, alpha: f64) -> Scores {
     } else {
         logdet_of_kernel(&kernel_from_hamming(&codes.hamming, n_units, b), b)
     };
+    scores_from_wot(b, n_units, wot, alpha)
+}
+
+/// The scores of a batch of `batch` samples from N_A and WOT = ln det K_H
+/// (`None` when K_H is singular), wherever ln det was computed.
+pub fn scores_from_wot(batch: usize, n_units: u64, wot: Option<f64>, alpha: f64) -> Scores {
+    let b = batch;
+    let ln_n_units = (n_units as f64).ln();
     let d = wot.map(|w| w - b as f64 * ln_n_units);
     Scores {
         wot,

@@ -7,7 +7,9 @@
 //! | kernel | source | CPU twin |
 //! |---|---|---|
 //! | [`init_uniform`] | `cuda/init.cu` | `net::init::init_param` |
-//! | [`pack_signs`] | `cuda/codes.cu` | `score::codes::pack_signs` |
+//! | [`init_params_table`] | `cuda/init.cu` | `net::init::init_params` |
+//! | [`pack_signs`], [`pack_signs_into`] | `cuda/codes.cu` | `score::codes::pack_signs` |
+//! | [`kernel_from_hamming`] | `cuda/hamming.cu` | `score::hamming::kernel_from_hamming` |
 //! | [`hamming_accumulate`] | `cuda/hamming.cu` | `score::hamming::hamming_accumulate` |
 //! | [`cholesky_logdet`] | `cuda/logdet.cu` | `score::logdet::cholesky_logdet` |
 
@@ -81,6 +83,37 @@ pub fn pack_signs(
     if batch == 0 {
         return Err(Error::Arg("pack_signs: batch must be > 0".into()));
     }
+    let wps = (x.len() / batch).div_ceil(64);
+    if out.len() != batch * wps {
+        return Err(Error::Shape(format!(
+            "pack_signs: output has {} words, {batch} samples of {} units need {}",
+            out.len(),
+            x.len() / batch,
+            batch * wps
+        )));
+    }
+    pack_signs_into(dev, x, batch, out, wps, 0)
+}
+
+/// [`pack_signs`] into rows of `row_stride` words: sample `b`'s
+/// `words_per_sample` words go to `out[b * row_stride + word_offset ..]`,
+/// and no other word of `out` is written (a plan packs several layers side
+/// by side in one row). Returns `words_per_sample`.
+///
+/// Errors when `batch == 0`, `x.len()` is not a multiple of `batch`, or the
+/// rows do not fit: `word_offset + words_per_sample > row_stride` or
+/// `out.len() < batch * row_stride`.
+pub fn pack_signs_into(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    batch: usize,
+    out: &mut CudaViewMut<'_, u64>,
+    row_stride: usize,
+    word_offset: usize,
+) -> Result<usize> {
+    if batch == 0 {
+        return Err(Error::Arg("pack_signs: batch must be > 0".into()));
+    }
     if !x.len().is_multiple_of(batch) {
         return Err(Error::Shape(format!(
             "pack_signs: {} floats do not split into {batch} equal samples",
@@ -89,11 +122,13 @@ pub fn pack_signs(
     }
     let n = x.len() / batch;
     let wps = n.div_ceil(64);
-    if out.len() != batch * wps {
+    if word_offset.checked_add(wps).is_none_or(|e| e > row_stride)
+        || batch.checked_mul(row_stride).is_none_or(|t| t > out.len())
+    {
         return Err(Error::Shape(format!(
-            "pack_signs: output has {} words, {batch} samples of {n} units need {}",
-            out.len(),
-            batch * wps
+            "pack_signs: {wps} words per sample at word {word_offset} of rows of \
+             {row_stride} do not fit {batch} rows in {} words",
+            out.len()
         )));
     }
     let total = (batch * wps) as u64;
@@ -104,12 +139,21 @@ pub fn pack_signs(
     // 256 threads = 8 warps = 8 words per block per grid-stride step.
     let cfg = grid_1d(total, 8, 256);
     let (batch_u, n_u, wps_u) = (batch as u64, n as u64, wps as u64);
+    let (stride_u, offset_u) = (row_stride as u64, word_offset as u64);
     let mut b = dev.stream().launch_builder(&f);
-    b.arg(x).arg(out).arg(&batch_u).arg(&n_u).arg(&wps_u);
+    b.arg(x)
+        .arg(out)
+        .arg(&batch_u)
+        .arg(&n_u)
+        .arg(&wps_u)
+        .arg(&stride_u)
+        .arg(&offset_u);
     // SAFETY: the arguments match `pack_signs(const float* x, u64* out,
-    // u64 batch, u64 n, u64 words_per_sample)`; the kernel reads
-    // x[0..batch*n) and writes out[0..batch*wps), both checked above, and
-    // blockDim (256) is a multiple of 32 as its full-mask ballots need.
+    // u64 batch, u64 n, u64 words_per_sample, u64 row_stride, u64
+    // word_offset)`; the kernel reads x[0..batch*n) and writes
+    // out[b*row_stride + word_offset + w] for b < batch, w < wps, all below
+    // batch*row_stride <= out.len() (checked above); blockDim (256) is a
+    // multiple of 32 as its full-mask ballots need.
     unsafe { b.launch(cfg) }.map_err(launch_err("pack_signs"))?;
     Ok(wps)
 }
@@ -189,6 +233,135 @@ pub fn hamming_accumulate(
     // h[0..batch²), both checked above; words_per_split is a multiple of
     // HT_K and the block is HT_TILE × HT_TILE, as the kernel assumes.
     unsafe { b.launch(cfg) }.map_err(launch_err("hamming_accumulate"))?;
+    Ok(())
+}
+
+/// K_H = N_A − H in f64 for `count` matrices, and a flag per matrix that
+/// two codes are equal (an off-diagonal 0 in H), as `score::metrics`
+/// treats them: singular.
+///
+/// Layout: `h` is u64 `[count][batch][batch]`; `k` is f64 of the same
+/// layout (`k = n_units − h`, exact below 2⁵³); `dup` is i32 `[count]`, set
+/// to 1 for a matrix with an off-diagonal zero and otherwise left as it was
+/// (zero it first).
+pub fn kernel_from_hamming(
+    dev: &CudaDevice,
+    h: &CudaView<'_, u64>,
+    batch: usize,
+    count: usize,
+    n_units: u64,
+    k: &mut CudaViewMut<'_, f64>,
+    dup: &mut CudaViewMut<'_, i32>,
+) -> Result<()> {
+    let per = batch.checked_mul(batch);
+    let total = per.and_then(|p| p.checked_mul(count));
+    if total != Some(h.len()) || total != Some(k.len()) || dup.len() != count {
+        return Err(Error::Shape(format!(
+            "kernel_from_hamming: {} / {} / {} values for {count} matrices of {batch}x{batch}",
+            h.len(),
+            k.len(),
+            dup.len()
+        )));
+    }
+    if n_units >= 1 << 53 {
+        return Err(Error::Arg(format!(
+            "kernel_from_hamming: N_A = {n_units} is not exact in f64"
+        )));
+    }
+    let total = total.unwrap_or(0) as u64;
+    if total == 0 {
+        return Ok(());
+    }
+    let f = dev.function("hamming", "kernel_from_hamming")?;
+    let cfg = grid_1d(total, 256, 256);
+    let (count_u, batch_u) = (count as u64, batch as u64);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(h)
+        .arg(k)
+        .arg(dup)
+        .arg(&count_u)
+        .arg(&batch_u)
+        .arg(&n_units);
+    // SAFETY: the arguments match `kernel_from_hamming(const u64* h,
+    // double* k, int* dup, u64 count, u64 batch, u64 n_units)`; it reads
+    // h[0..count*batch²), writes k over the same range and dup[0..count),
+    // all checked above.
+    unsafe { b.launch(cfg) }.map_err(launch_err("kernel_from_hamming"))?;
+    Ok(())
+}
+
+/// The table [`init_params_table`] reads: per parameter `offset, len,
+/// key, rule` (see `cuda/init.cu`), with `key = stream_key(seed, name_id)`.
+pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u64> {
+    use crate::net::ParamInit;
+    let mut t = Vec::with_capacity(4 * slots.len());
+    for s in slots {
+        let rule = match s.init {
+            ParamInit::Uniform { bound } => u64::from(bound.to_bits()),
+            ParamInit::Const(v) => u64::from(v.to_bits()) | 1 << 32,
+        };
+        t.extend_from_slice(&[
+            s.offset as u64,
+            s.len as u64,
+            crate::net::rng::stream_key(seed, s.name_id),
+            rule,
+        ]);
+    }
+    t
+}
+
+/// Initialises every parameter of a network in one launch, bit-identical
+/// to `net::init::init_params`: copies `host_table` (from [`param_table`],
+/// checked so that no entry writes past `out`) into `table` (device
+/// scratch of the same length), then launches; both asynchronous.
+///
+/// Layout: `out` is the f32 parameter buffer; entry `e` of the table
+/// (`[offset, len, key, rule]`) fills `out[offset .. offset + len)`.
+pub fn init_params_table(
+    dev: &CudaDevice,
+    out: &mut CudaViewMut<'_, f32>,
+    table: &mut CudaViewMut<'_, u64>,
+    host_table: &[u64],
+) -> Result<()> {
+    if table.len() != host_table.len() || !host_table.len().is_multiple_of(4) {
+        return Err(Error::Shape(format!(
+            "init_params_table: device table of {} words, host table of {}",
+            table.len(),
+            host_table.len()
+        )));
+    }
+    for e in host_table.chunks_exact(4) {
+        if e[0]
+            .checked_add(e[1])
+            .is_none_or(|end| end > out.len() as u64)
+        {
+            return Err(Error::Shape(format!(
+                "init_params_table: entry at {} of {} values exceeds the buffer of {}",
+                e[0],
+                e[1],
+                out.len()
+            )));
+        }
+    }
+    let count = (host_table.len() / 4) as u64;
+    if count == 0 {
+        return Ok(());
+    }
+    dev.stream()
+        .memcpy_htod(host_table, table)
+        .map_err(|e| Error::Device(format!("CUDA copy of the parameter table: {e}")))?;
+    let f = dev.function("init", "init_params_table")?;
+    let cfg = LaunchConfig {
+        grid_dim: (count.min(MAX_GRID_BLOCKS) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(out).arg(table).arg(&count);
+    // SAFETY: the arguments match `init_params_table(float* out, const u64*
+    // table, u64 count)`; `table` holds `host_table` (copied just above on
+    // the same stream), every entry of which lies inside `out` (checked).
+    unsafe { b.launch(cfg) }.map_err(launch_err("init_params_table"))?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! `crate::ops::<op>::cuda` (pool, add, relu, global_avg_pool, linear;
 //! compared in `tests/gpu_ops_misc.rs`).
 
+pub mod executor;
 pub mod kernels;
 pub mod nvrtc;
 
@@ -34,12 +35,34 @@ pub struct DeviceInfo {
     pub total_memory: u64,
     /// Streaming multiprocessors (sizes grids so that every SM has work).
     pub multiprocessors: u32,
+    /// Peak SM clock in kHz (as the driver reports it).
+    pub clock_khz: u32,
 }
 
 impl DeviceInfo {
     /// NVRTC architecture number: `sm_{arch}`, e.g. 90 for (9, 0).
     pub fn arch(&self) -> u32 {
         self.compute_capability.0 * 10 + self.compute_capability.1
+    }
+
+    /// FP32 lanes per SM of this architecture (CUDA programming guide,
+    /// "arithmetic instructions" table): 64 on sm_60/70/75/80, 128 on
+    /// sm_86/89/90 and later.
+    pub fn fp32_lanes_per_sm(&self) -> u32 {
+        match self.compute_capability {
+            (8, 0) | (7, _) | (6, 0) => 64,
+            (major, _) if major >= 8 => 128,
+            _ => 128,
+        }
+    }
+
+    /// Peak fp32 rate in FLOP/s (an FMA counts 2): SMs × lanes × 2 × clock.
+    pub fn fp32_peak_flops(&self) -> f64 {
+        f64::from(self.multiprocessors)
+            * f64::from(self.fp32_lanes_per_sm())
+            * 2.0
+            * f64::from(self.clock_khz)
+            * 1e3
     }
 }
 
@@ -120,6 +143,7 @@ fn device_info(ordinal: usize) -> Result<DeviceInfo> {
         A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
         "multiprocessor count",
     )?;
+    let clock_khz = attr(A::CU_DEVICE_ATTRIBUTE_CLOCK_RATE, "clock rate")?;
     // SAFETY: `dev` was returned by cuDeviceGet just above.
     let total = unsafe { drv::device::total_mem(dev) }.map_err(drv_err("total memory"))?;
     Ok(DeviceInfo {
@@ -128,6 +152,7 @@ fn device_info(ordinal: usize) -> Result<DeviceInfo> {
         compute_capability: (major, minor),
         total_memory: total as u64,
         multiprocessors,
+        clock_khz,
     })
 }
 
@@ -139,8 +164,9 @@ pub struct CudaDevice {
     info: DeviceInfo,
     /// Disk cache of PTX, fixed at open (see [`nvrtc::cache_dir`]).
     cache: Option<PathBuf>,
-    /// Loaded module per kernel family.
-    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
+    /// Loaded module per kernel family, shared by every handle made with
+    /// [`CudaDevice::with_new_stream`].
+    modules: Arc<Mutex<HashMap<String, Arc<CudaModule>>>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -179,7 +205,33 @@ impl CudaDevice {
             stream,
             info,
             cache: nvrtc::cache_dir(),
-            modules: Mutex::new(HashMap::new()),
+            modules: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Another handle on the same GPU, context and stream (cheap: shared
+    /// pointers).
+    pub fn clone_handle(&self) -> Self {
+        CudaDevice {
+            ctx: self.ctx.clone(),
+            stream: self.stream.clone(),
+            info: self.info.clone(),
+            cache: self.cache.clone(),
+            modules: self.modules.clone(),
+        }
+    }
+
+    /// Another handle on the same GPU and context, with its own new stream
+    /// and the same loaded kernels: work queued through the two handles may
+    /// overlap on the GPU (the scorer runs one cell pipeline per handle).
+    pub fn with_new_stream(&self) -> Result<Self> {
+        let stream = self.ctx.new_stream().map_err(drv_err("stream creation"))?;
+        Ok(CudaDevice {
+            ctx: self.ctx.clone(),
+            stream,
+            info: self.info.clone(),
+            cache: self.cache.clone(),
+            modules: self.modules.clone(),
         })
     }
 
@@ -216,6 +268,12 @@ impl CudaDevice {
         module
             .load_function(name)
             .map_err(|e| Error::Device(format!("CUDA kernel `{name}` in `{family}.cu`: {e}")))
+    }
+
+    /// Compiles and loads family `family` now (it is otherwise loaded on
+    /// first use).
+    pub fn module_loaded(&self, family: &str) -> Result<()> {
+        self.module(family).map(|_| ())
     }
 
     fn module(&self, family: &str) -> Result<Arc<CudaModule>> {

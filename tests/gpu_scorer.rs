@@ -1,0 +1,349 @@
+//! The GPU scorer end to end against the CPU backend, and the kernels it
+//! added (strided packing, K_H from H, table initialisation) against their
+//! CPU twins.
+//!
+//! Agreement asked of the whole pipeline (same seed, so the same weights
+//! bit for bit): K_H entries within a tiny fraction of N_A (the GPU's conv
+//! sums in another order, so a pre-activation within rounding of zero may
+//! flip its sign bit), WOT within 1e-3 relative, and the ranking of 50
+//! cells at Spearman ≥ 0.999. Without a GPU each test prints `skip: …` and
+//! passes, unless `REQUIRE_GPU=1`.
+
+mod common;
+use common::{gpu, Rng};
+use dasnas::device::cuda::executor::{GpuScorer, Profile};
+use dasnas::device::cuda::kernels;
+use dasnas::device::plan::Plan;
+use dasnas::eval::rank::spearman_rho;
+use dasnas::net::{init, Graph, GraphBuilder};
+use dasnas::ops::pool::PoolKind;
+use dasnas::score::codes::pack_signs;
+use dasnas::score::hamming::kernel_from_hamming;
+use dasnas::space::{self, Space};
+use dasnas::{Shape, Tensor};
+
+fn sub_batch(n: usize, h: usize, w: usize, c: usize, seed: u64) -> Tensor {
+    let g = dasnas::data::gaussian_batch(n, h.max(w).max(c), seed);
+    let per = g.shape.per_sample();
+    let s = Shape::new(n, h, w, c);
+    let mut data = Vec::with_capacity(s.len());
+    for i in 0..n {
+        data.extend_from_slice(&g.data[i * per..i * per + s.per_sample()]);
+    }
+    Tensor::from_vec(s, data).expect("shape")
+}
+
+/// Every step kind and fusion of a plan: fused ReLU→conv, conv→BN with
+/// statistics, a conv with two readers, in-place and out-of-place adds,
+/// twin ReLUs (multiplicity 2), a ReLU of the input, zeros, pools, GAP,
+/// linear.
+fn all_paths_graph() -> Graph {
+    let mut b = GraphBuilder::new();
+    let x = b.input(9, 7, 3);
+    let r_in = b.relu(x, "r_in");
+    let c0 = b.conv(r_in, 16, 3, 1, 1, 1, 1, "c0").unwrap();
+    let n0 = b.batchnorm(c0, "bn0");
+    let r0 = b.relu(n0, "r0");
+    let c1 = b.conv(r0, 20, 3, 1, 2, 2, 1, "c1").unwrap();
+    let n1 = b.batchnorm(c1, "bn1");
+    let c2 = b.conv(n0, 20, 1, 1, 0, 1, 1, "c2").unwrap();
+    let n2 = b.batchnorm(c2, "bn2");
+    let a0 = b.add(&[n1, c2, n2], "a0").unwrap();
+    let r1 = b.relu(a0, "r1");
+    let r1b = b.relu(a0, "r1b");
+    let p = b.pool(a0, PoolKind::Max, 3, 1, 1, "p").unwrap();
+    let a1 = b.add(&[p, a0, a0], "a1").unwrap();
+    let c3 = b.conv(r1, 24, 3, 2, 1, 1, 4, "c3").unwrap();
+    let c4 = b.conv(r1b, 24, 3, 2, 1, 1, 1, "c4").unwrap();
+    let r3 = b.relu(c4, "r3");
+    let z = b.zeros_like(r3, "z");
+    let c5 = b.conv(a1, 24, 3, 2, 1, 1, 1, "c5").unwrap();
+    let n5 = b.batchnorm(c5, "bn5");
+    let a2 = b.add(&[c3, r3, n5, z], "a2").unwrap();
+    let r4 = b.relu(a2, "r4");
+    let g = b.global_avg_pool(r4, "gap");
+    let l = b.linear(g, 10, "fc");
+    b.finish(l).prune()
+}
+
+/// |H_gpu − H_cpu| per entry, at most `frac` of N_A.
+fn assert_close_hamming(gpu: &[u64], cpu: &[u64], n_units: u64, frac: f64, label: &str) {
+    assert_eq!(gpu.len(), cpu.len());
+    let worst = gpu
+        .iter()
+        .zip(cpu)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        worst as f64 <= frac * n_units as f64,
+        "{label}: H differs by up to {worst} of N_A = {n_units}"
+    );
+}
+
+#[test]
+fn every_plan_step_matches_the_cpu_executor() {
+    let Some(dev) = gpu("every_plan_step_matches_the_cpu_executor") else {
+        return;
+    };
+    let g = all_paths_graph();
+    let input = sub_batch(13, 9, 7, 3, 4);
+    let mut scorer = GpuScorer::new(dev, &input, 2).expect("scorer");
+    for seed in [0, 7] {
+        let params = init::init_params(&g, seed);
+        let (want, _) = dasnas::device::cpu::relu_codes(&g, &params, &input).expect("cpu");
+        let got = scorer.relu_codes(&g, seed).expect("gpu");
+        assert_eq!(got.n_units, want.n_units);
+        assert_close_hamming(&got.hamming, &want.hamming, want.n_units, 2e-3, "all paths");
+        // The diagonal is never written by the Hamming kernel: zero.
+        assert!((0..13).all(|i| got.hamming[i * 13 + i] == 0));
+    }
+}
+
+#[test]
+fn nb201_scores_agree_with_the_cpu() {
+    let Some(dev) = gpu("nb201_scores_agree_with_the_cpu") else {
+        return;
+    };
+    let batch = dasnas::data::gaussian_batch(128, 32, 0);
+    let archs = space::sample(Space::Nb201, 50, 3).expect("sample");
+    let mut scorer = GpuScorer::new(dev, &batch, 4).expect("scorer");
+    let gpu_cells = scorer
+        .score(archs.len(), |i| archs[i].network(), 0, 1.0, None)
+        .expect("gpu scores");
+    let mut cpu_wot = Vec::new();
+    let mut gpu_wot = Vec::new();
+    for (k, (arch, g)) in archs.iter().zip(&gpu_cells).enumerate() {
+        let c = dasnas::score_arch(arch, &batch, 0, 1.0).expect("cpu");
+        assert_eq!(g.scores.n_units, c.scores.n_units, "{arch}");
+        assert_eq!(g.scores.singular, c.scores.singular, "{arch}");
+        if k < 5 {
+            // K_H itself, entry by entry, on a few cells.
+            let net = arch.network().expect("net");
+            let params = init::init_params(&net, 0);
+            let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
+            let got = scorer.relu_codes(&net, 0).expect("gpu codes");
+            assert_close_hamming(
+                &got.hamming,
+                &want.hamming,
+                want.n_units,
+                1e-4,
+                &arch.to_string(),
+            );
+        }
+        if let (Some(a), Some(b)) = (g.scores.wot, c.scores.wot) {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                "{arch}: WOT {a} on the GPU, {b} on the CPU"
+            );
+            gpu_wot.push(a);
+            cpu_wot.push(b);
+        }
+    }
+    assert!(gpu_wot.len() >= 40, "too many singular cells");
+    let rho = spearman_rho(&gpu_wot, &cpu_wot).expect("rho");
+    assert!(rho >= 0.999, "Spearman {rho}");
+}
+
+#[test]
+fn scores_do_not_depend_on_lanes_or_profiling() {
+    let Some(dev) = gpu("scores_do_not_depend_on_lanes_or_profiling") else {
+        return;
+    };
+    let batch = dasnas::data::gaussian_batch(64, 32, 1);
+    let archs = space::sample(Space::Nb201, 21, 5).expect("sample");
+    let build = |i: usize| archs[i].network();
+    let mut one = GpuScorer::new(dev, &batch, 1).expect("scorer");
+    let mut four = GpuScorer::new(dev, &batch, 4).expect("scorer");
+    let a = one.score(archs.len(), build, 2, 0.5, None).expect("1 lane");
+    let b = four
+        .score(archs.len(), build, 2, 0.5, None)
+        .expect("4 lanes");
+    let mut prof = Profile::default();
+    let c = four
+        .score(archs.len(), build, 2, 0.5, Some(&mut prof))
+        .expect("profiled");
+    let scores = |v: &[dasnas::device::cuda::executor::GpuCell]| {
+        v.iter().map(|c| c.scores).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&a), scores(&b));
+    assert_eq!(scores(&a), scores(&c));
+    assert_eq!(prof.cells, archs.len());
+    assert!(prof.by_kind.iter().any(|(k, t)| *k == "conv2d" && *t > 0.0));
+    assert!(!prof.convs.is_empty() && prof.hamming_words > 0);
+}
+
+#[test]
+fn errors_name_the_problem_and_leave_the_scorer_usable() {
+    let Some(dev) = gpu("errors_name_the_problem_and_leave_the_scorer_usable") else {
+        return;
+    };
+    let batch = sub_batch(6, 9, 7, 3, 0);
+    assert!(GpuScorer::new(dev, &sub_batch(1, 9, 7, 3, 0), 1).is_err());
+    assert!(GpuScorer::new(dev, &batch, 0).is_err());
+    let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
+    // An NB201 network wants 32x32x3 images: a shape error, not a crash.
+    let nb = space::sample(Space::Nb201, 1, 0).expect("sample")[0]
+        .network()
+        .expect("net");
+    let e = scorer.relu_codes(&nb, 0).expect_err("shape mismatch");
+    assert!(e.to_string().contains("does not fit"), "{e}");
+    let e = scorer
+        .score(
+            3,
+            |i| {
+                if i == 1 {
+                    Err(dasnas::Error::Data("cell 1 is bad".into()))
+                } else {
+                    Ok(all_paths_graph())
+                }
+            },
+            0,
+            1.0,
+            None,
+        )
+        .expect_err("build error");
+    assert!(e.to_string().contains("cell 1 is bad"), "{e}");
+    let ok = scorer
+        .score(3, |_| Ok(all_paths_graph()), 0, 1.0, None)
+        .expect("usable after an error");
+    assert_eq!(ok.len(), 3);
+}
+
+#[test]
+fn strided_packing_writes_only_its_words() {
+    let Some(dev) = gpu("strided_packing_writes_only_its_words") else {
+        return;
+    };
+    let mut rng = Rng(17);
+    for (batch, n, stride, offset) in [(5, 1, 3, 2), (7, 129, 9, 4), (3, 200, 4, 0), (33, 65, 2, 0)]
+    {
+        let x: Vec<f32> = (0..batch * n)
+            .map(|_| ((rng.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0)
+            .collect();
+        let want = pack_signs(&x, batch).expect("cpu");
+        let sentinel = 0xdead_beef_dead_beefu64;
+        let xd = dev.stream().clone_htod(&x).expect("upload");
+        let mut out = dev
+            .stream()
+            .clone_htod(&vec![sentinel; batch * stride])
+            .expect("upload");
+        let wps = kernels::pack_signs_into(
+            dev,
+            &xd.as_view(),
+            batch,
+            &mut out.as_view_mut(),
+            stride,
+            offset,
+        )
+        .expect("launch");
+        let got = dev.stream().clone_dtoh(&out).expect("download");
+        for b in 0..batch {
+            for w in 0..stride {
+                let v = got[b * stride + w];
+                if w >= offset && w < offset + wps {
+                    assert_eq!(v, want.words[b * wps + w - offset], "b {b} w {w}");
+                } else {
+                    assert_eq!(v, sentinel, "b {b} w {w} was written");
+                }
+            }
+        }
+    }
+    // Rows that do not fit are an error, not a write past the buffer.
+    let xd = dev
+        .stream()
+        .clone_htod(&vec![1.0f32; 4 * 70])
+        .expect("upload");
+    let mut out = dev.stream().alloc_zeros::<u64>(4 * 3).expect("alloc");
+    assert!(kernels::pack_signs_into(dev, &xd.as_view(), 4, &mut out.as_view_mut(), 3, 2).is_err());
+    assert!(kernels::pack_signs_into(dev, &xd.as_view(), 5, &mut out.as_view_mut(), 3, 0).is_err());
+}
+
+#[test]
+fn kernel_matrix_and_duplicate_flags_match_the_cpu() {
+    let Some(dev) = gpu("kernel_matrix_and_duplicate_flags_match_the_cpu") else {
+        return;
+    };
+    let mut rng = Rng(3);
+    let (b, count, n_units) = (11usize, 3usize, 5000u64);
+    let mut h = vec![0u64; count * b * b];
+    for m in 0..count {
+        for i in 0..b {
+            for j in i + 1..b {
+                let v = 1 + rng.next() % n_units;
+                h[m * b * b + i * b + j] = v;
+                h[m * b * b + j * b + i] = v;
+            }
+        }
+    }
+    // Matrix 1 has two equal codes.
+    h[b * b + 2 * b + 5] = 0;
+    h[b * b + 5 * b + 2] = 0;
+    let hd = dev.stream().clone_htod(&h).expect("upload");
+    let mut k = dev
+        .stream()
+        .clone_htod(&vec![f64::NAN; count * b * b])
+        .expect("upload");
+    let mut dup = dev.stream().alloc_zeros::<i32>(count).expect("alloc");
+    kernels::kernel_from_hamming(
+        dev,
+        &hd.as_view(),
+        b,
+        count,
+        n_units,
+        &mut k.as_view_mut(),
+        &mut dup.as_view_mut(),
+    )
+    .expect("launch");
+    let k = dev.stream().clone_dtoh(&k).expect("download");
+    let dup = dev.stream().clone_dtoh(&dup).expect("download");
+    assert_eq!(dup, [0, 1, 0]);
+    for m in 0..count {
+        let want = kernel_from_hamming(&h[m * b * b..(m + 1) * b * b], n_units, b);
+        let got: Vec<u64> = k[m * b * b..(m + 1) * b * b]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        assert_eq!(got, want, "matrix {m}");
+    }
+}
+
+#[test]
+fn table_initialisation_is_bit_identical() {
+    let Some(dev) = gpu("table_initialisation_is_bit_identical") else {
+        return;
+    };
+    let g = all_paths_graph();
+    let plan = Plan::new(&g, 2).expect("plan");
+    for seed in [0u64, 12345] {
+        let want = init::init_params(&g, seed);
+        let table = kernels::param_table(&plan.params, seed);
+        let mut out = dev
+            .stream()
+            .clone_htod(&vec![f32::NAN; plan.params_len])
+            .expect("upload");
+        let mut td = dev.stream().alloc_zeros::<u64>(table.len()).expect("alloc");
+        kernels::init_params_table(dev, &mut out.as_view_mut(), &mut td.as_view_mut(), &table)
+            .expect("launch");
+        let got = dev.stream().clone_dtoh(&out).expect("download");
+        for (p, slot) in plan.params.iter().enumerate() {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got[slot.offset..slot.offset + slot.len]),
+                bits(&want[p]),
+                "parameter {}",
+                g.params[p].name
+            );
+        }
+    }
+    // An entry past the buffer is refused before anything is launched.
+    let mut out = dev.stream().alloc_zeros::<f32>(10).expect("alloc");
+    let mut td = dev.stream().alloc_zeros::<u64>(4).expect("alloc");
+    assert!(kernels::init_params_table(
+        dev,
+        &mut out.as_view_mut(),
+        &mut td.as_view_mut(),
+        &[8, 3, 0, 0]
+    )
+    .is_err());
+}
