@@ -8,9 +8,13 @@
 #   gpu-bundle/nvrtc/         libnvrtc + builtins, only with --with-nvrtc DIR
 #                             (~114 MB: leave it out when the GPU machine
 #                             has NVRTC 13.0 itself)
+#   gpu-bundle/torch_reference.py  the PyTorch reference formulation
 #   gpu-bundle/run.sh         runs every test binary with REQUIRE_GPU=1 and
 #                             REQUIRE_NVRTC=1 (a timeout each), then
-#                             `./dasnas devices`, and prints a table
+#                             `./dasnas devices`, the throughput bench
+#                             (`dasnas bench --device cuda`, 4 and 8 lanes)
+#                             and, where PyTorch imports, the reference on
+#                             50 of the same cells on the GPU; prints a table
 #
 # Usage: scripts/gpu-bundle.sh [--with-nvrtc DIR]   (DIR: .../nvidia/cu13/lib)
 # Then carry gpu-bundle/ to the GPU machine and run gpu-bundle/run.sh there.
@@ -76,6 +80,7 @@ if [ "$found" -ne "${#tests[@]}" ]; then
 fi
 [ -n "$dasnas_path" ] || { echo "gpu-bundle: cargo reported no dasnas binary" >&2; exit 1; }
 strip_copy "$dasnas_path" "$out/dasnas"
+cp scripts/torch_reference.py "$out/"
 
 if [ -n "$nvrtc_dir" ]; then
     mkdir -p "$out/nvrtc"
@@ -123,8 +128,31 @@ rc=$?
 secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 if [ "$rc" -eq 0 ]; then rows+=("dasnas devices|passed|$secs"); else rows+=("dasnas devices|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
 
+# Throughput: dasnas on the GPU (BENCH_CELLS cells, default 2000), then the
+# PyTorch reference on 50 cells scored the same way (only when torch imports).
+bench_cells=${BENCH_CELLS:-2000}
+for lanes in 4 8; do
+    start=$(now)
+    timeout 300 ./dasnas bench --device cuda --lanes "$lanes" --cells "$bench_cells" > "logs/bench_l$lanes.log" 2>&1
+    rc=$?
+    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    if [ "$rc" -eq 0 ]; then rows+=("bench, $lanes lanes|passed|$secs"); else rows+=("bench, $lanes lanes|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
+done
+torch_line=""
+if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>/dev/null
+    python3 -c 'import json,sys; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt
+    timeout 300 python3 torch_reference.py logs/archs51.txt --device cuda > logs/torch.log 2>&1
+    torch_line=$(tail -n 1 logs/torch.log)
+fi
+
 echo "== dasnas devices"
 cat logs/devices.log
+for lanes in 4 8; do
+    echo "== dasnas bench --device cuda --lanes $lanes --cells $bench_cells"
+    cat "logs/bench_l$lanes.log" | grep -v '^{' | head -n 40
+done
+[ -n "$torch_line" ] && { echo "== PyTorch reference on the GPU, 50 cells"; echo "$torch_line"; }
 for name in ${failed_names[@]+"${failed_names[@]}"}; do
     echo "== $name: failures (from logs/$name.log)"
     grep -E -A1 "panicked" "logs/$name.log" | grep -v "^--$" | head -n 12

@@ -6,7 +6,7 @@ Forward hooks on every counted ReLU, K += x·xᵀ + (1−x)(1−x)ᵀ in float32
 slogdet. PyTorch default init, BatchNorm in training mode, N(0,1) inputs.
 Dead ops (whose result cannot reach the cell output) are left out.
 
-    python3 scripts/torch_reference.py ARCHS_FILE [--batch 128] [--threads 2]
+    python3 scripts/torch_reference.py ARCHS_FILE [--batch 128] [--threads 2] [--device cpu|cuda]
 prints one line per cell (arch, naswot, n_units, seconds) and a summary. The
 first cell is a warm-up and is not timed, as in `dasnas bench`, which samples
 the same cells as `dasnas score --sample N+1` with the same seed.
@@ -84,7 +84,7 @@ def network(ops, c=16, n=5, classes=10):
 
 def naswot(net, x):
     b = x.shape[0]
-    k = torch.zeros(b, b)
+    k = torch.zeros(b, b, device=x.device)
     units = [0]
 
     def hook(mod, inp, out):
@@ -106,21 +106,23 @@ def main():
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--device', default='cpu', help='cpu or cuda (the timing includes building and moving each net)')
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     archs = [l.strip() for l in open(a.archs) if l.strip() and not l.startswith('#')]
-    x = torch.randn(a.batch, 3, 32, 32)
-    naswot(network(parse(archs[0])), x)  # warm-up, like `dasnas bench`
+    x = torch.randn(a.batch, 3, 32, 32).to(dev)
+    naswot(network(parse(archs[0])).to(dev), x)  # warm-up, like `dasnas bench`
     total = 0.0
     archs = archs[1:] if len(archs) > 1 else archs
     for s in archs:
         t = time.perf_counter()
-        score, units = naswot(network(parse(s)), x)
+        score, units = naswot(network(parse(s)).to(dev), x)  # .item() waits for the GPU
         dt = time.perf_counter() - t
         total += dt
         print(f"{s}\t{score:.4f}\t{units}\t{dt:.3f}", flush=True)
-    print(f"torch {torch.__version__}, {a.threads} thread(s), batch {a.batch}: "
+    print(f"torch {torch.__version__}, {a.device}, {a.threads} thread(s), batch {a.batch}: "
           f"{len(archs)} cells in {total:.2f} s = {len(archs) / total:.3f} cells/s")
 
 
