@@ -18,6 +18,7 @@
 //! a materialised ReLU may share its twin's buffer, so "owned" below means
 //! a strong count of 1.
 
+use super::plan::Fusions;
 use super::{ForwardTiming, ReluCodes};
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId, Op};
@@ -119,65 +120,24 @@ impl<'a> Executor<'a> {
             }
         }
         let n = graph.nodes.len();
-        let mut fused_relu_source = vec![None; n];
-        let mut relu_materialised = vec![false; n];
-        let mut relu_readers = vec![0u64; n];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            for &j in &node.inputs {
-                if graph.nodes[j].op == Op::Relu {
-                    if matches!(node.op, Op::Conv2d { .. }) {
-                        fused_relu_source[i] = Some(graph.nodes[j].inputs[0]);
-                    } else {
-                        relu_materialised[j] = true;
-                    }
-                }
-            }
-            if node.op == Op::Relu {
-                relu_readers[node.inputs[0]] += 1;
-            }
-        }
-        relu_materialised[graph.output] = true;
-        // Readers of every node, counted with multiplicity.
-        let mut readers = vec![0usize; n];
-        let mut only_reader_is_bn = vec![false; n];
-        for node in &graph.nodes {
-            for &j in &node.inputs {
-                readers[j] += 1;
-                only_reader_is_bn[j] = matches!(node.op, Op::BatchNorm { .. });
-            }
-        }
-        let conv_feeds_bn: Vec<bool> = (0..n)
-            .map(|i| {
-                fuse && matches!(graph.nodes[i].op, Op::Conv2d { .. })
-                    && readers[i] == 1
-                    && only_reader_is_bn[i]
-                    && i != graph.output
-            })
-            .collect();
-        let mut last_read = vec![0usize; n];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let reads: Vec<NodeId> = match fused_relu_source[i] {
-                Some(src) => vec![src],
-                None if node.op == Op::Relu && !relu_materialised[i] => vec![],
-                None => node.inputs.clone(),
-            };
-            for j in reads {
-                last_read[j] = last_read[j].max(i);
-            }
-        }
-        last_read[graph.output] = n;
+        let f = Fusions::of(graph);
+        let conv_feeds_bn = if fuse {
+            f.conv_feeds_bn
+        } else {
+            vec![false; n]
+        };
         Ok(Executor {
             graph,
             params,
             input,
             batch: s.n,
-            fused_relu_source,
-            relu_materialised,
-            relu_readers,
+            fused_relu_source: f.fused_relu_source,
+            relu_materialised: f.relu_materialised,
+            relu_readers: f.relu_readers,
             conv_feeds_bn,
             add_in_place: fuse,
             pending_sums: vec![None; n],
-            last_read,
+            last_read: f.last_read,
             buffers: vec![None; n],
             free: POOL.with(|p| std::mem::take(&mut *p.borrow_mut())),
         })

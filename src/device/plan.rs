@@ -262,23 +262,24 @@ impl Allocator {
     }
 }
 
-/// Which fusions apply to which nodes (shared by the plan and its checks).
-struct Fusions {
+/// Which fusions apply to which nodes: the one analysis behind the CPU
+/// executor and the plans.
+pub(crate) struct Fusions {
     /// For a conv reading a ReLU: that ReLU's input (the conv applies it).
-    fused_relu_source: Vec<Option<NodeId>>,
+    pub fused_relu_source: Vec<Option<NodeId>>,
     /// Whether a ReLU must be stored (some reader is not a conv, or it is
     /// the output).
-    relu_materialised: Vec<bool>,
+    pub relu_materialised: Vec<bool>,
     /// Counted ReLUs reading each node.
-    relu_readers: Vec<u64>,
+    pub relu_readers: Vec<u64>,
     /// A conv whose only reader is a BatchNorm (and not the output).
-    conv_feeds_bn: Vec<bool>,
-    /// The last step index reading each node (`n` for the output).
-    last_read: Vec<usize>,
+    pub conv_feeds_bn: Vec<bool>,
+    /// The last node reading each node's buffer (`n` for the output).
+    pub last_read: Vec<usize>,
 }
 
 impl Fusions {
-    fn of(graph: &Graph) -> Fusions {
+    pub fn of(graph: &Graph) -> Fusions {
         let n = graph.nodes.len();
         let mut fused_relu_source = vec![None; n];
         let mut relu_materialised = vec![false; n];
