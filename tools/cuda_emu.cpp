@@ -1,11 +1,12 @@
 // Host emulation of cuda/conv2d.cu, cuda/batchnorm.cu and the backward /
 // training kernels (conv2d_backward.cu, batchnorm_backward.cu, the pool
-// backward of pool.cu, softmax_ce.cu, sgd.cu), for machines
-// without a GPU: the kernel sources are compiled as C++ with the CUDA
-// keywords defined away; each block runs as blockDim std::threads joined by
-// a std::barrier (__syncthreads), __shared__ becomes `static` (one block at
-// a time). Results are checked against a naive conv written from the layout
-// definition and a two-pass BatchNorm in double.
+// backward of pool.cu, softmax_ce.cu, sgd.cu), for machines without a GPU:
+// the kernel sources are compiled as C++ with the CUDA keywords defined
+// away; a launch runs blockDim std::threads that execute the blocks one
+// after another, synchronised by a std::barrier (__syncthreads, and once
+// between blocks); __shared__ becomes `static` (one block at a time).
+// Results are checked against naive references in double written from the
+// layout definitions (forward: here; backward: cuda_emu_backward.inc).
 //
 //   g++ -std=c++20 -O2 -pthread -Wno-unknown-pragmas -o /tmp/cuda_emu tools/cuda_emu.cpp && /tmp/cuda_emu
 //

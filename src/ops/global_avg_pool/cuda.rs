@@ -39,8 +39,9 @@ pub fn global_avg_pool_forward(
     Ok(out)
 }
 
-/// Global average pooling backward: `dx[b][p][ch] = (accumulate ? dx : 0)
-/// + dy[b][ch] / (h·w)` (in f64, rounded once). `dx` has shape `x_shape`,
+/// Global average pooling backward:
+/// `dx[b][p][ch] = (accumulate ? dx : 0) + dy[b][ch] / (h·w)` (in f64,
+/// rounded once). `dx` has shape `x_shape`,
 /// `dy` is `[n][1][1][c]`. Errors (before any launch) on an empty shape or
 /// lengths that do not match.
 pub fn global_avg_pool_backward(
