@@ -7,3 +7,5 @@
 //! linear layer), labels one class index per sample.
 
 pub mod cuda;
+// The CPU twin (`pub mod cpu;`, src/ops/softmax_ce/cpu.rs) is declared by
+// the commit that adds that file.
