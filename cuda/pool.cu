@@ -133,3 +133,73 @@ extern "C" __global__ void pool_nhwc_vec4(const float* __restrict__ x, float* __
         y4[g] = acc;
     }
 }
+
+// Backward (twin of the CPU backward in src/ops/pool/cpu.rs), as a gather:
+// one thread per dx element g = ((b*h + iy)*w + ix)*c + ch loops over the
+// windows (oy, ox) that contain (iy, ix), oy then ox ascending, and sums
+// their contributions in f32 in that order (no atomics, deterministic):
+//   avg (mode 1, 2): dy[b][oy][ox][ch] * (1.0f / count), count as in the
+//                    forward (in-bounds taps, or k * k);
+//   max (mode 0):    dy[b][oy][ox][ch] when (iy, ix) is the window's argmax:
+//                    the forward's scan (rows outer, columns inner, a tap
+//                    replaces the running maximum when larger or NaN), so
+//                    the first maximum, or the last NaN; a window of only
+//                    -inf gives its first in-bounds tap (PyTorch's rule).
+// dx[g] = (accumulate ? dx[g] : 0) + sum. x: f32 [n][h][w][c] (forward
+// input, read for max only), dy: f32 [n][oh][ow][c], dx like x.
+// Window oy covers padded rows [oy*stride, oy*stride + k): it contains
+// image row iy iff oy*stride <= iy + pad < oy*stride + k.
+extern "C" __global__ void pool_backward_nhwc(const float* __restrict__ x,
+                                              const float* __restrict__ dy,
+                                              float* __restrict__ dx, u64 n, u64 h, u64 w, u64 c,
+                                              u64 oh, u64 ow, u64 k, u64 stride, u64 pad,
+                                              u32 mode, int accumulate) {
+    const u64 total = n * h * w * c;
+    const u64 step = (u64)gridDim.x * blockDim.x;
+    for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += step) {
+        const u64 ch = g % c;
+        u64 p = g / c;
+        const u64 ix = p % w;
+        p /= w;
+        const u64 iy = p % h;
+        const u64 b = p / h;
+        const u64 py = iy + pad, px = ix + pad;
+        // First window whose end passes py: oy*stride + k > py.
+        const u64 oy0 = py + 1 > k ? (py + 1 - k + stride - 1) / stride : 0;
+        const u64 ox0 = px + 1 > k ? (px + 1 - k + stride - 1) / stride : 0;
+        const u64 oy1 = min(py / stride + 1, oh);  // exclusive
+        const u64 ox1 = min(px / stride + 1, ow);
+        const float* xb = x + b * h * w * c + ch;
+        const float* dyb = dy + b * oh * ow * c + ch;
+        float acc = 0.0f;
+        for (u64 oy = oy0; oy < oy1; ++oy) {
+            u64 y0, y1;
+            dn_pool_clip(oy, stride, k, pad, h, &y0, &y1);
+            for (u64 ox = ox0; ox < ox1; ++ox) {
+                u64 x0, x1;
+                dn_pool_clip(ox, stride, k, pad, w, &x0, &x1);
+                const float d = dyb[(oy * ow + ox) * c];
+                if (mode == 0) {
+                    float best = DN_NEG_INF;
+                    u64 by = y0, bx = x0;
+                    for (u64 yy = y0; yy < y1; ++yy) {
+                        for (u64 xx = x0; xx < x1; ++xx) {
+                            const float v = xb[(yy * w + xx) * c];
+                            if (v > best || v != v) {
+                                best = v;
+                                by = yy;
+                                bx = xx;
+                            }
+                        }
+                    }
+                    if (by == iy && bx == ix) acc = acc + d;
+                } else {
+                    u64 count = mode == 2 ? k * k : (y1 - y0) * (x1 - x0);
+                    if (count == 0) count = 1;
+                    acc = __fadd_rn(acc, __fmul_rn(d, 1.0f / (float)count));
+                }
+            }
+        }
+        dx[g] = accumulate ? dx[g] + acc : acc;
+    }
+}

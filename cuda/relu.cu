@@ -60,3 +60,18 @@ extern "C" __global__ void relu_inplace_vec4(float* __restrict__ x, u64 len) {
         x[t] = dn_relu(x[t]);
     }
 }
+
+// ReLU backward (twin of the CPU backward in src/ops/relu/cpu.rs):
+//   dx[i] = (accumulate ? dx[i] : 0) + (x[i] > 0 ? dy[i] : 0)
+// x is the ReLU's input (its output gives the same mask: y > 0 iff x > 0);
+// the same rule as the forward's x > 0 (a NaN or -0 input passes nothing).
+// x, dy, dx: f32 [len]; dx distinct from x and dy. accumulate sums the
+// gradients of a tensor read by several ops. Grid-stride.
+extern "C" __global__ void relu_backward(const float* __restrict__ x, const float* __restrict__ dy,
+                                         float* __restrict__ dx, u64 len, int accumulate) {
+    const u64 step = (u64)gridDim.x * blockDim.x;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += step) {
+        const float v = x[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = accumulate ? dx[i] + v : v;
+    }
+}

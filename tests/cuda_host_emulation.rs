@@ -1,7 +1,11 @@
-//! Runs the real `cuda/conv2d.cu` and `cuda/batchnorm.cu` sources as host
-//! C++ (`tools/cuda_emu.cpp`: each block as blockDim threads with a barrier
-//! for `__syncthreads`) against naive references, so their index math,
-//! tiling and boundary handling are exercised on machines without a GPU.
+//! Runs the real `cuda/conv2d.cu`, `cuda/batchnorm.cu`,
+//! `cuda/conv2d_backward.cu`, `cuda/batchnorm_backward.cu`, the pool
+//! backward of `cuda/pool.cu`, `cuda/softmax_ce.cu` and `cuda/sgd.cu`
+//! sources as host C++ (`tools/cuda_emu.cpp` and
+//! `tools/cuda_emu_backward.inc`: each block as blockDim threads with a
+//! barrier for `__syncthreads`) against naive references, so their index
+//! math, tiling and boundary handling are exercised on machines without a
+//! GPU.
 //! It cannot show races that the host schedule hides, nor GPU speed.
 //! Skips with a message when no `g++` is installed.
 
@@ -9,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
-fn conv_and_batchnorm_kernels_match_references_under_host_emulation() {
+fn cuda_kernels_match_references_under_host_emulation() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cuda_emu");
     let compiled = Command::new("g++")

@@ -90,6 +90,23 @@ fn kernels_have_the_entry_points_rust_loads() {
         ("batchnorm", "bn_finalize"),
         ("batchnorm", "bn_normalize"),
         ("batchnorm", "bn_normalize_inplace"),
+        ("conv2d_backward", "conv2d_bwd_input_n16"),
+        ("conv2d_backward", "conv2d_bwd_input_n32"),
+        ("conv2d_backward", "conv2d_bwd_input_n64"),
+        ("conv2d_backward", "conv2d_bwd_weight_n16"),
+        ("conv2d_backward", "conv2d_bwd_weight_n32"),
+        ("conv2d_backward", "conv2d_bwd_weight_n64"),
+        ("conv2d_backward", "conv2d_bwd_weight_reduce"),
+        ("batchnorm_backward", "bnb_partial_sums"),
+        ("batchnorm_backward", "bnb_finalize"),
+        ("batchnorm_backward", "bnb_dx"),
+        ("relu", "relu_backward"),
+        ("pool", "pool_backward_nhwc"),
+        ("global_avg_pool", "global_avg_pool_backward_nhwc"),
+        ("linear", "linear_bwd_input"),
+        ("linear", "linear_bwd_params"),
+        ("softmax_ce", "softmax_ce_fwd_bwd"),
+        ("sgd", "sgd_update"),
     ];
     for (family, kernel) in expected {
         let src = nvrtc::source(family).expect("family embedded");

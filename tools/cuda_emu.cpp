@@ -1,9 +1,12 @@
-// Host emulation of cuda/conv2d.cu and cuda/batchnorm.cu, for machines
-// without a GPU: the kernel sources are compiled as C++ with the CUDA
-// keywords defined away; each block runs as blockDim std::threads joined by
-// a std::barrier (__syncthreads), __shared__ becomes `static` (one block at
-// a time). Results are checked against a naive conv written from the layout
-// definition and a two-pass BatchNorm in double.
+// Host emulation of cuda/conv2d.cu, cuda/batchnorm.cu and the backward /
+// training kernels (conv2d_backward.cu, batchnorm_backward.cu, the pool
+// backward of pool.cu, softmax_ce.cu, sgd.cu), for machines without a GPU:
+// the kernel sources are compiled as C++ with the CUDA keywords defined
+// away; a launch runs blockDim std::threads that execute the blocks one
+// after another, synchronised by a std::barrier (__syncthreads, and once
+// between blocks); __shared__ becomes `static` (one block at a time).
+// Results are checked against naive references in double written from the
+// layout definitions (forward: here; backward: cuda_emu_backward.inc).
 //
 //   g++ -std=c++20 -O2 -pthread -Wno-unknown-pragmas -o /tmp/cuda_emu tools/cuda_emu.cpp && /tmp/cuda_emu
 //
@@ -15,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <thread>
@@ -36,26 +40,38 @@ inline void __syncthreads() { g_bar->arrive_and_wait(); }
 inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
 inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 #include "../cuda/common.cuh"
 #include "../cuda/conv2d.cu"
 #include "../cuda/batchnorm.cu"
+#include "../cuda/conv2d_backward.cu"
+#include "../cuda/batchnorm_backward.cu"
+#include "../cuda/pool.cu"
+#include "../cuda/softmax_ce.cu"
+#include "../cuda/sgd.cu"
 
+// One std::thread per thread of a block, created once per launch; the
+// threads run the blocks one after another, with a barrier between blocks
+// (every thread of a block takes the same number of __syncthreads, so the
+// barrier phases stay aligned and the `static` shared arrays of one block
+// are not touched by the next before all threads are done).
 void launch(dim3u grid, dim3u block, std::function<void()> k) {
     gridDim = grid; blockDim = block;
     unsigned nt = block.x * block.y * block.z;
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-    for (unsigned bx = 0; bx < grid.x; ++bx) {
-        std::barrier<> bar(nt); g_bar = &bar;
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < nt; ++t)
-            ts.emplace_back([&, t] {
+    std::barrier<> bar(nt); g_bar = &bar;
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < nt; ++t)
+        ts.emplace_back([&, t] {
+            threadIdx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+            for (unsigned bz = 0; bz < grid.z; ++bz)
+            for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
                 blockIdx = {bx, by, bz};
-                threadIdx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
                 k();
-            });
-        for (auto& th : ts) th.join();
-    }
+                bar.arrive_and_wait();
+            }
+        });
+    for (auto& th : ts) th.join();
 }
 
 int fails = 0;
@@ -123,6 +139,8 @@ void conv_case(int N, int H, int W, int CIN, int COUT, int Kk, int S, int P, int
     if (bad) fails++;
 }
 
+#include "cuda_emu_backward.inc"
+
 int main() {
     int cases[][11] = {
         {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0}, {2, 3, 3, 3, 5, 3, 1, 1, 1, 1, 1}, {3, 7, 7, 5, 17, 3, 2, 1, 1, 1, 0},
@@ -136,6 +154,7 @@ int main() {
     };
     unsigned seed = 1;
     for (auto& c : cases) conv_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], seed++);
+    backward_cases(seed);
     printf("%d failing cases\n", fails);
     return fails != 0;
 }

@@ -12,6 +12,7 @@
 //! | [`kernel_from_hamming`] | `cuda/hamming.cu` | `score::hamming::kernel_from_hamming` |
 //! | [`hamming_accumulate`] | `cuda/hamming.cu` | `score::hamming::hamming_accumulate` |
 //! | [`cholesky_logdet`] | `cuda/logdet.cu` | `score::logdet::cholesky_logdet` |
+//! | [`sgd_update`] | `cuda/sgd.cu` | the SGD step of `train` |
 
 use super::CudaDevice;
 use crate::error::{Error, Result};
@@ -429,5 +430,87 @@ pub fn cholesky_logdet(
     // entry m of the outputs, all checked above; n <= blockDim <= 1024 as the
     // kernel's one-thread-per-row scheme and its shared arrays require.
     unsafe { b.launch(cfg) }.map_err(launch_err("cholesky_logdet"))?;
+    Ok(())
+}
+
+/// Hyper-parameters of [`sgd_update`] (torch.optim.SGD, dampening 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    /// Momentum factor; 0 turns the momentum buffer off.
+    pub momentum: f32,
+    /// L2 penalty added to the gradient: `g + weight_decay · p`.
+    pub weight_decay: f32,
+    /// Nesterov momentum (`g + momentum · buf` instead of `buf`).
+    pub nesterov: bool,
+    /// Index into the learning-rate array: this step's rate is `lr[step]`.
+    pub step: usize,
+    /// Whether the momentum buffer is fresh (its first step sets
+    /// `buf = g` instead of `momentum · buf + g`).
+    pub first: bool,
+}
+
+/// One SGD step over a flat parameter array, torch.optim.SGD's update
+/// (dampening 0) elementwise in f32 with separate roundings:
+/// `d = g + wd·p` (skipped when wd = 0); when momentum ≠ 0,
+/// `buf = first ? d : momentum·buf + d` and `d = nesterov ? d + momentum·buf
+/// : buf`; then `p = p − lr[step]·d`. `g` is not modified.
+///
+/// Layout: `p`, `g`, `buf` f32 `[len]` (all parameters in one order); `buf`
+/// is neither read nor written when momentum = 0 (it must still have `len`
+/// values). `lr` f32 `[steps]` is the whole learning-rate schedule on the
+/// device, indexed by `step.step` in the kernel, so a training loop of many
+/// steps is queued without reading anything back. Errors (nothing
+/// launched) on lengths that differ or `step.step >= lr.len()`.
+pub fn sgd_update(
+    dev: &CudaDevice,
+    p: &mut CudaViewMut<'_, f32>,
+    g: &CudaView<'_, f32>,
+    buf: &mut CudaViewMut<'_, f32>,
+    lr: &CudaView<'_, f32>,
+    step: SgdStep,
+) -> Result<()> {
+    if g.len() != p.len() || buf.len() != p.len() {
+        return Err(Error::Shape(format!(
+            "sgd: parameters {}, gradients {}, momentum buffer {} values: must be equal",
+            p.len(),
+            g.len(),
+            buf.len()
+        )));
+    }
+    if step.step >= lr.len() {
+        return Err(Error::Arg(format!(
+            "sgd: step {} outside the learning-rate schedule of {} steps",
+            step.step,
+            lr.len()
+        )));
+    }
+    let len = p.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let f = dev.function("sgd", "sgd_update")?;
+    let (idx, nesterov, first) = (
+        step.step as u64,
+        i32::from(step.nesterov),
+        i32::from(step.first),
+    );
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(p)
+        .arg(g)
+        .arg(buf)
+        .arg(lr)
+        .arg(&idx)
+        .arg(&len)
+        .arg(&step.momentum)
+        .arg(&step.weight_decay)
+        .arg(&nesterov)
+        .arg(&first);
+    // SAFETY: the arguments match `sgd_update(float* p, const float* g,
+    // float* buf, const float* lr, u64 step, u64 len, float momentum, float
+    // weight_decay, int nesterov, int first)`; the kernel reads lr[step]
+    // (step < lr.len(), checked) and touches p, g, buf at [0, len), all
+    // three exactly len long (checked); p and buf are exclusive borrows,
+    // distinct from each other and from g and lr.
+    unsafe { b.launch(grid_1d(len, 256, 256)) }.map_err(launch_err("sgd_update"))?;
     Ok(())
 }

@@ -328,6 +328,137 @@ pub fn batchnorm_forward(
     )
 }
 
+// ---------------------------------------------------------------------------
+// Backward: `cuda/batchnorm_backward.cu`. CPU twin: the backward of
+// [`super::cpu`]. Layouts: `x`, `dy`, `dx` f32 `[rows][c]`; `mean`,
+// `inv_std` (the forward's statistics), `gamma`, `dgamma`, `dbeta` f32
+// `[c]`; scratch `pdy`, `pdyx` f64 `[batchnorm_parts(shape)][c]` (the
+// forward's partition: part `p` covers rows `p·BN_ROWS_PER_PART ..`).
+
+/// Training-mode BatchNorm backward, with `x̂ = (x − mean)·inv_std` and
+/// `M = n·h·w`: `dbeta = Σ dy`, `dgamma = Σ dy·x̂` (per channel, f64
+/// partials reduced in a fixed order: deterministic), and
+/// `dx = (accumulate ? dx : 0) + gamma·inv_std·(dy − dbeta/M − x̂·dgamma/M)`.
+/// Three launches, no host synchronisation; errors (nothing launched) when
+/// a buffer does not match the layout.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    mean: &CudaView<'_, f32>,
+    inv_std: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dgamma: &mut CudaViewMut<'_, f32>,
+    dbeta: &mut CudaViewMut<'_, f32>,
+    pdy: &mut CudaViewMut<'_, f64>,
+    pdyx: &mut CudaViewMut<'_, f64>,
+    accumulate: bool,
+) -> Result<()> {
+    let (rows, c) = check_input(spec, shape, x.len())?;
+    check_len("output gradient", dy.len(), x.len())?;
+    check_len("input gradient", dx.len(), x.len())?;
+    check_params(
+        c,
+        [
+            ("mean", mean.len()),
+            ("inv_std", inv_std.len()),
+            ("gamma", gamma.len()),
+            ("dgamma", dgamma.len()),
+        ],
+    )?;
+    check_len("dbeta", dbeta.len(), c)?;
+    let parts = batchnorm_parts(shape);
+    check_len("pdy", pdy.len(), parts * c)?;
+    check_len("pdyx", pdyx.len(), parts * c)?;
+    to_i32("partial-sum length", parts * c)?;
+    let chunks = c.div_ceil(32);
+    if chunks > 65_535 {
+        return Err(Error::Shape(format!(
+            "batchnorm (CUDA): {c} channels exceed the grid's limit"
+        )));
+    }
+    let (rows_i, c_i, rpp, parts_i) = (
+        to_i32("rows", rows)?,
+        to_i32("channels", c)?,
+        BN_ROWS_PER_PART as i32,
+        to_i32("parts", parts)?,
+    );
+
+    let f = dev.function("batchnorm_backward", "bnb_partial_sums")?;
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x)
+        .arg(dy)
+        .arg(mean)
+        .arg(inv_std)
+        .arg(&rows_i)
+        .arg(&c_i)
+        .arg(&rpp)
+        .arg(&mut *pdy)
+        .arg(&mut *pdyx);
+    let cfg = LaunchConfig {
+        grid_dim: (parts as u32, chunks as u32, 1),
+        block_dim: (32, 8, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the arguments match `bnb_partial_sums(const float* x, const
+    // float* dy, const float* mean, const float* inv_std, int rows, int C,
+    // int rows_per_part, double* pdy, double* pdyx)`; it reads x and dy at
+    // [0, rows·c) (both that long, < 2³¹), mean / inv_std at channels < c,
+    // and writes pdy / pdyx[p·c + ch] for p < parts = gridDim.x, ch < c:
+    // both hold parts·c values; block (32, 8) as the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(launch_err("bnb_partial_sums"))?;
+
+    let f = dev.function("batchnorm_backward", "bnb_finalize")?;
+    let (pdy, pdyx) = (pdy.as_view(), pdyx.as_view());
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(&pdy)
+        .arg(&pdyx)
+        .arg(&parts_i)
+        .arg(&c_i)
+        .arg(&mut *dgamma)
+        .arg(&mut *dbeta);
+    let cfg = LaunchConfig {
+        grid_dim: (c as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the arguments match `bnb_finalize(const double* pdy, const
+    // double* pdyx, int parts, int C, float* dgamma, float* dbeta)`; block
+    // ch < c reads pdy / pdyx[p·c + ch], p < parts (parts·c values each)
+    // and writes dgamma[ch], dbeta[ch] (c values each); 256 threads, the
+    // power of two its tree reduction assumes.
+    unsafe { b.launch(cfg) }.map_err(launch_err("bnb_finalize"))?;
+
+    let f = dev.function("batchnorm_backward", "bnb_dx")?;
+    let (total, inv_rows, acc) = (x.len() as i32, 1.0f32 / rows as f32, i32::from(accumulate));
+    let (dgamma, dbeta) = (dgamma.as_view(), dbeta.as_view());
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x)
+        .arg(dy)
+        .arg(dx)
+        .arg(&total)
+        .arg(&c_i)
+        .arg(mean)
+        .arg(inv_std)
+        .arg(gamma)
+        .arg(&dgamma)
+        .arg(&dbeta)
+        .arg(&inv_rows)
+        .arg(&acc);
+    // SAFETY: the arguments match `bnb_dx(const float* x, const float* dy,
+    // float* dx, int total, int C, const float* mean, inv_std, gamma,
+    // dgamma, dbeta, float inv_rows, int accumulate)`; it reads x, dy and
+    // reads / writes dx at i < total = their common length (< 2³¹ with a
+    // grid to spare, checked), and the five channel arrays at i % c < c =
+    // their length; dx is an exclusive borrow, distinct from x and dy.
+    unsafe { b.launch(norm_cfg(x.len())) }.map_err(launch_err("bnb_dx"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

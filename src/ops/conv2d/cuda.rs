@@ -228,6 +228,188 @@ pub fn conv2d_forward_stats(
     Ok(l.parts)
 }
 
+// ---------------------------------------------------------------------------
+// Backward: `cuda/conv2d_backward.cu`. CPU twin: the backward functions of
+// [`super::cpu`]. Layouts as above, plus `dy` (gradient of `y`, f32
+// `[n][oh][ow][cout]`), `dx` (like `x`), `dw` (like `w`), and the split-K
+// scratch `part` of the weight gradient: f32 `[splits][weight_len]`,
+// `splits =` [`conv2d_backward_weight_splits`].
+
+/// Output pixels summed per split of the weight gradient: a function of
+/// the shape only (at most [`MAX_DW_SPLITS`] splits, at least 256 pixels
+/// each, a multiple of the K tile 8), so `dw` is the same on every GPU.
+fn dw_pix_per_split(pixels: usize) -> usize {
+    pixels.div_ceil(MAX_DW_SPLITS).max(256).next_multiple_of(8)
+}
+
+/// Most splits of the weight gradient's reduction over output pixels.
+const MAX_DW_SPLITS: usize = 128;
+
+/// Number of split-K partial sums (`splits`) [`conv2d_backward_weight`]
+/// writes for `spec` on `input`: its scratch holds `splits ·
+/// spec.weight_len()` floats.
+pub fn conv2d_backward_weight_splits(spec: &Conv2dSpec, input: Shape) -> Result<usize> {
+    let out = spec.out_shape(input)?;
+    let pixels = out.n * out.h * out.w;
+    Ok(pixels.div_ceil(dw_pix_per_split(pixels)))
+}
+
+/// Launch geometry of a backward GEMM whose rows are `rows` and columns
+/// `cols` (per group), for tile width `bn`.
+fn bwd_grid(spec: &Conv2dSpec, rows: usize, cols: usize, x_tiles: usize) -> Result<LaunchConfig> {
+    let bn = tile_n(cols);
+    to_i32("GEMM rows rounded up to a block", rows + BLOCK_OUTPUTS / bn)?;
+    let grid_y = cols.div_ceil(bn);
+    if x_tiles > i32::MAX as usize || grid_y > 65_535 || spec.groups > 65_535 {
+        return Err(Error::Shape(format!(
+            "conv2d backward (CUDA): grid ({x_tiles}, {grid_y}, {}) exceeds CUDA's limits",
+            spec.groups
+        )));
+    }
+    Ok(LaunchConfig {
+        grid_dim: (x_tiles as u32, grid_y as u32, spec.groups as u32),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// Gradient of the input: `dx = (accumulate ? dx : 0) + mask ⊙ convᵀ(dy,
+/// w)`, where `mask` is `relu_mask > 0` elementwise when `relu_mask` is
+/// given (the input of a ReLU whose output the conv read: the ReLU's
+/// backward fused in) and 1 otherwise. `input` is the shape of `x` / `dx`.
+/// Errors (nothing launched) when a buffer length does not match the layout
+/// or a size exceeds the kernel's 32-bit indexing.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_input(
+    dev: &CudaDevice,
+    spec: &Conv2dSpec,
+    input: Shape,
+    dy: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    relu_mask: Option<&CudaView<'_, f32>>,
+    accumulate: bool,
+) -> Result<()> {
+    let l = plan(spec, input, dx.len(), w.len(), dy.len())?;
+    if let Some(m) = relu_mask {
+        if m.len() != dx.len() {
+            return Err(Error::Shape(format!(
+                "conv2d backward (CUDA): ReLU mask has {} floats, the input {}",
+                m.len(),
+                dx.len()
+            )));
+        }
+    }
+    let rows = input.n * input.h * input.w;
+    let bn = tile_n(spec.cin_g());
+    let cfg = bwd_grid(spec, rows, spec.cin_g(), rows.div_ceil(BLOCK_OUTPUTS / bn))?;
+    let name = match bn {
+        16 => "conv2d_bwd_input_n16",
+        32 => "conv2d_bwd_input_n32",
+        _ => "conv2d_bwd_input_n64",
+    };
+    let f = dev.function("conv2d_backward", name)?;
+    let (mask, acc) = (i32::from(relu_mask.is_some()), i32::from(accumulate));
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(dy).arg(w).arg(dx);
+    // Without a mask the kernel never reads `xmask`: dy stands in for it.
+    b.arg(relu_mask.unwrap_or(dy));
+    for d in &l.dims {
+        b.arg(d);
+    }
+    b.arg(&mask).arg(&acc);
+    // SAFETY: the arguments match `conv2d_bwd_input_n{16,32,64}(const
+    // float* dy, const float* w, float* dx, const float* xmask, int N, H, W,
+    // CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G, int mask, int
+    // accumulate)`; `plan` checked dx (the input's length), w and dy against
+    // the layout and every index against 2³¹, and xmask (read only when
+    // mask = 1) has dx's length: the kernel reads dy, w, xmask and reads /
+    // writes dx only inside those views. dx is an exclusive borrow, so it
+    // does not alias the read-only buffers. The grid is (ceil(n·h·w / BM),
+    // ceil(cin_g / BN), groups) with 256 threads, as the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    Ok(())
+}
+
+/// Gradient of the weight: `dw = Σ over output pixels of x_tap ⊗ dy`
+/// (`relu(x)` when `relu_input`, as the forward read it), overwriting `dw`.
+/// Two launches: the split-K GEMM into `part` (f32 `[splits][weight_len]`,
+/// `splits =` [`conv2d_backward_weight_splits`]), then the reduction of the
+/// splits in a fixed order in f64: deterministic, no atomics.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_weight(
+    dev: &CudaDevice,
+    spec: &Conv2dSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    dw: &mut CudaViewMut<'_, f32>,
+    part: &mut CudaViewMut<'_, f32>,
+    relu_input: bool,
+) -> Result<()> {
+    let l = plan(spec, input, x.len(), dw.len(), dy.len())?;
+    let out = spec.out_shape(input)?;
+    let pixels = out.n * out.h * out.w;
+    let pps = dw_pix_per_split(pixels);
+    let splits = pixels.div_ceil(pps);
+    let wlen = spec.weight_len();
+    if splits.checked_mul(wlen) != Some(part.len()) {
+        return Err(Error::Shape(format!(
+            "conv2d backward (CUDA): weight-gradient scratch has {} floats, {splits} splits x \
+             {wlen} weights needed",
+            part.len()
+        )));
+    }
+    // The reduce's grid-stride index may pass wlen by one grid (2¹⁶·256).
+    to_i32("weight-gradient scratch length", part.len())?;
+    to_i32("weight length plus one grid", wlen + (1 << 24))?;
+    let rows = spec.kh * spec.kw * spec.cin_g();
+    let bn = tile_n(spec.cout_g());
+    let mtiles = rows.div_ceil(BLOCK_OUTPUTS / bn);
+    let cfg = bwd_grid(spec, rows, spec.cout_g(), mtiles * splits)?;
+    let name = match bn {
+        16 => "conv2d_bwd_weight_n16",
+        32 => "conv2d_bwd_weight_n32",
+        _ => "conv2d_bwd_weight_n64",
+    };
+    let f = dev.function("conv2d_backward", name)?;
+    let (relu, pps_i, mtiles_i) = (
+        i32::from(relu_input),
+        to_i32("pixels per split", pps)?,
+        to_i32("row tiles", mtiles)?,
+    );
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(dy).arg(&mut *part);
+    for d in &l.dims {
+        b.arg(d);
+    }
+    b.arg(&relu).arg(&pps_i).arg(&mtiles_i);
+    // SAFETY: the arguments match `conv2d_bwd_weight_n{16,32,64}(const
+    // float* x, const float* dy, float* part, int N, H, W, CIN, OH, OW,
+    // COUT, KH, KW, S, P, D, CIN_G, COUT_G, int relu_input, int
+    // pix_per_split, int mtiles)`; `plan` checked x, dy and the weight
+    // length against the layout and 2³¹; block (x, y, g) writes
+    // part[s·wlen + r·cout + co] for s = x / mtiles < splits, r <
+    // kh·kw·cin_g, co < cout: inside `part` (splits·wlen floats, checked),
+    // and reads x and dy inside their views. Grid (mtiles·splits,
+    // ceil(cout_g / BN), groups), 256 threads, as the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+
+    let f = dev.function("conv2d_backward", "conv2d_bwd_weight_reduce")?;
+    let (wlen_i, splits_i) = (to_i32("weight length", wlen)?, to_i32("splits", splits)?);
+    let part = part.as_view();
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(&part).arg(dw).arg(&wlen_i).arg(&splits_i);
+    // SAFETY: the arguments match `conv2d_bwd_weight_reduce(const float*
+    // part, float* dw, int len, int splits)`; it reads part[s·wlen + i]
+    // (s < splits, i < wlen: the whole scratch) and writes dw[i], i < wlen
+    // = dw.len() (checked by `plan`); the index plus one grid stays below
+    // 2³¹ (checked above).
+    unsafe { b.launch(crate::ops::cuda_launch::grid_1d(wlen as u64)) }
+        .map_err(|e| Error::Device(format!("CUDA launch of `conv2d_bwd_weight_reduce`: {e}")))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +429,31 @@ mod tests {
         );
         let s = Conv2dSpec::new(64, 64, 3, 1, 1);
         assert_eq!(conv2d_stats_parts(&s, Shape::new(2, 3, 3, 64)).unwrap(), 1);
+    }
+
+    #[test]
+    fn weight_gradient_splits() {
+        // 128·32·32 = 131072 pixels: 128 splits of 1024.
+        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
+        assert_eq!(dw_pix_per_split(131_072), 1024);
+        assert_eq!(
+            conv2d_backward_weight_splits(&s, Shape::new(128, 32, 32, 16)).unwrap(),
+            128
+        );
+        // Small inputs: one split of at least 256 pixels.
+        assert_eq!(dw_pix_per_split(5), 256);
+        assert_eq!(
+            conv2d_backward_weight_splits(&s, Shape::new(2, 3, 3, 16)).unwrap(),
+            1
+        );
+        // Every split is a multiple of the K tile and the splits cover all pixels.
+        for pixels in [1usize, 255, 256, 257, 40_000, 1_000_003] {
+            let pps = dw_pix_per_split(pixels);
+            assert_eq!(pps % 8, 0);
+            let splits = pixels.div_ceil(pps);
+            assert!(splits <= MAX_DW_SPLITS && splits * pps >= pixels);
+            assert!((splits - 1) * pps < pixels, "an empty split for {pixels}");
+        }
     }
 
     #[test]

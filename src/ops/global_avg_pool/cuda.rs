@@ -38,3 +38,39 @@ pub fn global_avg_pool_forward(
     unsafe { b.launch(grid_1d(n * c)) }.map_err(launch_err("global_avg_pool_nhwc"))?;
     Ok(out)
 }
+
+/// Global average pooling backward:
+/// `dx[b][p][ch] = (accumulate ? dx : 0) + dy[b][ch] / (h·w)` (in f64,
+/// rounded once). `dx` has shape `x_shape`,
+/// `dy` is `[n][1][1][c]`. Errors (before any launch) on an empty shape or
+/// lengths that do not match.
+pub fn global_avg_pool_backward(
+    dev: &CudaDevice,
+    x_shape: Shape,
+    dy: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let out = super::out_shape(x_shape)?;
+    check_len(
+        "global_avg_pool backward",
+        "input gradient",
+        x_shape,
+        dx.len(),
+    )?;
+    check_len("global_avg_pool backward", "output gradient", out, dy.len())?;
+    let f = dev.function("global_avg_pool", "global_avg_pool_backward_nhwc")?;
+    let n = x_shape.n as u64;
+    let hw = (x_shape.h * x_shape.w) as u64;
+    let c = x_shape.c as u64;
+    let acc = i32::from(accumulate);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(dy).arg(dx).arg(&n).arg(&hw).arg(&c).arg(&acc);
+    // SAFETY: the arguments match `global_avg_pool_backward_nhwc(const
+    // float* dy, float* dx, u64 n, u64 hw, u64 c, int accumulate)`; the
+    // kernel reads dy[0..n*c) and reads / writes dx[0..n*hw*c), the lengths
+    // checked above; dx is an exclusive borrow, distinct from dy.
+    unsafe { b.launch(grid_1d(n * hw * c)) }
+        .map_err(launch_err("global_avg_pool_backward_nhwc"))?;
+    Ok(())
+}

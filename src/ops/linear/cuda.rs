@@ -45,3 +45,63 @@ pub fn linear_forward(
     unsafe { lb.launch(grid_1d(n * no)) }.map_err(launch_err("linear_fwd"))?;
     Ok(out)
 }
+
+/// Linear backward: `dx[b][i] = (accumulate ? dx : 0) + Σ_o dy[b][o]·w[i][o]`,
+/// `dw[i][o] = Σ_b x[b][i]·dy[b][o]`, `db[o] = Σ_b dy[b][o]` (every sum in
+/// f64 in index order, one thread per value: deterministic). `dw` and `db`
+/// are overwritten. Layouts as the forward's, `dy` f32 `[n][outputs]`, `dx`
+/// like `x`, `dw` like `w`, `db` like the bias. Two launches; errors
+/// (before any launch) on lengths that do not match.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    dev: &CudaDevice,
+    spec: &LinearSpec,
+    x_shape: Shape,
+    x: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dw: &mut CudaViewMut<'_, f32>,
+    db: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let out = spec.out_shape(x_shape)?;
+    check_len("linear backward", "input", x_shape, x.len())?;
+    check_len("linear backward", "input gradient", x_shape, dx.len())?;
+    check_param("linear backward", "weight", spec.weight_len(), w.len())?;
+    check_param(
+        "linear backward",
+        "weight gradient",
+        spec.weight_len(),
+        dw.len(),
+    )?;
+    check_param("linear backward", "bias gradient", spec.outputs, db.len())?;
+    check_len("linear backward", "output gradient", out, dy.len())?;
+    let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
+    let acc = i32::from(accumulate);
+    let f = dev.function("linear", "linear_bwd_input")?;
+    let mut lb = dev.stream().launch_builder(&f);
+    lb.arg(dy)
+        .arg(w)
+        .arg(dx)
+        .arg(&n)
+        .arg(&ni)
+        .arg(&no)
+        .arg(&acc);
+    // SAFETY: the arguments match `linear_bwd_input(const float* dy, const
+    // float* w, float* dx, u64 n, u64 inputs, u64 outputs, int accumulate)`;
+    // it reads dy[0..n*outputs), w[0..inputs*outputs) and reads / writes
+    // dx[0..n*inputs), the lengths checked above; dx is an exclusive
+    // borrow, distinct from dy and w.
+    unsafe { lb.launch(grid_1d(n * ni)) }.map_err(launch_err("linear_bwd_input"))?;
+    let f = dev.function("linear", "linear_bwd_params")?;
+    let mut lb = dev.stream().launch_builder(&f);
+    lb.arg(x).arg(dy).arg(dw).arg(db).arg(&n).arg(&ni).arg(&no);
+    // SAFETY: the arguments match `linear_bwd_params(const float* x, const
+    // float* dy, float* dw, float* db, u64 n, u64 inputs, u64 outputs)`; it
+    // reads x[0..n*inputs), dy[0..n*outputs) and writes dw[0..inputs*outputs)
+    // and db[0..outputs), the lengths checked above; dw and db are
+    // exclusive borrows, distinct from each other and from x and dy.
+    unsafe { lb.launch(grid_1d(ni * no + no)) }.map_err(launch_err("linear_bwd_params"))?;
+    Ok(())
+}

@@ -72,3 +72,62 @@ pub fn pool_forward(
     unsafe { b.launch(grid_1d(work as u64)) }.map_err(launch_err("pool_nhwc"))?;
     Ok(out)
 }
+
+/// Pooling backward, as a gather (one thread per `dx` element over the
+/// windows containing it, no atomics): average pooling passes `dy ·
+/// (1/count)` to every tap of a window (count as in the forward); max
+/// pooling passes `dy` to the window's first maximum in scan order (rows
+/// outer, columns inner; the last NaN if any; the first in-bounds tap of a
+/// window of only −inf). `dx = (accumulate ? dx : 0) + Σ`, the windows
+/// summed in f32 in order (oy, then ox). `x` (the forward input, read for
+/// max pooling only) and `dx` have shape `x_shape`; `dy` has the output
+/// shape. Errors (before any launch) on a bad spec or lengths.
+pub fn pool_backward(
+    dev: &CudaDevice,
+    spec: &PoolSpec,
+    x_shape: Shape,
+    x: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let out = spec.out_shape(x_shape)?;
+    check_len("pool backward", "input", x_shape, x.len())?;
+    check_len("pool backward", "input gradient", x_shape, dx.len())?;
+    check_len("pool backward", "output gradient", out, dy.len())?;
+    let mode: u32 = match spec.kind {
+        PoolKind::Max => 0,
+        PoolKind::Avg if spec.count_include_pad => 2,
+        PoolKind::Avg => 1,
+    };
+    let f = dev.function("pool", "pool_backward_nhwc")?;
+    let dims = [
+        x_shape.n,
+        x_shape.h,
+        x_shape.w,
+        x_shape.c,
+        out.h,
+        out.w,
+        spec.k,
+        spec.stride,
+        spec.pad,
+    ]
+    .map(|v| v as u64);
+    let acc = i32::from(accumulate);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(dy).arg(dx);
+    for d in &dims {
+        b.arg(d);
+    }
+    b.arg(&mode).arg(&acc);
+    // SAFETY: the arguments match `pool_backward_nhwc(const float* x, const
+    // float* dy, float* dx, u64 n, h, w, c, oh, ow, k, stride, pad, u32
+    // mode, int accumulate)`. out_shape checked pad <= k / 2 and that every
+    // window fits the padded input; the kernel visits only windows oy < oh,
+    // ox < ow whose clipped taps lie inside the image, so it reads
+    // x[0..n*h*w*c), dy[0..n*oh*ow*c) and reads / writes dx[0..n*h*w*c),
+    // the lengths checked above; dx is an exclusive borrow, distinct from x
+    // and dy.
+    unsafe { b.launch(grid_1d(x_shape.len() as u64)) }.map_err(launch_err("pool_backward_nhwc"))?;
+    Ok(())
+}

@@ -65,3 +65,41 @@ pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut CudaViewMut<'_, f32>) -> R
     unsafe { b.launch(cfg) }.map_err(launch_err("relu_inplace"))?;
     Ok(())
 }
+
+/// ReLU backward: `dx = (accumulate ? dx : 0) + (x > 0 ? dy : 0)`, where
+/// `x` is the ReLU's input (its output gives the same mask). `accumulate`
+/// sums the gradients of a tensor that several ops read. Errors (before
+/// any launch) when the three lengths differ.
+///
+/// Layout: flat f32 buffers of equal length (elementwise, any shape).
+pub fn relu_backward(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    if x.len() != dx.len() || dy.len() != dx.len() {
+        return Err(Error::Shape(format!(
+            "relu backward: input has {} elements, output gradient {}, input gradient {}",
+            x.len(),
+            dy.len(),
+            dx.len()
+        )));
+    }
+    let len = x.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let f = dev.function("relu", "relu_backward")?;
+    let acc = i32::from(accumulate);
+    let mut b = dev.stream().launch_builder(&f);
+    b.arg(x).arg(dy).arg(dx).arg(&len).arg(&acc);
+    // SAFETY: the arguments match `relu_backward(const float* x, const
+    // float* dy, float* dx, u64 len, int accumulate)`; the kernel reads
+    // x[0..len), dy[0..len) and reads / writes dx[0..len), three views of
+    // exactly len floats (checked above); dx is an exclusive borrow,
+    // distinct from x and dy as `__restrict__` assumes.
+    unsafe { b.launch(grid_1d(len)) }.map_err(launch_err("relu_backward"))?;
+    Ok(())
+}
