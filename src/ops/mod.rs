@@ -15,6 +15,7 @@ pub mod global_avg_pool;
 pub mod linear;
 pub mod pool;
 pub mod relu;
+pub mod softmax_ce;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
