@@ -61,7 +61,10 @@ fn check_grad(what: &str, x0: &[f32], analytic: &[f32], h: f64, loss: impl Fn(&[
 fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len());
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tol * (1.0 + w.abs()), "{what}[{i}]: {g} vs {w}");
+        assert!(
+            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: {g} vs {w}"
+        );
     }
 }
 
@@ -87,8 +90,7 @@ fn conv_ref(spec: &Conv2dSpec, xs: Shape, x: &[f64], w: &[f64]) -> Vec<f64> {
                                 continue;
                             }
                             for ci in 0..cin_g {
-                                let xv = x[((n * xs.h + iy as usize) * xs.w + ix as usize)
-                                    * xs.c
+                                let xv = x[((n * xs.h + iy as usize) * xs.w + ix as usize) * xs.c
                                     + g * cin_g
                                     + ci];
                                 acc += xv * w[((ky * spec.kw + kx) * cin_g + ci) * spec.cout + co];
@@ -112,14 +114,14 @@ fn conv2d_gradients_match_finite_differences() {
     let mut rng = Rng(11);
     let cases = [
         // (n, h, w, cin, cout, kh, kw, stride, pad, dilation, groups)
-        (2, 5, 6, 3, 5, 3, 3, 1, 1, 1, 1),   // stride-1 fast path
-        (2, 7, 5, 4, 6, 3, 3, 2, 1, 1, 2),   // stride 2, groups 2
-        (1, 7, 8, 2, 3, 3, 3, 1, 2, 2, 1),   // dilation 2
-        (2, 6, 5, 3, 17, 1, 1, 1, 0, 1, 1),  // 1x1, 16-wide block + 1
-        (1, 6, 7, 4, 4, 3, 3, 1, 1, 1, 4),   // depthwise
-        (1, 6, 7, 5, 18, 2, 3, 2, 0, 1, 1),  // non-square kernel, stride 2
-        (2, 5, 5, 2, 16, 3, 3, 1, 3, 1, 1),  // pad > dilation·(k − 1): general path
-        (1, 8, 9, 6, 4, 3, 3, 3, 1, 2, 2),   // stride 3, dilation 2, groups
+        (2, 5, 6, 3, 5, 3, 3, 1, 1, 1, 1),  // stride-1 fast path
+        (2, 7, 5, 4, 6, 3, 3, 2, 1, 1, 2),  // stride 2, groups 2
+        (1, 7, 8, 2, 3, 3, 3, 1, 2, 2, 1),  // dilation 2
+        (2, 6, 5, 3, 17, 1, 1, 1, 0, 1, 1), // 1x1, 16-wide block + 1
+        (1, 6, 7, 4, 4, 3, 3, 1, 1, 1, 4),  // depthwise
+        (1, 6, 7, 5, 18, 2, 3, 2, 0, 1, 1), // non-square kernel, stride 2
+        (2, 5, 5, 2, 16, 3, 3, 1, 3, 1, 1), // pad > dilation·(k − 1): general path
+        (1, 8, 9, 6, 4, 3, 3, 3, 1, 2, 2),  // stride 3, dilation 2, groups
     ];
     for &(n, h, w, cin, cout, kh, kw, stride, pad, dil, groups) in &cases {
         let spec = Conv2dSpec {
@@ -141,7 +143,12 @@ fn conv2d_gradients_match_finite_differences() {
         // Forward agrees with the reference.
         let mut y = Tensor::filled(ys, f32::NAN);
         conv::conv2d_forward(&spec, &x, &wt, &mut y).unwrap();
-        assert_close("conv forward", &y.data, &conv_ref(&spec, xs, &f64s(&x.data), &f64s(&wt)), 1e-5);
+        assert_close(
+            "conv forward",
+            &y.data,
+            &conv_ref(&spec, xs, &f64s(&x.data), &f64s(&wt)),
+            1e-5,
+        );
         let mut dx = Tensor::filled(xs, f32::NAN);
         conv::conv2d_backward_input(&spec, xs, &dy, &wt, &mut dx).unwrap();
         let mut dw = vec![f32::NAN; wt.len()];
@@ -203,7 +210,11 @@ fn bn_ref(xs: Shape, x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f6
 #[test]
 fn batchnorm_gradients_match_finite_differences() {
     let mut rng = Rng(12);
-    for xs in [Shape::new(3, 2, 3, 5), Shape::new(2, 3, 1, 17), Shape::new(4, 1, 1, 3)] {
+    for xs in [
+        Shape::new(3, 2, 3, 5),
+        Shape::new(2, 3, 1, 17),
+        Shape::new(4, 1, 1, 3),
+    ] {
         let c = xs.c;
         let spec = BatchNormSpec::new(c);
         let eps = spec.eps as f64;
@@ -214,7 +225,12 @@ fn batchnorm_gradients_match_finite_differences() {
         let mut y = Tensor::filled(xs, f32::NAN);
         let st = bn::batchnorm_forward(&spec, &x, &gamma, &beta, &mut y).unwrap();
         let (x64, g64, b64) = (f64s(&x.data), f64s(&gamma), f64s(&beta));
-        assert_close("bn forward", &y.data, &bn_ref(xs, &x64, &g64, &b64, eps), 1e-5);
+        assert_close(
+            "bn forward",
+            &y.data,
+            &bn_ref(xs, &x64, &g64, &b64, eps),
+            1e-5,
+        );
         let dy = Tensor::from_vec(xs, r.clone()).unwrap();
         let mut dx = Tensor::filled(xs, f32::NAN);
         let (mut dg, mut db) = (vec![f32::NAN; c], vec![f32::NAN; c]);
@@ -248,7 +264,9 @@ fn relu_gradient_matches_finite_differences() {
     let dy = Tensor::from_vec(xs, r.clone()).unwrap();
     let mut dx = Tensor::filled(xs, f32::NAN);
     relu::relu_backward(&x, &dy, &mut dx).unwrap();
-    check_grad("relu dx", &x.data, &dx.data, 1e-4, |xv| dot(&relu64(xv), &r));
+    check_grad("relu dx", &x.data, &dx.data, 1e-4, |xv| {
+        dot(&relu64(xv), &r)
+    });
     let mut g = dy.clone();
     relu::relu_backward_inplace(&x, &mut g).unwrap();
     assert_eq!(g, dx);
@@ -270,7 +288,11 @@ fn pool_ref(spec: &PoolSpec, xs: Shape, x: &[f64]) -> Vec<f64> {
             for ox in 0..o.w {
                 for c in 0..o.c {
                     let (mut acc, mut cnt) = (
-                        if spec.kind == PoolKind::Max { f64::NEG_INFINITY } else { 0.0 },
+                        if spec.kind == PoolKind::Max {
+                            f64::NEG_INFINITY
+                        } else {
+                            0.0
+                        },
                         0usize,
                     );
                     for ky in 0..spec.k {
@@ -282,11 +304,19 @@ fn pool_ref(spec: &PoolSpec, xs: Shape, x: &[f64]) -> Vec<f64> {
                             }
                             let v = x[((n * xs.h + iy as usize) * xs.w + ix as usize) * xs.c + c];
                             cnt += 1;
-                            acc = if spec.kind == PoolKind::Max { acc.max(v) } else { acc + v };
+                            acc = if spec.kind == PoolKind::Max {
+                                acc.max(v)
+                            } else {
+                                acc + v
+                            };
                         }
                     }
                     if spec.kind == PoolKind::Avg {
-                        let div = if spec.count_include_pad { spec.k * spec.k } else { cnt };
+                        let div = if spec.count_include_pad {
+                            spec.k * spec.k
+                        } else {
+                            cnt
+                        };
                         acc /= div as f64;
                     }
                     y[((n * o.h + oy) * o.w + ox) * o.c + c] = acc;
@@ -320,16 +350,25 @@ fn pool_gradients_match_finite_differences() {
         let ys = spec.out_shape(xs).unwrap();
         let mut y = Tensor::filled(ys, f32::NAN);
         pool::pool_forward(&spec, &x, &mut y).unwrap();
-        assert_close("pool forward", &y.data, &pool_ref(&spec, xs, &f64s(&x.data)), 1e-6);
+        assert_close(
+            "pool forward",
+            &y.data,
+            &pool_ref(&spec, xs, &f64s(&x.data)),
+            1e-6,
+        );
         let r = rng.vec(ys.len());
         let dy = Tensor::from_vec(ys, r.clone()).unwrap();
         let mut dx = Tensor::filled(xs, f32::NAN);
         pool::pool_backward(&spec, Some(&x), &dy, &mut dx).unwrap();
         // Random values are distinct, so max windows have one arg-max and
         // a small step does not change it.
-        check_grad(&format!("pool dx {spec:?}"), &x.data, &dx.data, 1e-6, |xv| {
-            dot(&pool_ref(&spec, xs, xv), &r)
-        });
+        check_grad(
+            &format!("pool dx {spec:?}"),
+            &x.data,
+            &dx.data,
+            1e-6,
+            |xv| dot(&pool_ref(&spec, xs, xv), &r),
+        );
         if kind == PoolKind::Avg {
             let mut dx2 = Tensor::filled(xs, f32::NAN);
             pool::pool_backward(&spec, None, &dy, &mut dx2).unwrap();
@@ -382,7 +421,9 @@ fn global_avg_pool_and_linear_gradients_match_finite_differences() {
         }
         y
     };
-    check_grad("gap dx", &x.data, &dx.data, 1e-4, |xv| dot(&gap_ref(xv), &r));
+    check_grad("gap dx", &x.data, &dx.data, 1e-4, |xv| {
+        dot(&gap_ref(xv), &r)
+    });
 
     let spec = LinearSpec {
         inputs: 2 * 3 * 5,
@@ -396,8 +437,7 @@ fn global_avg_pool_and_linear_gradients_match_finite_differences() {
         let mut y = vec![0.0; 4 * 7];
         for n in 0..4 {
             for o in 0..7 {
-                y[n * 7 + o] = bv[o]
-                    + (0..30).map(|i| xv[n * 30 + i] * wv[i * 7 + o]).sum::<f64>();
+                y[n * 7 + o] = bv[o] + (0..30).map(|i| xv[n * 30 + i] * wv[i * 7 + o]).sum::<f64>();
             }
         }
         y
@@ -411,9 +451,15 @@ fn global_avg_pool_and_linear_gradients_match_finite_differences() {
     let mut dx = Tensor::filled(xs, f32::NAN);
     let (mut dw, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; 7]);
     lin::linear_backward(&spec, &x, &w, &dy, Some(&mut dx), &mut dw, &mut db).unwrap();
-    check_grad("linear dx", &x.data, &dx.data, 1e-4, |v| dot(&lin_ref(v, &w64, &b64), &r));
-    check_grad("linear dw", &w, &dw, 1e-4, |v| dot(&lin_ref(&x64, v, &b64), &r));
-    check_grad("linear db", &b, &db, 1e-4, |v| dot(&lin_ref(&x64, &w64, v), &r));
+    check_grad("linear dx", &x.data, &dx.data, 1e-4, |v| {
+        dot(&lin_ref(v, &w64, &b64), &r)
+    });
+    check_grad("linear dw", &w, &dw, 1e-4, |v| {
+        dot(&lin_ref(&x64, v, &b64), &r)
+    });
+    check_grad("linear db", &b, &db, 1e-4, |v| {
+        dot(&lin_ref(&x64, &w64, v), &r)
+    });
 
     // Add: every input's gradient is dy; accumulation adds.
     let mut acc = Tensor::from_vec(Shape::new(1, 1, 2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
@@ -445,12 +491,20 @@ fn softmax_ce_gradient_loss_and_accuracy() {
     let mut g = Tensor::filled(s, f32::NAN);
     let st = ce::softmax_ce_forward_backward(&z, &labels, &mut g).unwrap();
     let z64 = f64s(&z.data);
-    assert!((st.loss - ce_ref(&z64)).abs() < 1e-6, "{} vs {}", st.loss, ce_ref(&z64));
+    assert!(
+        (st.loss - ce_ref(&z64)).abs() < 1e-6,
+        "{} vs {}",
+        st.loss,
+        ce_ref(&z64)
+    );
     check_grad("softmax_ce dlogits", &z.data, &g.data, 1e-5, ce_ref);
     assert_eq!(ce::softmax_ce_loss(&z, &labels).unwrap(), st);
     // Accuracy: argmax with ties to the lowest index.
-    let z = Tensor::from_vec(Shape::new(3, 1, 1, 3), vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0, 5.0, 0.0, 1.0])
-        .unwrap();
+    let z = Tensor::from_vec(
+        Shape::new(3, 1, 1, 3),
+        vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0, 5.0, 0.0, 1.0],
+    )
+    .unwrap();
     let st = ce::softmax_ce_loss(&z, &[1, 1, 0]).unwrap();
     assert_eq!((st.correct, st.batch), (2, 3));
     assert!((st.accuracy() - 2.0 / 3.0).abs() < 1e-12);

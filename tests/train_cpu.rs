@@ -59,7 +59,9 @@ fn g_down(b: &mut GraphBuilder, g: usize) -> usize {
 fn batch(rng: &mut Rng, n: usize, h: usize, w: usize, classes: u32) -> (Tensor, Vec<u32>) {
     let s = Shape::new(n, h, w, 3);
     let x = Tensor::from_vec(s, (0..s.len()).map(|_| rng.normalish()).collect()).unwrap();
-    let labels = (0..n).map(|_| (rng.next() % classes as u64) as u32).collect();
+    let labels = (0..n)
+        .map(|_| (rng.next() % classes as u64) as u32)
+        .collect();
     (x, labels)
 }
 
@@ -89,7 +91,9 @@ fn graph_gradients_match_finite_differences() {
     let mut checked = 0;
     for (k, meta) in g.params.iter().enumerate() {
         // A few entries of every tensor.
-        let idx: Vec<usize> = (0..4).map(|_| (rng.next() % meta.len as u64) as usize).collect();
+        let idx: Vec<usize> = (0..4)
+            .map(|_| (rng.next() % meta.len as u64) as usize)
+            .collect();
         for &i in &idx {
             let mut p = params.clone();
             p[k][i] += h;
@@ -137,7 +141,11 @@ fn sgd_memorises_one_batch() {
     }
     let end = cpu::loss(&g, &params, &x, &labels).unwrap();
     assert!(first > 1.0, "initial loss {first}");
-    assert!(end.loss < 0.05, "loss after 300 steps {} (first {first}, last step {last:?})", end.loss);
+    assert!(
+        end.loss < 0.05,
+        "loss after 300 steps {} (first {first}, last step {last:?})",
+        end.loss
+    );
     assert_eq!(end.correct, 16);
 }
 
@@ -153,7 +161,10 @@ fn nb201_gradients_are_the_same_on_one_and_two_threads() {
     let mut rng = Rng(23);
     let (x, labels) = batch(&mut rng, 3, 32, 32, 10);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
             let (ce, _) = cpu::forward_backward(&g, &params, &x, &labels, &mut grads).unwrap();
@@ -166,7 +177,11 @@ fn nb201_gradients_are_the_same_on_one_and_two_threads() {
     assert!(a.0.loss.is_finite() && a.1.iter().flatten().any(|&v| v != 0.0));
     // Every parameter of the network lies on a path to the loss.
     for (meta, gr) in g.params.iter().zip(&a.1) {
-        assert!(gr.iter().any(|&v| v != 0.0), "{} has a zero gradient", meta.name);
+        assert!(
+            gr.iter().any(|&v| v != 0.0),
+            "{} has a zero gradient",
+            meta.name
+        );
     }
 }
 

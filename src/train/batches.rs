@@ -54,7 +54,9 @@ impl<'a> LabelledBatches<'a> {
             return Err(Error::Arg("training batch size must be at least 1".into()));
         }
         if pool.is_empty() {
-            return Err(Error::Data("no training records to draw batches from".into()));
+            return Err(Error::Data(
+                "no training records to draw batches from".into(),
+            ));
         }
         if let Some(&bad) = pool.iter().find(|&&i| i >= images.len()) {
             return Err(Error::Data(format!(
@@ -102,7 +104,10 @@ impl<'a> LabelledBatches<'a> {
         let positions: Vec<u64> = (t * b..(t + 1) * b).collect();
         let records: Vec<usize> = positions.iter().map(|&q| self.record_at(q)).collect();
         let mut x = self.images.batch(&records)?;
-        let labels = records.iter().map(|&r| self.images.labels[r] as u32).collect();
+        let labels = records
+            .iter()
+            .map(|&r| self.images.labels[r] as u32)
+            .collect();
         if self.augment.crop || self.augment.flip {
             let key = stream_key(self.seed, name_id("train.augment"));
             let per = x.shape.per_sample();

@@ -162,8 +162,8 @@ impl Plan {
                 node.op,
                 Op::Conv2d { .. } | Op::BatchNorm { .. } | Op::Linear { .. }
             );
-            needs_grad[i] = has_params
-                || (node.op != Op::Zeros && node.inputs.iter().any(|&j| needs_grad[j]));
+            needs_grad[i] =
+                has_params || (node.op != Op::Zeros && node.inputs.iter().any(|&j| needs_grad[j]));
         }
         last_read[graph.output] = n;
         keep[graph.output] = true;
@@ -184,12 +184,11 @@ struct Forward {
 }
 
 fn input_of(graph: &Graph, i: NodeId, k: usize) -> Result<NodeId> {
-    graph.nodes[i].inputs.get(k).copied().ok_or_else(|| {
-        Error::Shape(format!(
-            "node {} has no input {k}",
-            graph.nodes[i].name
-        ))
-    })
+    graph.nodes[i]
+        .inputs
+        .get(k)
+        .copied()
+        .ok_or_else(|| Error::Shape(format!("node {} has no input {k}", graph.nodes[i].name)))
 }
 
 fn get<'t>(values: &'t [Option<Tensor>], graph: &Graph, j: NodeId) -> Result<&'t Tensor> {

@@ -318,7 +318,10 @@ mod tests {
                 let u2 = if nesterov { d2 + m * b2 } else { b2 };
                 let p2 = p1 - lr * u2;
                 let got = params[0][i] as f64;
-                assert!((got - p2).abs() < 1e-6, "nesterov={nesterov} i={i}: {got} vs {p2}");
+                assert!(
+                    (got - p2).abs() < 1e-6,
+                    "nesterov={nesterov} i={i}: {got} vs {p2}"
+                );
             }
         }
         // Plain SGD without momentum or decay: p - lr g exactly.
@@ -370,7 +373,10 @@ mod tests {
         for bad in [
             SgdConfig { lr: -1.0, ..ok },
             SgdConfig { lr: f64::NAN, ..ok },
-            SgdConfig { weight_decay: -0.1, ..ok },
+            SgdConfig {
+                weight_decay: -0.1,
+                ..ok
+            },
             SgdConfig {
                 momentum: 0.0,
                 nesterov: true,

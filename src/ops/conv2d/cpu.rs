@@ -770,7 +770,8 @@ fn transpose_flip_weights(spec: &Conv2dSpec, w: &[f32]) -> Vec<f32> {
                 let (g, ci_l) = (ci / cin_g, ci % cin_g);
                 for co_l in 0..cout_g {
                     let co = g * cout_g + co_l;
-                    wt[(dst_tap * cout_g + co_l) * cin + ci] = w[(src_tap * cin_g + ci_l) * cout + co];
+                    wt[(dst_tap * cout_g + co_l) * cin + ci] =
+                        w[(src_tap * cin_g + ci_l) * cout + co];
                 }
             }
         }
@@ -887,11 +888,22 @@ impl WGrad {
     /// Output rows (or columns) whose tap `k` lands inside an input axis of
     /// length `len`: `o·s + k·d − p ∈ [0, len)`, as a range of `o`.
     fn valid(&self, k: usize, len: usize, olen: usize) -> std::ops::Range<usize> {
-        let (s, off) = (self.spec.stride, (k * self.spec.dilation) as isize - self.spec.pad as isize);
+        let (s, off) = (
+            self.spec.stride,
+            (k * self.spec.dilation) as isize - self.spec.pad as isize,
+        );
         // Smallest o with o·s + off >= 0; largest with o·s + off <= len − 1.
-        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(s) };
+        let lo = if off >= 0 {
+            0
+        } else {
+            ((-off) as usize).div_ceil(s)
+        };
         let hi_num = len as isize - 1 - off;
-        let hi = if hi_num < 0 { 0 } else { (hi_num as usize / s + 1).min(olen) };
+        let hi = if hi_num < 0 {
+            0
+        } else {
+            (hi_num as usize / s + 1).min(olen)
+        };
         lo.min(hi)..hi
     }
 
@@ -927,9 +939,15 @@ impl WGrad {
                             };
                             let mut acc = [[0.0f32; WG_CO]; WG_CI];
                             match (width, nci) {
-                                (WG_CO, WG_CI) => self.tile::<WG_CO, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc),
-                                (WG_CO, _) => self.tile::<WG_CO, 1>(x, dimg, &t, &rows, &cols, &mut acc),
-                                (_, WG_CI) => self.tile::<1, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc),
+                                (WG_CO, WG_CI) => {
+                                    self.tile::<WG_CO, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
+                                (WG_CO, _) => {
+                                    self.tile::<WG_CO, 1>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
+                                (_, WG_CI) => {
+                                    self.tile::<1, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
                                 _ => self.tile::<1, 1>(x, dimg, &t, &rows, &cols, &mut acc),
                             }
                             for (i, row) in acc.iter().enumerate().take(nci) {

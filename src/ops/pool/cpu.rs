@@ -198,7 +198,7 @@ pub fn pool_backward(
                 let d = &ds[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
                 match (spec.kind, xs) {
                     (PoolKind::Max, Some(xs)) => {
-                        for ch in 0..c {
+                        for (ch, &dch) in d.iter().enumerate() {
                             let mut best = f32::NEG_INFINITY;
                             let mut at = (y0 * w + x0) * c + ch;
                             for yy in y0..y1 {
@@ -213,7 +213,7 @@ pub fn pool_backward(
                                     }
                                 }
                             }
-                            gs[at] += d[ch];
+                            gs[at] += dch;
                         }
                     }
                     _ => {

@@ -41,7 +41,11 @@ pub fn check(logits: Shape, labels: &[u32]) -> Result<()> {
         )));
     }
     let classes = logits.per_sample();
-    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+    if let Some((i, &l)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
         return Err(Error::Data(format!(
             "softmax_ce: label {l} of sample {i} is not below the {classes} classes"
         )));
