@@ -21,6 +21,7 @@ pub mod ops;
 pub mod score;
 pub mod space;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use score::metrics::Scores;
@@ -67,7 +68,23 @@ pub fn score_graph(
     let t0 = Instant::now();
     let params = net::init::init_params(graph, seed);
     let build_s = t0.elapsed().as_secs_f64();
-    let (codes, fwd) = device::cpu::relu_codes(graph, &params, batch)?;
+    let mut r = score_graph_with_params(graph, &params, batch, alpha)?;
+    r.timing.build_s = build_s;
+    Ok(r)
+}
+
+/// Scores a network with the given parameters (indexed like
+/// `graph.params`, e.g. after [`train::train_cpu`]): BatchNorm in training
+/// mode on `batch` (NHWC), DAS with `alpha`. [`score_graph`] is this with
+/// the seeded initial parameters. `timing.build_s` is 0.
+pub fn score_graph_with_params(
+    graph: &net::Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+) -> Result<CellResult> {
+    let build_s = 0.0;
+    let (codes, fwd) = device::cpu::relu_codes(graph, params, batch)?;
     let t1 = Instant::now();
     let scores = score::metrics::scores(&codes, alpha);
     Ok(CellResult {

@@ -28,6 +28,8 @@ enum Command {
     Eval(EvalArgs),
     /// Time the scoring of sampled cells and print where the time goes.
     Bench(BenchArgs),
+    /// Train one cell with SGD and record its training state (JSON Lines).
+    Train(TrainArgs),
     /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
     Devices,
 }
@@ -91,6 +93,79 @@ struct ScoreArgs {
     /// Skip the cells already in --out.
     #[arg(long, requires = "out")]
     resume: bool,
+    /// Train each cell this many SGD steps before scoring it (0: score at
+    /// initialisation, the plain training-free scores). The JSON then gains
+    /// train_steps, train_loss and train_acc (loss and accuracy of the last
+    /// training batch, before its update) and train_ms.
+    #[arg(long, default_value_t = 0)]
+    train_steps: usize,
+    #[command(flatten)]
+    train: TrainOpts,
+}
+
+/// Fast-training options (`score --train-steps K`, `train`).
+#[derive(Args, Clone)]
+struct TrainOpts {
+    /// CIFAR binary file of labelled training images. Default: the --data
+    /// file (an error if --data is `gaussian`).
+    #[arg(long)]
+    train_data: Option<PathBuf>,
+    /// Records of the training file to draw batches from, `START:END`
+    /// (END exclusive). Default: every record, except that when the training
+    /// file is the --data file its first --batch records (the scoring batch)
+    /// are left out, so that cells are never trained on the images they are
+    /// scored on.
+    #[arg(long)]
+    train_records: Option<String>,
+    /// Images per training batch (drawn with --seed, epoch by epoch).
+    #[arg(long, default_value_t = 64)]
+    train_batch: usize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// Learning-rate schedule over the K steps: `cosine` (lr·(1+cos(πt/K))/2) or `constant`.
+    #[arg(long, default_value = "cosine")]
+    lr_schedule: dasnas::train::LrSchedule,
+    /// SGD momentum (0 disables it).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// Weight decay, applied to every parameter (BatchNorm and biases
+    /// included, as NAS-Bench-201's training does).
+    #[arg(long, default_value_t = 5e-4)]
+    wd: f64,
+    /// Augment training images: random 32x32 crop of the image padded by 4,
+    /// then a horizontal flip with probability 1/2.
+    #[arg(long)]
+    augment: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The architecture string.
+    #[arg(long)]
+    arch: String,
+    /// SGD steps.
+    #[arg(long)]
+    steps: usize,
+    /// JSON Lines file to write (overwritten): one record per step with
+    /// step, loss, acc (of that step's batch, before its update), lr, ms;
+    /// step 0 and every --every steps (and the last) also carry the scores
+    /// wot, d, n_units, das, singular on the scoring batch.
+    #[arg(long)]
+    record: PathBuf,
+    /// Score every M steps (0: only at step 0 and after the last step).
+    #[arg(long, default_value_t = 10)]
+    every: usize,
+    /// α of DAS_α = D + α·B·ln N_A.
+    #[arg(long, default_value_t = dasnas::score::metrics::DEFAULT_ALPHA)]
+    alpha: f64,
+    #[command(flatten)]
+    train: TrainOpts,
 }
 
 #[derive(Args)]
@@ -131,6 +206,7 @@ fn main() -> ExitCode {
         Command::Score(a) => cmd_score(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Train(a) => cmd_train(a),
         Command::Devices => cmd_devices(),
     };
     match result {
@@ -258,7 +334,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         space::enumerate(space)?
     };
     let batch = prepare(&a.run)?;
-    let mut scorer = open_scorer(&a.run, batch)?;
+    let mut scorer = open_scorer(&a.run, batch.clone())?;
     let done = match (&a.out, a.resume) {
         (Some(p), true) => done_archs(p)?,
         _ => Default::default(),
@@ -294,6 +370,44 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let training = if a.train_steps > 0 {
+        Some(TrainSetup::load(&a.run, &a.train)?)
+    } else {
+        None
+    };
+    if training.is_some() {
+        if let dasnas::Scorer::Cuda(_) = scorer {
+            // Fast training has only its CPU executor so far.
+            if a.run.device == dasnas::device::DeviceKind::Auto {
+                eprintln!("dasnas: --train-steps runs on the CPU in this build; scoring there too");
+            } else {
+                return Err(Error::Arg(format!(
+                    "--train-steps runs on the CPU only in this build, not on --device {}",
+                    a.run.device
+                )));
+            }
+        }
+    }
+    if let Some(t) = &training {
+        for arch in todo {
+            let name = arch.to_string();
+            let (r, st) = t
+                .train_and_score(arch, a.train_steps, &batch, a.run.seed, a.alpha)
+                .map_err(|e| Error::Data(format!("training and scoring {name}: {e}")))?;
+            let mut obj = score_json(&name, &r.scores, &a.extra_alphas, a.run.batch);
+            obj["train_steps"] = serde_json::json!(st.steps);
+            obj["train_loss"] = serde_json::json!(st.final_loss);
+            obj["train_acc"] = serde_json::json!(st.final_accuracy);
+            obj["train_ms"] = serde_json::json!((st.seconds * 1e4).round() / 10.0);
+            obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
+            writeln!(out, "{obj}")
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io(&out_name, e))?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        return Ok(());
+    }
     // A GPU scores a block of cells at once (its lanes in flight); the CPU
     // one at a time. Each block is written and flushed before the next
     // starts, so a killed run loses at most one block.
@@ -304,19 +418,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     for chunk in todo.chunks(block) {
         let results = scorer.score_archs(chunk, a.run.seed, a.alpha)?;
         for (arch, r) in chunk.iter().zip(results) {
-            let s = &r.scores;
-            let mut obj = serde_json::json!({
-                "arch": arch.to_string(),
-                "wot": s.wot,
-                "d": s.d,
-                "n_units": s.n_units,
-                "ln_n_units": s.ln_n_units,
-                "das": s.das,
-                "singular": s.singular,
-            });
-            for &al in &a.extra_alphas {
-                obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, a.run.batch));
-            }
+            let mut obj = score_json(&arch.to_string(), &r.scores, &a.extra_alphas, a.run.batch);
             obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
             writeln!(out, "{obj}")
                 .and_then(|_| out.flush())
@@ -326,6 +428,204 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// The JSON object of one scored cell (without timing fields).
+fn score_json(
+    arch: &str,
+    s: &dasnas::Scores,
+    extra_alphas: &[f64],
+    batch: usize,
+) -> serde_json::Value {
+    let mut obj = serde_json::json!({
+        "arch": arch,
+        "wot": s.wot,
+        "d": s.d,
+        "n_units": s.n_units,
+        "ln_n_units": s.ln_n_units,
+        "das": s.das,
+        "singular": s.singular,
+    });
+    for &al in extra_alphas {
+        obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, batch));
+    }
+    obj
+}
+
+/// The training images and the records batches are drawn from.
+struct TrainSetup {
+    images: CifarImages,
+    pool: Vec<usize>,
+    batch: usize,
+    config: dasnas::train::SgdConfig,
+    augment: dasnas::train::batches::Augment,
+}
+
+impl TrainSetup {
+    fn load(run: &RunArgs, t: &TrainOpts) -> Result<Self> {
+        let (path, same_as_data) = match &t.train_data {
+            Some(p) => (p.clone(), Path::new(&run.data) == p.as_path()),
+            None if run.data == "gaussian" => return Err(Error::Arg(
+                "training needs labelled images: give --train-data FILE (a CIFAR binary file), \
+                     or a CIFAR --data file to train on its records after the scoring batch"
+                    .into(),
+            )),
+            None => (PathBuf::from(&run.data), true),
+        };
+        let images = CifarImages::load(&path, run.dataset)?;
+        let range = match &t.train_records {
+            Some(spec) => parse_range(spec, images.len())?,
+            None if same_as_data => run.batch.min(images.len())..images.len(),
+            None => 0..images.len(),
+        };
+        if range.is_empty() {
+            return Err(Error::Arg(format!(
+                "no training records: {} has {} records and the scoring batch takes the first {} \
+                 (give --train-records START:END or another --train-data)",
+                path.display(),
+                images.len(),
+                run.batch
+            )));
+        }
+        if t.train_batch == 0 {
+            return Err(Error::Arg("--train-batch must be at least 1".into()));
+        }
+        let config = dasnas::train::SgdConfig {
+            lr: t.lr,
+            momentum: t.momentum,
+            nesterov: t.nesterov,
+            weight_decay: t.wd,
+            schedule: t.lr_schedule,
+        };
+        config
+            .validate()
+            .map_err(|e| Error::Arg(format!("training options: {e}")))?;
+        Ok(TrainSetup {
+            images,
+            pool: range.collect(),
+            batch: t.train_batch,
+            config,
+            augment: dasnas::train::batches::Augment {
+                crop: t.augment,
+                flip: t.augment,
+            },
+        })
+    }
+
+    fn batches(&self, seed: u64) -> Result<dasnas::train::batches::LabelledBatches<'_>> {
+        dasnas::train::batches::LabelledBatches::new(
+            &self.images,
+            self.pool.clone(),
+            self.batch,
+            seed,
+            self.augment,
+        )
+    }
+
+    /// Weights from `seed`, `steps` SGD steps on batches drawn with `seed`,
+    /// then the scores on `batch`.
+    fn train_and_score(
+        &self,
+        arch: &Arch,
+        steps: usize,
+        batch: &Tensor,
+        seed: u64,
+        alpha: f64,
+    ) -> Result<(dasnas::CellResult, dasnas::train::TrainStats)> {
+        let graph = arch.network()?;
+        let mut params = dasnas::net::init::init_params(&graph, seed);
+        let mut batches = self.batches(seed)?;
+        let st = dasnas::train::train_cpu(
+            &graph,
+            &mut params,
+            &mut batches,
+            &self.config,
+            steps,
+            |_, _| Ok(()),
+        )?;
+        let r = dasnas::score_graph_with_params(&graph, &params, batch, alpha)?;
+        Ok((r, st))
+    }
+}
+
+/// `START:END` (END exclusive) within `0..len`.
+fn parse_range(spec: &str, len: usize) -> Result<std::ops::Range<usize>> {
+    let bad = |why: &str| {
+        Error::Arg(format!(
+            "--train-records {spec}: {why} (expected START:END with START < END <= {len})"
+        ))
+    };
+    let (a, b) = spec.split_once(':').ok_or_else(|| bad("no `:`"))?;
+    let a: usize = a.trim().parse().map_err(|_| bad("START is not a number"))?;
+    let b: usize = b.trim().parse().map_err(|_| bad("END is not a number"))?;
+    if a >= b || b > len {
+        return Err(bad("out of range"));
+    }
+    Ok(a..b)
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let arch = Arch::parse(a.run.space, &a.arch)?;
+    let batch = prepare(&a.run)?;
+    let setup = TrainSetup::load(&a.run, &a.train)?;
+    let graph = arch.network()?;
+    let mut params = dasnas::net::init::init_params(&graph, a.run.seed);
+    let mut batches = setup.batches(a.run.seed)?;
+    let f = std::fs::File::create(&a.record).map_err(|e| Error::io(&a.record, e))?;
+    let mut out = std::io::BufWriter::new(f);
+    let name = a.record.display().to_string();
+    let scores = |params: &[Vec<f32>]| -> Result<serde_json::Value> {
+        let s = dasnas::score_graph_with_params(&graph, params, &batch, a.alpha)?.scores;
+        Ok(serde_json::json!({
+            "wot": s.wot, "d": s.d, "n_units": s.n_units, "das": s.das, "singular": s.singular,
+        }))
+    };
+    let mut write = |obj: serde_json::Value| -> Result<()> {
+        writeln!(out, "{obj}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::io(&name, e))
+    };
+    let mut first = serde_json::json!({"step": 0, "arch": arch.to_string(), "loss": null, "acc": null, "lr": null});
+    merge(&mut first, scores(&params)?);
+    write(first)?;
+    let steps = a.steps;
+    let every = a.every;
+    let st = dasnas::train::train_cpu(
+        &graph,
+        &mut params,
+        &mut batches,
+        &setup.config,
+        steps,
+        |s, p| {
+            let mut obj = serde_json::json!({
+                "step": s.step,
+                "loss": s.loss,
+                "acc": s.accuracy,
+                "lr": s.lr,
+                "ms": (s.seconds * 1e4).round() / 10.0,
+            });
+            if (every > 0 && s.step % every == 0) || s.step == steps {
+                merge(&mut obj, scores(p)?);
+            }
+            write(obj)
+        },
+    )?;
+    eprintln!(
+        "dasnas train: {} steps in {:.1} s ({:.2} steps/s), final loss {:?}, batch accuracy {:?}",
+        st.steps,
+        st.seconds,
+        st.steps as f64 / st.seconds.max(1e-9),
+        st.final_loss,
+        st.final_accuracy
+    );
+    Ok(())
+}
+
+/// Adds `extra`'s fields to the JSON object `obj`.
+fn merge(obj: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
+        o.extend(e);
+    }
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {

@@ -118,6 +118,24 @@ fn accumulate_body(ys: &mut [f32], pos: usize, srcs: &[&[f32]]) {
     }
 }
 
+/// Backward of the n-ary add: every input's gradient is `dy`. The training
+/// executor sums the gradients a tensor receives from its readers with
+/// this: `acc += dy`, elementwise.
+pub fn add_backward_accumulate(dy: &Tensor, acc: &mut Tensor) -> Result<()> {
+    check_len("add backward", "dy", dy.shape, dy.data.len())?;
+    check_shape("add backward", "accumulator", dy.shape, acc.shape)?;
+    check_len("add backward", "accumulator", acc.shape, acc.data.len())?;
+    acc.data
+        .par_chunks_mut(CHUNK)
+        .zip(dy.data.par_chunks(CHUNK))
+        .for_each(|(os, ds)| {
+            for (o, &d) in os.iter_mut().zip(ds) {
+                *o += d;
+            }
+        });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,6 +265,96 @@ fn batch_stats(spec: &BatchNormSpec, x: &Tensor) -> BnStats {
     }
 }
 
+/// Backward of training-mode BatchNorm (batch statistics): given the
+/// forward's input `x`, its statistics `stats` (as [`batchnorm_forward`]
+/// returned them) and `dy`, writes `dx`, `dgamma` and `dbeta` (all fully
+/// overwritten).
+///
+/// Per channel, with `M = n·h·w` and `x̂ = (x − mean)·inv_std`:
+/// `dβ = Σ dy`, `dγ = Σ dy·x̂`,
+/// `dx = γ·inv_std / M · (M·dy − Σ dy − x̂·Σ dy·x̂)`.
+/// Everything after reading `x`, `dy`, `mean`, `inv_std` and `γ` (f32) is
+/// computed in f64; the sums are per-sample partials (pixels in order)
+/// added in sample order, so the result does not depend on the thread
+/// count.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward(
+    spec: &BatchNormSpec,
+    x: &Tensor,
+    gamma: &[f32],
+    stats: &BnStats,
+    dy: &Tensor,
+    dx: &mut Tensor,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) -> Result<()> {
+    let op = "batchnorm backward";
+    spec.out_shape(x.shape)?;
+    check_len(op, "input", x.shape, x.data.len())?;
+    let c = spec.channels;
+    check_param(op, "gamma", c, gamma.len())?;
+    check_param(op, "mean", c, stats.mean.len())?;
+    check_param(op, "inv_std", c, stats.inv_std.len())?;
+    check_param(op, "dgamma", c, dgamma.len())?;
+    check_param(op, "dbeta", c, dbeta.len())?;
+    check_shape(op, "dy", x.shape, dy.shape)?;
+    check_len(op, "dy", dy.shape, dy.data.len())?;
+    check_shape(op, "dx", x.shape, dx.shape)?;
+    check_len(op, "dx", dx.shape, dx.data.len())?;
+    let per = x.shape.per_sample();
+    let mean: Vec<f64> = stats.mean.iter().map(|&v| v as f64).collect();
+    let inv: Vec<f64> = stats.inv_std.iter().map(|&v| v as f64).collect();
+    // Per-sample [Σ dy (c)][Σ dy·x̂ (c)], combined in sample order.
+    let partials: Vec<Vec<f64>> = x
+        .data
+        .par_chunks(per)
+        .zip(dy.data.par_chunks(per))
+        .map(|(xs, ds)| {
+            let mut acc = vec![0.0f64; 2 * c];
+            let (sd, sdx) = acc.split_at_mut(c);
+            for (xp, dp) in xs.chunks_exact(c).zip(ds.chunks_exact(c)) {
+                for i in 0..c {
+                    let d = dp[i] as f64;
+                    let xh = (xp[i] as f64 - mean[i]) * inv[i];
+                    sd[i] += d;
+                    sdx[i] += d * xh;
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut sums = vec![0.0f64; 2 * c];
+    for p in &partials {
+        for (s, v) in sums.iter_mut().zip(p) {
+            *s += v;
+        }
+    }
+    let (sum_dy, sum_dyx) = sums.split_at(c);
+    let m = (x.shape.n * x.shape.h * x.shape.w) as f64;
+    for i in 0..c {
+        dbeta[i] = sum_dy[i] as f32;
+        dgamma[i] = sum_dyx[i] as f32;
+    }
+    let scale: Vec<f64> = (0..c).map(|i| gamma[i] as f64 * inv[i] / m).collect();
+    dx.data
+        .par_chunks_mut(per)
+        .zip(x.data.par_chunks(per).zip(dy.data.par_chunks(per)))
+        .for_each(|(os, (xs, ds))| {
+            for ((op, xp), dp) in os
+                .chunks_exact_mut(c)
+                .zip(xs.chunks_exact(c))
+                .zip(ds.chunks_exact(c))
+            {
+                for i in 0..c {
+                    let xh = (xp[i] as f64 - mean[i]) * inv[i];
+                    let v = m * dp[i] as f64 - sum_dy[i] - xh * sum_dyx[i];
+                    op[i] = (scale[i] * v) as f32;
+                }
+            }
+        });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

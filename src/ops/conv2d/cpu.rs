@@ -70,7 +70,7 @@ use super::Conv2dSpec;
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::{check_len, check_param, check_shape};
-use crate::tensor::Tensor;
+use crate::tensor::{Shape, Tensor};
 
 /// Which CPU microkernel a call may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -670,6 +670,340 @@ fn tile_portable<const M: usize, const V: usize>(
             ov.copy_from_slice(av);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Backward pass
+// ---------------------------------------------------------------------------
+
+/// `dx = ∂L/∂x` of `y = conv2d(x, w)` given `dy = ∂L/∂y`. `input_shape` is
+/// `x`'s shape (the values of `x` are not needed), `dy` has the shape
+/// [`Conv2dSpec::out_shape`] gives, `dx` must have `input_shape` and is
+/// fully overwritten.
+///
+/// The gradient of a convolution with respect to its input is itself a
+/// convolution, run by the fast forward kernel: of `dy` (upsampled by the
+/// stride, i.e. zeros between its pixels, and offset by `L = dilation · (k −
+/// 1) − pad` pixels on each axis) with the weights flipped in (ky, kx) and
+/// transposed per group to `[kh][kw][cout_g][cin]`, stride 1, same
+/// dilation. When `stride == 1`, `kh == kw` and `L ≥ 0` that offset is the
+/// forward kernel's own symmetric zero padding, so `dy` is read in place;
+/// otherwise `dy` is first scattered into a zero buffer of
+/// `[n, h + dil·(kh−1), w + dil·(kw−1), cout]`.
+pub fn conv2d_backward_input(
+    spec: &Conv2dSpec,
+    input_shape: Shape,
+    dy: &Tensor,
+    w: &[f32],
+    dx: &mut Tensor,
+) -> Result<()> {
+    let out = spec.out_shape(input_shape)?;
+    check_shape("conv2d backward", "dy", out, dy.shape)?;
+    check_len("conv2d backward", "dy", dy.shape, dy.data.len())?;
+    check_param("conv2d backward", "weight", spec.weight_len(), w.len())?;
+    check_shape("conv2d backward", "dx", input_shape, dx.shape)?;
+    check_len("conv2d backward", "dx", dx.shape, dx.data.len())?;
+    let wt = transpose_flip_weights(spec, w);
+    let d = spec.dilation;
+    let span_h = d * (spec.kh - 1);
+    let span_w = d * (spec.kw - 1);
+    let tspec = Conv2dSpec {
+        cin: spec.cout,
+        cout: spec.cin,
+        kh: spec.kh,
+        kw: spec.kw,
+        stride: 1,
+        pad: 0,
+        dilation: d,
+        groups: spec.groups,
+    };
+    if spec.stride == 1 && spec.kh == spec.kw && spec.pad <= span_h {
+        let tspec = Conv2dSpec {
+            pad: span_h - spec.pad,
+            ..tspec
+        };
+        return conv2d_forward(&tspec, dy, &wt, dx);
+    }
+    // General case: P[n][u][v] = dy[n][oy][ox] at u = oy·s + Lh,
+    // v = ox·s + Lw (dropped when outside P), zero elsewhere.
+    let (hp, wp) = (input_shape.h + span_h, input_shape.w + span_w);
+    let lh = span_h as isize - spec.pad as isize;
+    let lw = span_w as isize - spec.pad as isize;
+    let c = spec.cout;
+    let pshape = Shape::new(out.n, hp, wp, c);
+    let mut p = Tensor::zeros(pshape);
+    p.data
+        .par_chunks_mut(hp * wp * c)
+        .zip(dy.data.par_chunks(out.per_sample()))
+        .for_each(|(pimg, dimg)| {
+            for oy in 0..out.h {
+                let u = (oy * spec.stride) as isize + lh;
+                if u < 0 || u >= hp as isize {
+                    continue;
+                }
+                for ox in 0..out.w {
+                    let v = (ox * spec.stride) as isize + lw;
+                    if v < 0 || v >= wp as isize {
+                        continue;
+                    }
+                    let dst = (u as usize * wp + v as usize) * c;
+                    let src = (oy * out.w + ox) * c;
+                    pimg[dst..dst + c].copy_from_slice(&dimg[src..src + c]);
+                }
+            }
+        });
+    conv2d_forward(&tspec, &p, &wt, dx)
+}
+
+/// The weights of the input-gradient convolution: `wt[ky'][kx'][co_l][ci]
+/// = w[kh−1−ky'][kw−1−kx'][ci_l][co]` with `ci = g·cin_g + ci_l`,
+/// `co = g·cout_g + co_l` (layout `[kh][kw][cout_g][cin]`, i.e. the
+/// crate's weight layout for a conv from `cout` to `cin` channels).
+fn transpose_flip_weights(spec: &Conv2dSpec, w: &[f32]) -> Vec<f32> {
+    let (cin, cout, cin_g, cout_g) = (spec.cin, spec.cout, spec.cin_g(), spec.cout_g());
+    let mut wt = vec![0.0f32; w.len()];
+    for ky in 0..spec.kh {
+        for kx in 0..spec.kw {
+            let src_tap = (spec.kh - 1 - ky) * spec.kw + (spec.kw - 1 - kx);
+            let dst_tap = ky * spec.kw + kx;
+            for ci in 0..cin {
+                let (g, ci_l) = (ci / cin_g, ci % cin_g);
+                for co_l in 0..cout_g {
+                    let co = g * cout_g + co_l;
+                    wt[(dst_tap * cout_g + co_l) * cin + ci] =
+                        w[(src_tap * cin_g + ci_l) * cout + co];
+                }
+            }
+        }
+    }
+    wt
+}
+
+/// `dw = ∂L/∂w` of `y = conv2d(x, w)` given `dy`; `dw` (layout
+/// `[kh][kw][cin_g][cout]`) is fully overwritten.
+///
+/// `dw[ky][kx][ci][co] = Σ_{n, oy, ox} x[n][oy·s + ky·d − p][ox·s + kx·d −
+/// p][g·cin_g + ci] · dy[n][oy][ox][co]`. Each image's sum is computed by
+/// one thread in f32, in a fixed order (pixels row-major for each
+/// (tap, ci, co)), and the per-image partials are added in sample order in
+/// f64, so the result does not depend on the thread count.
+pub fn conv2d_backward_weight(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &mut [f32],
+) -> Result<()> {
+    weight_grad(spec, x, dy, dw, false)
+}
+
+/// [`conv2d_backward_weight`] of `y = conv2d(relu(x), w)` (the fused
+/// ReLU → conv of [`conv2d_forward_relu_input`]): the ReLU is applied to
+/// `x` while the image is read, `x` is not modified.
+pub fn conv2d_backward_weight_relu_input(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &mut [f32],
+) -> Result<()> {
+    weight_grad(spec, x, dy, dw, true)
+}
+
+fn weight_grad(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &mut [f32],
+    relu_input: bool,
+) -> Result<()> {
+    let out = spec.out_shape(x.shape)?;
+    check_len("conv2d backward", "input", x.shape, x.data.len())?;
+    check_shape("conv2d backward", "dy", out, dy.shape)?;
+    check_len("conv2d backward", "dy", dy.shape, dy.data.len())?;
+    check_param("conv2d backward", "dw", spec.weight_len(), dw.len())?;
+    let g = WGrad {
+        spec: *spec,
+        h: x.shape.h,
+        w: x.shape.w,
+        oh: out.h,
+        ow: out.w,
+        relu: relu_input,
+    };
+    let avx2 = crate::ops::has_avx2_fma();
+    let partials: Vec<Vec<f32>> = x
+        .data
+        .par_chunks(x.shape.per_sample())
+        .zip(dy.data.par_chunks(out.per_sample()))
+        .map(|(ximg, dimg)| {
+            let mut part = vec![0.0f32; dw.len()];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: AVX2 and FMA were detected at run time.
+                unsafe { wgrad_image_avx2(&g, ximg, dimg, &mut part) };
+                return part;
+            }
+            let _ = avx2;
+            g.image(ximg, dimg, &mut part);
+            part
+        })
+        .collect();
+    let mut acc = vec![0.0f64; dw.len()];
+    for part in &partials {
+        for (a, &v) in acc.iter_mut().zip(part) {
+            *a += v as f64;
+        }
+    }
+    for (o, a) in dw.iter_mut().zip(&acc) {
+        *o = *a as f32;
+    }
+    Ok(())
+}
+
+/// Geometry of one weight-gradient call.
+struct WGrad {
+    spec: Conv2dSpec,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    relu: bool,
+}
+
+/// [`WGrad::image`] compiled for AVX2 (the same operations in the same
+/// order: multiply and add stay separate, so the result is bitwise equal).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn wgrad_image_avx2(g: &WGrad, ximg: &[f32], dimg: &[f32], part: &mut [f32]) {
+    g.image(ximg, dimg, part)
+}
+
+/// Output channels per weight-gradient accumulator block.
+const WG_CO: usize = 16;
+/// Input channels per weight-gradient accumulator block.
+const WG_CI: usize = 4;
+
+impl WGrad {
+    /// Output rows (or columns) whose tap `k` lands inside an input axis of
+    /// length `len`: `o·s + k·d − p ∈ [0, len)`, as a range of `o`.
+    fn valid(&self, k: usize, len: usize, olen: usize) -> std::ops::Range<usize> {
+        let (s, off) = (
+            self.spec.stride,
+            (k * self.spec.dilation) as isize - self.spec.pad as isize,
+        );
+        // Smallest o with o·s + off >= 0; largest with o·s + off <= len − 1.
+        let lo = if off >= 0 {
+            0
+        } else {
+            ((-off) as usize).div_ceil(s)
+        };
+        let hi_num = len as isize - 1 - off;
+        let hi = if hi_num < 0 {
+            0
+        } else {
+            (hi_num as usize / s + 1).min(olen)
+        };
+        lo.min(hi)..hi
+    }
+
+    /// One image's weight gradient into `part` (`[kh][kw][cin_g][cout]`).
+    #[inline(always)]
+    fn image(&self, ximg: &[f32], dimg: &[f32], part: &mut [f32]) {
+        let sp = &self.spec;
+        let (cout, cin_g, cout_g) = (sp.cout, sp.cin_g(), sp.cout_g());
+        let relu_copy;
+        let x: &[f32] = if self.relu {
+            relu_copy = ximg.iter().map(|&v| relu(v)).collect::<Vec<f32>>();
+            &relu_copy
+        } else {
+            ximg
+        };
+        for ky in 0..sp.kh {
+            let rows = self.valid(ky, self.h, self.oh);
+            for kx in 0..sp.kw {
+                let cols = self.valid(kx, self.w, self.ow);
+                let tap = ky * sp.kw + kx;
+                for grp in 0..sp.groups {
+                    let mut co = 0;
+                    while co < cout_g {
+                        let width = if cout_g - co >= WG_CO { WG_CO } else { 1 };
+                        let mut ci = 0;
+                        while ci < cin_g {
+                            let nci = if cin_g - ci >= WG_CI { WG_CI } else { 1 };
+                            let t = Tile {
+                                ci0: grp * cin_g + ci,
+                                co0: grp * cout_g + co,
+                                ky,
+                                kx,
+                            };
+                            let mut acc = [[0.0f32; WG_CO]; WG_CI];
+                            match (width, nci) {
+                                (WG_CO, WG_CI) => {
+                                    self.tile::<WG_CO, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
+                                (WG_CO, _) => {
+                                    self.tile::<WG_CO, 1>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
+                                (_, WG_CI) => {
+                                    self.tile::<1, WG_CI>(x, dimg, &t, &rows, &cols, &mut acc)
+                                }
+                                _ => self.tile::<1, 1>(x, dimg, &t, &rows, &cols, &mut acc),
+                            }
+                            for (i, row) in acc.iter().enumerate().take(nci) {
+                                let base = (tap * cin_g + ci + i) * cout + t.co0;
+                                part[base..base + width].copy_from_slice(&row[..width]);
+                            }
+                            ci += nci;
+                        }
+                        co += width;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `acc[i][j] = Σ_{oy ∈ rows, ox ∈ cols} x[iy][ix][ci0 + i] ·
+    /// dy[oy][ox][co0 + j]` for `i < CI`, `j < CO`, pixels row-major.
+    #[inline(always)]
+    fn tile<const CO: usize, const CI: usize>(
+        &self,
+        x: &[f32],
+        dimg: &[f32],
+        t: &Tile,
+        rows: &std::ops::Range<usize>,
+        cols: &std::ops::Range<usize>,
+        acc: &mut [[f32; WG_CO]; WG_CI],
+    ) {
+        let sp = &self.spec;
+        let mut a = [[0.0f32; CO]; CI];
+        for oy in rows.clone() {
+            let iy = oy * sp.stride + t.ky * sp.dilation - sp.pad;
+            for ox in cols.clone() {
+                let ix = ox * sp.stride + t.kx * sp.dilation - sp.pad;
+                let xb = (iy * self.w + ix) * sp.cin + t.ci0;
+                let xs: &[f32; CI] = x[xb..xb + CI].try_into().unwrap();
+                let db = (oy * self.ow + ox) * sp.cout + t.co0;
+                let ds: &[f32; CO] = dimg[db..db + CO].try_into().unwrap();
+                for (ai, &xv) in a.iter_mut().zip(xs) {
+                    for (av, &dv) in ai.iter_mut().zip(ds) {
+                        *av += xv * dv;
+                    }
+                }
+            }
+        }
+        for (dst, src) in acc.iter_mut().zip(&a) {
+            dst[..CO].copy_from_slice(src);
+        }
+    }
+}
+
+/// Which block of a weight gradient a tile computes.
+struct Tile {
+    ci0: usize,
+    co0: usize,
+    ky: usize,
+    kx: usize,
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -33,3 +33,25 @@ pub fn global_avg_pool_forward(x: &Tensor, y: &mut Tensor) -> Result<()> {
         });
     Ok(())
 }
+
+/// Backward of global average pooling: `dx[n][y][x][c] = dy[n][c] / (h·w)`
+/// (an f32 division). `dx`'s shape gives `h` and `w`; it is fully
+/// overwritten.
+pub fn global_avg_pool_backward(dy: &Tensor, dx: &mut Tensor) -> Result<()> {
+    let out = super::out_shape(dx.shape)?;
+    check_len("global_avg_pool backward", "dx", dx.shape, dx.data.len())?;
+    check_shape("global_avg_pool backward", "dy", out, dy.shape)?;
+    check_len("global_avg_pool backward", "dy", dy.shape, dy.data.len())?;
+    let c = dx.shape.c;
+    let hw = (dx.shape.h * dx.shape.w) as f32;
+    dx.data
+        .par_chunks_mut(dx.shape.per_sample())
+        .zip(dy.data.par_chunks(c))
+        .for_each(|(xs, ds)| {
+            let g: Vec<f32> = ds.iter().map(|&d| d / hw).collect();
+            for xp in xs.chunks_exact_mut(c) {
+                xp.copy_from_slice(&g);
+            }
+        });
+    Ok(())
+}

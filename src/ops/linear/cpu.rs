@@ -43,3 +43,67 @@ pub fn linear_forward(
         });
     Ok(())
 }
+
+/// Backward of the linear layer. Given `x`, `w` and `dy` (`[n, 1, 1,
+/// outputs]`), writes `dw[i][o] = Σ_n x[n][i]·dy[n][o]`, `db[o] = Σ_n
+/// dy[n][o]` (f64 sums in sample order) and, when `dx` is given,
+/// `dx[n][i] = Σ_o w[i][o]·dy[n][o]` (f64 sum in output order). Every
+/// output is fully overwritten.
+pub fn linear_backward(
+    spec: &LinearSpec,
+    x: &Tensor,
+    w: &[f32],
+    dy: &Tensor,
+    dx: Option<&mut Tensor>,
+    dw: &mut [f32],
+    db: &mut [f32],
+) -> Result<()> {
+    let op = "linear backward";
+    let out = spec.out_shape(x.shape)?;
+    check_len(op, "input", x.shape, x.data.len())?;
+    check_param(op, "weight", spec.weight_len(), w.len())?;
+    check_param(op, "dw", spec.weight_len(), dw.len())?;
+    check_param(op, "db", spec.outputs, db.len())?;
+    check_shape(op, "dy", out, dy.shape)?;
+    check_len(op, "dy", dy.shape, dy.data.len())?;
+    let (ni, no) = (spec.inputs, spec.outputs);
+    // dw by input row: rows are independent, so they run in parallel.
+    dw.par_chunks_mut(no).enumerate().for_each(|(i, row)| {
+        let mut acc = vec![0.0f64; no];
+        for (xs, ds) in x.data.chunks_exact(ni).zip(dy.data.chunks_exact(no)) {
+            let xv = xs[i] as f64;
+            for (a, &d) in acc.iter_mut().zip(ds) {
+                *a += xv * d as f64;
+            }
+        }
+        for (o, a) in row.iter_mut().zip(&acc) {
+            *o = *a as f32;
+        }
+    });
+    let mut acc = vec![0.0f64; no];
+    for ds in dy.data.chunks_exact(no) {
+        for (a, &d) in acc.iter_mut().zip(ds) {
+            *a += d as f64;
+        }
+    }
+    for (o, a) in db.iter_mut().zip(&acc) {
+        *o = *a as f32;
+    }
+    if let Some(dx) = dx {
+        check_shape(op, "dx", x.shape, dx.shape)?;
+        check_len(op, "dx", dx.shape, dx.data.len())?;
+        dx.data
+            .par_chunks_mut(ni)
+            .zip(dy.data.par_chunks(no))
+            .for_each(|(xs, ds)| {
+                for (o, wrow) in xs.iter_mut().zip(w.chunks_exact(no)) {
+                    let mut a = 0.0f64;
+                    for (&wv, &d) in wrow.iter().zip(ds) {
+                        a += wv as f64 * d as f64;
+                    }
+                    *o = a as f32;
+                }
+            });
+    }
+    Ok(())
+}

@@ -144,6 +144,106 @@ fn pool_image(spec: &PoolSpec, g: &Geometry, xs: &[f32], ys: &mut [f32]) {
     }
 }
 
+/// Backward of pooling. `dx`'s shape is the forward input's; `dy` has the
+/// shape [`PoolSpec::out_shape`] gives; `dx` is fully overwritten.
+///
+/// * Max: each output's gradient goes to the first maximum of its window in
+///   the forward's scan order (rows outer, columns inner, strict `>`; a NaN
+///   takes the place like in the forward), so `x` (the forward's input) is
+///   required.
+/// * Avg: each output's gradient times the forward's `1 / count` (same
+///   count rule, computed the same way in f32) is added to every in-bounds
+///   tap of its window; `x` is not read and may be `None`.
+///
+/// Per image, outputs are visited row-major and their contributions added
+/// in that order, so overlapping windows sum deterministically.
+pub fn pool_backward(
+    spec: &PoolSpec,
+    x: Option<&Tensor>,
+    dy: &Tensor,
+    dx: &mut Tensor,
+) -> Result<()> {
+    let out = spec.out_shape(dx.shape)?;
+    check_len("pool backward", "dx", dx.shape, dx.data.len())?;
+    check_shape("pool backward", "dy", out, dy.shape)?;
+    check_len("pool backward", "dy", dy.shape, dy.data.len())?;
+    let x = match (spec.kind, x) {
+        (PoolKind::Max, None) => {
+            return Err(crate::error::Error::Arg(
+                "pool backward: max pooling needs the forward input".into(),
+            ))
+        }
+        (_, Some(x)) => {
+            check_shape("pool backward", "input", dx.shape, x.shape)?;
+            check_len("pool backward", "input", x.shape, x.data.len())?;
+            Some(x)
+        }
+        (PoolKind::Avg, None) => None,
+    };
+    let (h, w, c) = (dx.shape.h, dx.shape.w, dx.shape.c);
+    let (oh, ow) = (out.h, out.w);
+    let per = dx.shape.per_sample();
+    let spec = *spec;
+    let body = |(n, (gs, ds)): (usize, (&mut [f32], &[f32]))| {
+        gs.fill(0.0);
+        let xs = x.map(|t| &t.data[n * per..(n + 1) * per]);
+        for oy in 0..oh {
+            let wy0 = oy * spec.stride;
+            let y0 = wy0.max(spec.pad) - spec.pad;
+            let y1 = (wy0 + spec.k).min(spec.pad + h) - spec.pad;
+            for ox in 0..ow {
+                let wx0 = ox * spec.stride;
+                let x0 = wx0.max(spec.pad) - spec.pad;
+                let x1 = (wx0 + spec.k).min(spec.pad + w) - spec.pad;
+                let d = &ds[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+                match (spec.kind, xs) {
+                    (PoolKind::Max, Some(xs)) => {
+                        for (ch, &dch) in d.iter().enumerate() {
+                            let mut best = f32::NEG_INFINITY;
+                            let mut at = (y0 * w + x0) * c + ch;
+                            for yy in y0..y1 {
+                                for xx in x0..x1 {
+                                    let k = (yy * w + xx) * c + ch;
+                                    let v = xs[k];
+                                    // The forward's rule: a later tap wins only
+                                    // when strictly greater (or NaN).
+                                    if v > best || v.is_nan() {
+                                        best = v;
+                                        at = k;
+                                    }
+                                }
+                            }
+                            gs[at] += dch;
+                        }
+                    }
+                    _ => {
+                        let count = if spec.count_include_pad {
+                            spec.k.saturating_mul(spec.k)
+                        } else {
+                            (y1 - y0) * (x1 - x0)
+                        };
+                        let inv = 1.0 / count.max(1) as f32;
+                        for yy in y0..y1 {
+                            for xx in x0..x1 {
+                                let g = &mut gs[(yy * w + xx) * c..(yy * w + xx + 1) * c];
+                                for (gv, &dv) in g.iter_mut().zip(d) {
+                                    *gv += dv * inv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    dx.data
+        .par_chunks_mut(per)
+        .zip(dy.data.par_chunks(out.per_sample()))
+        .enumerate()
+        .for_each(body);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

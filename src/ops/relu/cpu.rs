@@ -48,3 +48,41 @@ pub fn relu_forward_inplace(x: &mut Tensor) -> Result<()> {
     });
     Ok(())
 }
+
+/// Backward of ReLU: `dx = dy` where `x > 0`, else 0 (`x` is the ReLU's
+/// input; at `x = 0` the gradient is 0, like PyTorch's `threshold_backward`).
+/// `dx` must have `x`'s shape and is fully overwritten.
+pub fn relu_backward(x: &Tensor, dy: &Tensor, dx: &mut Tensor) -> Result<()> {
+    check_len("relu backward", "input", x.shape, x.data.len())?;
+    check_shape("relu backward", "dy", x.shape, dy.shape)?;
+    check_len("relu backward", "dy", dy.shape, dy.data.len())?;
+    check_shape("relu backward", "dx", x.shape, dx.shape)?;
+    check_len("relu backward", "dx", dx.shape, dx.data.len())?;
+    dx.data
+        .par_chunks_mut(CHUNK)
+        .zip(x.data.par_chunks(CHUNK).zip(dy.data.par_chunks(CHUNK)))
+        .for_each(|(os, (xs, ds))| {
+            for ((o, &v), &d) in os.iter_mut().zip(xs).zip(ds) {
+                *o = if v > 0.0 { d } else { 0.0 };
+            }
+        });
+    Ok(())
+}
+
+/// [`relu_backward`] in place: `g` holds `dy` and becomes `dx`.
+pub fn relu_backward_inplace(x: &Tensor, g: &mut Tensor) -> Result<()> {
+    check_len("relu backward", "input", x.shape, x.data.len())?;
+    check_shape("relu backward", "gradient", x.shape, g.shape)?;
+    check_len("relu backward", "gradient", g.shape, g.data.len())?;
+    g.data
+        .par_chunks_mut(CHUNK)
+        .zip(x.data.par_chunks(CHUNK))
+        .for_each(|(gs, xs)| {
+            for (o, &v) in gs.iter_mut().zip(xs) {
+                if v <= 0.0 || v.is_nan() {
+                    *o = 0.0;
+                }
+            }
+        });
+    Ok(())
+}
