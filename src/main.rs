@@ -375,18 +375,47 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         None
     };
-    if training.is_some() {
-        if let dasnas::Scorer::Cuda(_) = scorer {
-            // Fast training has only its CPU executor so far.
-            if a.run.device == dasnas::device::DeviceKind::Auto {
-                eprintln!("dasnas: --train-steps runs on the CPU in this build; scoring there too");
-            } else {
-                return Err(Error::Arg(format!(
-                    "--train-steps runs on the CPU only in this build, not on --device {}",
-                    a.run.device
-                )));
+    if let (Some(t), dasnas::Scorer::Cuda(g)) = (&training, &mut scorer) {
+        // Train and score on the GPU: the batches of every step uploaded
+        // once, the lanes training different cells at once.
+        let mut batches = t.batches(a.run.seed)?;
+        let data = dasnas::train::cuda::TrainData::upload(
+            g.device(),
+            &mut batches,
+            a.train_steps,
+            t.config,
+        )?;
+        for chunk in todo.chunks(16 * a.run.lanes) {
+            let results = g.score_trained(
+                chunk.len(),
+                |i| {
+                    chunk[i]
+                        .network()
+                        .map_err(|e| Error::Data(format!("training and scoring {}: {e}", chunk[i])))
+                },
+                a.run.seed,
+                a.alpha,
+                &data,
+            )?;
+            for (arch, (cell, st)) in chunk.iter().zip(results) {
+                let mut obj = score_json(
+                    &arch.to_string(),
+                    &cell.scores,
+                    &a.extra_alphas,
+                    a.run.batch,
+                );
+                obj["train_steps"] = serde_json::json!(st.steps);
+                obj["train_loss"] = serde_json::json!(st.final_loss);
+                obj["train_acc"] = serde_json::json!(st.final_accuracy);
+                obj["ms"] = serde_json::json!((cell.seconds * 1e4).round() / 10.0);
+                writeln!(out, "{obj}")
+                    .and_then(|_| out.flush())
+                    .map_err(|e| Error::io(&out_name, e))?;
             }
+            bar.inc(chunk.len() as u64);
         }
+        bar.finish_and_clear();
+        return Ok(());
     }
     if let Some(t) = &training {
         for arch in todo {

@@ -22,6 +22,7 @@
 
 pub mod batches;
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::ops::softmax_ce::CeStats;

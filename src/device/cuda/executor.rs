@@ -237,6 +237,8 @@ struct Lane {
     ok: Buf<i32>,
     /// Event pairs of the profiled steps queued since the last sync.
     marks: Vec<(Mark, CudaEvent, CudaEvent)>,
+    /// Fast-training buffers, made on the first cell that trains.
+    train: Option<crate::train::cuda::TrainBufs>,
 }
 
 impl Lane {
@@ -255,6 +257,7 @@ impl Lane {
             logdet: Buf::new(&dev)?,
             ok: Buf::new(&dev)?,
             marks: Vec::new(),
+            train: None,
             dev,
         };
         let bb = batch * batch;
@@ -282,16 +285,15 @@ impl Lane {
         slot: usize,
         profile: bool,
     ) -> Result<()> {
-        let b = plan.batch;
+        self.init_params(plan, seed, profile)?;
+        self.enqueue_scoring(plan, input, slot, profile)
+    }
+
+    /// Queues the seeded initialisation of the plan's parameters.
+    fn init_params(&mut self, plan: &Plan, seed: u64, profile: bool) -> Result<()> {
         let dev = self.dev.clone_handle();
-        self.arena.ensure(&dev, plan.arena_len)?;
         self.params.ensure(&dev, plan.params_len)?;
         self.table.ensure(&dev, 4 * plan.params.len())?;
-        self.stats.ensure(&dev, plan.stats_len)?;
-        self.mean.ensure(&dev, plan.max_channels)?;
-        self.inv_std.ensure(&dev, plan.max_channels)?;
-        self.codes.ensure(&dev, plan.codes_len)?;
-
         let t0 = profile.then(|| self.event()).transpose()?;
         let host_table = kernels::param_table(&plan.params, seed);
         {
@@ -303,6 +305,53 @@ impl Lane {
             let t1 = self.event()?;
             self.marks.push((Mark::Kind("init"), t0, t1));
         }
+        Ok(())
+    }
+
+    /// Queues `data.steps` SGD steps of `graph` on the lane's parameters
+    /// (initialised by [`Self::init_params`]).
+    fn enqueue_training(
+        &mut self,
+        graph: &Graph,
+        plan: &Plan,
+        tplan: &crate::train::cuda::TrainPlan,
+        data: &crate::train::cuda::TrainData,
+        slot: usize,
+    ) -> Result<()> {
+        let dev = self.dev.clone_handle();
+        let bufs = self
+            .train
+            .get_or_insert_with(crate::train::cuda::TrainBufs::new);
+        crate::train::cuda::enqueue_training(
+            &dev,
+            bufs,
+            &mut self.params.slice,
+            plan.params_len,
+            &plan.params,
+            graph,
+            tplan,
+            data,
+            slot,
+        )
+    }
+
+    /// Queues the scoring of cell `slot` with the parameters in place:
+    /// forward, codes, H, K_H.
+    fn enqueue_scoring(
+        &mut self,
+        plan: &Plan,
+        input: &CudaSlice<f32>,
+        slot: usize,
+        profile: bool,
+    ) -> Result<()> {
+        let b = plan.batch;
+        let dev = self.dev.clone_handle();
+        self.arena.ensure(&dev, plan.arena_len)?;
+        self.params.ensure(&dev, plan.params_len)?;
+        self.stats.ensure(&dev, plan.stats_len)?;
+        self.mean.ensure(&dev, plan.max_channels)?;
+        self.inv_std.ensure(&dev, plan.max_channels)?;
+        self.codes.ensure(&dev, plan.codes_len)?;
         for step in &plan.steps {
             let t0 = profile.then(|| self.event()).transpose()?;
             self.step(&dev, plan, input, step)?;
@@ -831,6 +880,125 @@ impl GpuScorer {
         if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             // Leave the lanes usable: wait for what they queued, drop the
             // events of the unfinished chunk.
+            for lane in &mut self.lanes {
+                let _ = lane.dev.synchronize();
+                lane.marks.clear();
+            }
+            return Err(e);
+        }
+        results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or_else(|| Error::Device(format!("internal: cell {i} not scored"))))
+            .collect()
+    }
+
+    /// Trains each of `count` networks `data.steps` SGD steps from the
+    /// weights of `seed` (the lanes train different cells at once), then
+    /// scores it with the trained weights on the scoring batch, as
+    /// [`Self::score`] does untrained. Per cell: the scores and the
+    /// training summary (last step's loss and batch accuracy). A
+    /// non-finite loss at any step is an error naming the step.
+    pub fn score_trained<F>(
+        &mut self,
+        count: usize,
+        build: F,
+        seed: u64,
+        alpha: f64,
+        data: &crate::train::cuda::TrainData,
+    ) -> Result<Vec<(GpuCell, crate::train::TrainStats)>>
+    where
+        F: Fn(usize) -> Result<Graph> + Sync,
+    {
+        let batch = self.shape.n;
+        let next = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        type Out = (GpuCell, crate::train::TrainStats);
+        let results: Mutex<Vec<Option<Out>>> = Mutex::new(vec![None; count]);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let (lanes, input, shape) = (&mut self.lanes, &self.input, self.shape);
+        let run_lane = |lane: &mut Lane| -> Result<()> {
+            lane.dev
+                .context()
+                .bind_to_thread()
+                .map_err(drv_err("context binding"))?;
+            while !abort.load(Ordering::Relaxed) {
+                let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                if start >= count {
+                    break;
+                }
+                let end = (start + CHUNK).min(count);
+                let t0 = Instant::now();
+                let mut units = Vec::with_capacity(end - start);
+                for (slot, i) in (start..end).enumerate() {
+                    let graph = build(i)?;
+                    let plan = plan_for(&graph, shape)?;
+                    let tplan = crate::train::cuda::TrainPlan::new(&graph, data.batch.n)?;
+                    lane.init_params(&plan, seed, false)?;
+                    lane.enqueue_training(&graph, &plan, &tplan, data, slot)?;
+                    lane.enqueue_scoring(&plan, input, slot, false)?;
+                    units.push(plan.n_units);
+                }
+                let n = end - start;
+                let out = lane.finish_chunk(batch, n, None)?;
+                let bufs = lane
+                    .train
+                    .as_ref()
+                    .ok_or_else(|| Error::Device("internal: no training buffers".into()))?;
+                let trained =
+                    crate::train::cuda::read_results(&lane.dev, bufs, n, data.steps, data.batch.n)?;
+                let share = t0.elapsed().as_secs_f64() / n as f64;
+                let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, ((logdet, ok, dup), (losses, acc))) in
+                    out.into_iter().zip(trained).enumerate()
+                {
+                    if let Some(t) = losses.iter().position(|l| !l.is_finite()) {
+                        return Err(Error::Data(format!(
+                            "training diverged: loss {} at step {} (cell {})",
+                            losses[t],
+                            t + 1,
+                            start + k
+                        )));
+                    }
+                    let wot = (ok && !dup && units[k] > 0).then_some(logdet);
+                    let stats = crate::train::TrainStats {
+                        steps: data.steps,
+                        final_loss: losses.last().map(|&l| f64::from(l)),
+                        final_accuracy: Some(acc),
+                        seconds: share,
+                    };
+                    res[start + k] = Some((
+                        GpuCell {
+                            scores: metrics::scores_from_wot(batch, units[k], wot, alpha),
+                            seconds: share,
+                        },
+                        stats,
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let fail = |e: Error| {
+            abort.store(true, Ordering::Relaxed);
+            let mut f = first_error.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() {
+                *f = Some(e);
+            }
+        };
+        std::thread::scope(|s| {
+            for lane in lanes.iter_mut() {
+                let run_lane = &run_lane;
+                let fail = &fail;
+                s.spawn(move || {
+                    if let Err(e) = run_lane(lane) {
+                        fail(e);
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             for lane in &mut self.lanes {
                 let _ = lane.dev.synchronize();
                 lane.marks.clear();
