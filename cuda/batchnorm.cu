@@ -120,3 +120,23 @@ extern "C" __global__ void __launch_bounds__(256)
                          const float* __restrict__ beta) {
     bn_normalize_body(x, x, total, C, mean, inv_std, gamma, beta);
 }
+
+// bn_normalize (in place when x is null: y is read) with the sign bits of y packed into
+// codes on the way (dn_pack_loop, cuda/common.cuh): the BatchNorm output a
+// counted ReLU reads is coded without reading it again. x, y: f32
+// [batch][n] with n = h * w * C, channel = unit % C; same arithmetic as
+// bn_normalize_body. blockDim.x must be a multiple of 32.
+extern "C" __global__ void __launch_bounds__(256)
+    bn_normalize_pack(const float* x, float* y, u64 batch, u64 n, int C,
+                      const float* __restrict__ mean, const float* __restrict__ inv_std,
+                      const float* __restrict__ gamma, const float* __restrict__ beta,
+                      u64 wps, u64* __restrict__ codes, u64 row_stride, u64 word_offset) {
+    const float* src = x ? x : y;
+    dn_pack_loop(batch, n, wps, codes, row_stride, word_offset, [&](u64 i) {
+        const int c = (int)(i % (u64)C);
+        const float scale = __fmul_rn(gamma[c], inv_std[c]);
+        const float v = __fadd_rn(__fmul_rn(__fsub_rn(src[i], mean[c]), scale), beta[c]);
+        y[i] = v;
+        return v;
+    });
+}

@@ -23,3 +23,32 @@ __device__ __forceinline__ float dn_uniform_pm1(u64 key, u64 index) {
     int m = (int)(dn_bits(key, index) >> 40);
     return (float)(2 * m - (1 << 24)) * (1.0f / 16777216.0f);
 }
+
+// Sign packing fused into an elementwise kernel's store (layout as in
+// cuda/codes.cu): warp `g` of the grid-stride loop owns word w of sample b
+// (g = b * wps + w); lane l handles units 64w + l and 64w + 32 + l of the
+// sample (flat index b * n + u), computes their values with `value(i)`
+// (which also stores them), and two ballots give the word, written to
+// codes[b * row_stride + word_offset + w]. The loop condition is
+// warp-uniform, so every lane reaches each ballot with the full mask.
+template <typename F>
+__device__ __forceinline__ void dn_pack_loop(u64 batch, u64 n, u64 wps, u64* codes,
+                                             u64 row_stride, u64 word_offset, F value) {
+    const u32 lane = threadIdx.x & 31u;
+    const u64 warps_per_grid = ((u64)gridDim.x * blockDim.x) >> 5;
+    const u64 total = batch * wps;
+    for (u64 g = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5; g < total;
+         g += warps_per_grid) {
+        const u64 b = g / wps;
+        const u64 w = g - b * wps;
+        const u64 u_lo = w * 64 + lane;
+        const u64 u_hi = u_lo + 32;
+        const bool lo = u_lo < n && value(b * n + u_lo) > 0.0f;
+        const bool hi = u_hi < n && value(b * n + u_hi) > 0.0f;
+        const u32 bits_lo = __ballot_sync(0xffffffffu, lo);
+        const u32 bits_hi = __ballot_sync(0xffffffffu, hi);
+        if (lane == 0) {
+            codes[b * row_stride + word_offset + w] = (u64)bits_lo | ((u64)bits_hi << 32);
+        }
+    }
+}

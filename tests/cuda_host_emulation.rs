@@ -1,9 +1,11 @@
 //! Runs the real `cuda/conv2d.cu`, `cuda/batchnorm.cu`,
 //! `cuda/conv2d_backward.cu`, `cuda/batchnorm_backward.cu`, the pool
-//! backward of `cuda/pool.cu`, `cuda/softmax_ce.cu` and `cuda/sgd.cu`
-//! sources as host C++ (`tools/cuda_emu.cpp` and
-//! `tools/cuda_emu_backward.inc`: each block as blockDim threads with a
-//! barrier for `__syncthreads`) against naive references, so their index
+//! backward of `cuda/pool.cu`, `cuda/softmax_ce.cu`, `cuda/sgd.cu`, and the
+//! sign packing of `cuda/codes.cu`, `cuda/add.cu` (`add_n`, `add_n_pack`)
+//! and `bn_normalize_pack` sources as host C++ (`tools/cuda_emu.cpp`,
+//! `tools/cuda_emu_backward.inc`, `tools/cuda_emu_pack.inc`: each block as
+//! blockDim threads with a barrier for `__syncthreads` and per-warp
+//! barriers for `__ballot_sync`) against naive references, so their index
 //! math, tiling and boundary handling are exercised on machines without a
 //! GPU.
 //! It cannot show races that the host schedule hides, nor GPU speed.

@@ -347,3 +347,159 @@ fn table_initialisation_is_bit_identical() {
     )
     .is_err());
 }
+
+#[test]
+fn fused_add_and_batchnorm_packing_match_the_cpu() {
+    use dasnas::ops::PackDest;
+    let Some(dev) = gpu("fused_add_and_batchnorm_packing_match_the_cpu") else {
+        return;
+    };
+    let mut rng = Rng(29);
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| ((rng.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0)
+            .collect()
+    };
+    let s = dev.stream();
+    // Sums of 1 to 11 inputs (more than one launch past 8), out of place and
+    // in place at every position, with and without packing, odd sizes.
+    for (batch, per) in [(3usize, 65usize), (7, 130)] {
+        let len = batch * per;
+        for k in 1..=11usize {
+            let xs: Vec<Vec<f32>> = (0..k).map(|_| rand(len)).collect();
+            let ts: Vec<Tensor> = xs
+                .iter()
+                .map(|v| Tensor::from_vec(Shape::new(batch, 1, 1, per), v.clone()).unwrap())
+                .collect();
+            let refs: Vec<&Tensor> = ts.iter().collect();
+            let mut want = Tensor::from_vec(Shape::new(batch, 1, 1, per), vec![0.0; len]).unwrap();
+            dasnas::ops::add::cpu::add_forward(&refs, &mut want).unwrap();
+            let want_codes = pack_signs(&want.data, batch).unwrap();
+            let wps = per.div_ceil(64);
+            let stride = wps + 3;
+            let ds: Vec<_> = xs.iter().map(|v| s.clone_htod(v).unwrap()).collect();
+            for pos in [None].into_iter().chain((0..k).map(Some)) {
+                for pack in [false, true] {
+                    let mut codes = s.clone_htod(&vec![u64::MAX; batch * stride]).unwrap();
+                    let mut cv = codes.as_view_mut();
+                    let dest = pack.then_some(PackDest {
+                        codes: &mut cv,
+                        row_stride: stride,
+                        word_offset: 2,
+                    });
+                    let got = match pos {
+                        None => {
+                            let mut y = s.clone_htod(&vec![f32::NAN; len]).unwrap();
+                            let views: Vec<_> = ds.iter().map(|d| d.as_view()).collect();
+                            let vr: Vec<_> = views.iter().collect();
+                            dasnas::ops::add::cuda::add_n(
+                                dev,
+                                &vr,
+                                &mut y.as_view_mut(),
+                                batch,
+                                dest,
+                            )
+                            .unwrap();
+                            s.clone_dtoh(&y).unwrap()
+                        }
+                        Some(p) => {
+                            let mut acc = s.clone_htod(&xs[p]).unwrap();
+                            let views: Vec<_> = ds
+                                .iter()
+                                .enumerate()
+                                .filter(|&(i, _)| i != p)
+                                .map(|(_, d)| d.as_view())
+                                .collect();
+                            let vr: Vec<_> = views.iter().collect();
+                            let r = dasnas::ops::add::cuda::add_n_inplace(
+                                dev,
+                                &mut acc.as_view_mut(),
+                                p,
+                                &vr,
+                                batch,
+                                dest,
+                            );
+                            if p >= 8 {
+                                assert!(r.is_err(), "in place past the 8th input");
+                                continue;
+                            }
+                            r.unwrap();
+                            s.clone_dtoh(&acc).unwrap()
+                        }
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want.data), "k {k} pos {pos:?}");
+                    let codes = s.clone_dtoh(&codes).unwrap();
+                    for b in 0..batch {
+                        for w in 0..stride {
+                            let v = codes[b * stride + w];
+                            if pack && (2..2 + wps).contains(&w) {
+                                assert_eq!(v, want_codes.words[b * wps + w - 2]);
+                            } else {
+                                assert_eq!(v, u64::MAX, "word {w} written");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // BatchNorm normalisation with packing, in place and not, against the
+    // plain kernel (same statistics, same bits) and the CPU packing.
+    let (batch, h, w, c) = (5usize, 3usize, 7usize, 11usize);
+    let shape = Shape::new(batch, h, w, c);
+    let spec = dasnas::ops::batchnorm::BatchNormSpec::new(c);
+    let x = rand(shape.len());
+    let (mean, inv, gam, bet) = (rand(c), rand(c), rand(c), rand(c));
+    let d = |v: &Vec<f32>| s.clone_htod(v).unwrap();
+    let (xd, md, id, gd, bd) = (d(&x), d(&mean), d(&inv), d(&gam), d(&bet));
+    let mut plain = d(&vec![f32::NAN; shape.len()]);
+    dasnas::ops::batchnorm::cuda::batchnorm_normalize(
+        dev,
+        &spec,
+        shape,
+        &xd.as_view(),
+        &md.as_view(),
+        &id.as_view(),
+        &gd.as_view(),
+        &bd.as_view(),
+        &mut plain.as_view_mut(),
+    )
+    .unwrap();
+    let plain = s.clone_dtoh(&plain).unwrap();
+    let want_codes = pack_signs(&plain, batch).unwrap();
+    let per = h * w * c;
+    let wps = per.div_ceil(64);
+    for in_place in [false, true] {
+        let mut codes = s.clone_htod(&vec![0u64; batch * wps]).unwrap();
+        let mut y = if in_place {
+            d(&x)
+        } else {
+            d(&vec![f32::NAN; shape.len()])
+        };
+        let xv = xd.as_view();
+        dasnas::ops::batchnorm::cuda::batchnorm_normalize_pack(
+            dev,
+            &spec,
+            shape,
+            (!in_place).then_some(&xv),
+            &mut y.as_view_mut(),
+            &md.as_view(),
+            &id.as_view(),
+            &gd.as_view(),
+            &bd.as_view(),
+            PackDest {
+                codes: &mut codes.as_view_mut(),
+                row_stride: wps,
+                word_offset: 0,
+            },
+        )
+        .unwrap();
+        let got = s.clone_dtoh(&y).unwrap();
+        assert!(got
+            .iter()
+            .zip(&plain)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(s.clone_dtoh(&codes).unwrap(), want_codes.words);
+    }
+}

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -37,6 +38,24 @@ std::barrier<>* g_bar;
 #define __align__(n) __attribute__((aligned(n)))
 struct alignas(16) float4 { float x, y, z, w; };
 inline void __syncthreads() { g_bar->arrive_and_wait(); }
+// Warp votes: each warp of 32 threads has its own barrier; a ballot posts
+// the thread's vote, waits for its warp, reads the 32 votes, and waits
+// again so that no vote is overwritten before every lane has read it.
+// Needs blockDim a multiple of 32 and warp-uniform control flow around the
+// ballot, as on a GPU with a full mask.
+std::vector<std::unique_ptr<std::barrier<>>>* g_warp_bars;
+unsigned g_votes[1024];
+inline unsigned __ballot_sync(unsigned, bool pred) {
+    unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    unsigned warp = t / 32;
+    g_votes[t] = pred ? 1u : 0u;
+    (*g_warp_bars)[warp]->arrive_and_wait();
+    unsigned m = 0;
+    for (unsigned l = 0; l < 32; ++l) m |= g_votes[warp * 32 + l] << l;
+    (*g_warp_bars)[warp]->arrive_and_wait();
+    return m;
+}
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
 inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }
@@ -49,6 +68,8 @@ inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; 
 #include "../cuda/pool.cu"
 #include "../cuda/softmax_ce.cu"
 #include "../cuda/sgd.cu"
+#include "../cuda/codes.cu"
+#include "../cuda/add.cu"
 
 // One std::thread per thread of a block, created once per launch; the
 // threads run the blocks one after another, with a barrier between blocks
@@ -59,6 +80,10 @@ void launch(dim3u grid, dim3u block, std::function<void()> k) {
     gridDim = grid; blockDim = block;
     unsigned nt = block.x * block.y * block.z;
     std::barrier<> bar(nt); g_bar = &bar;
+    std::vector<std::unique_ptr<std::barrier<>>> warp_bars;
+    for (unsigned w = 0; w < (nt + 31) / 32; ++w)
+        warp_bars.push_back(std::make_unique<std::barrier<>>(std::min(32u, nt - 32 * w)));
+    g_warp_bars = &warp_bars;
     std::vector<std::thread> ts;
     for (unsigned t = 0; t < nt; ++t)
         ts.emplace_back([&, t] {
@@ -141,6 +166,8 @@ void conv_case(int N, int H, int W, int CIN, int COUT, int Kk, int S, int P, int
 
 #include "cuda_emu_backward.inc"
 
+#include "cuda_emu_pack.inc"
+
 int main() {
     int cases[][11] = {
         {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0}, {2, 3, 3, 3, 5, 3, 1, 1, 1, 1, 1}, {3, 7, 7, 5, 17, 3, 2, 1, 1, 1, 0},
@@ -155,6 +182,7 @@ int main() {
     unsigned seed = 1;
     for (auto& c : cases) conv_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], seed++);
     backward_cases(seed);
+    pack_cases(seed + 100);
     printf("%d failing cases\n", fails);
     return fails != 0;
 }

@@ -64,6 +64,14 @@ pub struct Partials {
     pub parts: usize,
 }
 
+/// Where a step that writes a counted tensor packs its sign bits as it
+/// stores it (see [`Step::Pack`] for the fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackInto {
+    pub group: usize,
+    pub word_offset: usize,
+}
+
 /// One step of a plan. Shapes are of the whole batch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -98,6 +106,8 @@ pub enum Step {
         beta: ParamId,
         partials: Partials,
         from_conv: bool,
+        /// Pack `y`'s sign bits while storing it (a counted tensor).
+        pack: Option<PackInto>,
     },
     Relu {
         node: NodeId,
@@ -116,6 +126,8 @@ pub enum Step {
         node: NodeId,
         inputs: Vec<Src>,
         y: Region,
+        /// Pack `y`'s sign bits while storing it (a counted tensor).
+        pack: Option<PackInto>,
     },
     /// `acc += Σ others`, where `acc` held input `pos` of the sum (the
     /// summation order is the input order, as in the CPU op).
@@ -124,6 +136,7 @@ pub enum Step {
         acc: Region,
         pos: usize,
         others: Vec<Src>,
+        pack: Option<PackInto>,
     },
     GlobalAvgPool {
         node: NodeId,
@@ -488,6 +501,7 @@ impl Planner<'_> {
                     beta: *beta,
                     partials: partials.clone(),
                     from_conv: fused,
+                    pack: None,
                 });
                 self.free_partials(partials);
             }
@@ -550,6 +564,7 @@ impl Planner<'_> {
                         acc,
                         pos,
                         others,
+                        pack: None,
                     });
                 } else {
                     let inputs = node
@@ -558,7 +573,12 @@ impl Planner<'_> {
                         .map(|&j| self.src(j))
                         .collect::<Result<Vec<_>>>()?;
                     let y = self.place(i);
-                    self.steps.push(Step::Add { node: i, inputs, y });
+                    self.steps.push(Step::Add {
+                        node: i,
+                        inputs,
+                        y,
+                        pack: None,
+                    });
                 }
             }
             Op::GlobalAvgPool => {
@@ -659,14 +679,30 @@ impl Plan {
         for (i, &pack) in pack_at.iter().enumerate() {
             pl.node(i)?;
             if let Some((group, word_offset, per_sample)) = pack {
-                let x = pl.src(i)?;
-                pl.steps.push(Step::Pack {
-                    node: i,
-                    x,
-                    per_sample,
-                    group,
-                    word_offset,
-                });
+                // Fused: the BatchNorm or Add that just stored node i packs
+                // it in the same pass; otherwise a packing step reads it.
+                let into = PackInto { group, word_offset };
+                let fused = match pl.steps.last_mut() {
+                    Some(
+                        Step::BatchNorm { node, pack, .. }
+                        | Step::Add { node, pack, .. }
+                        | Step::AddInPlace { node, pack, .. },
+                    ) if *node == i => {
+                        *pack = Some(into);
+                        true
+                    }
+                    _ => false,
+                };
+                if !fused {
+                    let x = pl.src(i)?;
+                    pl.steps.push(Step::Pack {
+                        node: i,
+                        x,
+                        per_sample,
+                        group,
+                        word_offset,
+                    });
+                }
             }
             let node = &graph.nodes[i];
             let reads: Vec<NodeId> = match pl.f.fused_relu_source[i] {
@@ -723,6 +759,19 @@ pub(crate) mod host {
         }
     }
 
+    /// Packs `data` (the whole batch) into group `into.group` of `code_buf`.
+    fn pack_into(plan: &Plan, code_buf: &mut [u64], data: &[f32], into: PackInto) -> Result<()> {
+        let b = plan.batch;
+        let c = codes::pack_signs(data, b)?;
+        let g = &plan.groups[into.group];
+        for s in 0..b {
+            let row = g.offset + s * g.words_per_sample + into.word_offset;
+            let words = c.sample(s).expect("sample in range");
+            code_buf[row..row + words.len()].copy_from_slice(words);
+        }
+        Ok(())
+    }
+
     /// Runs `plan` for `graph`; the arena starts poisoned with NaN.
     pub fn run_on_host(
         plan: &Plan,
@@ -777,6 +826,7 @@ pub(crate) mod host {
                     beta,
                     partials,
                     from_conv,
+                    pack,
                     ..
                 } => {
                     let mut t = read(&arena, input, x, *shape);
@@ -804,6 +854,9 @@ pub(crate) mod host {
                         )?;
                         arena[y.clone()].copy_from_slice(&o.data);
                     }
+                    if let Some(p) = pack {
+                        pack_into(plan, &mut code_buf, &arena[y.clone()], *p)?;
+                    }
                 }
                 Step::Relu { node, x, y } => {
                     let xin = read(&arena, input, x, shape_of(*node));
@@ -823,7 +876,12 @@ pub(crate) mod host {
                     ops::pool::cpu::pool_forward(spec, &xin, &mut t)?;
                     arena[y.clone()].copy_from_slice(&t.data);
                 }
-                Step::Add { node, inputs, y } => {
+                Step::Add {
+                    node,
+                    inputs,
+                    y,
+                    pack,
+                } => {
                     let s = shape_of(*node);
                     let xs: Vec<Tensor> =
                         inputs.iter().map(|x| read(&arena, input, x, s)).collect();
@@ -831,12 +889,16 @@ pub(crate) mod host {
                     let mut t = out(s);
                     ops::add::cpu::add_forward(&refs, &mut t)?;
                     arena[y.clone()].copy_from_slice(&t.data);
+                    if let Some(p) = pack {
+                        pack_into(plan, &mut code_buf, &t.data, *p)?;
+                    }
                 }
                 Step::AddInPlace {
                     node,
                     acc,
                     pos,
                     others,
+                    pack,
                 } => {
                     let s = shape_of(*node);
                     let mut a = read(&arena, input, &Src::Arena(acc.clone()), s);
@@ -845,6 +907,9 @@ pub(crate) mod host {
                     let refs: Vec<&Tensor> = xs.iter().collect();
                     ops::add::cpu::add_forward_inplace(&mut a, *pos, &refs)?;
                     arena[acc.clone()].copy_from_slice(&a.data);
+                    if let Some(p) = pack {
+                        pack_into(plan, &mut code_buf, &a.data, *p)?;
+                    }
                 }
                 Step::GlobalAvgPool {
                     node,
@@ -886,13 +951,11 @@ pub(crate) mod host {
                 } => {
                     let xin = read(&arena, input, x, shape_of(*node));
                     assert_eq!(xin.shape.per_sample(), *per_sample);
-                    let c = codes::pack_signs(&xin.data, b)?;
-                    let g = &plan.groups[*group];
-                    for s in 0..b {
-                        let row = g.offset + s * g.words_per_sample + word_offset;
-                        let words = c.sample(s).expect("sample in range");
-                        code_buf[row..row + words.len()].copy_from_slice(words);
-                    }
+                    let into = PackInto {
+                        group: *group,
+                        word_offset: *word_offset,
+                    };
+                    pack_into(plan, &mut code_buf, &xin.data, into)?;
                 }
             }
         }

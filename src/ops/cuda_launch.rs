@@ -3,8 +3,8 @@
 //! mapping, and the alignment test that picks a float4 kernel.
 
 use crate::device::cuda::CudaDevice;
-use crate::error::Error;
-use cudarc::driver::{DevicePtr, DriverError, LaunchConfig};
+use crate::error::{Error, Result};
+use cudarc::driver::{CudaViewMut, DevicePtr, DriverError, LaunchConfig};
 
 /// Threads per block of every elementwise / one-thread-per-output kernel.
 pub(crate) const THREADS: u32 = 256;
@@ -35,4 +35,58 @@ pub(crate) fn launch_err(kernel: &'static str) -> impl Fn(DriverError) -> Error 
 pub(crate) fn aligned16<T, P: DevicePtr<T>>(dev: &CudaDevice, p: &P) -> bool {
     let (ptr, _record) = p.device_ptr(dev.stream());
     ptr % 16 == 0
+}
+
+/// Where a fused kernel packs the sign bits of the tensor it writes (the
+/// layout of `device::cuda::kernels::pack_signs_into`): sample `b`'s words
+/// go to `codes[b * row_stride + word_offset ..]`.
+pub struct PackDest<'a, 'b> {
+    pub codes: &'a mut CudaViewMut<'b, u64>,
+    pub row_stride: usize,
+    pub word_offset: usize,
+}
+
+/// Checks a packing of `len` values as `batch` samples into `dest`;
+/// returns `(n per sample, words per sample)`.
+pub(crate) fn check_pack(
+    op: &str,
+    len: usize,
+    batch: usize,
+    dest: &PackDest<'_, '_>,
+) -> Result<(usize, usize)> {
+    if batch == 0 || !len.is_multiple_of(batch) {
+        return Err(Error::Shape(format!(
+            "{op}: {len} values do not split into {batch} samples to pack"
+        )));
+    }
+    let n = len / batch;
+    let wps = n.div_ceil(64);
+    if dest
+        .word_offset
+        .checked_add(wps)
+        .is_none_or(|e| e > dest.row_stride)
+        || batch
+            .checked_mul(dest.row_stride)
+            .is_none_or(|t| t > dest.codes.len())
+    {
+        return Err(Error::Shape(format!(
+            "{op}: {wps} code words per sample at word {} of rows of {} do not fit \
+             {batch} rows in {} words",
+            dest.word_offset,
+            dest.row_stride,
+            dest.codes.len()
+        )));
+    }
+    Ok((n, wps))
+}
+
+/// The grid of a fused packing kernel: one warp per code word (8 per
+/// 256-thread block), grid-stride beyond [`MAX_GRID_BLOCKS`].
+pub(crate) fn pack_grid(words: u64) -> LaunchConfig {
+    let blocks = words.div_ceil(8).clamp(1, MAX_GRID_BLOCKS) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }

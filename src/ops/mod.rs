@@ -11,6 +11,7 @@ pub mod add;
 pub mod batchnorm;
 pub mod conv2d;
 pub(crate) mod cuda_launch;
+pub use cuda_launch::PackDest;
 pub mod global_avg_pool;
 pub mod linear;
 pub mod pool;

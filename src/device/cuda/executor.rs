@@ -20,11 +20,12 @@
 //! is written once, before any lane starts.
 
 use super::{drv_err, kernels, CudaDevice};
-use crate::device::plan::{Partials, Plan, Region, Src, Step};
+use crate::device::plan::{PackInto, Partials, Plan, Region, Src, Step};
 use crate::device::ReluCodes;
 use crate::error::{Error, Result};
 use crate::net::Graph;
 use crate::ops;
+use crate::ops::cuda_launch::PackDest;
 use crate::score::metrics::{self, Scores};
 use crate::tensor::{Shape, Tensor};
 use cudarc::driver::{
@@ -477,6 +478,7 @@ impl Lane {
                 beta,
                 partials,
                 from_conv,
+                pack,
                 ..
             } => {
                 let c = spec.channels;
@@ -519,17 +521,54 @@ impl Lane {
                     )
                 })?;
                 let (mean, inv_std) = (mean.as_view(), inv_std.as_view());
-                if *from_conv {
-                    let mut v = self.arena.view_mut(y)?;
-                    ops::batchnorm::cuda::batchnorm_normalize_inplace(
-                        dev, spec, *shape, &mut v, &mean, &inv_std, &g, &be,
-                    )?;
-                } else {
-                    with_views(&mut self.arena.slice, input, y, &[x], |out, xs| {
-                        ops::batchnorm::cuda::batchnorm_normalize(
-                            dev, spec, *shape, &xs[0], &mean, &inv_std, &g, &be, out,
-                        )
-                    })?;
+                match (pack, *from_conv) {
+                    (None, true) => {
+                        let mut v = self.arena.view_mut(y)?;
+                        ops::batchnorm::cuda::batchnorm_normalize_inplace(
+                            dev, spec, *shape, &mut v, &mean, &inv_std, &g, &be,
+                        )?;
+                    }
+                    (None, false) => {
+                        with_views(&mut self.arena.slice, input, y, &[x], |out, xs| {
+                            ops::batchnorm::cuda::batchnorm_normalize(
+                                dev, spec, *shape, &xs[0], &mean, &inv_std, &g, &be, out,
+                            )
+                        })?;
+                    }
+                    (Some(p), true) => {
+                        let (mut cv, stride) = code_rows(&mut self.codes, plan, p)?;
+                        let dest = PackDest {
+                            codes: &mut cv,
+                            row_stride: stride,
+                            word_offset: p.word_offset,
+                        };
+                        let mut v = self.arena.view_mut(y)?;
+                        ops::batchnorm::cuda::batchnorm_normalize_pack(
+                            dev, spec, *shape, None, &mut v, &mean, &inv_std, &g, &be, dest,
+                        )?;
+                    }
+                    (Some(p), false) => {
+                        let (mut cv, stride) = code_rows(&mut self.codes, plan, p)?;
+                        with_views(&mut self.arena.slice, input, y, &[x], |out, xs| {
+                            let dest = PackDest {
+                                codes: &mut cv,
+                                row_stride: stride,
+                                word_offset: p.word_offset,
+                            };
+                            ops::batchnorm::cuda::batchnorm_normalize_pack(
+                                dev,
+                                spec,
+                                *shape,
+                                Some(&xs[0]),
+                                out,
+                                &mean,
+                                &inv_std,
+                                &g,
+                                &be,
+                                dest,
+                            )
+                        })?;
+                    }
                 }
             }
             Step::Relu { x, y, .. } => {
@@ -548,20 +587,44 @@ impl Lane {
                     ops::pool::cuda::pool_forward(dev, spec, *ishape, &xs[0], out).map(|_| ())
                 })?;
             }
-            Step::Add { inputs, y, .. } => {
+            Step::Add {
+                inputs, y, pack, ..
+            } => {
                 let xs: Vec<&Src> = inputs.iter().collect();
+                let mut codes = match pack {
+                    Some(p) => Some((code_rows(&mut self.codes, plan, p)?, p.word_offset)),
+                    None => None,
+                };
                 with_views(&mut self.arena.slice, input, y, &xs, |out, views| {
                     let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
-                    ops::add::cuda::add_forward(dev, &refs, out)
+                    let dest = codes.as_mut().map(|((cv, stride), off)| PackDest {
+                        codes: cv,
+                        row_stride: *stride,
+                        word_offset: *off,
+                    });
+                    ops::add::cuda::add_n(dev, &refs, out, b, dest)
                 })?;
             }
             Step::AddInPlace {
-                acc, pos, others, ..
+                acc,
+                pos,
+                others,
+                pack,
+                ..
             } => {
                 let xs: Vec<&Src> = others.iter().collect();
+                let mut codes = match pack {
+                    Some(p) => Some((code_rows(&mut self.codes, plan, p)?, p.word_offset)),
+                    None => None,
+                };
                 with_views(&mut self.arena.slice, input, acc, &xs, |out, views| {
                     let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
-                    ops::add::cuda::add_forward_inplace(dev, out, *pos, &refs)
+                    let dest = codes.as_mut().map(|((cv, stride), off)| PackDest {
+                        codes: cv,
+                        row_stride: *stride,
+                        word_offset: *off,
+                    });
+                    ops::add::cuda::add_n_inplace(dev, out, *pos, &refs, b, dest)
                 })?;
             }
             Step::GlobalAvgPool {
@@ -679,6 +742,20 @@ impl Lane {
             .map(|i| (logdet[i], ok[i] == 1, dup[i] != 0))
             .collect())
     }
+}
+
+/// The rows of code group `p.group` in the code buffer, and their stride.
+fn code_rows<'a>(
+    codes: &'a mut Buf<u64>,
+    plan: &Plan,
+    p: &PackInto,
+) -> Result<(CudaViewMut<'a, u64>, usize)> {
+    let g = plan
+        .groups
+        .get(p.group)
+        .ok_or_else(|| Error::Device(format!("internal: no code group {}", p.group)))?;
+    let words = g.offset..g.offset + plan.batch * g.words_per_sample;
+    Ok((codes.view_mut(&words)?, g.words_per_sample))
 }
 
 /// The region of parameter `p` in the parameter buffer.

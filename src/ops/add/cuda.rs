@@ -11,7 +11,7 @@ use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::{aligned16, grid_1d, launch_err};
+use crate::ops::cuda_launch::{aligned16, check_pack, grid_1d, launch_err, pack_grid, PackDest};
 
 fn check_same_len(what: &str, got: usize, len: usize) -> Result<()> {
     if got == len {
@@ -160,6 +160,190 @@ pub fn add_forward_inplace(
     }
     for t in after {
         add_into(dev, acc, t)?;
+    }
+    Ok(())
+}
+
+/// Inputs one `add_n` launch sums (`ADD_MAX_INPUTS` of `cuda/add.cu`).
+const ADD_MAX_INPUTS: usize = 8;
+
+/// One input of an `add_n` launch: a view, or "read `y` itself".
+enum AddIn<'v, 'a> {
+    View(&'v CudaView<'a, f32>),
+    SelfY,
+}
+
+/// Sums `inputs` (at most [`ADD_MAX_INPUTS`]) into `y` in one launch,
+/// packing `y`'s sign bits into `pack` when given.
+fn add_n_launch(
+    dev: &CudaDevice,
+    inputs: &[AddIn<'_, '_>],
+    y: &mut CudaViewMut<'_, f32>,
+    pack: Option<(&mut PackDest<'_, '_>, usize)>,
+) -> Result<()> {
+    let len = y.len();
+    let null = 0u64;
+    let self_pos = inputs
+        .iter()
+        .position(|x| matches!(x, AddIn::SelfY))
+        .map_or(-1i32, |p| p as i32);
+    let n_inputs = inputs.len() as i32;
+    let len_u = len as u64;
+    let name = if pack.is_some() {
+        "add_n_pack"
+    } else {
+        "add_n"
+    };
+    let f = dev.function("add", name)?;
+    let mut b = dev.stream().launch_builder(&f);
+    for k in 0..ADD_MAX_INPUTS {
+        match inputs.get(k) {
+            Some(AddIn::View(v)) => b.arg(*v),
+            _ => b.arg(&null),
+        };
+    }
+    b.arg(&n_inputs).arg(&self_pos).arg(y);
+    let cfg;
+    let pack_args;
+    match pack {
+        None => {
+            b.arg(&len_u);
+            cfg = grid_1d(len_u);
+        }
+        Some((dest, batch)) => {
+            let (n, wps) = check_pack("add", len, batch, dest)?;
+            pack_args = [
+                batch as u64,
+                n as u64,
+                wps as u64,
+                dest.row_stride as u64,
+                dest.word_offset as u64,
+            ];
+            b.arg(&pack_args[0])
+                .arg(&pack_args[1])
+                .arg(&pack_args[2])
+                .arg(&mut *dest.codes)
+                .arg(&pack_args[3])
+                .arg(&pack_args[4]);
+            cfg = pack_grid((batch * wps) as u64);
+        }
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the arguments match `add_n(const float* x0..x7, int n_inputs,
+    // int self_pos, float* y, u64 len)` or `add_n_pack(x0..x7, n_inputs,
+    // self_pos, y, u64 batch, u64 n, u64 wps, u64* codes, u64 row_stride,
+    // u64 word_offset)`; every input view has y's length (checked by the
+    // callers), unused inputs are null and never read (k < n_inputs), the
+    // kernel touches elements < len of each, and the code words written
+    // lie inside `codes` (check_pack); blockDim 256 is a multiple of 32 as
+    // the ballots need.
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    Ok(())
+}
+
+/// `y = x0 + x1 + …` in input order (bitwise the CPU's `add_forward`), in
+/// one launch per 8 inputs, with `y`'s sign bits packed into `pack` (for
+/// `batch` samples) when given: the sum and the codes of a counted tensor
+/// in one pass. `y` must not alias an input (see [`add_n_inplace`]).
+pub fn add_n(
+    dev: &CudaDevice,
+    inputs: &[&CudaView<'_, f32>],
+    y: &mut CudaViewMut<'_, f32>,
+    batch: usize,
+    pack: Option<PackDest<'_, '_>>,
+) -> Result<()> {
+    if inputs.is_empty() {
+        return Err(Error::Shape("add: no inputs".into()));
+    }
+    for (i, t) in inputs.iter().enumerate() {
+        check_same_len(&format!("input {i}"), t.len(), y.len())?;
+    }
+    add_chunks(
+        dev,
+        inputs.iter().map(|v| AddIn::View(v)).collect(),
+        y,
+        batch,
+        pack,
+    )
+}
+
+/// `acc` holds input `pos` of a sum whose other inputs are `others` (in
+/// order); overwrites `acc` with the whole sum in input order (bitwise
+/// [`add_n`]), packing its sign bits when `pack` is given. No temporary.
+pub fn add_n_inplace(
+    dev: &CudaDevice,
+    acc: &mut CudaViewMut<'_, f32>,
+    pos: usize,
+    others: &[&CudaView<'_, f32>],
+    batch: usize,
+    pack: Option<PackDest<'_, '_>>,
+) -> Result<()> {
+    if pos > others.len() {
+        return Err(Error::Arg(format!(
+            "add: in-place position {pos} beyond {} inputs",
+            others.len() + 1
+        )));
+    }
+    for (i, t) in others.iter().enumerate() {
+        check_same_len(&format!("input {i}"), t.len(), acc.len())?;
+    }
+    let mut ins: Vec<AddIn<'_, '_>> = others.iter().map(|v| AddIn::View(v)).collect();
+    ins.insert(pos, AddIn::SelfY);
+    add_chunks(dev, ins, acc, batch, pack)
+}
+
+/// Sums in launches of at most 8 inputs: after the first, `y` (the partial
+/// sum) is input 0 of the next, so the order stays the input order; only
+/// the last launch packs.
+fn add_chunks(
+    dev: &CudaDevice,
+    ins: Vec<AddIn<'_, '_>>,
+    y: &mut CudaViewMut<'_, f32>,
+    batch: usize,
+    mut pack: Option<PackDest<'_, '_>>,
+) -> Result<()> {
+    // A chunk after the first starts with the partial sum in y; an input
+    // that is y itself can only be first (in place), so it is consumed by
+    // the first chunk when it comes before position 8.
+    if ins
+        .iter()
+        .skip(ADD_MAX_INPUTS)
+        .any(|x| matches!(x, AddIn::SelfY))
+    {
+        return Err(Error::Arg(
+            "add: an in-place input past the 8th is not supported".into(),
+        ));
+    }
+    let mut rest: &[AddIn<'_, '_>] = &ins;
+    let mut first = true;
+    while !rest.is_empty() {
+        let take = if first {
+            ADD_MAX_INPUTS
+        } else {
+            ADD_MAX_INPUTS - 1
+        };
+        let (now, later) = rest.split_at(take.min(rest.len()));
+        let mut chunk: Vec<AddIn<'_, '_>> = Vec::with_capacity(ADD_MAX_INPUTS);
+        if !first {
+            chunk.push(AddIn::SelfY);
+        }
+        for x in now {
+            chunk.push(match x {
+                AddIn::View(v) => AddIn::View(v),
+                AddIn::SelfY => AddIn::SelfY,
+            });
+        }
+        let last = later.is_empty();
+        let p = if last {
+            pack.as_mut().map(|d| (d, batch))
+        } else {
+            None
+        };
+        add_n_launch(dev, &chunk, y, p)?;
+        rest = later;
+        first = false;
     }
     Ok(())
 }

@@ -459,6 +459,74 @@ pub fn batchnorm_backward(
     Ok(())
 }
 
+/// [`batchnorm_normalize`] (or, with `x = None`, in place on `y`) that also
+/// packs the sign bits of the output for `shape.n` samples into `pack`: a
+/// BatchNorm output read by a counted ReLU is coded in the same pass.
+/// Same arithmetic as the plain normalisation, so the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_normalize_pack(
+    dev: &CudaDevice,
+    spec: &BatchNormSpec,
+    shape: Shape,
+    x: Option<&CudaView<'_, f32>>,
+    y: &mut CudaViewMut<'_, f32>,
+    mean: &CudaView<'_, f32>,
+    inv_std: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    pack: crate::ops::cuda_launch::PackDest<'_, '_>,
+) -> Result<()> {
+    let (_, c) = check_input(spec, shape, y.len())?;
+    if let Some(x) = x {
+        check_len("input", x.len(), y.len())?;
+    }
+    check_params(
+        c,
+        [
+            ("mean", mean.len()),
+            ("inv_std", inv_std.len()),
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+        ],
+    )?;
+    let (n, wps) = crate::ops::cuda_launch::check_pack("batchnorm", y.len(), shape.n, &pack)?;
+    let words = (shape.n * wps) as u64;
+    if words == 0 {
+        return Ok(());
+    }
+    let null = 0u64;
+    let (batch_u, n_u, wps_u) = (shape.n as u64, n as u64, wps as u64);
+    let (stride_u, offset_u) = (pack.row_stride as u64, pack.word_offset as u64);
+    let c_i = c as i32;
+    let f = dev.function("batchnorm", "bn_normalize_pack")?;
+    let mut b = dev.stream().launch_builder(&f);
+    match x {
+        Some(x) => b.arg(x),
+        None => b.arg(&null),
+    };
+    b.arg(y)
+        .arg(&batch_u)
+        .arg(&n_u)
+        .arg(&c_i)
+        .arg(mean)
+        .arg(inv_std)
+        .arg(gamma)
+        .arg(beta)
+        .arg(&wps_u)
+        .arg(&mut *pack.codes)
+        .arg(&stride_u)
+        .arg(&offset_u);
+    // SAFETY: the arguments match `bn_normalize_pack(const float* x, float*
+    // y, u64 batch, u64 n, int C, mean, inv_std, gamma, beta, u64 wps, u64*
+    // codes, u64 row_stride, u64 word_offset)`; x (or y when x is null) and
+    // y hold batch·n values (checked), the channel vectors C (checked), and
+    // the code words written lie inside `codes` (check_pack); blockDim 256
+    // is a multiple of 32 as the ballots need.
+    unsafe { b.launch(crate::ops::cuda_launch::pack_grid(words)) }
+        .map_err(launch_err("bn_normalize_pack"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
