@@ -88,6 +88,8 @@ fn kernels_have_the_entry_points_rust_loads() {
         ("batchnorm", "bn_finalize"),
         ("batchnorm", "bn_normalize"),
         ("batchnorm", "bn_normalize_inplace"),
+        ("concat", "concat_copy"),
+        ("crop", "crop"),
     ];
     for (family, kernel) in expected {
         let src = nvrtc::source(family).expect("family embedded");

@@ -406,6 +406,23 @@ impl<'a> Executor<'a> {
                 )?;
                 Rc::new(y)
             }
+            Op::Concat => {
+                let xs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| self.get(j))
+                    .collect::<Result<Vec<_>>>()?;
+                let refs: Vec<&Tensor> = xs.iter().map(|t| t.as_ref()).collect();
+                let mut y = self.alloc(node.shape);
+                ops::concat::cpu::concat_forward(&refs, &mut y)?;
+                Rc::new(y)
+            }
+            Op::Crop(spec) => {
+                let xin = self.get(input_of(node, x(0))?)?;
+                let mut y = self.alloc(node.shape);
+                ops::crop::cpu::crop_forward(spec, &xin, &mut y)?;
+                Rc::new(y)
+            }
         };
         Ok(Some(t))
     }

@@ -12,6 +12,7 @@ pub mod rng;
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::BatchNormSpec;
 use crate::ops::conv2d::Conv2dSpec;
+use crate::ops::crop::CropSpec;
 use crate::ops::linear::LinearSpec;
 use crate::ops::pool::{PoolKind, PoolSpec};
 use crate::tensor::Shape;
@@ -55,6 +56,11 @@ pub enum Op {
         weight: ParamId,
         bias: ParamId,
     },
+    /// Channel concatenation of all inputs, in input order (NHWC, along C).
+    Concat,
+    /// A spatial window of the input (DARTS's factorized reduce reads
+    /// `x[:, 1:, 1:]`).
+    Crop(CropSpec),
 }
 
 impl Op {
@@ -70,6 +76,8 @@ impl Op {
             Op::Add => "add",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Linear { .. } => "linear",
+            Op::Concat => "concat",
+            Op::Crop(_) => "crop",
         }
     }
 }
@@ -193,6 +201,12 @@ impl Graph {
         }
         out.output = node_map[self.output];
         out
+    }
+
+    /// Number of learnable values (conv and linear weights, linear biases,
+    /// BatchNorm γ and β), as PyTorch's `sum(p.numel())` counts them.
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|p| p.len).sum()
     }
 
     /// Multiply-adds of all convs and linears for a batch of `batch` samples, times 2.
@@ -342,6 +356,25 @@ impl GraphBuilder {
             }
         }
         Ok(self.push(Op::Add, xs.to_vec(), shape, name))
+    }
+
+    /// Channel concatenation of `xs` in order (one input is returned as is;
+    /// none is an error).
+    pub fn concat(&mut self, xs: &[NodeId], name: &str) -> Result<NodeId> {
+        if xs.len() == 1 {
+            return Ok(xs[0]);
+        }
+        let shapes: Vec<Shape> = xs.iter().map(|&x| self.shape(x)).collect();
+        let shape = crate::ops::concat::out_shape(&shapes)
+            .map_err(|e| Error::Shape(format!("{name}: {e}")))?;
+        Ok(self.push(Op::Concat, xs.to_vec(), shape, name))
+    }
+
+    /// `x[:, top.., left.., :]` to the bottom-right corner.
+    pub fn crop(&mut self, x: NodeId, top: usize, left: usize, name: &str) -> Result<NodeId> {
+        let spec = CropSpec::to_end(self.shape(x), top, left)?;
+        let shape = spec.out_shape(self.shape(x))?;
+        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
     }
 
     pub fn global_avg_pool(&mut self, x: NodeId, name: &str) -> NodeId {

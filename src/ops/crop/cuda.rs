@@ -1,0 +1,60 @@
+//! CUDA crop: launches `crop` of `cuda/crop.cu`; CPU twin [`super::cpu`].
+//!
+//! Layout: NHWC, flat. x is [n][ih][iw][c], y is [n][h][w][c] with
+//! `y[n][i][j][:] = x[n][top + i][left + j][:]`.
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use super::CropSpec;
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::tensor::Shape;
+
+/// `y = crop(x)`; `input` is x's shape (batch included). Errors (before any
+/// launch) when the window does not fit or a length does not match.
+pub fn crop_forward(
+    dev: &CudaDevice,
+    spec: &CropSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    let out = spec.out_shape(input)?;
+    if Some(x.len()) != input.n.checked_mul(input.per_sample()) {
+        return Err(Error::Shape(format!(
+            "crop: input has {} elements, shape {input}",
+            x.len()
+        )));
+    }
+    if y.len() != out.n * out.per_sample() {
+        return Err(Error::Shape(format!(
+            "crop: output has {} elements, shape {out}",
+            y.len()
+        )));
+    }
+    let len = y.len() as u64;
+    let f = dev.function("crop", "crop")?;
+    let dims: [u64; 7] = [
+        input.h as u64,
+        input.w as u64,
+        input.c as u64,
+        spec.top as u64,
+        spec.left as u64,
+        spec.h as u64,
+        spec.w as u64,
+    ];
+    let mut lb = dev.stream().launch_builder(&f);
+    lb.arg(x).arg(y).arg(&len);
+    for d in &dims {
+        lb.arg(d);
+    }
+    // SAFETY: the arguments match `crop(const float* x, float* y, u64 len,
+    // u64 ih, u64 iw, u64 c, u64 top, u64 left, u64 h, u64 w)`; the kernel
+    // writes y[0..len) (len = y's length = n·h·w·c, checked) and reads x at
+    // ((n·ih + top + i)·iw + left + j)·c + ch with top + i < ih and
+    // left + j < iw (the window fits, checked), inside x's n·ih·iw·c
+    // floats; x and y are distinct borrows.
+    unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop"))?;
+    Ok(())
+}
