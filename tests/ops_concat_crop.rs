@@ -84,44 +84,25 @@ fn concat_rejects_bad_shapes() {
     assert!(e.to_string().contains("output"), "{e}");
 }
 
+fn cs(top: usize, left: usize, c0: usize, h: usize, w: usize, c: usize) -> CropSpec {
+    CropSpec {
+        top,
+        left,
+        h,
+        w,
+        c0,
+        c,
+    }
+}
+
 fn crop_cases() -> Vec<(Shape, CropSpec)> {
     vec![
-        (
-            Shape::new(2, 5, 7, 3),
-            CropSpec {
-                top: 1,
-                left: 1,
-                h: 4,
-                w: 6,
-            },
-        ),
-        (
-            Shape::new(1, 32, 32, 17),
-            CropSpec {
-                top: 1,
-                left: 1,
-                h: 31,
-                w: 31,
-            },
-        ),
-        (
-            Shape::new(3, 9, 6, 5),
-            CropSpec {
-                top: 2,
-                left: 0,
-                h: 3,
-                w: 5,
-            },
-        ),
-        (
-            Shape::new(1, 1, 1, 1),
-            CropSpec {
-                top: 0,
-                left: 0,
-                h: 1,
-                w: 1,
-            },
-        ),
+        (Shape::new(2, 5, 7, 3), cs(1, 1, 0, 4, 6, 3)),
+        (Shape::new(1, 32, 32, 17), cs(1, 1, 0, 31, 31, 17)),
+        (Shape::new(3, 9, 6, 5), cs(2, 0, 0, 3, 5, 5)),
+        (Shape::new(1, 1, 1, 1), cs(0, 0, 0, 1, 1, 1)),
+        (Shape::new(2, 7, 5, 43), cs(0, 0, 0, 7, 5, 42)),
+        (Shape::new(1, 6, 9, 17), cs(1, 2, 3, 4, 5, 11)),
     ]
 }
 
@@ -139,7 +120,7 @@ fn crop_matches_naive() {
                     for c in 0..out.c {
                         assert_eq!(
                             y.at(n, i, j, c).to_bits(),
-                            x.at(n, spec.top + i, spec.left + j, c).to_bits(),
+                            x.at(n, spec.top + i, spec.left + j, spec.c0 + c).to_bits(),
                             "{s} {spec:?} at {n},{i},{j},{c}"
                         );
                     }
@@ -153,38 +134,22 @@ fn crop_matches_naive() {
 fn crop_rejects_windows_outside_the_input() {
     let s = Shape::new(1, 4, 4, 2);
     for spec in [
-        CropSpec {
-            top: 1,
-            left: 0,
-            h: 4,
-            w: 4,
-        },
-        CropSpec {
-            top: 0,
-            left: 0,
-            h: 0,
-            w: 4,
-        },
-        CropSpec {
-            top: usize::MAX,
-            left: 0,
-            h: 2,
-            w: 4,
-        },
+        cs(1, 0, 0, 4, 4, 2),
+        cs(0, 0, 0, 0, 4, 2),
+        cs(usize::MAX, 0, 0, 2, 4, 2),
+        cs(0, 0, 1, 4, 4, 2),
+        cs(0, 0, 0, 4, 4, 0),
     ] {
         let e = spec.out_shape(s).unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
     }
     assert!(CropSpec::to_end(s, 4, 0).is_err());
+    assert_eq!(CropSpec::to_end(s, 1, 1).unwrap(), cs(1, 1, 0, 3, 3, 2));
     assert_eq!(
-        CropSpec::to_end(s, 1, 1).unwrap(),
-        CropSpec {
-            top: 1,
-            left: 1,
-            h: 3,
-            w: 3
-        }
+        CropSpec::first_channels(s, 1).unwrap(),
+        cs(0, 0, 0, 4, 4, 1)
     );
+    assert!(CropSpec::first_channels(s, 3).is_err());
 }
 
 #[test]

@@ -58,8 +58,8 @@ pub enum Op {
     },
     /// Channel concatenation of all inputs, in input order (NHWC, along C).
     Concat,
-    /// A spatial window of the input (DARTS's factorized reduce reads
-    /// `x[:, 1:, 1:]`).
+    /// A window of the input's rows, columns and channels (DARTS's
+    /// factorized reduce reads `x[:, 1:, 1:]`; NB101 truncates channels).
     Crop(CropSpec),
 }
 
@@ -373,6 +373,16 @@ impl GraphBuilder {
     /// `x[:, top.., left.., :]` to the bottom-right corner.
     pub fn crop(&mut self, x: NodeId, top: usize, left: usize, name: &str) -> Result<NodeId> {
         let spec = CropSpec::to_end(self.shape(x), top, left)?;
+        let shape = spec.out_shape(self.shape(x))?;
+        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
+    }
+
+    /// The first `c` channels of `x` (returned as is when it has `c`).
+    pub fn first_channels(&mut self, x: NodeId, c: usize, name: &str) -> Result<NodeId> {
+        if self.shape(x).c == c {
+            return Ok(x);
+        }
+        let spec = CropSpec::first_channels(self.shape(x), c)?;
         let shape = spec.out_shape(self.shape(x))?;
         Ok(self.push(Op::Crop(spec), vec![x], shape, name))
     }

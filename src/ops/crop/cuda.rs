@@ -1,7 +1,7 @@
 //! CUDA crop: launches `crop` of `cuda/crop.cu`; CPU twin [`super::cpu`].
 //!
-//! Layout: NHWC, flat. x is [n][ih][iw][c], y is [n][h][w][c] with
-//! `y[n][i][j][:] = x[n][top + i][left + j][:]`.
+//! Layout: NHWC, flat. x is [n][ih][iw][ic], y is [n][h][w][c] with
+//! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
 
 use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
 
@@ -35,14 +35,16 @@ pub fn crop_forward(
     }
     let len = y.len() as u64;
     let f = dev.function("crop", "crop")?;
-    let dims: [u64; 7] = [
+    let dims: [u64; 9] = [
         input.h as u64,
         input.w as u64,
         input.c as u64,
         spec.top as u64,
         spec.left as u64,
+        spec.c0 as u64,
         spec.h as u64,
         spec.w as u64,
+        spec.c as u64,
     ];
     let mut lb = dev.stream().launch_builder(&f);
     lb.arg(x).arg(y).arg(&len);
@@ -50,11 +52,11 @@ pub fn crop_forward(
         lb.arg(d);
     }
     // SAFETY: the arguments match `crop(const float* x, float* y, u64 len,
-    // u64 ih, u64 iw, u64 c, u64 top, u64 left, u64 h, u64 w)`; the kernel
-    // writes y[0..len) (len = y's length = n·h·w·c, checked) and reads x at
-    // ((n·ih + top + i)·iw + left + j)·c + ch with top + i < ih and
-    // left + j < iw (the window fits, checked), inside x's n·ih·iw·c
-    // floats; x and y are distinct borrows.
+    // u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h, u64 w,
+    // u64 c)`; the kernel writes y[0..len) (len = y's length = n·h·w·c,
+    // checked) and reads x at ((n·ih + top + i)·iw + left + j)·ic + c0 + k
+    // with top + i < ih, left + j < iw, c0 + k < ic (the window fits,
+    // checked), inside x's n·ih·iw·ic floats; x and y are distinct borrows.
     unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop"))?;
     Ok(())
 }
