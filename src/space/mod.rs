@@ -1,5 +1,6 @@
 //! Search spaces: parse, validate, sample, enumerate, and build the network.
 
+pub mod nb101;
 pub mod nb201;
 
 use crate::error::{Error, Result};
@@ -9,6 +10,7 @@ use crate::net::Graph;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Space {
     Nb201,
+    Nb101,
 }
 
 impl std::str::FromStr for Space {
@@ -16,8 +18,9 @@ impl std::str::FromStr for Space {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "nb201" => Ok(Space::Nb201),
+            "nb101" => Ok(Space::Nb101),
             other => Err(Error::Arg(format!(
-                "unknown search space `{other}` (available: nb201)"
+                "unknown search space `{other}` (available: nb201, nb101)"
             ))),
         }
     }
@@ -27,12 +30,14 @@ impl std::str::FromStr for Space {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     Nb201(nb201::Nb201Cell),
+    Nb101(nb101::Nb101Cell),
 }
 
 impl Arch {
     pub fn parse(space: Space, s: &str) -> Result<Self> {
         match space {
             Space::Nb201 => Ok(Arch::Nb201(nb201::Nb201Cell::parse(s.trim())?)),
+            Space::Nb101 => Ok(Arch::Nb101(nb101::Nb101Cell::parse(s.trim())?)),
         }
     }
 
@@ -40,6 +45,7 @@ impl Arch {
     pub fn network(&self) -> Result<Graph> {
         match self {
             Arch::Nb201(c) => c.network(&nb201::Nb201Net::default()),
+            Arch::Nb101(c) => c.network(&nb101::Nb101Net::default()),
         }
     }
 }
@@ -48,6 +54,7 @@ impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arch::Nb201(c) => c.fmt(f),
+            Arch::Nb101(c) => c.fmt(f),
         }
     }
 }
@@ -59,6 +66,10 @@ pub fn sample(space: Space, n: usize, seed: u64) -> Result<Vec<Arch>> {
             .into_iter()
             .map(Arch::Nb201)
             .collect()),
+        Space::Nb101 => Ok(nb101::Nb101Cell::sample(n, seed)?
+            .into_iter()
+            .map(Arch::Nb101)
+            .collect()),
     }
 }
 
@@ -66,5 +77,9 @@ pub fn sample(space: Space, n: usize, seed: u64) -> Result<Vec<Arch>> {
 pub fn enumerate(space: Space) -> Result<Vec<Arch>> {
     match space {
         Space::Nb201 => Ok(nb201::Nb201Cell::enumerate().map(Arch::Nb201).collect()),
+        Space::Nb101 => Err(Error::Arg(
+            "the NB101 space is not enumerated here (423,624 cells up to isomorphism);              sample it"
+                .into(),
+        )),
     }
 }
