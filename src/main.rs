@@ -56,6 +56,19 @@ struct RunArgs {
     /// Compute device (`cpu`; `auto` picks the best available).
     #[arg(long, default_value = "auto")]
     device: dasnas::device::DeviceKind,
+    /// DARTS space: channels C of the first cells (DARTS's --init_channels).
+    #[arg(long, default_value_t = 16)]
+    init_channels: usize,
+    /// DARTS space: number of cells (DARTS's --layers).
+    #[arg(long, default_value_t = 8)]
+    layers: usize,
+}
+
+impl RunArgs {
+    /// The architecture built at this run's network size (DARTS C and layers).
+    fn sized(&self, arch: Arch) -> Arch {
+        arch.with_darts_size(self.init_channels, self.layers)
+    }
 }
 
 #[derive(Args)]
@@ -155,8 +168,15 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
             run.batch
         )));
     }
+    if run.init_channels == 0 || run.layers == 0 {
+        return Err(Error::Arg(
+            "--init-channels and --layers must be at least 1".into(),
+        ));
+    }
     let size = match run.space {
         Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
+        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
+        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
     };
     if run.data == "gaussian" {
         Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
@@ -240,6 +260,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         space::enumerate(space)?
     };
+    let archs: Vec<Arch> = archs.into_iter().map(|x| a.run.sized(x)).collect();
     let batch = prepare(&a.run)?;
     let done = match (&a.out, a.resume) {
         (Some(p), true) => done_archs(p)?,
@@ -324,7 +345,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         return Err(Error::Arg("--cells must be at least 1".into()));
     }
     let batch = prepare(&a.run)?;
-    let archs = space::sample(a.run.space, a.cells + 1, a.run.seed)?;
+    let archs: Vec<Arch> = space::sample(a.run.space, a.cells + 1, a.run.seed)?
+        .into_iter()
+        .map(|x| a.run.sized(x))
+        .collect();
     let threads = rayon::current_num_threads();
     eprintln!(
         "dasnas bench: {:?}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",

@@ -267,6 +267,12 @@ impl GraphBuilder {
         self.push(Op::Zeros, vec![x], shape, name)
     }
 
+    /// Zeros of per-sample shape `shape`, with `x` as its (liveness-only)
+    /// input: DARTS's `none` op at stride 2 (`x[:, :, ::2, ::2] · 0`).
+    pub fn zeros(&mut self, x: NodeId, shape: Shape, name: &str) -> NodeId {
+        self.push(Op::Zeros, vec![x], shape.with_n(1), name)
+    }
+
     /// A convolution without bias, weights uniform ±1/√fan_in.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(

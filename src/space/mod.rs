@@ -1,5 +1,6 @@
 //! Search spaces: parse, validate, sample, enumerate, and build the network.
 
+pub mod darts;
 pub mod nb101;
 pub mod nb201;
 
@@ -11,6 +12,7 @@ use crate::net::Graph;
 pub enum Space {
     Nb201,
     Nb101,
+    Darts,
 }
 
 impl std::str::FromStr for Space {
@@ -19,8 +21,9 @@ impl std::str::FromStr for Space {
         match s {
             "nb201" => Ok(Space::Nb201),
             "nb101" => Ok(Space::Nb101),
+            "darts" => Ok(Space::Darts),
             other => Err(Error::Arg(format!(
-                "unknown search space `{other}` (available: nb201, nb101)"
+                "unknown search space `{other}` (available: nb201, nb101, darts)"
             ))),
         }
     }
@@ -31,6 +34,8 @@ impl std::str::FromStr for Space {
 pub enum Arch {
     Nb201(nb201::Nb201Cell),
     Nb101(nb101::Nb101Cell),
+    /// A genotype and the macro network it is built into (C, layers).
+    Darts(darts::Genotype, darts::DartsNet),
 }
 
 impl Arch {
@@ -38,6 +43,26 @@ impl Arch {
         match space {
             Space::Nb201 => Ok(Arch::Nb201(nb201::Nb201Cell::parse(s.trim())?)),
             Space::Nb101 => Ok(Arch::Nb101(nb101::Nb101Cell::parse(s.trim())?)),
+            Space::Darts => Ok(Arch::Darts(
+                darts::Genotype::parse(s.trim())?,
+                darts::DartsNet::default(),
+            )),
+        }
+    }
+
+    /// The same architecture built into a DARTS network with `init_channels`
+    /// and `layers` (other spaces are returned unchanged).
+    pub fn with_darts_size(self, init_channels: usize, layers: usize) -> Self {
+        match self {
+            Arch::Darts(g, net) => Arch::Darts(
+                g,
+                darts::DartsNet {
+                    init_channels,
+                    layers,
+                    ..net
+                },
+            ),
+            other => other,
         }
     }
 
@@ -46,6 +71,7 @@ impl Arch {
         match self {
             Arch::Nb201(c) => c.network(&nb201::Nb201Net::default()),
             Arch::Nb101(c) => c.network(&nb101::Nb101Net::default()),
+            Arch::Darts(g, net) => g.network(net),
         }
     }
 }
@@ -55,6 +81,7 @@ impl std::fmt::Display for Arch {
         match self {
             Arch::Nb201(c) => c.fmt(f),
             Arch::Nb101(c) => c.fmt(f),
+            Arch::Darts(g, _) => g.fmt(f),
         }
     }
 }
@@ -70,6 +97,10 @@ pub fn sample(space: Space, n: usize, seed: u64) -> Result<Vec<Arch>> {
             .into_iter()
             .map(Arch::Nb101)
             .collect()),
+        Space::Darts => Ok(darts::Genotype::sample(n, seed)?
+            .into_iter()
+            .map(|g| Arch::Darts(g, darts::DartsNet::default()))
+            .collect()),
     }
 }
 
@@ -80,6 +111,9 @@ pub fn enumerate(space: Space) -> Result<Vec<Arch>> {
         Space::Nb101 => Err(Error::Arg(
             "the NB101 space is not enumerated here (423,624 cells up to isomorphism);              sample it"
                 .into(),
+        )),
+        Space::Darts => Err(Error::Arg(
+            "the DARTS space (~10^18 genotypes) cannot be enumerated; sample it".into(),
         )),
     }
 }
