@@ -28,8 +28,79 @@ enum Command {
     Eval(EvalArgs),
     /// Time the scoring of sampled cells and print where the time goes.
     Bench(BenchArgs),
+    /// Choose the DAS combination rule of D and N_A by cross-validated Kendall τ.
+    Fit(FitArgs),
+    /// NASWOT search: sample N cells, keep the best by a metric (or evolve them).
+    Search(SearchArgs),
     /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
     Devices,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Cells evaluated per run.
+    #[arg(long)]
+    n: usize,
+    /// Independent runs (seeded from --seed).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Score that picks the cell: wot, d, n_units, das@A (= linear:A),
+    /// units:A, ranksum:B (see `dasnas fit`).
+    #[arg(long, default_value = "wot")]
+    metric: String,
+    /// `random` (NASWOT) or `evolution` (score-guided regularised evolution).
+    #[arg(long, default_value = "random")]
+    strategy: String,
+    /// Evolution: population size.
+    #[arg(long, default_value_t = 20)]
+    population: usize,
+    /// Evolution: tournament (sample) size.
+    #[arg(long, default_value_t = 5)]
+    tournament: usize,
+    /// Scores cache (JSON Lines from `dasnas score`, same batch and seed):
+    /// random search draws its cells from it; evolution looks cells up in
+    /// it and scores the others with --data/--batch/--seed.
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// CSV ground truth: report the chosen cells' values.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Truth column holding the architecture string.
+    #[arg(long, default_value = "arch_str")]
+    key: String,
+    /// Truth column to report.
+    #[arg(long, default_value = "cifar10_test_acc")]
+    target: String,
+    /// Print the report (with every run) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// JSON Lines scores (from `dasnas score`; needs `d` and `n_units`, and `wot` for B).
+    #[arg(long)]
+    scores: PathBuf,
+    /// CSV ground truth.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Truth column holding the architecture string.
+    #[arg(long, default_value = "arch_str")]
+    key: String,
+    /// Truth column to rank against.
+    #[arg(long, default_value = "cifar10_test_acc")]
+    target: String,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options shared by the commands that run networks.
@@ -140,6 +211,8 @@ fn main() -> ExitCode {
         Command::Score(a) => cmd_score(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Fit(a) => cmd_fit(a),
+        Command::Search(a) => cmd_search(a),
         Command::Devices => cmd_devices(),
     };
     match result {
@@ -336,6 +409,80 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         println!("{}", report.to_json());
     } else {
         print!("{report}");
+    }
+    Ok(())
+}
+
+fn cmd_fit(a: FitArgs) -> Result<()> {
+    let r = dasnas::eval::fit::fit_files(&a.scores, &a.truth, &a.key, &a.target, a.folds, a.seed)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        print!("{r}");
+    }
+    Ok(())
+}
+
+fn cmd_search(a: SearchArgs) -> Result<()> {
+    use dasnas::eval::search::{self, Evaluator, SearchOptions, Strategy};
+    let rule = dasnas::eval::fit::Rule::parse(&a.metric)?;
+    let strategy = match a.strategy.as_str() {
+        "random" => Strategy::Random,
+        "evolution" => Strategy::Evolution {
+            population: a.population,
+            tournament: a.tournament,
+        },
+        other => {
+            return Err(Error::Arg(format!(
+                "unknown --strategy `{other}` (expected random or evolution)"
+            )))
+        }
+    };
+    let truth = match &a.truth {
+        Some(p) => Some(dasnas::eval::read_truth(p, &a.key, &a.target)?),
+        None => None,
+    };
+    let (cache, pool) = match &a.scores {
+        Some(p) => {
+            let table = dasnas::eval::read_scores(p)?;
+            let cache = Evaluator::cache_of(&table)?;
+            let mut pool = Vec::new();
+            for r in &table.rows {
+                if truth.as_ref().is_some_and(|t| !t.contains_key(&r.arch)) {
+                    continue;
+                }
+                let arch = Arch::parse(a.run.space, &r.arch)
+                    .map_err(|e| Error::Data(format!("{}: {e}", p.display())))?;
+                pool.push(a.run.sized(arch));
+            }
+            (cache, pool)
+        }
+        None => (Default::default(), Vec::new()),
+    };
+    let batch = prepare(&a.run)?;
+    let from_cache = a.scores.is_some() && strategy == Strategy::Random;
+    let mut eval = Evaluator::new(cache, Some(&batch), a.run.seed);
+    let opts = SearchOptions {
+        space: a.run.space,
+        n: a.n,
+        runs: a.runs,
+        rule,
+        seed: a.run.seed,
+        strategy,
+        from_cache,
+        size: Some((a.run.init_channels, a.run.layers)),
+    };
+    let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        print!("{r}");
     }
     Ok(())
 }

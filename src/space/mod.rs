@@ -117,3 +117,109 @@ pub fn enumerate(space: Space) -> Result<Vec<Arch>> {
         )),
     }
 }
+
+/// A neighbour of `arch` for evolution: one random change, drawn with
+/// `below(m)` (uniform in `0..m`), always a valid architecture different
+/// from `arch`.
+/// * NB201: one edge gets one of the 4 other ops.
+/// * NB101: one upper-triangle bit is flipped or one interior op replaced
+///   by another (uniformly among those changes), redrawn until the cell is
+///   valid and its pruned spec differs.
+/// * DARTS: in the normal or the reduction cell, one edge gets another
+///   non-`none` op, or another input state (not its sibling edge's), half
+///   and half.
+pub fn mutate(arch: &Arch, below: &mut dyn FnMut(u64) -> u64) -> Arch {
+    match arch {
+        Arch::Nb201(c) => {
+            let mut c = *c;
+            let e = below(6) as usize;
+            let cur = nb201::Nb201Op::ALL
+                .iter()
+                .position(|&o| o == c.ops[e])
+                .unwrap_or(0);
+            let k = (cur + 1 + below(4) as usize) % 5;
+            c.ops[e] = nb201::Nb201Op::ALL[k];
+            Arch::Nb201(c)
+        }
+        Arch::Nb101(c) => {
+            let n = c.ops.len();
+            let edges = n * (n - 1) / 2;
+            let old = c.pruned().ok();
+            loop {
+                let mut m = c.clone();
+                let k = below((edges + n - 2) as u64) as usize;
+                if k < edges {
+                    // The k-th upper-triangle entry, row-major.
+                    let (mut i, mut rest) = (0, k);
+                    while rest >= n - 1 - i {
+                        rest -= n - 1 - i;
+                        i += 1;
+                    }
+                    let j = i + 1 + rest;
+                    m.matrix[i][j] = !m.matrix[i][j];
+                } else {
+                    let v = 1 + k - edges;
+                    let cur = nb101::Nb101Op::INTERIOR
+                        .iter()
+                        .position(|&o| o == m.ops[v])
+                        .unwrap_or(0);
+                    m.ops[v] = nb101::Nb101Op::INTERIOR[(cur + 1 + below(2) as usize) % 3];
+                }
+                if let Ok(p) = m.pruned() {
+                    if Some(&p) != old.as_ref() {
+                        return Arch::Nb101(m);
+                    }
+                }
+            }
+        }
+        Arch::Darts(g, net) => {
+            let mut g = g.clone();
+            let cell = if below(2) == 0 {
+                &mut g.normal
+            } else {
+                &mut g.reduce
+            };
+            let e = below(cell.edges.len() as u64) as usize;
+            let node = e / 2;
+            let sibling = cell.edges[e ^ 1].1;
+            // Inputs other than the current one and the sibling's.
+            let others: Vec<usize> = (0..node + 2)
+                .filter(|&j| j != cell.edges[e].1 && j != sibling)
+                .collect();
+            if below(2) == 0 || others.is_empty() {
+                let ops = &darts::DartsOp::ALL[1..];
+                let choices: Vec<darts::DartsOp> = ops
+                    .iter()
+                    .copied()
+                    .filter(|&o| o != cell.edges[e].0)
+                    .collect();
+                cell.edges[e].0 = choices[below(choices.len() as u64) as usize];
+            } else {
+                cell.edges[e].1 = others[below(others.len() as u64) as usize];
+            }
+            Arch::Darts(g, *net)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutations_are_valid_and_different() {
+        let mut state = 0u64;
+        let mut below = move |m: u64| {
+            state += 1;
+            crate::net::rng::bits(77, state) % m
+        };
+        for space in [Space::Nb201, Space::Nb101, Space::Darts] {
+            for a in sample(space, 30, 1).unwrap() {
+                let m = mutate(&a, &mut below);
+                assert_ne!(m, a);
+                // Valid: the printed form parses back to the same thing.
+                assert_eq!(Arch::parse(space, &m.to_string()).unwrap(), m, "{space:?}");
+            }
+        }
+    }
+}
