@@ -264,7 +264,7 @@ fn check_cell(
     list_pos: usize,
     concat_pos: usize,
 ) -> PResult<DartsCell> {
-    if edges.is_empty() || edges.len() % 2 != 0 {
+    if edges.is_empty() || !edges.len().is_multiple_of(2) {
         return Err((
             list_pos,
             format!(
@@ -532,7 +532,7 @@ pub fn factorized_reduce(
     cout: usize,
     name: &str,
 ) -> Result<NodeId> {
-    if cout % 2 != 0 {
+    if !cout.is_multiple_of(2) {
         return Err(Error::Shape(format!(
             "{name}: factorized reduce to {cout} channels (must be even)"
         )));
