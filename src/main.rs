@@ -133,12 +133,17 @@ struct RunArgs {
     /// DARTS space: number of cells (DARTS's --layers).
     #[arg(long, default_value_t = 8)]
     layers: usize,
+    /// NB101 weight init: `default` (uniform ±1/√fan_in, as every space) or
+    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier).
+    #[arg(long, default_value = "default")]
+    init: dasnas::net::InitScheme,
 }
 
 impl RunArgs {
     /// The architecture built at this run's network size (DARTS C and layers).
     fn sized(&self, arch: Arch) -> Arch {
         arch.with_darts_size(self.init_channels, self.layers)
+            .with_nb101_init(self.init)
     }
 }
 
@@ -474,6 +479,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         strategy,
         from_cache,
         size: Some((a.run.init_channels, a.run.layers)),
+        nb101_init: a.run.init,
     };
     let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
     if a.json {

@@ -205,7 +205,7 @@ fn darts_dilated_convs_match_reference() {
                 for kernel in [ConvKernel::Auto, ConvKernel::Portable] {
                     seed += 1;
                     let s = spec(c, c, k, stride, pad, 2, c);
-                    check_conv(s, 2, h, w, seed, seed % 2 == 0, kernel);
+                    check_conv(s, 2, h, w, seed, seed.is_multiple_of(2), kernel);
                 }
             }
         }

@@ -22,6 +22,16 @@ fn check(arch: &Arch) {
 fn nb101_cells_score() {
     for arch in space::sample(Space::Nb101, 2, 5).unwrap() {
         check(&arch);
+        // The NASWOT He-normal init: other weights, other scores, same units.
+        let he = arch
+            .clone()
+            .with_nb101_init(dasnas::net::InitScheme::Naswot);
+        check(&he);
+        let batch = dasnas::data::gaussian_batch(8, 32, 1);
+        let a = dasnas::score_arch(&arch, &batch, 3, 1.0).unwrap().scores;
+        let b = dasnas::score_arch(&he, &batch, 3, 1.0).unwrap().scores;
+        assert_eq!(a.n_units, b.n_units);
+        assert_ne!(a.wot, b.wot);
     }
 }
 

@@ -134,8 +134,10 @@ pub struct SearchOptions {
     pub strategy: Strategy,
     /// Random search: draw from the cache's cells instead of the space.
     pub from_cache: bool,
-    /// Applied to every sampled architecture (e.g. the DARTS network size).
+    /// DARTS network size (init channels, layers) of every sampled cell.
     pub size: Option<(usize, usize)>,
+    /// NB101 weight init of every sampled cell.
+    pub nb101_init: crate::net::InitScheme,
 }
 
 /// One run's outcome.
@@ -235,9 +237,12 @@ pub fn search(
     if opts.n == 0 || opts.runs == 0 {
         return Err(Error::Arg("--n and --runs must be at least 1".into()));
     }
-    let size = |a: Arch| match opts.size {
-        Some((c, l)) => a.with_darts_size(c, l),
-        None => a,
+    let size = |a: Arch| {
+        let a = a.with_nb101_init(opts.nb101_init);
+        match opts.size {
+            Some((c, l)) => a.with_darts_size(c, l),
+            None => a,
+        }
     };
     let mut results = Vec::with_capacity(opts.runs);
     for run in 0..opts.runs {
@@ -411,6 +416,7 @@ mod tests {
             strategy: Strategy::Random,
             from_cache: true,
             size: None,
+            nb101_init: Default::default(),
         };
         let mut ev = Evaluator::new(cache.clone(), None, 0);
         let r = search(&opts, &mut ev, &pool, Some(&truth)).unwrap();

@@ -98,6 +98,35 @@ pub enum ParamInit {
     Uniform { bound: f32 },
     /// Every element equal (BatchNorm gamma = 1, beta = 0).
     Const(f32),
+    /// Normal with mean 0 and this standard deviation (Box–Muller on the
+    /// host in f64, rounded to f32: a GPU must upload these values rather
+    /// than draw them, its log/cos are not bitwise the host's).
+    Normal { std: f32 },
+}
+
+/// How a network's conv and linear weights are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum InitScheme {
+    /// PyTorch's default: uniform ±1/√fan_in for conv and linear weights
+    /// and the linear bias (DESIGN.md, "Conventions").
+    #[default]
+    Default,
+    /// The NASWOT code's NB101 init: conv weights N(0, 2 / (k²·cout))
+    /// (He normal, fan-out), linear weights N(0, 0.01²), linear bias 0.
+    Naswot,
+}
+
+impl std::str::FromStr for InitScheme {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "default" => Ok(InitScheme::Default),
+            "naswot" => Ok(InitScheme::Naswot),
+            other => Err(Error::Arg(format!(
+                "unknown init `{other}` (expected default or naswot)"
+            ))),
+        }
+    }
 }
 
 /// A parameter tensor: its name (which also seeds its values), length and init.
@@ -230,11 +259,20 @@ impl Graph {
 #[derive(Default)]
 pub struct GraphBuilder {
     graph: Graph,
+    init: InitScheme,
 }
 
 impl GraphBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder whose convs and linears draw their weights by `init`.
+    pub fn with_init(init: InitScheme) -> Self {
+        GraphBuilder {
+            graph: Graph::default(),
+            init,
+        }
     }
 
     pub fn shape(&self, x: NodeId) -> Shape {
@@ -298,12 +336,15 @@ impl GraphBuilder {
             groups,
         };
         let shape = spec.out_shape(input)?;
-        let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
-        let weight = self.param(
-            format!("{name}.weight"),
-            spec.weight_len(),
-            ParamInit::Uniform { bound },
-        );
+        let init = match self.init {
+            InitScheme::Default => ParamInit::Uniform {
+                bound: (1.0 / (spec.fan_in() as f64).sqrt()) as f32,
+            },
+            InitScheme::Naswot => ParamInit::Normal {
+                std: (2.0 / (k * k * cout) as f64).sqrt() as f32,
+            },
+        };
+        let weight = self.param(format!("{name}.weight"), spec.weight_len(), init);
         Ok(self.push(Op::Conv2d { spec, weight }, vec![x], shape, name))
     }
 
@@ -405,16 +446,12 @@ impl GraphBuilder {
             outputs,
         };
         let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
-        let weight = self.param(
-            format!("{name}.weight"),
-            spec.weight_len(),
-            ParamInit::Uniform { bound },
-        );
-        let bias = self.param(
-            format!("{name}.bias"),
-            outputs,
-            ParamInit::Uniform { bound },
-        );
+        let (w_init, b_init) = match self.init {
+            InitScheme::Default => (ParamInit::Uniform { bound }, ParamInit::Uniform { bound }),
+            InitScheme::Naswot => (ParamInit::Normal { std: 0.01 }, ParamInit::Const(0.0)),
+        };
+        let weight = self.param(format!("{name}.weight"), spec.weight_len(), w_init);
+        let bias = self.param(format!("{name}.bias"), outputs, b_init);
         self.push(
             Op::Linear { spec, weight, bias },
             vec![x],

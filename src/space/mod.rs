@@ -33,7 +33,8 @@ impl std::str::FromStr for Space {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     Nb201(nb201::Nb201Cell),
-    Nb101(nb101::Nb101Cell),
+    /// A cell and the macro network it is built into (its init).
+    Nb101(nb101::Nb101Cell, nb101::Nb101Net),
     /// A genotype and the macro network it is built into (C, layers).
     Darts(darts::Genotype, darts::DartsNet),
 }
@@ -42,7 +43,10 @@ impl Arch {
     pub fn parse(space: Space, s: &str) -> Result<Self> {
         match space {
             Space::Nb201 => Ok(Arch::Nb201(nb201::Nb201Cell::parse(s.trim())?)),
-            Space::Nb101 => Ok(Arch::Nb101(nb101::Nb101Cell::parse(s.trim())?)),
+            Space::Nb101 => Ok(Arch::Nb101(
+                nb101::Nb101Cell::parse(s.trim())?,
+                nb101::Nb101Net::default(),
+            )),
             Space::Darts => Ok(Arch::Darts(
                 darts::Genotype::parse(s.trim())?,
                 darts::DartsNet::default(),
@@ -66,11 +70,20 @@ impl Arch {
         }
     }
 
+    /// The same architecture with NB101 weights drawn by `init` (other
+    /// spaces are returned unchanged).
+    pub fn with_nb101_init(self, init: crate::net::InitScheme) -> Self {
+        match self {
+            Arch::Nb101(c, net) => Arch::Nb101(c, nb101::Nb101Net { init, ..net }),
+            other => other,
+        }
+    }
+
     /// The pruned network of this architecture with the space's default macro skeleton.
     pub fn network(&self) -> Result<Graph> {
         match self {
             Arch::Nb201(c) => c.network(&nb201::Nb201Net::default()),
-            Arch::Nb101(c) => c.network(&nb101::Nb101Net::default()),
+            Arch::Nb101(c, net) => c.network(net),
             Arch::Darts(g, net) => g.network(net),
         }
     }
@@ -80,7 +93,7 @@ impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arch::Nb201(c) => c.fmt(f),
-            Arch::Nb101(c) => c.fmt(f),
+            Arch::Nb101(c, _) => c.fmt(f),
             Arch::Darts(g, _) => g.fmt(f),
         }
     }
@@ -95,7 +108,7 @@ pub fn sample(space: Space, n: usize, seed: u64) -> Result<Vec<Arch>> {
             .collect()),
         Space::Nb101 => Ok(nb101::Nb101Cell::sample(n, seed)?
             .into_iter()
-            .map(Arch::Nb101)
+            .map(|c| Arch::Nb101(c, nb101::Nb101Net::default()))
             .collect()),
         Space::Darts => Ok(darts::Genotype::sample(n, seed)?
             .into_iter()
@@ -141,7 +154,7 @@ pub fn mutate(arch: &Arch, below: &mut dyn FnMut(u64) -> u64) -> Arch {
             c.ops[e] = nb201::Nb201Op::ALL[k];
             Arch::Nb201(c)
         }
-        Arch::Nb101(c) => {
+        Arch::Nb101(c, net) => {
             let n = c.ops.len();
             let edges = n * (n - 1) / 2;
             let old = c.pruned().ok();
@@ -167,7 +180,7 @@ pub fn mutate(arch: &Arch, below: &mut dyn FnMut(u64) -> u64) -> Arch {
                 }
                 if let Ok(p) = m.pruned() {
                     if Some(&p) != old.as_ref() {
-                        return Arch::Nb101(m);
+                        return Arch::Nb101(m, *net);
                     }
                 }
             }

@@ -31,7 +31,7 @@
 
 use crate::error::{Error, Result};
 use crate::net::rng::{bits, name_id, stream_key};
-use crate::net::{Graph, GraphBuilder, NodeId};
+use crate::net::{Graph, GraphBuilder, InitScheme, NodeId};
 use crate::ops::pool::PoolKind;
 
 /// Most vertices of an NB101 cell.
@@ -291,7 +291,7 @@ impl Nb101Cell {
             pos: 0,
             msg,
         })?;
-        let mut b = GraphBuilder::new();
+        let mut b = GraphBuilder::with_init(spec.init);
         let x = b.input(spec.image_size, spec.image_size, 3);
         let mut h = conv_bn_relu(&mut b, x, spec.stem_channels, 3, "stem")?;
         let mut channels = spec.stem_channels;
@@ -452,13 +452,15 @@ impl std::fmt::Display for Nb101Cell {
 }
 
 /// The NB101 macro network's hyper-parameters.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nb101Net {
     pub stem_channels: usize,
     pub stacks: usize,
     pub modules_per_stack: usize,
     pub classes: usize,
     pub image_size: usize,
+    /// Weight init: the crate's default, or the NASWOT code's He-normal.
+    pub init: InitScheme,
 }
 
 impl Default for Nb101Net {
@@ -470,6 +472,7 @@ impl Default for Nb101Net {
             modules_per_stack: 3,
             classes: 10,
             image_size: 32,
+            init: InitScheme::Default,
         }
     }
 }
@@ -620,6 +623,20 @@ mod tests {
         let c = Nb101Cell::parse(s).unwrap();
         let g = c.network(&Nb101Net::default()).unwrap();
         assert_eq!(g.num_params(), 2_694_282);
+        // The NASWOT init draws the same shapes, normal.
+        let net = Nb101Net {
+            init: InitScheme::Naswot,
+            ..Nb101Net::default()
+        };
+        let h = c.network(&net).unwrap();
+        assert_eq!(h.num_params(), 2_694_282);
+        let stem = h
+            .params
+            .iter()
+            .find(|p| p.name == "stem.conv.weight")
+            .unwrap();
+        let want = (2.0f64 / (9.0 * 128.0)).sqrt() as f32;
+        assert_eq!(stem.init, crate::net::ParamInit::Normal { std: want });
     }
 
     #[test]
