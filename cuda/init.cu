@@ -19,7 +19,8 @@ extern "C" __global__ void init_uniform(float* out, u64 len, u64 key, float boun
 //   table : u64 [count][4]: offset, len, key, rule. rule's low 32 bits are
 //           an f32 bit pattern v; bit 32 set means Const(v) (every element
 //           v), clear means Uniform with bound v (element i =
-//           dn_uniform_pm1(key, i) * v, as init_uniform).
+//           dn_uniform_pm1(key, i) * v, as init_uniform); bit 33 set means
+//           "leave": the host uploads this parameter (a Normal init).
 // One block per parameter (blockIdx.x = e, grid-stride over blockIdx.y for
 // large counts), threads stride over its elements.
 extern "C" __global__ void init_params_table(float* __restrict__ out,
@@ -32,6 +33,9 @@ extern "C" __global__ void init_params_table(float* __restrict__ out,
         const u64 rule = table[4 * e + 3];
         const float v = __uint_as_float((u32)(rule & 0xffffffffULL));
         const bool is_const = (rule >> 32) & 1ULL;
+        if ((rule >> 33) & 1ULL) {
+            continue;
+        }
         for (u64 i = threadIdx.x; i < len; i += blockDim.x) {
             out[offset + i] = is_const ? v : __fmul_rn(dn_uniform_pm1(key, i), v);
         }

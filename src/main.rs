@@ -30,8 +30,79 @@ enum Command {
     Bench(BenchArgs),
     /// Train one cell with SGD and record its training state (JSON Lines).
     Train(TrainArgs),
+    /// Choose the DAS combination rule of D and N_A by cross-validated Kendall τ.
+    Fit(FitArgs),
+    /// NASWOT search: sample N cells, keep the best by a metric (or evolve them).
+    Search(SearchArgs),
     /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
     Devices,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Cells evaluated per run.
+    #[arg(long)]
+    n: usize,
+    /// Independent runs (seeded from --seed).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Score that picks the cell: wot, d, n_units, das@A (= linear:A),
+    /// units:A, ranksum:B (see `dasnas fit`).
+    #[arg(long, default_value = "wot")]
+    metric: String,
+    /// `random` (NASWOT) or `evolution` (score-guided regularised evolution).
+    #[arg(long, default_value = "random")]
+    strategy: String,
+    /// Evolution: population size.
+    #[arg(long, default_value_t = 20)]
+    population: usize,
+    /// Evolution: tournament (sample) size.
+    #[arg(long, default_value_t = 5)]
+    tournament: usize,
+    /// Scores cache (JSON Lines from `dasnas score`, same batch and seed):
+    /// random search draws its cells from it; evolution looks cells up in
+    /// it and scores the others with --data/--batch/--seed.
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// CSV ground truth: report the chosen cells' values.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Truth column holding the architecture string.
+    #[arg(long, default_value = "arch_str")]
+    key: String,
+    /// Truth column to report.
+    #[arg(long, default_value = "cifar10_test_acc")]
+    target: String,
+    /// Print the report (with every run) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// JSON Lines scores (from `dasnas score`; needs `d` and `n_units`, and `wot` for B).
+    #[arg(long)]
+    scores: PathBuf,
+    /// CSV ground truth.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Truth column holding the architecture string.
+    #[arg(long, default_value = "arch_str")]
+    key: String,
+    /// Truth column to rank against.
+    #[arg(long, default_value = "cifar10_test_acc")]
+    target: String,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options shared by the commands that run networks.
@@ -62,6 +133,24 @@ struct RunArgs {
     /// Cells in flight on a GPU (one CUDA stream and host thread each).
     #[arg(long, default_value_t = dasnas::device::cuda::executor::DEFAULT_LANES)]
     lanes: usize,
+    /// DARTS space: channels C of the first cells (DARTS's --init_channels).
+    #[arg(long, default_value_t = 16)]
+    init_channels: usize,
+    /// DARTS space: number of cells (DARTS's --layers).
+    #[arg(long, default_value_t = 8)]
+    layers: usize,
+    /// NB101 weight init: `default` (uniform ±1/√fan_in, as every space) or
+    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier).
+    #[arg(long, default_value = "default")]
+    init: dasnas::net::InitScheme,
+}
+
+impl RunArgs {
+    /// The architecture built at this run's network size (DARTS C and layers).
+    fn sized(&self, arch: Arch) -> Arch {
+        arch.with_darts_size(self.init_channels, self.layers)
+            .with_nb101_init(self.init)
+    }
 }
 
 #[derive(Args)]
@@ -207,6 +296,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Train(a) => cmd_train(a),
+        Command::Fit(a) => cmd_fit(a),
+        Command::Search(a) => cmd_search(a),
         Command::Devices => cmd_devices(),
     };
     match result {
@@ -235,8 +326,15 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
             run.batch
         )));
     }
+    if run.init_channels == 0 || run.layers == 0 {
+        return Err(Error::Arg(
+            "--init-channels and --layers must be at least 1".into(),
+        ));
+    }
     let size = match run.space {
         Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
+        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
+        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
     };
     if run.data == "gaussian" {
         Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
@@ -333,6 +431,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         space::enumerate(space)?
     };
+    let archs: Vec<Arch> = archs.into_iter().map(|x| a.run.sized(x)).collect();
     let batch = prepare(&a.run)?;
     let mut scorer = open_scorer(&a.run, batch.clone())?;
     let done = match (&a.out, a.resume) {
@@ -673,6 +772,81 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_fit(a: FitArgs) -> Result<()> {
+    let r = dasnas::eval::fit::fit_files(&a.scores, &a.truth, &a.key, &a.target, a.folds, a.seed)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        print!("{r}");
+    }
+    Ok(())
+}
+
+fn cmd_search(a: SearchArgs) -> Result<()> {
+    use dasnas::eval::search::{self, Evaluator, SearchOptions, Strategy};
+    let rule = dasnas::eval::fit::Rule::parse(&a.metric)?;
+    let strategy = match a.strategy.as_str() {
+        "random" => Strategy::Random,
+        "evolution" => Strategy::Evolution {
+            population: a.population,
+            tournament: a.tournament,
+        },
+        other => {
+            return Err(Error::Arg(format!(
+                "unknown --strategy `{other}` (expected random or evolution)"
+            )))
+        }
+    };
+    let truth = match &a.truth {
+        Some(p) => Some(dasnas::eval::read_truth(p, &a.key, &a.target)?),
+        None => None,
+    };
+    let (cache, pool) = match &a.scores {
+        Some(p) => {
+            let table = dasnas::eval::read_scores(p)?;
+            let cache = Evaluator::cache_of(&table)?;
+            let mut pool = Vec::new();
+            for r in &table.rows {
+                if truth.as_ref().is_some_and(|t| !t.contains_key(&r.arch)) {
+                    continue;
+                }
+                let arch = Arch::parse(a.run.space, &r.arch)
+                    .map_err(|e| Error::Data(format!("{}: {e}", p.display())))?;
+                pool.push(a.run.sized(arch));
+            }
+            (cache, pool)
+        }
+        None => (Default::default(), Vec::new()),
+    };
+    let batch = prepare(&a.run)?;
+    let from_cache = a.scores.is_some() && strategy == Strategy::Random;
+    let mut eval = Evaluator::new(cache, Some(&batch), a.run.seed);
+    let opts = SearchOptions {
+        space: a.run.space,
+        n: a.n,
+        runs: a.runs,
+        rule,
+        seed: a.run.seed,
+        strategy,
+        from_cache,
+        size: Some((a.run.init_channels, a.run.layers)),
+        nb101_init: a.run.init,
+    };
+    let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
+        );
+    } else {
+        print!("{r}");
+    }
+    Ok(())
+}
+
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.cells == 0 {
         return Err(Error::Arg("--cells must be at least 1".into()));
@@ -681,7 +855,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if let dasnas::Scorer::Cuda(g) = open_scorer(&a.run, batch.clone())? {
         return bench_cuda(*g, &a);
     }
-    let archs = space::sample(a.run.space, a.cells + 1, a.run.seed)?;
+    let archs: Vec<Arch> = space::sample(a.run.space, a.cells + 1, a.run.seed)?
+        .into_iter()
+        .map(|x| a.run.sized(x))
+        .collect();
     let threads = rayon::current_num_threads();
     eprintln!(
         "dasnas bench: {:?}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",

@@ -91,6 +91,13 @@ const ODD_CASES: &[Case] = &[
     (2, 32, 32, 16, 16, 3, 1, 1, 1, 1, true),
     (3, 13, 13, 5, 5, 5, 2, 1, 2, 5, true),
     (2, 1, 1, 48, 32, 3, 1, 1, 1, 1, false),
+    // DARTS: dil_conv_5x5 (pad 4, dilation 2, depthwise) at stride 1 and 2,
+    // sep_conv_5x5 at stride 2, the factorized reduce's 1×1 stride-2 conv
+    // on an odd (cropped) input.
+    (2, 13, 13, 17, 17, 5, 1, 4, 2, 17, true),
+    (2, 13, 13, 17, 17, 5, 2, 4, 2, 17, true),
+    (2, 13, 11, 20, 20, 5, 2, 2, 1, 20, true),
+    (2, 13, 13, 17, 8, 1, 2, 0, 1, 1, false),
 ];
 
 /// The NB201 convolutions at batch 128 (stem, cell convs per stage, the

@@ -485,7 +485,15 @@ fn bitwise_kernels_have_no_fma_or_approximate_division() {
         println!("skip: bitwise_kernels_have_no_fma_or_approximate_division: {why}");
         return;
     }
-    for family in ["pool", "add", "relu", "global_avg_pool", "linear"] {
+    for family in [
+        "pool",
+        "add",
+        "relu",
+        "global_avg_pool",
+        "linear",
+        "concat",
+        "crop",
+    ] {
         let src = nvrtc::source(family).expect("family embedded");
         let ptx = nvrtc::compile_ptx(family, src, 90).expect("compiles");
         for bad in ["fma.", "mad.f", ".approx.", ".ftz."] {

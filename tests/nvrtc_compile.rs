@@ -110,6 +110,9 @@ fn kernels_have_the_entry_points_rust_loads() {
         ("linear", "linear_bwd_params"),
         ("softmax_ce", "softmax_ce_fwd_bwd"),
         ("sgd", "sgd_update"),
+        ("concat", "concat_copy"),
+        ("crop", "crop"),
+        ("crop", "crop_backward"),
     ];
     for (family, kernel) in expected {
         let src = nvrtc::source(family).expect("family embedded");

@@ -193,6 +193,25 @@ fn conv_case() -> impl Strategy<Value = (Conv2dSpec, usize, usize, usize)> {
         })
 }
 
+/// The DARTS convs the proptests' ranges miss: dil_conv_5x5 (pad 4,
+/// dilation 2, depthwise) and dil_conv_3x3 (pad 2) at stride 1 and 2, on
+/// odd and even sizes, ReLU fused or not, both kernels.
+#[test]
+fn darts_dilated_convs_match_reference() {
+    let mut seed = 1u64;
+    for &(k, pad) in &[(5usize, 4usize), (3, 2)] {
+        for stride in 1..=2 {
+            for &(h, w, c) in &[(13usize, 11usize, 17usize), (8, 8, 16), (3, 5, 3)] {
+                for kernel in [ConvKernel::Auto, ConvKernel::Portable] {
+                    seed += 1;
+                    let s = spec(c, c, k, stride, pad, 2, c);
+                    check_conv(s, 2, h, w, seed, seed.is_multiple_of(2), kernel);
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(160))]
 

@@ -78,10 +78,39 @@ fn perturbed_params(g: &Graph, rng: &mut Rng) -> Vec<Vec<f32>> {
     p
 }
 
+/// Concatenation, spatial and channel crops (DARTS's factorized reduce,
+/// NB101's truncation) between convs, BatchNorms and ReLUs.
+fn concat_crop_graph(classes: usize) -> Graph {
+    let mut b = GraphBuilder::new();
+    let x = b.input(6, 6, 3);
+    let c0 = b.conv(x, 4, 3, 1, 1, 1, 1, "stem.conv").unwrap();
+    let h = b.batchnorm(c0, "stem.bn");
+    let r = b.relu(h, "fr.relu");
+    let a = b.conv(r, 4, 1, 2, 0, 1, 1, "fr.a.conv").unwrap();
+    let shifted = b.crop(r, 1, 1, "fr.shift").unwrap();
+    let c = b.conv(shifted, 4, 1, 2, 0, 1, 1, "fr.b.conv").unwrap();
+    let cat = b.concat(&[a, c, a], "fr.cat").unwrap();
+    let f = b.first_channels(cat, 10, "trunc").unwrap();
+    let f = b.batchnorm(f, "fr.bn");
+    let f = b.relu(f, "last.relu");
+    let f = b.global_avg_pool(f, "gap");
+    let out = b.linear(f, classes, "fc");
+    b.finish(out).prune()
+}
+
 #[test]
 fn graph_gradients_match_finite_differences() {
-    let g = tiny_graph(5);
-    let mut rng = Rng(21);
+    check_finite_differences(&tiny_graph(5), 21);
+}
+
+#[test]
+fn concat_and_crop_gradients_match_finite_differences() {
+    check_finite_differences(&concat_crop_graph(5), 23);
+}
+
+fn check_finite_differences(g: &Graph, seed: u64) {
+    let g = g.clone();
+    let mut rng = Rng(seed);
     let params = perturbed_params(&g, &mut rng);
     let (x, labels) = batch(&mut rng, 6, 6, 6, 5);
     let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![f32::NAN; p.len()]).collect();

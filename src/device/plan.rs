@@ -138,6 +138,23 @@ pub enum Step {
         others: Vec<Src>,
         pack: Option<PackInto>,
     },
+    /// `y` = the inputs side by side along channels (`channels[k]` of
+    /// input k, `pixels` = n·h·w positions).
+    Concat {
+        node: NodeId,
+        inputs: Vec<Src>,
+        channels: Vec<usize>,
+        pixels: usize,
+        y: Region,
+    },
+    /// `y` = a window of `x` (shape `input`).
+    Crop {
+        node: NodeId,
+        spec: crate::ops::crop::CropSpec,
+        input: Shape,
+        x: Src,
+        y: Region,
+    },
     GlobalAvgPool {
         node: NodeId,
         input: Shape,
@@ -175,6 +192,8 @@ impl Step {
             | Step::Pool { node, .. }
             | Step::Add { node, .. }
             | Step::AddInPlace { node, .. }
+            | Step::Concat { node, .. }
+            | Step::Crop { node, .. }
             | Step::GlobalAvgPool { node, .. }
             | Step::Linear { node, .. }
             | Step::Pack { node, .. } => *node,
@@ -581,6 +600,40 @@ impl Planner<'_> {
                     });
                 }
             }
+            Op::Concat => {
+                let inputs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| self.src(j))
+                    .collect::<Result<Vec<_>>>()?;
+                let channels = node
+                    .inputs
+                    .iter()
+                    .map(|&j| graph.nodes[j].shape.c)
+                    .collect();
+                let pixels = b * node.shape.h * node.shape.w;
+                let y = self.place(i);
+                self.steps.push(Step::Concat {
+                    node: i,
+                    inputs,
+                    channels,
+                    pixels,
+                    y,
+                });
+            }
+            Op::Crop(spec) => {
+                let src = one(0)?;
+                let x = self.src(src)?;
+                let input = graph.nodes[src].shape.with_n(b);
+                let y = self.place(i);
+                self.steps.push(Step::Crop {
+                    node: i,
+                    spec: *spec,
+                    input,
+                    x,
+                    y,
+                });
+            }
             Op::GlobalAvgPool => {
                 let src = one(0)?;
                 let x = self.src(src)?;
@@ -911,6 +964,36 @@ pub(crate) mod host {
                         pack_into(plan, &mut code_buf, &a.data, *p)?;
                     }
                 }
+                Step::Concat {
+                    node,
+                    inputs,
+                    channels,
+                    y,
+                    ..
+                } => {
+                    let s = shape_of(*node);
+                    let xs: Vec<Tensor> = inputs
+                        .iter()
+                        .zip(channels)
+                        .map(|(x, &c)| read(&arena, input, x, Shape::new(s.n, s.h, s.w, c)))
+                        .collect();
+                    let refs: Vec<&Tensor> = xs.iter().collect();
+                    let mut t = out(s);
+                    ops::concat::cpu::concat_forward(&refs, &mut t)?;
+                    arena[y.clone()].copy_from_slice(&t.data);
+                }
+                Step::Crop {
+                    node,
+                    spec,
+                    input: ishape,
+                    x,
+                    y,
+                } => {
+                    let xin = read(&arena, input, x, *ishape);
+                    let mut t = out(shape_of(*node));
+                    ops::crop::cpu::crop_forward(spec, &xin, &mut t)?;
+                    arena[y.clone()].copy_from_slice(&t.data);
+                }
                 Step::GlobalAvgPool {
                     node,
                     input: ishape,
@@ -1124,6 +1207,7 @@ mod tests {
         for s in &plan.steps {
             match s {
                 Step::Conv { x, y, .. }
+                | Step::Crop { x, y, .. }
                 | Step::Relu { x, y, .. }
                 | Step::Pool { x, y, .. }
                 | Step::GlobalAvgPool { x, y, .. }
@@ -1131,7 +1215,9 @@ mod tests {
                 Step::BatchNorm {
                     x, y, from_conv, ..
                 } if !from_conv => reads(&[x], y),
-                Step::Add { inputs, y, .. } => reads(&inputs.iter().collect::<Vec<_>>(), y),
+                Step::Add { inputs, y, .. } | Step::Concat { inputs, y, .. } => {
+                    reads(&inputs.iter().collect::<Vec<_>>(), y)
+                }
                 Step::AddInPlace { acc, others, .. } => {
                     reads(&others.iter().collect::<Vec<_>>(), acc)
                 }

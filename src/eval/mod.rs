@@ -6,8 +6,10 @@
 //!   on the architecture string, and report each score field's rank
 //!   correlation with the truth ([`evaluate`], [`EvalReport`]).
 
+pub mod fit;
 pub mod join;
 pub mod rank;
+pub mod search;
 
 pub use join::{
     evaluate, evaluate_tables, read_scores, read_truth, EvalOptions, EvalReport, FieldReport,

@@ -12,6 +12,7 @@ pub mod rng;
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::BatchNormSpec;
 use crate::ops::conv2d::Conv2dSpec;
+use crate::ops::crop::CropSpec;
 use crate::ops::linear::LinearSpec;
 use crate::ops::pool::{PoolKind, PoolSpec};
 use crate::tensor::Shape;
@@ -55,6 +56,11 @@ pub enum Op {
         weight: ParamId,
         bias: ParamId,
     },
+    /// Channel concatenation of all inputs, in input order (NHWC, along C).
+    Concat,
+    /// A window of the input's rows, columns and channels (DARTS's
+    /// factorized reduce reads `x[:, 1:, 1:]`; NB101 truncates channels).
+    Crop(CropSpec),
 }
 
 impl Op {
@@ -70,6 +76,8 @@ impl Op {
             Op::Add => "add",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Linear { .. } => "linear",
+            Op::Concat => "concat",
+            Op::Crop(_) => "crop",
         }
     }
 }
@@ -90,6 +98,35 @@ pub enum ParamInit {
     Uniform { bound: f32 },
     /// Every element equal (BatchNorm gamma = 1, beta = 0).
     Const(f32),
+    /// Normal with mean 0 and this standard deviation (Box–Muller on the
+    /// host in f64, rounded to f32: a GPU must upload these values rather
+    /// than draw them, its log/cos are not bitwise the host's).
+    Normal { std: f32 },
+}
+
+/// How a network's conv and linear weights are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum InitScheme {
+    /// PyTorch's default: uniform ±1/√fan_in for conv and linear weights
+    /// and the linear bias (DESIGN.md, "Conventions").
+    #[default]
+    Default,
+    /// The NASWOT code's NB101 init: conv weights N(0, 2 / (k²·cout))
+    /// (He normal, fan-out), linear weights N(0, 0.01²), linear bias 0.
+    Naswot,
+}
+
+impl std::str::FromStr for InitScheme {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "default" => Ok(InitScheme::Default),
+            "naswot" => Ok(InitScheme::Naswot),
+            other => Err(Error::Arg(format!(
+                "unknown init `{other}` (expected default or naswot)"
+            ))),
+        }
+    }
 }
 
 /// A parameter tensor: its name (which also seeds its values), length and init.
@@ -195,6 +232,12 @@ impl Graph {
         out
     }
 
+    /// Number of learnable values (conv and linear weights, linear biases,
+    /// BatchNorm γ and β), as PyTorch's `sum(p.numel())` counts them.
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|p| p.len).sum()
+    }
+
     /// Multiply-adds of all convs and linears for a batch of `batch` samples, times 2.
     pub fn flops(&self, batch: usize) -> u64 {
         self.nodes
@@ -216,11 +259,20 @@ impl Graph {
 #[derive(Default)]
 pub struct GraphBuilder {
     graph: Graph,
+    init: InitScheme,
 }
 
 impl GraphBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder whose convs and linears draw their weights by `init`.
+    pub fn with_init(init: InitScheme) -> Self {
+        GraphBuilder {
+            graph: Graph::default(),
+            init,
+        }
     }
 
     pub fn shape(&self, x: NodeId) -> Shape {
@@ -253,6 +305,12 @@ impl GraphBuilder {
         self.push(Op::Zeros, vec![x], shape, name)
     }
 
+    /// Zeros of per-sample shape `shape`, with `x` as its (liveness-only)
+    /// input: DARTS's `none` op at stride 2 (`x[:, :, ::2, ::2] · 0`).
+    pub fn zeros(&mut self, x: NodeId, shape: Shape, name: &str) -> NodeId {
+        self.push(Op::Zeros, vec![x], shape.with_n(1), name)
+    }
+
     /// A convolution without bias, weights uniform ±1/√fan_in.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
@@ -278,12 +336,15 @@ impl GraphBuilder {
             groups,
         };
         let shape = spec.out_shape(input)?;
-        let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
-        let weight = self.param(
-            format!("{name}.weight"),
-            spec.weight_len(),
-            ParamInit::Uniform { bound },
-        );
+        let init = match self.init {
+            InitScheme::Default => ParamInit::Uniform {
+                bound: (1.0 / (spec.fan_in() as f64).sqrt()) as f32,
+            },
+            InitScheme::Naswot => ParamInit::Normal {
+                std: (2.0 / (k * k * cout) as f64).sqrt() as f32,
+            },
+        };
+        let weight = self.param(format!("{name}.weight"), spec.weight_len(), init);
         Ok(self.push(Op::Conv2d { spec, weight }, vec![x], shape, name))
     }
 
@@ -344,6 +405,35 @@ impl GraphBuilder {
         Ok(self.push(Op::Add, xs.to_vec(), shape, name))
     }
 
+    /// Channel concatenation of `xs` in order (one input is returned as is;
+    /// none is an error).
+    pub fn concat(&mut self, xs: &[NodeId], name: &str) -> Result<NodeId> {
+        if xs.len() == 1 {
+            return Ok(xs[0]);
+        }
+        let shapes: Vec<Shape> = xs.iter().map(|&x| self.shape(x)).collect();
+        let shape = crate::ops::concat::out_shape(&shapes)
+            .map_err(|e| Error::Shape(format!("{name}: {e}")))?;
+        Ok(self.push(Op::Concat, xs.to_vec(), shape, name))
+    }
+
+    /// `x[:, top.., left.., :]` to the bottom-right corner.
+    pub fn crop(&mut self, x: NodeId, top: usize, left: usize, name: &str) -> Result<NodeId> {
+        let spec = CropSpec::to_end(self.shape(x), top, left)?;
+        let shape = spec.out_shape(self.shape(x))?;
+        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
+    }
+
+    /// The first `c` channels of `x` (returned as is when it has `c`).
+    pub fn first_channels(&mut self, x: NodeId, c: usize, name: &str) -> Result<NodeId> {
+        if self.shape(x).c == c {
+            return Ok(x);
+        }
+        let spec = CropSpec::first_channels(self.shape(x), c)?;
+        let shape = spec.out_shape(self.shape(x))?;
+        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
+    }
+
     pub fn global_avg_pool(&mut self, x: NodeId, name: &str) -> NodeId {
         let s = self.shape(x);
         self.push(Op::GlobalAvgPool, vec![x], Shape::new(1, 1, 1, s.c), name)
@@ -356,16 +446,12 @@ impl GraphBuilder {
             outputs,
         };
         let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
-        let weight = self.param(
-            format!("{name}.weight"),
-            spec.weight_len(),
-            ParamInit::Uniform { bound },
-        );
-        let bias = self.param(
-            format!("{name}.bias"),
-            outputs,
-            ParamInit::Uniform { bound },
-        );
+        let (w_init, b_init) = match self.init {
+            InitScheme::Default => (ParamInit::Uniform { bound }, ParamInit::Uniform { bound }),
+            InitScheme::Naswot => (ParamInit::Normal { std: 0.01 }, ParamInit::Const(0.0)),
+        };
+        let weight = self.param(format!("{name}.weight"), spec.weight_len(), w_init);
+        let bias = self.param(format!("{name}.bias"), outputs, b_init);
         self.push(
             Op::Linear { spec, weight, bias },
             vec![x],

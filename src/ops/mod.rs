@@ -9,7 +9,9 @@
 
 pub mod add;
 pub mod batchnorm;
+pub mod concat;
 pub mod conv2d;
+pub mod crop;
 pub(crate) mod cuda_launch;
 pub use cuda_launch::PackDest;
 pub mod global_avg_pool;

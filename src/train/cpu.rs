@@ -152,7 +152,9 @@ impl Plan {
                 Op::Conv2d { .. } | Op::BatchNorm { .. } | Op::Linear { .. } => true,
                 Op::Relu => relu_materialised[i],
                 Op::Pool(spec) => spec.kind == PoolKind::Max,
-                Op::Input | Op::Zeros | Op::Add | Op::GlobalAvgPool => false,
+                Op::Input | Op::Zeros | Op::Add | Op::GlobalAvgPool | Op::Concat | Op::Crop(_) => {
+                    false
+                }
             };
             for &j in &reads {
                 last_read[j] = last_read[j].max(i);
@@ -286,6 +288,25 @@ fn forward(
                     .collect::<Result<Vec<_>>>()?;
                 let mut y = Tensor::zeros(shape);
                 ops::add::cpu::add_forward(&xs, &mut y)?;
+                Some(y)
+            }
+            Op::Concat => {
+                let xs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| get(&values, graph, j))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut y = Tensor::zeros(shape);
+                ops::concat::cpu::concat_forward(&xs, &mut y)?;
+                Some(y)
+            }
+            Op::Crop(spec) => {
+                let mut y = Tensor::zeros(shape);
+                ops::crop::cpu::crop_forward(
+                    spec,
+                    get(&values, graph, input_of(graph, i, 0)?)?,
+                    &mut y,
+                )?;
                 Some(y)
             }
             Op::GlobalAvgPool => {
@@ -452,6 +473,36 @@ fn backward(
                         break;
                     }
                     accumulate(&mut grads, j, dy.clone())?;
+                }
+            }
+            Op::Concat => {
+                // Input k's gradient is its channel window of dy.
+                let mut c0 = 0;
+                for &j in &node.inputs {
+                    let c = graph.nodes[j].shape.c;
+                    if plan.needs_grad[j] {
+                        let spec = ops::crop::CropSpec {
+                            top: 0,
+                            left: 0,
+                            h: dy.shape.h,
+                            w: dy.shape.w,
+                            c0,
+                            c,
+                        };
+                        let mut dx = Tensor::zeros(spec.out_shape(dy.shape)?);
+                        ops::crop::cpu::crop_forward(&spec, &dy, &mut dx)?;
+                        accumulate(&mut grads, j, dx)?;
+                    }
+                    c0 += c;
+                }
+            }
+            Op::Crop(spec) => {
+                let j = input_of(graph, i, 0)?;
+                if plan.needs_grad[j] {
+                    let xs = graph.nodes[j].shape.with_n(dy.shape.n);
+                    let mut dx = Tensor::zeros(xs);
+                    ops::crop::cpu::crop_backward(spec, xs, &dy, &mut dx)?;
+                    accumulate(&mut grads, j, dx)?;
                 }
             }
             Op::GlobalAvgPool => {

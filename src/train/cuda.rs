@@ -543,6 +543,26 @@ fn forward(
                 let refs: Vec<&CudaView<'_, f32>> = xs.iter().collect();
                 ops::add::cuda::add_forward(dev, &refs, &mut y)?;
             }
+            Op::Concat => {
+                let xs = node
+                    .inputs
+                    .iter()
+                    .map(|&j| x_of(j))
+                    .collect::<Result<Vec<_>>>()?;
+                let refs: Vec<&CudaView<'_, f32>> = xs.iter().collect();
+                let channels: Vec<usize> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| graph.nodes[j].shape.c)
+                    .collect();
+                let pixels = b * node.shape.h * node.shape.w;
+                ops::concat::cuda::concat_forward(dev, &refs, &channels, pixels, &mut y)?;
+            }
+            Op::Crop(spec) => {
+                let j = first()?;
+                let xin = graph.nodes[j].shape.with_n(b);
+                ops::crop::cuda::crop_forward(dev, spec, xin, &x_of(j)?, &mut y)?;
+            }
             Op::GlobalAvgPool => {
                 let j = first()?;
                 let xin = graph.nodes[j].shape.with_n(b);
@@ -724,6 +744,47 @@ fn backward(
                                     .map_err(dev_err("device copy"))
                             }
                         },
+                    )?;
+                    has[j] = true;
+                }
+            }
+            Op::Concat => {
+                // Input k's gradient is its channel window of dy.
+                let ys = node.shape.with_n(b);
+                let mut c0 = 0;
+                for &j in &node.inputs {
+                    let c = graph.nodes[j].shape.c;
+                    if plan.needs_grad[j] {
+                        let spec = ops::crop::CropSpec {
+                            top: 0,
+                            left: 0,
+                            h: ys.h,
+                            w: ys.w,
+                            c0,
+                            c,
+                        };
+                        let acc = has[j];
+                        dx_dy(
+                            slice_mut(&mut bufs.grads)?,
+                            &grad_of(j)?,
+                            &dy_r,
+                            |dx, dy| ops::crop::cuda::crop_forward_acc(dev, &spec, ys, dy, dx, acc),
+                        )?;
+                        has[j] = true;
+                    }
+                    c0 += c;
+                }
+            }
+            Op::Crop(spec) => {
+                let j = first()?;
+                if plan.needs_grad[j] {
+                    let xs = graph.nodes[j].shape.with_n(b);
+                    let acc = has[j];
+                    dx_dy(
+                        slice_mut(&mut bufs.grads)?,
+                        &grad_of(j)?,
+                        &dy_r,
+                        |dx, dy| ops::crop::cuda::crop_backward(dev, spec, xs, dy, dx, acc),
                     )?;
                     has[j] = true;
                 }

@@ -302,6 +302,18 @@ impl Lane {
             let mut params = self.params.view_mut(&(0..plan.params_len))?;
             kernels::init_params_table(&dev, &mut params, &mut table, &host_table)?;
         }
+        // Normal inits are drawn on the host and copied in (same stream,
+        // after the table launch, which leaves them).
+        for s in &plan.params {
+            if let crate::net::ParamInit::Normal { .. } = s.init {
+                let key = crate::net::rng::stream_key(seed, s.name_id);
+                let values = crate::net::init::init_values(s.init, s.len, key);
+                let mut v = self.params.view_mut(&(s.offset..s.offset + s.len))?;
+                dev.stream()
+                    .memcpy_htod(&values, &mut v)
+                    .map_err(drv_err("upload of a Normal-initialised parameter"))?;
+            }
+        }
         if let Some(t0) = t0 {
             let t1 = self.event()?;
             self.marks.push((Mark::Kind("init"), t0, t1));
@@ -627,6 +639,30 @@ impl Lane {
                     ops::add::cuda::add_n_inplace(dev, out, *pos, &refs, b, dest)
                 })?;
             }
+            Step::Concat {
+                inputs,
+                channels,
+                pixels,
+                y,
+                ..
+            } => {
+                let xs: Vec<&Src> = inputs.iter().collect();
+                with_views(&mut self.arena.slice, input, y, &xs, |out, views| {
+                    let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
+                    ops::concat::cuda::concat_forward(dev, &refs, channels, *pixels, out)
+                })?;
+            }
+            Step::Crop {
+                spec,
+                input: ishape,
+                x,
+                y,
+                ..
+            } => {
+                with_views(&mut self.arena.slice, input, y, &[x], |out, xs| {
+                    ops::crop::cuda::crop_forward(dev, spec, *ishape, &xs[0], out)
+                })?;
+            }
             Step::GlobalAvgPool {
                 input: ishape,
                 x,
@@ -775,6 +811,8 @@ fn kind_of(step: &Step) -> &'static str {
         Step::Relu { .. } => "relu",
         Step::Pool { .. } => "pool",
         Step::Add { .. } | Step::AddInPlace { .. } => "add",
+        Step::Concat { .. } => "concat",
+        Step::Crop { .. } => "crop",
         Step::GlobalAvgPool { .. } => "global_avg_pool",
         Step::Linear { .. } => "linear",
         Step::Pack { .. } => "pack_signs",
@@ -846,6 +884,8 @@ impl GpuScorer {
             "add",
             "global_avg_pool",
             "linear",
+            "concat",
+            "crop",
             "codes",
             "hamming",
             "logdet",

@@ -293,6 +293,8 @@ pub fn kernel_from_hamming(
 
 /// The table [`init_params_table`] reads: per parameter `offset, len,
 /// key, rule` (see `cuda/init.cu`), with `key = stream_key(seed, name_id)`.
+/// `ParamInit::Normal` parameters are marked "leave": the caller uploads
+/// their host-drawn values (`net::init::init_values`).
 pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u64> {
     use crate::net::ParamInit;
     let mut t = Vec::with_capacity(4 * slots.len());
@@ -300,6 +302,9 @@ pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u
         let rule = match s.init {
             ParamInit::Uniform { bound } => u64::from(bound.to_bits()),
             ParamInit::Const(v) => u64::from(v.to_bits()) | 1 << 32,
+            // Drawn on the host (f64 log/cos would not match bit for bit)
+            // and copied in by the caller: the kernel leaves it.
+            ParamInit::Normal { .. } => 1 << 33,
         };
         t.extend_from_slice(&[
             s.offset as u64,

@@ -1,0 +1,72 @@
+//! CUDA channel concatenation: one launch of `concat_copy` (`cuda/concat.cu`)
+//! per input, each writing its channel slot of every output pixel; CPU twin
+//! [`super::cpu`].
+//!
+//! Layout: NHWC, flat. Input k holds `pixels × c_k` floats, the output
+//! `pixels × Σ c_k`; input k's channels land at offset `Σ_{j<k} c_j` of each
+//! output pixel.
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::ops::cuda_launch::{grid_1d, launch_err};
+
+/// `y = concat(inputs)` along channels: `channels[k]` is input k's channel
+/// count, `pixels` the number of (n, h, w) positions. Errors (before any
+/// launch) when a length does not match or the lists differ in length.
+pub fn concat_forward(
+    dev: &CudaDevice,
+    inputs: &[&CudaView<'_, f32>],
+    channels: &[usize],
+    pixels: usize,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    if inputs.is_empty() || inputs.len() != channels.len() {
+        return Err(Error::Shape(format!(
+            "concat: {} inputs with {} channel counts",
+            inputs.len(),
+            channels.len()
+        )));
+    }
+    let cy: usize = channels.iter().sum();
+    for (k, (x, &c)) in inputs.iter().zip(channels).enumerate() {
+        if Some(x.len()) != pixels.checked_mul(c) {
+            return Err(Error::Shape(format!(
+                "concat: input {k} has {} elements, expected {pixels} pixels × {c} channels",
+                x.len()
+            )));
+        }
+    }
+    if Some(y.len()) != pixels.checked_mul(cy) {
+        return Err(Error::Shape(format!(
+            "concat: output has {} elements, expected {pixels} pixels × {cy} channels",
+            y.len()
+        )));
+    }
+    let f = dev.function("concat", "concat_copy")?;
+    let mut offset = 0u64;
+    for (x, &c) in inputs.iter().zip(channels) {
+        let len = (pixels * c) as u64;
+        if len == 0 {
+            continue;
+        }
+        let (cx, cy64) = (c as u64, cy as u64);
+        let mut lb = dev.stream().launch_builder(&f);
+        lb.arg(*x)
+            .arg(&mut *y)
+            .arg(&len)
+            .arg(&cx)
+            .arg(&cy64)
+            .arg(&offset);
+        // SAFETY: the arguments match `concat_copy(const float* x, float* y,
+        // u64 len, u64 cx, u64 cy, u64 offset)`; the kernel reads x[0..len)
+        // (len = pixels·cx, the view's length, checked above) and writes
+        // y[p·cy + offset + c] for p < pixels, c < cx, inside y's
+        // pixels·cy floats since offset + cx ≤ cy; x and y are distinct
+        // (a shared and an exclusive borrow).
+        unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("concat_copy"))?;
+        offset += cx;
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! CUDA crop: launches `crop` of `cuda/crop.cu`; CPU twin [`super::cpu`].
+//!
+//! Layout: NHWC, flat. x is [n][ih][iw][ic], y is [n][h][w][c] with
+//! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
+
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+
+use super::CropSpec;
+use crate::device::cuda::CudaDevice;
+use crate::error::{Error, Result};
+use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::tensor::Shape;
+
+/// `y = crop(x)`; `input` is x's shape (batch included). Errors (before any
+/// launch) when the window does not fit or a length does not match.
+pub fn crop_forward(
+    dev: &CudaDevice,
+    spec: &CropSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    crop_launch(dev, spec, input, x, y, false)
+}
+
+/// [`crop_forward`] that adds into `y` when `accumulate` (the backward of a
+/// concatenation: an input's gradient is a channel window of the output's).
+pub fn crop_forward_acc(
+    dev: &CudaDevice,
+    spec: &CropSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    crop_launch(dev, spec, input, x, y, accumulate)
+}
+
+/// The backward of crop: `dx` (shape `input`) gets `dy` inside the window
+/// and 0 outside, or has that added when `accumulate`. CPU twin:
+/// [`super::cpu::crop_backward`].
+pub fn crop_backward(
+    dev: &CudaDevice,
+    spec: &CropSpec,
+    input: Shape,
+    dy: &CudaView<'_, f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let out = spec.out_shape(input)?;
+    if Some(dx.len()) != input.n.checked_mul(input.per_sample()) {
+        return Err(Error::Shape(format!(
+            "crop backward: input gradient has {} elements, shape {input}",
+            dx.len()
+        )));
+    }
+    if dy.len() != out.n * out.per_sample() {
+        return Err(Error::Shape(format!(
+            "crop backward: output gradient has {} elements, shape {out}",
+            dy.len()
+        )));
+    }
+    let len = dx.len() as u64;
+    if len == 0 {
+        return Ok(());
+    }
+    let f = dev.function("crop", "crop_backward")?;
+    let dims: [u64; 9] = [
+        input.h as u64,
+        input.w as u64,
+        input.c as u64,
+        spec.top as u64,
+        spec.left as u64,
+        spec.c0 as u64,
+        spec.h as u64,
+        spec.w as u64,
+        spec.c as u64,
+    ];
+    let acc = i32::from(accumulate);
+    let mut lb = dev.stream().launch_builder(&f);
+    lb.arg(dy).arg(dx).arg(&len);
+    for d in &dims {
+        lb.arg(d);
+    }
+    lb.arg(&acc);
+    // SAFETY: the arguments match `crop_backward(const float* dy, float* dx,
+    // u64 len, u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h,
+    // u64 w, u64 c, int accumulate)`; it writes dx[0..len) (dx's length,
+    // checked) and reads dy only inside the window, at indices below
+    // n·h·w·c = dy's length (checked).
+    unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop_backward"))?;
+    Ok(())
+}
+
+fn crop_launch(
+    dev: &CudaDevice,
+    spec: &CropSpec,
+    input: Shape,
+    x: &CudaView<'_, f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    accumulate: bool,
+) -> Result<()> {
+    let out = spec.out_shape(input)?;
+    if Some(x.len()) != input.n.checked_mul(input.per_sample()) {
+        return Err(Error::Shape(format!(
+            "crop: input has {} elements, shape {input}",
+            x.len()
+        )));
+    }
+    if y.len() != out.n * out.per_sample() {
+        return Err(Error::Shape(format!(
+            "crop: output has {} elements, shape {out}",
+            y.len()
+        )));
+    }
+    let len = y.len() as u64;
+    let f = dev.function("crop", "crop")?;
+    let dims: [u64; 9] = [
+        input.h as u64,
+        input.w as u64,
+        input.c as u64,
+        spec.top as u64,
+        spec.left as u64,
+        spec.c0 as u64,
+        spec.h as u64,
+        spec.w as u64,
+        spec.c as u64,
+    ];
+    let acc = i32::from(accumulate);
+    let mut lb = dev.stream().launch_builder(&f);
+    lb.arg(x).arg(y).arg(&len);
+    for d in &dims {
+        lb.arg(d);
+    }
+    lb.arg(&acc);
+    // SAFETY: the arguments match `crop(const float* x, float* y, u64 len,
+    // u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h, u64 w,
+    // u64 c, int accumulate)`; the kernel writes y[0..len) (len = y's length = n·h·w·c,
+    // checked) and reads x at ((n·ih + top + i)·iw + left + j)·ic + c0 + k
+    // with top + i < ih, left + j < iw, c0 + k < ic (the window fits,
+    // checked), inside x's n·ih·iw·ic floats; x and y are distinct borrows.
+    unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop"))?;
+    Ok(())
+}
