@@ -718,6 +718,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     write(first)?;
     let steps = a.steps;
     let every = a.every;
+    let mut step_s = Vec::with_capacity(steps);
     let st = dasnas::train::train_cpu(
         &graph,
         &mut params,
@@ -725,6 +726,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         &setup.config,
         steps,
         |s, p| {
+            step_s.push(s.seconds);
             let mut obj = serde_json::json!({
                 "step": s.step,
                 "loss": s.loss,
@@ -738,11 +740,21 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             write(obj)
         },
     )?;
+    // Steps/s over the steps alone (scoring excluded), without the first
+    // step (warm-up) when there are several.
+    let timed = if step_s.len() > 1 {
+        &step_s[1..]
+    } else {
+        &step_s[..]
+    };
+    let secs: f64 = timed.iter().sum();
     eprintln!(
-        "dasnas train: {} steps in {:.1} s ({:.2} steps/s), final loss {:?}, batch accuracy {:?}",
+        "dasnas train: {} steps, {:.3} steps/s (batch {}, {} thread(s), first step excluded), \
+         final loss {:?}, batch accuracy {:?}",
         st.steps,
-        st.seconds,
-        st.steps as f64 / st.seconds.max(1e-9),
+        timed.len() as f64 / secs.max(1e-9),
+        setup.batch,
+        rayon::current_num_threads(),
         st.final_loss,
         st.final_accuracy
     );

@@ -238,10 +238,64 @@ pub struct TrainStats {
     pub seconds: f64,
 }
 
-/// Trains `params` (indexed like `graph.params`) for `steps` SGD steps on
-/// CPU, drawing batch `t` of `batches` for step `t`, and calls `on_step`
-/// after every update with the step's statistics and the new parameters.
+/// What computes a training step's gradients: the CPU executor
+/// ([`CpuBackend`]) or a device backend. Parameters and gradients are host
+/// vectors indexed like `graph.params`; `grads` is overwritten.
+pub trait Backend {
+    fn forward_backward(
+        &mut self,
+        graph: &crate::net::Graph,
+        params: &[Vec<f32>],
+        input: &crate::tensor::Tensor,
+        labels: &[u32],
+        grads: &mut [Vec<f32>],
+    ) -> Result<CeStats>;
+}
+
+/// The CPU training executor of [`cpu`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn forward_backward(
+        &mut self,
+        graph: &crate::net::Graph,
+        params: &[Vec<f32>],
+        input: &crate::tensor::Tensor,
+        labels: &[u32],
+        grads: &mut [Vec<f32>],
+    ) -> Result<CeStats> {
+        cpu::forward_backward(graph, params, input, labels, grads).map(|r| r.0)
+    }
+}
+
+/// [`train`] on the CPU.
 pub fn train_cpu(
+    graph: &crate::net::Graph,
+    params: &mut [Vec<f32>],
+    batches: &mut batches::LabelledBatches,
+    config: &SgdConfig,
+    steps: usize,
+    on_step: impl FnMut(&StepStats, &[Vec<f32>]) -> Result<()>,
+) -> Result<TrainStats> {
+    train(
+        &mut CpuBackend,
+        graph,
+        params,
+        batches,
+        config,
+        steps,
+        on_step,
+    )
+}
+
+/// Trains `params` (indexed like `graph.params`) for `steps` SGD steps,
+/// drawing batch `t` of `batches` for step `t` (0-based) with learning
+/// rate `config.schedule.lr_at(config.lr, t, steps)`, and calls `on_step`
+/// after every update with the step's statistics and the new parameters.
+/// A non-finite loss stops the run with an error.
+pub fn train<B: Backend>(
+    backend: &mut B,
     graph: &crate::net::Graph,
     params: &mut [Vec<f32>],
     batches: &mut batches::LabelledBatches,
@@ -256,7 +310,7 @@ pub fn train_cpu(
     for t in 0..steps {
         let t0 = std::time::Instant::now();
         let (x, labels) = batches.batch_at(t as u64)?;
-        let ce: CeStats = cpu::forward_backward(graph, params, &x, &labels, &mut grads)?.0;
+        let ce = backend.forward_backward(graph, params, &x, &labels, &mut grads)?;
         if !ce.loss.is_finite() {
             return Err(Error::Data(format!(
                 "training diverged: loss {} at step {}",
