@@ -945,7 +945,10 @@ fn bench_cuda(mut g: dasnas::device::cuda::executor::GpuScorer, a: &BenchArgs) -
     use dasnas::device::cuda::executor::{Profile, CHUNK};
     let info = g.device().info().clone();
     let warm = g.lanes() * CHUNK;
-    let archs = space::sample(a.run.space, a.cells + warm, a.run.seed)?;
+    let archs: Vec<Arch> = space::sample(a.run.space, a.cells + warm, a.run.seed)?
+        .into_iter()
+        .map(|x| a.run.sized(x))
+        .collect();
     let (warm_archs, timed) = archs.split_at(warm);
     eprintln!(
         "dasnas bench: {:?}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",

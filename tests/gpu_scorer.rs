@@ -503,3 +503,32 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
         assert_eq!(s.clone_dtoh(&codes).unwrap(), want_codes.words);
     }
 }
+
+#[test]
+fn nb101_and_darts_cells_agree_with_the_cpu() {
+    let Some(dev) = gpu("nb101_and_darts_cells_agree_with_the_cpu") else {
+        return;
+    };
+    let batch = dasnas::data::gaussian_batch(32, 32, 2);
+    let mut archs: Vec<space::Arch> = space::sample(Space::Darts, 4, 1)
+        .expect("sample")
+        .into_iter()
+        .map(|a| a.with_darts_size(16, 8))
+        .collect();
+    archs.extend(space::sample(Space::Nb101, 3, 1).expect("sample"));
+    let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
+    for arch in &archs {
+        let net = arch.network().expect("net");
+        let params = init::init_params(&net, 0);
+        let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
+        let got = scorer.relu_codes(&net, 0).expect("gpu");
+        assert_eq!(got.n_units, want.n_units, "{arch}");
+        assert_close_hamming(
+            &got.hamming,
+            &want.hamming,
+            want.n_units,
+            1e-4,
+            &arch.to_string(),
+        );
+    }
+}

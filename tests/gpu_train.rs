@@ -60,12 +60,38 @@ fn close(got: &[f32], want: &[f32], rel: f32, what: &str) {
     }
 }
 
+/// Concatenation and crops (DARTS's factorized reduce, NB101's
+/// truncation) between convs, BatchNorms and ReLUs.
+fn concat_crop_net() -> Graph {
+    let mut b = GraphBuilder::new();
+    let x = b.input(32, 32, 3);
+    let c0 = b.conv(x, 6, 3, 2, 1, 1, 1, "stem.conv").unwrap();
+    let h = b.batchnorm(c0, "stem.bn");
+    let r = b.relu(h, "fr.relu");
+    let a = b.conv(r, 6, 1, 2, 0, 1, 1, "fr.a.conv").unwrap();
+    let shifted = b.crop(r, 1, 1, "fr.shift").unwrap();
+    let c = b.conv(shifted, 6, 1, 2, 0, 1, 1, "fr.b.conv").unwrap();
+    let cat = b.concat(&[a, c, a], "fr.cat").unwrap();
+    let f = b.first_channels(cat, 14, "trunc").unwrap();
+    let f = b.batchnorm(f, "fr.bn");
+    let f = b.relu(f, "last.relu");
+    let f = b.global_avg_pool(f, "gap");
+    let out = b.linear(f, 10, "fc");
+    b.finish(out).prune()
+}
+
 #[test]
 fn one_step_gradients_match_the_cpu() {
     let Some(dev) = gpu("one_step_gradients_match_the_cpu") else {
         return;
     };
-    let g = small_net();
+    for g in [small_net(), concat_crop_net()] {
+        one_step(dev, &g);
+    }
+}
+
+fn one_step(dev: &dasnas::device::cuda::CudaDevice, g: &Graph) {
+    let g = g.clone();
     let imgs = images(13, 1);
     let x: Tensor = imgs.first(13).expect("batch");
     let labels: Vec<u32> = (0..13).map(|i| (i * 7 % 10) as u32).collect();

@@ -1191,6 +1191,19 @@ mod tests {
     }
 
     #[test]
+    fn plans_of_nb101_and_darts_cells_match_the_cpu_executor() {
+        // Concat, crop, zeros of another shape, grouped and dilated convs.
+        for arch in space::sample(Space::Darts, 2, 4).unwrap() {
+            let g = arch.with_darts_size(8, 5).network().unwrap();
+            check(&g, &batch(3, 32, 32, 3, 6), 2);
+        }
+        for arch in space::sample(Space::Nb101, 2, 4).unwrap() {
+            let g = arch.network().unwrap();
+            check(&g, &batch(2, 32, 32, 3, 7), 3);
+        }
+    }
+
+    #[test]
     fn live_regions_never_overlap() {
         // Every region a step writes must be disjoint from every region it
         // reads (except the in-place steps' own accumulator).
