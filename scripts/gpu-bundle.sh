@@ -80,7 +80,7 @@ if [ "$found" -ne "${#tests[@]}" ]; then
 fi
 [ -n "$dasnas_path" ] || { echo "gpu-bundle: cargo reported no dasnas binary" >&2; exit 1; }
 strip_copy "$dasnas_path" "$out/dasnas"
-cp scripts/torch_reference.py "$out/"
+cp scripts/torch_reference.py scripts/torch_train_bench.py "$out/"
 
 if [ -n "$nvrtc_dir" ]; then
     mkdir -p "$out/nvrtc"
@@ -138,8 +138,20 @@ for lanes in 4 8; do
     secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
     if [ "$rc" -eq 0 ]; then rows+=("bench, $lanes lanes|passed|$secs"); else rows+=("bench, $lanes lanes|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
 done
+# Fast training: 16 cells x 50 SGD steps at batch 64 on the GPU, then the
+# same first 4 cells trained 50 steps by PyTorch on the GPU.
+start=$(now)
+timeout 300 ./dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16 > logs/bench_train.log 2>&1
+rc=$?
+secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+if [ "$rc" -eq 0 ]; then rows+=("bench --train-steps|passed|$secs"); else rows+=("bench --train-steps|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
 torch_line=""
+torch_train=""
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    timeout 120 ./dasnas score --sample 16 --seed 0 --device cuda > logs/sample16.jsonl 2>/dev/null
+    for arch in $(python3 -c 'import json; [print(json.loads(l)["arch"]) for l in list(open("logs/sample16.jsonl"))[:4]]'); do
+        torch_train+="$(timeout 120 python3 torch_train_bench.py "$arch" --device cuda --steps 50 --batch 64 2>&1 | tail -n 1)"$'\n'
+    done
     timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>/dev/null
     python3 -c 'import json,sys; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt
     timeout 300 python3 torch_reference.py logs/archs51.txt --device cuda > logs/torch.log 2>&1
@@ -153,6 +165,9 @@ for lanes in 4 8; do
     cat "logs/bench_l$lanes.log" | grep -v '^{' | head -n 40
 done
 [ -n "$torch_line" ] && { echo "== PyTorch reference on the GPU, 50 cells"; echo "$torch_line"; }
+echo "== dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16"
+cat logs/bench_train.log
+[ -n "$torch_train" ] && { echo "== PyTorch training on the GPU, first 4 of the same cells, 50 steps at batch 64"; printf '%s' "$torch_train"; }
 for name in ${failed_names[@]+"${failed_names[@]}"}; do
     echo "== $name: failures (from logs/$name.log)"
     grep -E -A1 "panicked" "logs/$name.log" | grep -v "^--$" | head -n 12

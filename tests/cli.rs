@@ -194,3 +194,36 @@ fn bench_prints_a_json_last_line() {
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     assert!(v["cells_per_s"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_times_fast_training() {
+    let o = dasnas(&[
+        "bench",
+        "--device",
+        "cpu",
+        "--cells",
+        "1",
+        "--batch",
+        "8",
+        "--train-steps",
+        "2",
+        "--train-batch",
+        "5",
+    ]);
+    let out = stdout(&o);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["train_steps"], 2);
+    assert_eq!(last["train_batch"], 5);
+    assert!(last["steps_per_s"].as_f64().unwrap() > 0.0);
+    let o = dasnas(&[
+        "bench",
+        "--device",
+        "cpu",
+        "--train-steps",
+        "2",
+        "--train-batch",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--train-batch must be at least 1"));
+}
