@@ -148,6 +148,14 @@ impl Scorer {
         Ok(Scorer::Cuda(Box::new(scorer)))
     }
 
+    /// Images in the scoring batch (B).
+    pub fn batch_size(&self) -> usize {
+        match self {
+            Scorer::Cpu { batch } => batch.shape.n,
+            Scorer::Cuda(g) => g.batch_size(),
+        }
+    }
+
     /// `cpu` or `cuda:N (name)`, for messages and bench reports.
     pub fn describe(&self) -> String {
         match self {

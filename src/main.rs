@@ -28,7 +28,7 @@ enum Command {
     Eval(EvalArgs),
     /// Time the scoring of sampled cells and print where the time goes.
     Bench(BenchArgs),
-    /// Train one cell with SGD and record its training state (JSON Lines).
+    /// Train one cell with SGD and record its training state (JSON Lines; runs on the CPU).
     Train(TrainArgs),
     /// Choose the DAS combination rule of D and N_A by cross-validated Kendall τ.
     Fit(FitArgs),
@@ -701,7 +701,14 @@ fn parse_range(spec: &str, len: usize) -> Result<std::ops::Range<usize>> {
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
-    let arch = Arch::parse(a.run.space, &a.arch)?;
+    if let dasnas::device::DeviceKind::Cuda(_) = a.run.device {
+        return Err(Error::Arg(
+            "`train` (per-step records) runs on the CPU; for GPU training use \
+             `score --train-steps K --device cuda`"
+                .into(),
+        ));
+    }
+    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?);
     let batch = prepare(&a.run)?;
     let setup = TrainSetup::load(&a.run, &a.train)?;
     let graph = arch.network()?;
@@ -843,7 +850,13 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
     };
     let batch = prepare(&a.run)?;
     let from_cache = a.scores.is_some() && strategy == Strategy::Random;
-    let mut eval = Evaluator::new(cache, Some(&batch), a.run.seed);
+    // A scorer is opened only when cells may have to be scored.
+    let mut scorer = if from_cache {
+        None
+    } else {
+        Some(open_scorer(&a.run, batch.clone())?)
+    };
+    let mut eval = Evaluator::new(cache, scorer.as_mut(), a.run.seed);
     let opts = SearchOptions {
         space: a.run.space,
         n: a.n,

@@ -26,7 +26,6 @@ use crate::eval::fit::{Atoms, Rule};
 use crate::eval::join::ScoreTable;
 use crate::net::rng::{bits, mix64, name_id, stream_key};
 use crate::space::{self, Arch, Space};
-use crate::tensor::Tensor;
 use std::collections::{HashMap, VecDeque};
 
 /// A seeded stream of uniform integers.
@@ -59,19 +58,24 @@ impl Draws {
 /// Where the atoms of a cell come from: the cache, else the scorer.
 pub struct Evaluator<'a> {
     cache: HashMap<String, Atoms>,
-    batch: Option<&'a Tensor>,
+    scorer: Option<&'a mut crate::Scorer>,
     seed: u64,
     /// Cells scored on the fly so far.
     pub scored: usize,
 }
 
 impl<'a> Evaluator<'a> {
-    /// `cache` rows keyed by architecture string; `batch` (with weight
-    /// `seed`) scores cells the cache lacks.
-    pub fn new(cache: HashMap<String, Atoms>, batch: Option<&'a Tensor>, seed: u64) -> Self {
+    /// `cache` rows keyed by architecture string; `scorer` (the CPU or a
+    /// GPU, with its scoring batch, weights of `seed`) scores cells the
+    /// cache lacks.
+    pub fn new(
+        cache: HashMap<String, Atoms>,
+        scorer: Option<&'a mut crate::Scorer>,
+        seed: u64,
+    ) -> Self {
         Evaluator {
             cache,
-            batch,
+            scorer,
             seed,
             scored: 0,
         }
@@ -93,16 +97,21 @@ impl<'a> Evaluator<'a> {
         if let Some(a) = self.cache.get(&name) {
             return Ok(*a);
         }
-        let batch = self.batch.ok_or_else(|| {
+        let seed = self.seed;
+        let scorer = self.scorer.as_deref_mut().ok_or_else(|| {
             Error::Arg(format!(
                 "cell {name} is not in the scores cache and no scoring batch was given"
             ))
         })?;
-        let r = crate::score_arch(arch, batch, self.seed, 1.0)?;
+        let batch = scorer.batch_size();
+        let r = scorer
+            .score_archs(&[arch], seed, 1.0)?
+            .pop()
+            .ok_or_else(|| Error::Data(format!("internal: {name} was not scored")))?;
         let a = Atoms {
             d: r.scores.d,
             ln_na: r.scores.ln_n_units,
-            batch: batch.shape.n,
+            batch,
         };
         self.scored += 1;
         self.cache.insert(name, a);

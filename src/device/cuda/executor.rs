@@ -911,6 +911,11 @@ impl GpuScorer {
         self.lanes.len()
     }
 
+    /// Images in the scoring batch (B).
+    pub fn batch_size(&self) -> usize {
+        self.shape.n
+    }
+
     /// Scores `count` networks, `build(i)` giving network `i` (pruned),
     /// weights from `seed`; results in index order. With `profile`, runs
     /// one lane and times every step with CUDA events.
