@@ -31,6 +31,7 @@ use crate::tensor::{Shape, Tensor};
 use cudarc::driver::{
     sys, CudaEvent, CudaSlice, CudaView, CudaViewMut, DeviceRepr, ValidAsZeroBits,
 };
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -930,91 +931,31 @@ impl GpuScorer {
     where
         F: Fn(usize) -> Result<Graph> + Sync,
     {
-        let batch = self.shape.n;
-        let next = AtomicUsize::new(0);
-        let abort = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<GpuCell>>> = Mutex::new(vec![None; count]);
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let (lanes, input, shape) = (&mut self.lanes, &self.input, self.shape);
-        let run_lane = |lane: &mut Lane, mut profile: Option<&mut Profile>| -> Result<()> {
-            lane.dev
-                .context()
-                .bind_to_thread()
-                .map_err(drv_err("context binding"))?;
-            while !abort.load(Ordering::Relaxed) {
-                let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                if start >= count {
-                    break;
-                }
-                let end = (start + CHUNK).min(count);
-                let t0 = Instant::now();
-                let mut units = Vec::with_capacity(end - start);
-                for (slot, i) in (start..end).enumerate() {
-                    let plan = plan_for(&build(i)?, shape)?;
-                    lane.enqueue(&plan, input, seed, slot, profile.is_some())?;
-                    units.push(plan.n_units);
-                    if let Some(p) = profile.as_deref_mut() {
-                        let words: usize = plan.groups.iter().map(|g| g.words_per_sample).sum();
-                        p.hamming_words += words as u64;
-                    }
-                }
-                let out = lane.finish_chunk(batch, end - start, profile.as_deref_mut())?;
-                let share = t0.elapsed().as_secs_f64() / (end - start) as f64;
-                let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
-                for (k, (logdet, ok, dup)) in out.into_iter().enumerate() {
-                    let wot = (ok && !dup && units[k] > 0).then_some(logdet);
-                    res[start + k] = Some(GpuCell {
-                        scores: metrics::scores_from_wot(batch, units[k], wot, alpha),
-                        seconds: share,
-                    });
+        let (input, shape) = (&self.input, self.shape);
+        let chunk = |lane: &mut Lane, cells: Range<usize>, mut profile: Option<&mut Profile>| {
+            let t0 = Instant::now();
+            let mut units = Vec::with_capacity(cells.len());
+            for (slot, i) in cells.clone().enumerate() {
+                let plan = plan_for(&build(i)?, shape)?;
+                lane.enqueue(&plan, input, seed, slot, profile.is_some())?;
+                units.push(plan.n_units);
+                if let Some(p) = profile.as_deref_mut() {
+                    let words: usize = plan.groups.iter().map(|g| g.words_per_sample).sum();
+                    p.hamming_words += words as u64;
                 }
             }
-            Ok(())
+            let out = lane.finish_chunk(shape.n, cells.len(), profile)?;
+            let share = t0.elapsed().as_secs_f64() / cells.len() as f64;
+            Ok(out
+                .into_iter()
+                .zip(units)
+                .map(|(ld, n_units)| GpuCell {
+                    scores: cell_scores(ld, n_units, shape.n, alpha),
+                    seconds: share,
+                })
+                .collect())
         };
-        let fail = |e: Error| {
-            abort.store(true, Ordering::Relaxed);
-            let mut f = first_error.lock().unwrap_or_else(|p| p.into_inner());
-            if f.is_none() {
-                *f = Some(e);
-            }
-        };
-        if let Some(p) = profile {
-            // One lane: event times of overlapping lanes would not add up.
-            let lane = lanes
-                .first_mut()
-                .ok_or_else(|| Error::Device("no lane".into()))?;
-            if let Err(e) = run_lane(lane, Some(p)) {
-                fail(e);
-            }
-        } else {
-            std::thread::scope(|s| {
-                for lane in lanes.iter_mut() {
-                    let run_lane = &run_lane;
-                    let fail = &fail;
-                    s.spawn(move || {
-                        if let Err(e) = run_lane(lane, None) {
-                            fail(e);
-                        }
-                    });
-                }
-            });
-        }
-        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            // Leave the lanes usable: wait for what they queued, drop the
-            // events of the unfinished chunk.
-            for lane in &mut self.lanes {
-                let _ = lane.dev.synchronize();
-                lane.marks.clear();
-            }
-            return Err(e);
-        }
-        results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.ok_or_else(|| Error::Device(format!("internal: cell {i} not scored"))))
-            .collect()
+        run_lanes(&mut self.lanes, count, profile, chunk)
     }
 
     /// Trains each of `count` networks `data.steps` SGD steps from the
@@ -1034,106 +975,57 @@ impl GpuScorer {
     where
         F: Fn(usize) -> Result<Graph> + Sync,
     {
-        let batch = self.shape.n;
-        let next = AtomicUsize::new(0);
-        let abort = AtomicBool::new(false);
-        type Out = (GpuCell, crate::train::TrainStats);
-        let results: Mutex<Vec<Option<Out>>> = Mutex::new(vec![None; count]);
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let (lanes, input, shape) = (&mut self.lanes, &self.input, self.shape);
-        let run_lane = |lane: &mut Lane| -> Result<()> {
-            lane.dev
-                .context()
-                .bind_to_thread()
-                .map_err(drv_err("context binding"))?;
-            while !abort.load(Ordering::Relaxed) {
-                let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                if start >= count {
-                    break;
+        let (input, shape) = (&self.input, self.shape);
+        let chunk = |lane: &mut Lane, cells: Range<usize>, _: Option<&mut Profile>| {
+            let t0 = Instant::now();
+            let mut units = Vec::with_capacity(cells.len());
+            for (slot, i) in cells.clone().enumerate() {
+                let graph = build(i)?;
+                let plan = plan_for(&graph, shape)?;
+                let tplan = crate::train::cuda::TrainPlan::new(&graph, data.batch.n)?;
+                lane.init_params(&plan, seed, false)?;
+                lane.enqueue_training(&graph, &plan, &tplan, data, slot)?;
+                lane.enqueue_scoring(&plan, input, slot, false)?;
+                units.push(plan.n_units);
+            }
+            let n = cells.len();
+            let out = lane.finish_chunk(shape.n, n, None)?;
+            let bufs = lane
+                .train
+                .as_ref()
+                .ok_or_else(|| Error::Device("internal: no training buffers".into()))?;
+            let trained =
+                crate::train::cuda::read_results(&lane.dev, bufs, n, data.steps, data.batch.n)?;
+            let share = t0.elapsed().as_secs_f64() / n as f64;
+            let mut cells_out = Vec::with_capacity(n);
+            for (k, ((ld, n_units), (losses, acc))) in
+                out.into_iter().zip(units).zip(trained).enumerate()
+            {
+                if let Some(t) = losses.iter().position(|l| !l.is_finite()) {
+                    return Err(Error::Data(format!(
+                        "training diverged: loss {} at step {} (cell {})",
+                        losses[t],
+                        t + 1,
+                        cells.start + k
+                    )));
                 }
-                let end = (start + CHUNK).min(count);
-                let t0 = Instant::now();
-                let mut units = Vec::with_capacity(end - start);
-                for (slot, i) in (start..end).enumerate() {
-                    let graph = build(i)?;
-                    let plan = plan_for(&graph, shape)?;
-                    let tplan = crate::train::cuda::TrainPlan::new(&graph, data.batch.n)?;
-                    lane.init_params(&plan, seed, false)?;
-                    lane.enqueue_training(&graph, &plan, &tplan, data, slot)?;
-                    lane.enqueue_scoring(&plan, input, slot, false)?;
-                    units.push(plan.n_units);
-                }
-                let n = end - start;
-                let out = lane.finish_chunk(batch, n, None)?;
-                let bufs = lane
-                    .train
-                    .as_ref()
-                    .ok_or_else(|| Error::Device("internal: no training buffers".into()))?;
-                let trained =
-                    crate::train::cuda::read_results(&lane.dev, bufs, n, data.steps, data.batch.n)?;
-                let share = t0.elapsed().as_secs_f64() / n as f64;
-                let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
-                for (k, ((logdet, ok, dup), (losses, acc))) in
-                    out.into_iter().zip(trained).enumerate()
-                {
-                    if let Some(t) = losses.iter().position(|l| !l.is_finite()) {
-                        return Err(Error::Data(format!(
-                            "training diverged: loss {} at step {} (cell {})",
-                            losses[t],
-                            t + 1,
-                            start + k
-                        )));
-                    }
-                    let wot = (ok && !dup && units[k] > 0).then_some(logdet);
-                    let stats = crate::train::TrainStats {
-                        steps: data.steps,
-                        final_loss: losses.last().map(|&l| f64::from(l)),
-                        final_accuracy: Some(acc),
+                let stats = crate::train::TrainStats {
+                    steps: data.steps,
+                    final_loss: losses.last().map(|&l| f64::from(l)),
+                    final_accuracy: Some(acc),
+                    seconds: share,
+                };
+                cells_out.push((
+                    GpuCell {
+                        scores: cell_scores(ld, n_units, shape.n, alpha),
                         seconds: share,
-                    };
-                    res[start + k] = Some((
-                        GpuCell {
-                            scores: metrics::scores_from_wot(batch, units[k], wot, alpha),
-                            seconds: share,
-                        },
-                        stats,
-                    ));
-                }
+                    },
+                    stats,
+                ));
             }
-            Ok(())
+            Ok(cells_out)
         };
-        let fail = |e: Error| {
-            abort.store(true, Ordering::Relaxed);
-            let mut f = first_error.lock().unwrap_or_else(|p| p.into_inner());
-            if f.is_none() {
-                *f = Some(e);
-            }
-        };
-        std::thread::scope(|s| {
-            for lane in lanes.iter_mut() {
-                let run_lane = &run_lane;
-                let fail = &fail;
-                s.spawn(move || {
-                    if let Err(e) = run_lane(lane) {
-                        fail(e);
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            for lane in &mut self.lanes {
-                let _ = lane.dev.synchronize();
-                lane.marks.clear();
-            }
-            return Err(e);
-        }
-        results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.ok_or_else(|| Error::Device(format!("internal: cell {i} not scored"))))
-            .collect()
+        run_lanes(&mut self.lanes, count, None, chunk)
     }
 
     /// The Hamming matrix of one network on the GPU (weights from `seed`),
@@ -1174,4 +1066,98 @@ fn plan_for(graph: &Graph, batch: Shape) -> Result<Plan> {
         )));
     }
     Ok(plan)
+}
+
+/// The scores of a cell from its chunk's (ln det, positive definite,
+/// duplicate codes) and its N_A.
+fn cell_scores(ld: (f64, bool, bool), n_units: u64, batch: usize, alpha: f64) -> Scores {
+    let (logdet, ok, dup) = ld;
+    let wot = (ok && !dup && n_units > 0).then_some(logdet);
+    metrics::scores_from_wot(batch, n_units, wot, alpha)
+}
+
+/// Runs chunks of [`CHUNK`] cells of `0..count` on the lanes, each lane on
+/// its own host thread pulling the next chunk, and gathers `per_chunk`'s
+/// results in cell order. With `profile`, one lane does all the work (so
+/// its event times do not overlap another's). The first error stops every
+/// lane at its next chunk and is returned; the lanes are then synchronised
+/// and left usable.
+fn run_lanes<T, F>(
+    lanes: &mut [Lane],
+    count: usize,
+    profile: Option<&mut Profile>,
+    per_chunk: F,
+) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(&mut Lane, Range<usize>, Option<&mut Profile>) -> Result<Vec<T>> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let run_lane = |lane: &mut Lane, mut profile: Option<&mut Profile>| -> Result<()> {
+        lane.dev
+            .context()
+            .bind_to_thread()
+            .map_err(drv_err("context binding"))?;
+        while !abort.load(Ordering::Relaxed) {
+            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+            if start >= count {
+                break;
+            }
+            let cells = start..(start + CHUNK).min(count);
+            let out = per_chunk(lane, cells.clone(), profile.as_deref_mut())?;
+            if out.len() != cells.len() {
+                return Err(Error::Device("internal: a chunk lost cells".into()));
+            }
+            let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, r) in out.into_iter().enumerate() {
+                res[start + k] = Some(r);
+            }
+        }
+        Ok(())
+    };
+    let fail = |e: Error| {
+        abort.store(true, Ordering::Relaxed);
+        let mut f = first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(e);
+        }
+    };
+    if let Some(p) = profile {
+        let lane = lanes
+            .first_mut()
+            .ok_or_else(|| Error::Device("no lane".into()))?;
+        if let Err(e) = run_lane(lane, Some(p)) {
+            fail(e);
+        }
+    } else {
+        std::thread::scope(|s| {
+            for lane in lanes.iter_mut() {
+                let (run_lane, fail) = (&run_lane, &fail);
+                s.spawn(move || {
+                    if let Err(e) = run_lane(lane, None) {
+                        fail(e);
+                    }
+                });
+            }
+        });
+    }
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        // Leave the lanes usable: wait for what they queued, drop the
+        // events of the unfinished chunk.
+        for lane in lanes.iter_mut() {
+            let _ = lane.dev.synchronize();
+            lane.marks.clear();
+        }
+        return Err(e);
+    }
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.ok_or_else(|| Error::Device(format!("internal: cell {i} not scored"))))
+        .collect()
 }
