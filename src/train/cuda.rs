@@ -346,52 +346,14 @@ pub(crate) fn enqueue_training(
         )));
     }
     let k = data.steps;
-    let vals = bufs.vals.get(dev, plan.vals_len)?;
-    let _ = vals;
-    bufs.grads.get(dev, plan.grads_len)?;
-    bufs.pgrads.get(dev, params_len)?;
-    bufs.momentum.get(dev, params_len)?;
-    bufs.bn.get(dev, plan.bn_len)?;
-    bufs.scratch64.get(dev, plan.scratch64_len)?;
-    bufs.conv_part.get(dev, plan.conv_part_len)?;
-    bufs.losses.get(dev, CHUNK * k)?;
-    bufs.correct.get(dev, CHUNK * b)?;
-    bufs.sample_loss.get(dev, b)?;
+    bufs.size_for(dev, plan, params_len, CHUNK * k, CHUNK * b)?;
     let per_batch = data.batch.len();
-    let classes = graph.nodes[graph.output].shape.per_sample();
     for t in 0..k {
         let input = view(&data.inputs, &(t * per_batch..(t + 1) * per_batch))?;
         forward(dev, bufs, params, slots, graph, plan, &input)?;
-        // Loss and dlogits.
-        {
-            let out = graph.output;
-            let logits_r = plan.value[out]
-                .clone()
-                .ok_or_else(|| Error::Device("internal: output has no value".into()))?;
-            let dl_r = plan.grad[out]
-                .clone()
-                .ok_or_else(|| Error::Device("internal: output has no gradient".into()))?;
-            let logits = view(slice(&bufs.vals)?, &logits_r)?;
-            let labels = view(&data.labels, &(t * b..(t + 1) * b))?;
-            let mut dl = view_mut(slice_mut(&mut bufs.grads)?, &dl_r)?;
-            let mut loss = view_mut(slice_mut(&mut bufs.sample_loss)?, &(0..b))?;
-            let mut correct = view_mut(slice_mut(&mut bufs.correct)?, &(slot * b..(slot + 1) * b))?;
-            let mut mean = view_mut(
-                slice_mut(&mut bufs.losses)?,
-                &(slot * k + t..slot * k + t + 1),
-            )?;
-            ops::softmax_ce::cuda::softmax_ce(
-                dev,
-                b,
-                classes,
-                &logits,
-                &labels,
-                &mut loss,
-                &mut correct,
-                &mut dl,
-                &mut mean,
-            )?;
-        }
+        let labels = view(&data.labels, &(t * b..(t + 1) * b))?;
+        let correct = slot * b..(slot + 1) * b;
+        loss_and_dlogits(dev, bufs, graph, plan, &labels, &correct, slot * k + t)?;
         backward(dev, bufs, params, params_len, slots, graph, plan, &input)?;
         let c = data.config;
         let step = kernels::SgdStep {
@@ -407,6 +369,70 @@ pub(crate) fn enqueue_training(
         kernels::sgd_update(dev, &mut p, &g, &mut m, &data.lr.as_view(), step)?;
     }
     Ok(())
+}
+
+impl TrainBufs {
+    /// Grows every buffer to what `plan` needs, with room for `losses`
+    /// step losses and `correct` per-sample hits.
+    fn size_for(
+        &mut self,
+        dev: &CudaDevice,
+        plan: &TrainPlan,
+        params_len: usize,
+        losses: usize,
+        correct: usize,
+    ) -> Result<()> {
+        self.vals.get(dev, plan.vals_len)?;
+        self.grads.get(dev, plan.grads_len)?;
+        self.pgrads.get(dev, params_len)?;
+        self.momentum.get(dev, params_len)?;
+        self.bn.get(dev, plan.bn_len)?;
+        self.scratch64.get(dev, plan.scratch64_len)?;
+        self.conv_part.get(dev, plan.conv_part_len)?;
+        self.losses.get(dev, losses)?;
+        self.correct.get(dev, correct)?;
+        self.sample_loss.get(dev, plan.batch)?;
+        Ok(())
+    }
+}
+
+/// Softmax cross-entropy of the output node's logits against `labels`:
+/// dlogits into the output's gradient, the mean loss into `losses[mean_at]`,
+/// per-sample hits into `correct[correct_at]`.
+fn loss_and_dlogits(
+    dev: &CudaDevice,
+    bufs: &mut TrainBufs,
+    graph: &Graph,
+    plan: &TrainPlan,
+    labels: &CudaView<'_, i32>,
+    correct_at: &Region,
+    mean_at: usize,
+) -> Result<()> {
+    let b = plan.batch;
+    let out = graph.output;
+    let classes = graph.nodes[out].shape.per_sample();
+    let logits = view(
+        slice(&bufs.vals)?,
+        &need(&plan.value[out], "value", "output")?,
+    )?;
+    let mut dl = view_mut(
+        slice_mut(&mut bufs.grads)?,
+        &need(&plan.grad[out], "gradient", "output")?,
+    )?;
+    let mut loss = view_mut(slice_mut(&mut bufs.sample_loss)?, &(0..b))?;
+    let mut correct = view_mut(slice_mut(&mut bufs.correct)?, correct_at)?;
+    let mut mean = view_mut(slice_mut(&mut bufs.losses)?, &(mean_at..mean_at + 1))?;
+    ops::softmax_ce::cuda::softmax_ce(
+        dev,
+        b,
+        classes,
+        &logits,
+        labels,
+        &mut loss,
+        &mut correct,
+        &mut dl,
+        &mut mean,
+    )
 }
 
 fn slice<T>(g: &Grow<T>) -> Result<&CudaSlice<T>> {
@@ -681,7 +707,7 @@ fn backward(
                 let pgrads = slice_mut(&mut bufs.pgrads)?;
                 two(pgrads, &gr, &br, |dg, db| {
                     dx_dy(
-                        slice_mut_grads(&mut bufs.grads)?,
+                        slice_mut(&mut bufs.grads)?,
                         &grad_of(j)?,
                         &dy_r,
                         |dx, dy| {
@@ -817,7 +843,7 @@ fn backward(
                 let pgrads = slice_mut(&mut bufs.pgrads)?;
                 two(pgrads, &wr, &br, |dw, db| {
                     dx_dy(
-                        slice_mut_grads(&mut bufs.grads)?,
+                        slice_mut(&mut bufs.grads)?,
                         &grad_of(j)?,
                         &dy_r,
                         |dx, dy| {
@@ -834,10 +860,6 @@ fn backward(
         }
     }
     Ok(())
-}
-
-fn slice_mut_grads(g: &mut Grow<f32>) -> Result<&mut CudaSlice<f32>> {
-    slice_mut(g)
 }
 
 /// One training step's gradients on the GPU, copied back (for tests):
@@ -870,39 +892,10 @@ pub fn gradients(
     let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
     let lab = s.clone_htod(&lab).map_err(dev_err("upload"))?;
     let mut bufs = TrainBufs::new();
-    bufs.vals.get(dev, plan.vals_len)?;
-    bufs.grads.get(dev, plan.grads_len)?;
-    bufs.pgrads.get(dev, dplan.params_len)?;
-    bufs.bn.get(dev, plan.bn_len)?;
-    bufs.scratch64.get(dev, plan.scratch64_len)?;
-    bufs.conv_part.get(dev, plan.conv_part_len)?;
-    bufs.losses.get(dev, 1)?;
-    bufs.correct.get(dev, b)?;
-    bufs.sample_loss.get(dev, b)?;
+    bufs.size_for(dev, &plan, dplan.params_len, 1, b)?;
     let xv = xin.as_view();
     forward(dev, &mut bufs, &pdev, &dplan.params, graph, &plan, &xv)?;
-    let classes = graph.nodes[graph.output].shape.per_sample();
-    {
-        let out = graph.output;
-        let logits_r = need(&plan.value[out], "value", "output")?;
-        let dl_r = need(&plan.grad[out], "gradient", "output")?;
-        let logits = view(slice(&bufs.vals)?, &logits_r)?;
-        let mut dl = view_mut(slice_mut(&mut bufs.grads)?, &dl_r)?;
-        let mut loss = view_mut(slice_mut(&mut bufs.sample_loss)?, &(0..b))?;
-        let mut correct = view_mut(slice_mut(&mut bufs.correct)?, &(0..b))?;
-        let mut mean = view_mut(slice_mut(&mut bufs.losses)?, &(0..1))?;
-        ops::softmax_ce::cuda::softmax_ce(
-            dev,
-            b,
-            classes,
-            &logits,
-            &lab.as_view(),
-            &mut loss,
-            &mut correct,
-            &mut dl,
-            &mut mean,
-        )?;
-    }
+    loss_and_dlogits(dev, &mut bufs, graph, &plan, &lab.as_view(), &(0..b), 0)?;
     backward(
         dev,
         &mut bufs,

@@ -65,17 +65,7 @@ pub fn crop_backward(
         return Ok(());
     }
     let f = dev.function("crop", "crop_backward")?;
-    let dims: [u64; 9] = [
-        input.h as u64,
-        input.w as u64,
-        input.c as u64,
-        spec.top as u64,
-        spec.left as u64,
-        spec.c0 as u64,
-        spec.h as u64,
-        spec.w as u64,
-        spec.c as u64,
-    ];
+    let dims = kernel_dims(spec, input);
     let acc = i32::from(accumulate);
     let mut lb = dev.stream().launch_builder(&f);
     lb.arg(dy).arg(dx).arg(&len);
@@ -115,17 +105,7 @@ fn crop_launch(
     }
     let len = y.len() as u64;
     let f = dev.function("crop", "crop")?;
-    let dims: [u64; 9] = [
-        input.h as u64,
-        input.w as u64,
-        input.c as u64,
-        spec.top as u64,
-        spec.left as u64,
-        spec.c0 as u64,
-        spec.h as u64,
-        spec.w as u64,
-        spec.c as u64,
-    ];
+    let dims = kernel_dims(spec, input);
     let acc = i32::from(accumulate);
     let mut lb = dev.stream().launch_builder(&f);
     lb.arg(x).arg(y).arg(&len);
@@ -141,4 +121,13 @@ fn crop_launch(
     // checked), inside x's n·ih·iw·ic floats; x and y are distinct borrows.
     unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop"))?;
     Ok(())
+}
+
+/// `ih, iw, ic, top, left, c0, h, w, c`: the geometry arguments shared by
+/// `crop` and `crop_backward`.
+fn kernel_dims(spec: &CropSpec, input: Shape) -> [u64; 9] {
+    [
+        input.h, input.w, input.c, spec.top, spec.left, spec.c0, spec.h, spec.w, spec.c,
+    ]
+    .map(|v| v as u64)
 }
