@@ -26,20 +26,22 @@ extern "C" __global__ void global_avg_pool_nhwc(const float* __restrict__ x,
     }
 }
 
-// Backward (twin of the CPU backward in src/ops/global_avg_pool/cpu.rs):
-//   dx[b][p][ch] = (accumulate ? dx : 0) + (f32)((f64)dy[b][ch] * (1.0 / hw))
-// dy: f32 [n][c], dx: f32 [n][hw][c] (NHWC). One thread per dx element,
-// grid-stride.
+// Backward, the exact twin of the CPU backward in
+// src/ops/global_avg_pool/cpu.rs (an f32 division, then the f32 sum of
+// the gradients of a tensor read twice):
+//   dx[b][p][ch] = (accumulate ? dx : 0) + dy[b][ch] / (f32)hw
+// dy: f32 [n][c], dx: f32 [n][hw][c] (NHWC), hw < 2^24 (exact in f32).
+// One thread per dx element, grid-stride.
 extern "C" __global__ void global_avg_pool_backward_nhwc(const float* __restrict__ dy,
                                                          float* __restrict__ dx, u64 n, u64 hw,
                                                          u64 c, int accumulate) {
     const u64 total = n * hw * c;
     const u64 step = (u64)gridDim.x * blockDim.x;
-    const double inv = 1.0 / (double)hw;
+    const float hw_f = (float)hw;
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += step) {
         const u64 ch = g % c;
         const u64 b = g / (hw * c);
-        const float v = (float)((double)dy[b * c + ch] * inv);
-        dx[g] = accumulate ? dx[g] + v : v;
+        const float v = __fdiv_rn(dy[b * c + ch], hw_f);
+        dx[g] = accumulate ? __fadd_rn(dx[g], v) : v;
     }
 }

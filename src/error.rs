@@ -32,6 +32,14 @@ pub enum Error {
     /// A compute device that is missing or failed.
     #[error("device: {0}")]
     Device(String),
+    /// A CUDA driver call that failed: what was being done, and the
+    /// driver's error.
+    #[error("device: CUDA {what}: {source}")]
+    Driver {
+        what: String,
+        #[source]
+        source: cudarc::driver::DriverError,
+    },
 }
 
 impl Error {

@@ -123,6 +123,9 @@ impl Scorer {
     /// cannot be used (no driver, no GPU, no NVRTC, a kernel that does not
     /// compile) makes it fall back to the CPU, and the second value is the
     /// one-line reason to tell the user; an explicit `cuda` fails instead.
+    /// On a GPU the second value carries what the user should know about
+    /// how the kernels were loaded (PTX instead of CUBIN for a GPU newer
+    /// than NVRTC), if anything.
     pub fn open(
         kind: device::DeviceKind,
         batch: Tensor,
@@ -131,9 +134,16 @@ impl Scorer {
         use device::DeviceKind;
         match kind {
             DeviceKind::Cpu => Ok((Scorer::Cpu { batch }, None)),
-            DeviceKind::Cuda(n) => Ok((Self::open_cuda(n, &batch, lanes)?, None)),
+            DeviceKind::Cuda(n) => {
+                let s = Self::open_cuda(n, &batch, lanes)?;
+                let notes = s.device_notes();
+                Ok((s, notes))
+            }
             DeviceKind::Auto => match Self::open_cuda(0, &batch, lanes) {
-                Ok(s) => Ok((s, None)),
+                Ok(s) => {
+                    let notes = s.device_notes();
+                    Ok((s, notes))
+                }
                 Err(e) => Ok((
                     Scorer::Cpu { batch },
                     Some(format!("no usable GPU ({e}); running on the CPU")),
@@ -146,6 +156,18 @@ impl Scorer {
         let dev = device::cuda::CudaDevice::open(ordinal)?;
         let scorer = device::cuda::executor::GpuScorer::new(&dev, batch, lanes)?;
         Ok(Scorer::Cuda(Box::new(scorer)))
+    }
+
+    /// The GPU's notes on how its kernels were loaded, joined; `None` when
+    /// there are none (or on the CPU).
+    fn device_notes(&self) -> Option<String> {
+        match self {
+            Scorer::Cpu { .. } => None,
+            Scorer::Cuda(g) => {
+                let notes = g.device().notes();
+                (!notes.is_empty()).then(|| notes.join("; "))
+            }
+        }
     }
 
     /// Images in the scoring batch (B).
@@ -202,4 +224,22 @@ impl Scorer {
             }
         }
     }
+}
+
+/// `../shared/data/<file>` for a unit test, or `None` after telling the
+/// terminal (past the harness's output capture) that `test` did not run.
+#[cfg(test)]
+pub(crate) fn test_data(test: &str, file: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
+    if p.exists() {
+        return Some(p);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs ../shared/data/{file}, which is absent (it did not run)"
+    );
+    None
 }

@@ -92,3 +92,50 @@ fn device_flag_selects_falls_back_or_fails_with_the_reason() {
         .expect("run dasnas");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--lanes must be at least 1"));
 }
+
+/// `DASNAS_NVRTC` names the NVRTC library exactly: `devices` reports that
+/// path and the choice, and a compile works from it with no
+/// `LD_LIBRARY_PATH` (its builtins are found beside it); a bad value is
+/// reported, not fatal.
+#[test]
+fn dasnas_nvrtc_chooses_the_library() {
+    use std::io::Write;
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_dasnas"))
+            .arg("devices")
+            .env("DASNAS_NVRTC", value)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .expect("run dasnas")
+    };
+    let bad = run("/no/such/libnvrtc.so.13");
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(bad.status.success(), "{out}");
+    assert!(
+        out.contains("DASNAS_NVRTC=/no/such/libnvrtc.so.13: no such file"),
+        "{out}"
+    );
+    let lib = match dasnas::device::cuda::nvrtc::library() {
+        Ok(lib) => lib,
+        Err(e) => {
+            if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+                panic!("REQUIRE_NVRTC=1 but {e}");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED dasnas_nvrtc_chooses_the_library (half): no NVRTC to point at ({e})"
+            );
+            return;
+        }
+    };
+    let path = lib.path().to_string_lossy().into_owned();
+    let good = run(&path);
+    let out = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{out}");
+    assert!(out.contains(&path), "{out}");
+    assert!(out.contains("chosen by DASNAS_NVRTC"), "{out}");
+    assert!(
+        out.contains("NVRTC compile check (relu.cu): ok, CUBIN for sm_"),
+        "{out}"
+    );
+}

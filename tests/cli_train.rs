@@ -1,23 +1,14 @@
 //! `dasnas score --train-steps` and `dasnas train` on a tiny CIFAR file
 //! (skipped with a message when ../shared/data is absent).
 
-use std::path::PathBuf;
+mod common;
 use std::process::{Command, Output};
 
 const CELL: &str =
     "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|";
 
-fn data() -> Option<String> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/cifar10_test20_lossless.bin"
-    ));
-    if p.exists() {
-        Some(p.display().to_string())
-    } else {
-        println!("skip: {} absent", p.display());
-        None
-    }
+fn data(test: &str) -> Option<String> {
+    common::shared_data(test, "cifar10_test20_lossless.bin").map(|p| p.display().to_string())
 }
 
 fn dasnas(args: &[&str]) -> Output {
@@ -49,7 +40,9 @@ fn strip(mut v: serde_json::Value, keys: &[&str]) -> serde_json::Value {
 
 #[test]
 fn score_with_training_steps() {
-    let Some(d) = data() else { return };
+    let Some(d) = data("score_with_training_steps") else {
+        return;
+    };
     let base = ["score", "--arch", CELL, "--data", &d, "--batch", "8"];
     // K = 0 is the plain scorer.
     let plain = json_lines(&dasnas(&base));
@@ -88,7 +81,9 @@ fn score_with_training_steps() {
 
 #[test]
 fn score_training_errors() {
-    let Some(d) = data() else { return };
+    let Some(d) = data("score_training_errors") else {
+        return;
+    };
     // Gaussian scoring data and no --train-data: nothing to train on.
     let o = dasnas(&[
         "score",
@@ -146,7 +141,9 @@ fn score_training_errors() {
 
 #[test]
 fn train_writes_records() {
-    let Some(d) = data() else { return };
+    let Some(d) = data("train_writes_records") else {
+        return;
+    };
     let rec = std::env::temp_dir().join(format!("dasnas-train-{}.jsonl", std::process::id()));
     let o = dasnas(&[
         "train",

@@ -5,15 +5,17 @@
 //!
 //! Outputs are poisoned with NaN before each launch (or filled with random
 //! values where the launch accumulates), so an element a kernel forgets to
-//! write cannot pass. Without a working GPU each test prints `skip: …` and
-//! passes, unless `REQUIRE_GPU=1`.
+//! write cannot pass.
+//!
+//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
+//! unless asked for (`--include-ignored`, as the GPU bundle does).
 
+#[macro_use]
 mod common;
-use common::gpu;
 use common::Rng;
-use cudarc::driver::CudaSlice;
 use dasnas::device::cuda::kernels::{sgd_update, SgdStep};
-use dasnas::device::cuda::CudaDevice;
+use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::batchnorm::cuda::{batchnorm_backward, batchnorm_parts};
 use dasnas::ops::batchnorm::BatchNormSpec;
 use dasnas::ops::conv2d::cuda::{
@@ -41,15 +43,12 @@ impl Rng {
     }
 }
 
-fn up<T: cudarc::driver::DeviceRepr>(dev: &CudaDevice, host: &[T]) -> CudaSlice<T> {
-    dev.stream().clone_htod(host).expect("upload")
+fn up<T: bytemuck::Pod>(dev: &CudaDevice, host: &[T]) -> DeviceBuffer<T> {
+    dev.upload(host).expect("upload")
 }
 
-fn down<T: cudarc::driver::DeviceRepr + Default + Clone>(
-    dev: &CudaDevice,
-    buf: &CudaSlice<T>,
-) -> Vec<T> {
-    dev.stream().clone_dtoh(buf).expect("download")
+fn down<T: bytemuck::Pod>(dev: &CudaDevice, buf: &DeviceBuffer<T>) -> Vec<T> {
+    dev.download(buf).expect("download")
 }
 
 /// |got − want| <= rel · (mag[i] + |want|) + 1e-30 elementwise; NaN fails.
@@ -75,11 +74,8 @@ fn start(rng: &mut Rng, len: usize, accumulate: bool) -> Vec<f32> {
     }
 }
 
-#[test]
-fn conv2d_backward_matches_reference() {
-    let Some(dev) = gpu("conv2d_backward_matches_reference") else {
-        return;
-    };
+gpu_test!(conv2d_backward_matches_reference);
+fn conv2d_backward_matches_reference(dev: &CudaDevice) {
     let mut rng = Rng(41);
     // n, h, w, cin, cout, k, stride, pad, dilation, groups, relu, accumulate
     let cases: &[[usize; 12]] = &[
@@ -232,11 +228,8 @@ fn conv2d_backward_matches_reference() {
     }
 }
 
-#[test]
-fn conv2d_backward_rejects_bad_lengths() {
-    let Some(dev) = gpu("conv2d_backward_rejects_bad_lengths") else {
-        return;
-    };
+gpu_test!(conv2d_backward_rejects_bad_lengths);
+fn conv2d_backward_rejects_bad_lengths(dev: &CudaDevice) {
     let spec = Conv2dSpec::new(3, 5, 3, 1, 1);
     let xs = Shape::new(2, 4, 4, 3);
     let x = up(dev, &vec![0f32; xs.len()]);
@@ -271,11 +264,8 @@ fn conv2d_backward_rejects_bad_lengths() {
     .is_err());
 }
 
-#[test]
-fn batchnorm_backward_matches_reference() {
-    let Some(dev) = gpu("batchnorm_backward_matches_reference") else {
-        return;
-    };
+gpu_test!(batchnorm_backward_matches_reference);
+fn batchnorm_backward_matches_reference(dev: &CudaDevice) {
     let mut rng = Rng(42);
     for (shape, acc) in [
         (Shape::new(1, 1, 1, 1), false),
@@ -383,11 +373,8 @@ fn batchnorm_backward_matches_reference() {
     }
 }
 
-#[test]
-fn relu_and_global_avg_pool_backward_match_reference() {
-    let Some(dev) = gpu("relu_and_global_avg_pool_backward_match_reference") else {
-        return;
-    };
+gpu_test!(relu_and_global_avg_pool_backward_match_reference);
+fn relu_and_global_avg_pool_backward_match_reference(dev: &CudaDevice) {
     let mut rng = Rng(43);
     for len in [1usize, 5, 1023, 70_001] {
         for acc in [false, true] {
@@ -436,31 +423,32 @@ fn relu_and_global_avg_pool_backward_match_reference() {
     ] {
         let dy = rng.vec(shape.n * shape.c);
         let dx0 = start(&mut rng, shape.len(), acc);
-        let hw = (shape.h * shape.w) as f64;
-        let mut want = vec![0f64; shape.len()];
-        for (i, v) in want.iter_mut().enumerate() {
-            let (b, ch) = (i / shape.per_sample(), i % shape.c);
-            *v = f64::from(dy[b * shape.c + ch]) / hw + if acc { f64::from(dx0[i]) } else { 0.0 };
-        }
+        // The CPU twin's arithmetic: an f32 division, then (accumulating)
+        // an f32 sum; the kernel must match it bit for bit.
+        let hw = (shape.h * shape.w) as f32;
+        let want: Vec<f32> = (0..shape.len())
+            .map(|i| {
+                let (b, ch) = (i / shape.per_sample(), i % shape.c);
+                let v = dy[b * shape.c + ch] / hw;
+                if acc {
+                    dx0[i] + v
+                } else {
+                    v
+                }
+            })
+            .collect();
         let dyd = up(dev, &dy);
         let mut dxd = up(dev, &dx0);
         global_avg_pool_backward(dev, shape, &dyd.slice(..), &mut dxd.slice_mut(..), acc).unwrap();
-        let zeros = vec![0f64; shape.len()];
-        check(
-            &format!("gap dx {shape}"),
-            &down(dev, &dxd),
-            &want,
-            &zeros,
-            1e-6,
-        );
+        let got = down(dev, &dxd);
+        for i in 0..shape.len() {
+            assert_eq!(got[i].to_bits(), want[i].to_bits(), "gap dx[{i}] {shape}");
+        }
     }
 }
 
-#[test]
-fn pool_backward_matches_reference() {
-    let Some(dev) = gpu("pool_backward_matches_reference") else {
-        return;
-    };
+gpu_test!(pool_backward_matches_reference);
+fn pool_backward_matches_reference(dev: &CudaDevice) {
     let mut rng = Rng(44);
     // n, h, w, c, k, stride, pad, kind (0 max, 1 avg, 2 avg incl. pad), accumulate
     let cases: &[[usize; 9]] = &[
@@ -565,11 +553,8 @@ fn pool_backward_matches_reference() {
     }
 }
 
-#[test]
-fn linear_backward_matches_reference() {
-    let Some(dev) = gpu("linear_backward_matches_reference") else {
-        return;
-    };
+gpu_test!(linear_backward_matches_reference);
+fn linear_backward_matches_reference(dev: &CudaDevice) {
     let mut rng = Rng(45);
     for (xs, outputs, acc) in [
         (Shape::new(1, 1, 1, 1), 1, false),
@@ -652,11 +637,8 @@ fn linear_backward_matches_reference() {
     }
 }
 
-#[test]
-fn softmax_ce_matches_reference() {
-    let Some(dev) = gpu("softmax_ce_matches_reference") else {
-        return;
-    };
+gpu_test!(softmax_ce_matches_reference);
+fn softmax_ce_matches_reference(dev: &CudaDevice) {
     let mut rng = Rng(46);
     for (batch, classes) in [(1usize, 1usize), (5, 10), (128, 10), (300, 7), (3, 1000)] {
         // Multiples of 1.5 in [-6, 6]: ties for the argmax rule.
@@ -725,11 +707,8 @@ fn softmax_ce_matches_reference() {
     }
 }
 
-#[test]
-fn sgd_update_matches_torch_rule() {
-    let Some(dev) = gpu("sgd_update_matches_torch_rule") else {
-        return;
-    };
+gpu_test!(sgd_update_matches_torch_rule);
+fn sgd_update_matches_torch_rule(dev: &CudaDevice) {
     let mut rng = Rng(47);
     let lr = [0.1f32, 0.05, 0.025, 0.0125];
     for (momentum, weight_decay, nesterov) in [

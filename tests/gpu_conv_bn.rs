@@ -10,14 +10,14 @@
 //! the plain relative error of a near-zero output meaningless); BatchNorm
 //! statistics and outputs to 1e-4 relative.
 //!
-//! Without a working GPU (no driver, no device, no NVRTC) each test prints
-//! `skip: <reason>` and passes, unless `REQUIRE_GPU=1`, then it fails.
+//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
+//! unless asked for (`--include-ignored`, as the GPU bundle does).
 
+#[macro_use]
 mod common;
-use common::gpu;
 use common::Rng;
-use cudarc::driver::CudaSlice;
-use dasnas::device::cuda::CudaDevice;
+use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::batchnorm::cpu::{
     batchnorm_forward, batchnorm_forward_from_sums, batchnorm_forward_inplace,
 };
@@ -36,12 +36,12 @@ impl Rng {
     }
 }
 
-fn upload<T: cudarc::driver::DeviceRepr>(dev: &CudaDevice, host: &[T]) -> CudaSlice<T> {
-    dev.stream().clone_htod(host).expect("upload")
+fn upload<T: bytemuck::Pod>(dev: &CudaDevice, host: &[T]) -> DeviceBuffer<T> {
+    dev.upload(host).expect("upload")
 }
 
-fn download<T: cudarc::driver::DeviceRepr>(dev: &CudaDevice, buf: &CudaSlice<T>) -> Vec<T> {
-    dev.stream().clone_dtoh(buf).expect("download")
+fn download<T: bytemuck::Pod>(dev: &CudaDevice, buf: &DeviceBuffer<T>) -> Vec<T> {
+    dev.download(buf).expect("download")
 }
 
 fn nan_f32(len: usize) -> Vec<f32> {
@@ -263,31 +263,22 @@ fn check_stats(what: &str, mean: &[f32], inv_std: &[f32], want: &dasnas::ops::ba
     }
 }
 
-#[test]
-fn conv2d_matches_cpu_at_odd_sizes() {
-    let Some(dev) = gpu("conv2d_matches_cpu_at_odd_sizes") else {
-        return;
-    };
+gpu_test!(conv2d_matches_cpu_at_odd_sizes);
+fn conv2d_matches_cpu_at_odd_sizes(dev: &CudaDevice) {
     for (i, case) in ODD_CASES.iter().enumerate() {
         check_conv_case(dev, case, 1000 + i as u64);
     }
 }
 
-#[test]
-fn conv2d_matches_cpu_at_nb201_shapes() {
-    let Some(dev) = gpu("conv2d_matches_cpu_at_nb201_shapes") else {
-        return;
-    };
+gpu_test!(conv2d_matches_cpu_at_nb201_shapes);
+fn conv2d_matches_cpu_at_nb201_shapes(dev: &CudaDevice) {
     for (i, case) in NB201_CASES.iter().enumerate() {
         check_conv_case(dev, case, 2000 + i as u64);
     }
 }
 
-#[test]
-fn conv2d_rejects_bad_buffers_without_launching() {
-    let Some(dev) = gpu("conv2d_rejects_bad_buffers_without_launching") else {
-        return;
-    };
+gpu_test!(conv2d_rejects_bad_buffers_without_launching);
+fn conv2d_rejects_bad_buffers_without_launching(dev: &CudaDevice) {
     let spec = Conv2dSpec::new(3, 4, 3, 1, 1);
     let ishape = Shape::new(1, 5, 5, 3);
     let xd = upload(dev, &vec![0.0f32; ishape.len()]);
@@ -305,11 +296,8 @@ fn conv2d_rejects_bad_buffers_without_launching() {
     assert!(matches!(r, Err(dasnas::Error::Shape(_))), "{r:?}");
 }
 
-#[test]
-fn batchnorm_matches_cpu_and_is_deterministic() {
-    let Some(dev) = gpu("batchnorm_matches_cpu_and_is_deterministic") else {
-        return;
-    };
+gpu_test!(batchnorm_matches_cpu_and_is_deterministic);
+fn batchnorm_matches_cpu_and_is_deterministic(dev: &CudaDevice) {
     let shapes = [
         Shape::new(1, 1, 1, 1),
         Shape::new(2, 3, 3, 3),

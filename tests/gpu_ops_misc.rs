@@ -8,15 +8,14 @@
 //! and linear to 1e-5 relative (their kernels are written to match bit for
 //! bit, the tolerance only leaves room for it).
 //!
-//! Without a working GPU (no driver, no device, no NVRTC) each test prints
-//! `skip: <reason>` and passes, unless `REQUIRE_GPU=1`, then it fails: the
-//! GPU machine sets it so the comparison cannot silently not run.
+//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
+//! unless asked for (`--include-ignored`, as the GPU bundle does).
 
+#[macro_use]
 mod common;
-use common::gpu;
 use common::Rng;
-use cudarc::driver::CudaSlice;
-use dasnas::device::cuda::CudaDevice;
+use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::linear::LinearSpec;
 use dasnas::ops::pool::{PoolKind, PoolSpec};
 use dasnas::ops::{add, global_avg_pool, linear, pool, relu};
@@ -53,13 +52,13 @@ impl Rng {
     }
 }
 
-fn upload(dev: &CudaDevice, host: &[f32]) -> CudaSlice<f32> {
-    dev.stream().clone_htod(host).expect("upload")
+fn upload(dev: &CudaDevice, host: &[f32]) -> DeviceBuffer<f32> {
+    dev.upload(host).expect("upload")
 }
 
 /// `host` uploaded one float past a 16-byte boundary when `offset`, so a
 /// view of it (from [`view`]) takes the scalar kernels; else aligned.
-fn upload_at(dev: &CudaDevice, host: &[f32], offset: bool) -> CudaSlice<f32> {
+fn upload_at(dev: &CudaDevice, host: &[f32], offset: bool) -> DeviceBuffer<f32> {
     if offset {
         let mut v = vec![POISON];
         v.extend_from_slice(host);
@@ -69,22 +68,22 @@ fn upload_at(dev: &CudaDevice, host: &[f32], offset: bool) -> CudaSlice<f32> {
     }
 }
 
-fn view(buf: &CudaSlice<f32>, offset: bool) -> cudarc::driver::CudaView<'_, f32> {
+fn view(buf: &DeviceBuffer<f32>, offset: bool) -> dasnas::device::cuda::DView<'_, f32> {
     buf.slice(usize::from(offset)..)
 }
 
-fn view_mut(buf: &mut CudaSlice<f32>, offset: bool) -> cudarc::driver::CudaViewMut<'_, f32> {
+fn view_mut(buf: &mut DeviceBuffer<f32>, offset: bool) -> dasnas::device::cuda::DViewMut<'_, f32> {
     buf.slice_mut(usize::from(offset)..)
 }
 
 /// A NaN-poisoned output of `len` floats (at `offset` as in [`upload_at`]).
-fn poisoned(dev: &CudaDevice, len: usize, offset: bool) -> CudaSlice<f32> {
+fn poisoned(dev: &CudaDevice, len: usize, offset: bool) -> DeviceBuffer<f32> {
     upload_at(dev, &vec![POISON; len], offset)
 }
 
 /// The output's values (the part a view at `offset` covers).
-fn download(dev: &CudaDevice, buf: &CudaSlice<f32>, offset: bool) -> Vec<f32> {
-    let mut v = dev.stream().clone_dtoh(buf).expect("download");
+fn download(dev: &CudaDevice, buf: &DeviceBuffer<f32>, offset: bool) -> Vec<f32> {
+    let mut v = dev.download(buf).expect("download");
     if offset {
         v.remove(0);
     }
@@ -130,11 +129,8 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], scale: impl Fn(usize) -> 
 const SIDES: [usize; 4] = [1, 3, 7, 13];
 const CHANNELS: [usize; 5] = [1, 3, 5, 16, 17];
 
-#[test]
-fn relu_is_bit_identical() {
-    let Some(dev) = gpu("relu_is_bit_identical") else {
-        return;
-    };
+gpu_test!(relu_is_bit_identical);
+fn relu_is_bit_identical(dev: &CudaDevice) {
     let mut rng = Rng(11);
     for len in [1usize, 3, 4, 5, 7, 16, 17, 1023, 4096 + 3, 70_001] {
         for offset in [false, true] {
@@ -166,11 +162,8 @@ fn relu_is_bit_identical() {
     assert!(relu::cuda::relu_forward(dev, &xd.as_view(), &mut yd.as_view_mut()).is_err());
 }
 
-#[test]
-fn add_is_bit_identical() {
-    let Some(dev) = gpu("add_is_bit_identical") else {
-        return;
-    };
+gpu_test!(add_is_bit_identical);
+fn add_is_bit_identical(dev: &CudaDevice) {
     let mut rng = Rng(12);
     for len in [1usize, 3, 4, 5, 7, 16, 17, 1023, 4096 + 3, 70_001] {
         let shape = Shape::new(1, 1, 1, len);
@@ -187,7 +180,7 @@ fn add_is_bit_identical() {
 
                 // Only input 0 at the offset when `offset`: mixed alignment
                 // must fall back to the scalar kernels too.
-                let bufs: Vec<CudaSlice<f32>> = hosts
+                let bufs: Vec<DeviceBuffer<f32>> = hosts
                     .iter()
                     .enumerate()
                     .map(|(i, h)| upload_at(dev, h, offset && i == 0))
@@ -268,11 +261,8 @@ fn pool_cases() -> Vec<(PoolSpec, Shape)> {
     cases
 }
 
-#[test]
-fn pool_matches_cpu() {
-    let Some(dev) = gpu("pool_matches_cpu") else {
-        return;
-    };
+gpu_test!(pool_matches_cpu);
+fn pool_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(13);
     let cases = pool_cases();
     assert!(cases.len() > 500, "only {} pool cases", cases.len());
@@ -331,11 +321,8 @@ fn pool_matches_cpu() {
     assert!(r.is_err());
 }
 
-#[test]
-fn global_avg_pool_matches_cpu() {
-    let Some(dev) = gpu("global_avg_pool_matches_cpu") else {
-        return;
-    };
+gpu_test!(global_avg_pool_matches_cpu);
+fn global_avg_pool_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(14);
     let mut shapes = Vec::new();
     for n in [1usize, 3] {
@@ -387,11 +374,8 @@ fn global_avg_pool_matches_cpu() {
     }
 }
 
-#[test]
-fn linear_matches_cpu() {
-    let Some(dev) = gpu("linear_matches_cpu") else {
-        return;
-    };
+gpu_test!(linear_matches_cpu);
+fn linear_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(15);
     let mut cases = Vec::new();
     for n in [1usize, 3, 7] {
@@ -470,12 +454,13 @@ fn linear_matches_cpu() {
     assert!(r.is_err());
 }
 
-/// The kernels above match their CPU twins bit for bit only if NVRTC keeps
-/// every f32 multiply and add separately rounded and divides exactly: their
-/// PTX has no f32 fused multiply-add and no approximate division. (f64
-/// FMAs are allowed: the linear backward sums in f64 and is compared with a
-/// tolerance.) Needs only
-/// NVRTC (skips without it unless `REQUIRE_NVRTC=1`), so it runs in CI.
+/// The kernels match their CPU twins bit for bit only if NVRTC keeps every
+/// f32 multiply and add separately rounded and divides exactly: with
+/// `--fmad=false` (nvrtc::OPTIONS) the PTX of every family but the convs
+/// has no f32 fused multiply-add and no approximate division. (f64 FMAs
+/// are allowed: the linear backward sums in f64 and is compared with a
+/// tolerance.) Needs only NVRTC (skips without it unless
+/// `REQUIRE_NVRTC=1`), so it runs in CI.
 #[test]
 fn bitwise_kernels_have_no_fma_or_approximate_division() {
     use dasnas::device::cuda::nvrtc;
@@ -484,26 +469,34 @@ fn bitwise_kernels_have_no_fma_or_approximate_division() {
         if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("REQUIRE_NVRTC=1 but {why}");
         }
-        println!("skip: bitwise_kernels_have_no_fma_or_approximate_division: {why}");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED bitwise_kernels_have_no_fma_or_approximate_division: {why}"
+        );
         return;
     }
-    for family in [
-        "pool",
-        "add",
-        "relu",
-        "global_avg_pool",
-        "linear",
-        "concat",
-        "crop",
-    ] {
+    // Every family but the convs, whose FMAs are explicit `fmaf` calls.
+    for (family, _) in dasnas::device::cuda_sources::CUDA_SOURCES
+        .iter()
+        .filter(|(f, _)| !f.starts_with("conv2d"))
+    {
         let src = nvrtc::source(family).expect("family embedded");
         let ptx = nvrtc::compile_ptx(family, src, 90).expect("compiles");
+        // f32 contractions, approximate f32 division / square root, and
+        // flushing f32 subnormals; f64 math functions (log, exp) may use
+        // approximate instructions inside their correctly-iterated
+        // implementations, and are compared with tolerances.
         for bad in [
             "fma.rn.f32",
             "fma.rn.ftz.f32",
             "mad.f32",
-            ".approx.",
-            ".ftz.",
+            "div.approx.f32",
+            "div.approx.ftz.f32",
+            "div.full.f32",
+            "sqrt.approx.f32",
+            "rcp.approx.f32",
+            ".ftz.f32",
         ] {
             assert!(
                 !ptx.contains(bad),

@@ -6,13 +6,15 @@
 //! bit for bit): K_H entries within a tiny fraction of N_A (the GPU's conv
 //! sums in another order, so a pre-activation within rounding of zero may
 //! flip its sign bit), WOT within 1e-3 relative, and the ranking of 50
-//! cells at Spearman ≥ 0.999. Without a GPU each test prints `skip: …` and
-//! passes, unless `REQUIRE_GPU=1`.
+//! cells at Spearman ≥ 0.999 (fewer cells and a smaller batch under the
+//! host emulation, which runs them too; see `common`).
 
+#[macro_use]
 mod common;
-use common::{gpu, Rng};
+use common::Rng;
 use dasnas::device::cuda::executor::{GpuScorer, Profile};
 use dasnas::device::cuda::kernels;
+use dasnas::device::cuda::CudaDevice;
 use dasnas::device::plan::Plan;
 use dasnas::eval::rank::spearman_rho;
 use dasnas::net::{init, Graph, GraphBuilder};
@@ -81,11 +83,8 @@ fn assert_close_hamming(gpu: &[u64], cpu: &[u64], n_units: u64, frac: f64, label
     );
 }
 
-#[test]
-fn every_plan_step_matches_the_cpu_executor() {
-    let Some(dev) = gpu("every_plan_step_matches_the_cpu_executor") else {
-        return;
-    };
+gpu_test!(every_plan_step_matches_the_cpu_executor);
+fn every_plan_step_matches_the_cpu_executor(dev: &CudaDevice) {
     let g = all_paths_graph();
     let input = sub_batch(13, 9, 7, 3, 4);
     let mut scorer = GpuScorer::new(dev, &input, 2).expect("scorer");
@@ -100,28 +99,54 @@ fn every_plan_step_matches_the_cpu_executor() {
     }
 }
 
-#[test]
-fn nb201_scores_agree_with_the_cpu() {
-    let Some(dev) = gpu("nb201_scores_agree_with_the_cpu") else {
-        return;
+/// Whether the GPU's and the CPU's `singular` of a cell must agree: only
+/// when the CPU's verdict is clearly away from the threshold. Two cases are
+/// near it, where the GPU's conv (which rounds differently by design) may
+/// legitimately decide otherwise: the smallest Cholesky pivot within a
+/// factor 100 of the tolerance, or two codes within 2 bits of each other
+/// (a flipped sign bit can make them equal, or tell equal ones apart).
+fn singular_is_clear(h: &[u64], n_units: u64, b: usize) -> bool {
+    let min_distance = (0..b)
+        .flat_map(|i| (0..i).map(move |j| (i, j)))
+        .map(|(i, j)| h[i * b + j])
+        .min()
+        .unwrap_or(u64::MAX);
+    let k: Vec<f64> = h.iter().map(|&v| (n_units - v) as f64).collect();
+    let margin = dasnas::score::logdet::pivot_margin(&k, b).unwrap_or(0.0);
+    min_distance > 2 && !(0.01..=100.0).contains(&margin)
+}
+
+gpu_test!(nb201_scores_agree_with_the_cpu);
+fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
+    // The emulation runs a cell about 60x slower than the CPU: fewer cells
+    // and a smaller batch there, the full check on a GPU.
+    let (b, cells, exact_h) = if dev.is_emulated() {
+        (16, 6, 6)
+    } else {
+        (128, 50, 5)
     };
-    let batch = dasnas::data::gaussian_batch(128, 32, 0);
-    let archs = space::sample(Space::Nb201, 50, 3).expect("sample");
+    let batch = dasnas::data::gaussian_batch(b, 32, 0);
+    let archs = space::sample(Space::Nb201, cells, 3).expect("sample");
     let mut scorer = GpuScorer::new(dev, &batch, 4).expect("scorer");
     let gpu_cells = scorer
         .score(archs.len(), |i| archs[i].network(), 0, 1.0, None)
         .expect("gpu scores");
     let mut cpu_wot = Vec::new();
     let mut gpu_wot = Vec::new();
+    let mut near_threshold = Vec::new();
     for (k, (arch, g)) in archs.iter().zip(&gpu_cells).enumerate() {
         let c = dasnas::score_arch(arch, &batch, 0, 1.0).expect("cpu");
         assert_eq!(g.scores.n_units, c.scores.n_units, "{arch}");
-        assert_eq!(g.scores.singular, c.scores.singular, "{arch}");
-        if k < 5 {
+        let net = arch.network().expect("net");
+        let params = init::init_params(&net, 0);
+        let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
+        if singular_is_clear(&want.hamming, want.n_units, b) {
+            assert_eq!(g.scores.singular, c.scores.singular, "{arch}");
+        } else if g.scores.singular != c.scores.singular {
+            near_threshold.push(arch.to_string());
+        }
+        if k < exact_h {
             // K_H itself, entry by entry, on a few cells.
-            let net = arch.network().expect("net");
-            let params = init::init_params(&net, 0);
-            let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
             let got = scorer.relu_codes(&net, 0).expect("gpu codes");
             assert_close_hamming(
                 &got.hamming,
@@ -140,18 +165,24 @@ fn nb201_scores_agree_with_the_cpu() {
             cpu_wot.push(b);
         }
     }
-    assert!(gpu_wot.len() >= 40, "too many singular cells");
+    if !near_threshold.is_empty() {
+        println!(
+            "{} cells near the singularity threshold differ in `singular` (allowed): {near_threshold:?}",
+            near_threshold.len()
+        );
+    }
+    assert!(gpu_wot.len() >= cells * 4 / 5, "too many singular cells");
     let rho = spearman_rho(&gpu_wot, &cpu_wot).expect("rho");
     assert!(rho >= 0.999, "Spearman {rho}");
 }
 
-#[test]
-fn scores_do_not_depend_on_lanes_or_profiling() {
-    let Some(dev) = gpu("scores_do_not_depend_on_lanes_or_profiling") else {
-        return;
-    };
-    let batch = dasnas::data::gaussian_batch(64, 32, 1);
-    let archs = space::sample(Space::Nb201, 21, 5).expect("sample");
+gpu_test!(scores_do_not_depend_on_lanes_or_profiling);
+fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
+    // Past two chunks of 8 cells, so lanes share the work (smaller under
+    // the emulation).
+    let (b, cells) = if dev.is_emulated() { (8, 17) } else { (64, 21) };
+    let batch = dasnas::data::gaussian_batch(b, 32, 1);
+    let archs = space::sample(Space::Nb201, cells, 5).expect("sample");
     let build = |i: usize| archs[i].network();
     let mut one = GpuScorer::new(dev, &batch, 1).expect("scorer");
     let mut four = GpuScorer::new(dev, &batch, 4).expect("scorer");
@@ -173,11 +204,8 @@ fn scores_do_not_depend_on_lanes_or_profiling() {
     assert!(!prof.convs.is_empty() && prof.hamming_words > 0);
 }
 
-#[test]
-fn errors_name_the_problem_and_leave_the_scorer_usable() {
-    let Some(dev) = gpu("errors_name_the_problem_and_leave_the_scorer_usable") else {
-        return;
-    };
+gpu_test!(errors_name_the_problem_and_leave_the_scorer_usable);
+fn errors_name_the_problem_and_leave_the_scorer_usable(dev: &CudaDevice) {
     let batch = sub_batch(6, 9, 7, 3, 0);
     assert!(GpuScorer::new(dev, &sub_batch(1, 9, 7, 3, 0), 1).is_err());
     assert!(GpuScorer::new(dev, &batch, 0).is_err());
@@ -210,11 +238,8 @@ fn errors_name_the_problem_and_leave_the_scorer_usable() {
     assert_eq!(ok.len(), 3);
 }
 
-#[test]
-fn strided_packing_writes_only_its_words() {
-    let Some(dev) = gpu("strided_packing_writes_only_its_words") else {
-        return;
-    };
+gpu_test!(strided_packing_writes_only_its_words);
+fn strided_packing_writes_only_its_words(dev: &CudaDevice) {
     let mut rng = Rng(17);
     for (batch, n, stride, offset) in [(5, 1, 3, 2), (7, 129, 9, 4), (3, 200, 4, 0), (33, 65, 2, 0)]
     {
@@ -223,11 +248,8 @@ fn strided_packing_writes_only_its_words() {
             .collect();
         let want = pack_signs(&x, batch).expect("cpu");
         let sentinel = 0xdead_beef_dead_beefu64;
-        let xd = dev.stream().clone_htod(&x).expect("upload");
-        let mut out = dev
-            .stream()
-            .clone_htod(&vec![sentinel; batch * stride])
-            .expect("upload");
+        let xd = dev.upload(&x).expect("upload");
+        let mut out = dev.upload(&vec![sentinel; batch * stride]).expect("upload");
         let wps = kernels::pack_signs_into(
             dev,
             &xd.as_view(),
@@ -237,7 +259,7 @@ fn strided_packing_writes_only_its_words() {
             offset,
         )
         .expect("launch");
-        let got = dev.stream().clone_dtoh(&out).expect("download");
+        let got = dev.download(&out).expect("download");
         for b in 0..batch {
             for w in 0..stride {
                 let v = got[b * stride + w];
@@ -250,20 +272,14 @@ fn strided_packing_writes_only_its_words() {
         }
     }
     // Rows that do not fit are an error, not a write past the buffer.
-    let xd = dev
-        .stream()
-        .clone_htod(&vec![1.0f32; 4 * 70])
-        .expect("upload");
-    let mut out = dev.stream().alloc_zeros::<u64>(4 * 3).expect("alloc");
+    let xd = dev.upload(&vec![1.0f32; 4 * 70]).expect("upload");
+    let mut out = dev.alloc_zeros::<u64>(4 * 3).expect("alloc");
     assert!(kernels::pack_signs_into(dev, &xd.as_view(), 4, &mut out.as_view_mut(), 3, 2).is_err());
     assert!(kernels::pack_signs_into(dev, &xd.as_view(), 5, &mut out.as_view_mut(), 3, 0).is_err());
 }
 
-#[test]
-fn kernel_matrix_and_duplicate_flags_match_the_cpu() {
-    let Some(dev) = gpu("kernel_matrix_and_duplicate_flags_match_the_cpu") else {
-        return;
-    };
+gpu_test!(kernel_matrix_and_duplicate_flags_match_the_cpu);
+fn kernel_matrix_and_duplicate_flags_match_the_cpu(dev: &CudaDevice) {
     let mut rng = Rng(3);
     let (b, count, n_units) = (11usize, 3usize, 5000u64);
     let mut h = vec![0u64; count * b * b];
@@ -279,12 +295,9 @@ fn kernel_matrix_and_duplicate_flags_match_the_cpu() {
     // Matrix 1 has two equal codes.
     h[b * b + 2 * b + 5] = 0;
     h[b * b + 5 * b + 2] = 0;
-    let hd = dev.stream().clone_htod(&h).expect("upload");
-    let mut k = dev
-        .stream()
-        .clone_htod(&vec![f64::NAN; count * b * b])
-        .expect("upload");
-    let mut dup = dev.stream().alloc_zeros::<i32>(count).expect("alloc");
+    let hd = dev.upload(&h).expect("upload");
+    let mut k = dev.upload(&vec![f64::NAN; count * b * b]).expect("upload");
+    let mut dup = dev.alloc_zeros::<i32>(count).expect("alloc");
     kernels::kernel_from_hamming(
         dev,
         &hd.as_view(),
@@ -295,8 +308,8 @@ fn kernel_matrix_and_duplicate_flags_match_the_cpu() {
         &mut dup.as_view_mut(),
     )
     .expect("launch");
-    let k = dev.stream().clone_dtoh(&k).expect("download");
-    let dup = dev.stream().clone_dtoh(&dup).expect("download");
+    let k = dev.download(&k).expect("download");
+    let dup = dev.download(&dup).expect("download");
     assert_eq!(dup, [0, 1, 0]);
     for m in 0..count {
         let want = kernel_from_hamming(&h[m * b * b..(m + 1) * b * b], n_units, b);
@@ -308,24 +321,20 @@ fn kernel_matrix_and_duplicate_flags_match_the_cpu() {
     }
 }
 
-#[test]
-fn table_initialisation_is_bit_identical() {
-    let Some(dev) = gpu("table_initialisation_is_bit_identical") else {
-        return;
-    };
+gpu_test!(table_initialisation_is_bit_identical);
+fn table_initialisation_is_bit_identical(dev: &CudaDevice) {
     let g = all_paths_graph();
     let plan = Plan::new(&g, 2).expect("plan");
     for seed in [0u64, 12345] {
         let want = init::init_params(&g, seed);
         let table = kernels::param_table(&plan.params, seed);
         let mut out = dev
-            .stream()
-            .clone_htod(&vec![f32::NAN; plan.params_len])
+            .upload(&vec![f32::NAN; plan.params_len])
             .expect("upload");
-        let mut td = dev.stream().alloc_zeros::<u64>(table.len()).expect("alloc");
+        let mut td = dev.alloc_zeros::<u64>(table.len()).expect("alloc");
         kernels::init_params_table(dev, &mut out.as_view_mut(), &mut td.as_view_mut(), &table)
             .expect("launch");
-        let got = dev.stream().clone_dtoh(&out).expect("download");
+        let got = dev.download(&out).expect("download");
         for (p, slot) in plan.params.iter().enumerate() {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(
@@ -337,8 +346,8 @@ fn table_initialisation_is_bit_identical() {
         }
     }
     // An entry past the buffer is refused before anything is launched.
-    let mut out = dev.stream().alloc_zeros::<f32>(10).expect("alloc");
-    let mut td = dev.stream().alloc_zeros::<u64>(4).expect("alloc");
+    let mut out = dev.alloc_zeros::<f32>(10).expect("alloc");
+    let mut td = dev.alloc_zeros::<u64>(4).expect("alloc");
     assert!(kernels::init_params_table(
         dev,
         &mut out.as_view_mut(),
@@ -348,19 +357,15 @@ fn table_initialisation_is_bit_identical() {
     .is_err());
 }
 
-#[test]
-fn fused_add_and_batchnorm_packing_match_the_cpu() {
+gpu_test!(fused_add_and_batchnorm_packing_match_the_cpu);
+fn fused_add_and_batchnorm_packing_match_the_cpu(dev: &CudaDevice) {
     use dasnas::ops::PackDest;
-    let Some(dev) = gpu("fused_add_and_batchnorm_packing_match_the_cpu") else {
-        return;
-    };
     let mut rng = Rng(29);
     let mut rand = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|_| ((rng.next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0)
             .collect()
     };
-    let s = dev.stream();
     // Sums of 1 to 11 inputs (more than one launch past 8), out of place and
     // in place at every position, with and without packing, odd sizes.
     for (batch, per) in [(3usize, 65usize), (7, 130)] {
@@ -377,10 +382,10 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
             let want_codes = pack_signs(&want.data, batch).unwrap();
             let wps = per.div_ceil(64);
             let stride = wps + 3;
-            let ds: Vec<_> = xs.iter().map(|v| s.clone_htod(v).unwrap()).collect();
+            let ds: Vec<_> = xs.iter().map(|v| dev.upload(v).unwrap()).collect();
             for pos in [None].into_iter().chain((0..k).map(Some)) {
                 for pack in [false, true] {
-                    let mut codes = s.clone_htod(&vec![u64::MAX; batch * stride]).unwrap();
+                    let mut codes = dev.upload(&vec![u64::MAX; batch * stride]).unwrap();
                     let mut cv = codes.as_view_mut();
                     let dest = pack.then_some(PackDest {
                         codes: &mut cv,
@@ -389,7 +394,7 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
                     });
                     let got = match pos {
                         None => {
-                            let mut y = s.clone_htod(&vec![f32::NAN; len]).unwrap();
+                            let mut y = dev.upload(&vec![f32::NAN; len]).unwrap();
                             let views: Vec<_> = ds.iter().map(|d| d.as_view()).collect();
                             let vr: Vec<_> = views.iter().collect();
                             dasnas::ops::add::cuda::add_n(
@@ -400,10 +405,10 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
                                 dest,
                             )
                             .unwrap();
-                            s.clone_dtoh(&y).unwrap()
+                            dev.download(&y).unwrap()
                         }
                         Some(p) => {
-                            let mut acc = s.clone_htod(&xs[p]).unwrap();
+                            let mut acc = dev.upload(&xs[p]).unwrap();
                             let views: Vec<_> = ds
                                 .iter()
                                 .enumerate()
@@ -424,12 +429,12 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
                                 continue;
                             }
                             r.unwrap();
-                            s.clone_dtoh(&acc).unwrap()
+                            dev.download(&acc).unwrap()
                         }
                     };
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&want.data), "k {k} pos {pos:?}");
-                    let codes = s.clone_dtoh(&codes).unwrap();
+                    let codes = dev.download(&codes).unwrap();
                     for b in 0..batch {
                         for w in 0..stride {
                             let v = codes[b * stride + w];
@@ -451,7 +456,7 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
     let spec = dasnas::ops::batchnorm::BatchNormSpec::new(c);
     let x = rand(shape.len());
     let (mean, inv, gam, bet) = (rand(c), rand(c), rand(c), rand(c));
-    let d = |v: &Vec<f32>| s.clone_htod(v).unwrap();
+    let d = |v: &Vec<f32>| dev.upload(v).unwrap();
     let (xd, md, id, gd, bd) = (d(&x), d(&mean), d(&inv), d(&gam), d(&bet));
     let mut plain = d(&vec![f32::NAN; shape.len()]);
     dasnas::ops::batchnorm::cuda::batchnorm_normalize(
@@ -466,12 +471,12 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
         &mut plain.as_view_mut(),
     )
     .unwrap();
-    let plain = s.clone_dtoh(&plain).unwrap();
+    let plain = dev.download(&plain).unwrap();
     let want_codes = pack_signs(&plain, batch).unwrap();
     let per = h * w * c;
     let wps = per.div_ceil(64);
     for in_place in [false, true] {
-        let mut codes = s.clone_htod(&vec![0u64; batch * wps]).unwrap();
+        let mut codes = dev.upload(&vec![0u64; batch * wps]).unwrap();
         let mut y = if in_place {
             d(&x)
         } else {
@@ -495,27 +500,29 @@ fn fused_add_and_batchnorm_packing_match_the_cpu() {
             },
         )
         .unwrap();
-        let got = s.clone_dtoh(&y).unwrap();
+        let got = dev.download(&y).unwrap();
         assert!(got
             .iter()
             .zip(&plain)
             .all(|(a, b)| a.to_bits() == b.to_bits()));
-        assert_eq!(s.clone_dtoh(&codes).unwrap(), want_codes.words);
+        assert_eq!(dev.download(&codes).unwrap(), want_codes.words);
     }
 }
 
-#[test]
-fn nb101_and_darts_cells_agree_with_the_cpu() {
-    let Some(dev) = gpu("nb101_and_darts_cells_agree_with_the_cpu") else {
-        return;
+gpu_test!(nb101_and_darts_cells_agree_with_the_cpu);
+fn nb101_and_darts_cells_agree_with_the_cpu(dev: &CudaDevice) {
+    let (b, darts, nb101) = if dev.is_emulated() {
+        (4, 2, 1)
+    } else {
+        (32, 4, 3)
     };
-    let batch = dasnas::data::gaussian_batch(32, 32, 2);
-    let mut archs: Vec<space::Arch> = space::sample(Space::Darts, 4, 1)
+    let batch = dasnas::data::gaussian_batch(b, 32, 2);
+    let mut archs: Vec<space::Arch> = space::sample(Space::Darts, darts, 1)
         .expect("sample")
         .into_iter()
         .map(|a| a.with_darts_size(16, 8))
         .collect();
-    archs.extend(space::sample(Space::Nb101, 3, 1).expect("sample"));
+    archs.extend(space::sample(Space::Nb101, nb101, 1).expect("sample"));
     let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
     for arch in &archs {
         let net = arch.network().expect("net");

@@ -1,11 +1,16 @@
 //! Fast training on the GPU against the CPU trainer: one step's gradients,
-//! a few steps then scoring, and memorising one batch. Without a GPU each
-//! test prints `skip: …` and passes, unless `REQUIRE_GPU=1`.
+//! a few steps then scoring, and memorising one batch.
+//!
+//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
+//! unless asked for (`--include-ignored`, as the GPU bundle does).
 
+#[macro_use]
 mod common;
-use common::{gpu, Rng};
+use common::Rng;
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::device::cuda::executor::GpuScorer;
+use dasnas::device::cuda::CudaDevice;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
 use dasnas::ops::pool::PoolKind;
 use dasnas::train::batches::{Augment, LabelledBatches};
@@ -80,11 +85,8 @@ fn concat_crop_net() -> Graph {
     b.finish(out).prune()
 }
 
-#[test]
-fn one_step_gradients_match_the_cpu() {
-    let Some(dev) = gpu("one_step_gradients_match_the_cpu") else {
-        return;
-    };
+gpu_test!(one_step_gradients_match_the_cpu);
+fn one_step_gradients_match_the_cpu(dev: &CudaDevice) {
     for g in [small_net(), concat_crop_net()] {
         one_step(dev, &g);
     }
@@ -124,11 +126,8 @@ fn config() -> SgdConfig {
     }
 }
 
-#[test]
-fn trained_scores_follow_the_cpu_trainer() {
-    let Some(dev) = gpu("trained_scores_follow_the_cpu_trainer") else {
-        return;
-    };
+gpu_test!(trained_scores_follow_the_cpu_trainer);
+fn trained_scores_follow_the_cpu_trainer(dev: &CudaDevice) {
     let g = small_net();
     let imgs = images(96, 2);
     let scoring = imgs.first(24).expect("scoring batch");
@@ -165,11 +164,10 @@ fn trained_scores_follow_the_cpu_trainer() {
     assert!(out.iter().all(|(c, _)| c.scores == out[0].0.scores));
 }
 
-#[test]
-fn memorises_one_batch() {
-    let Some(dev) = gpu("memorises_one_batch") else {
-        return;
-    };
+// 300 SGD steps take minutes under the emulation, which checks the same
+// kernels against the CPU trainer step by step above.
+gpu_only_test!(memorises_one_batch);
+fn memorises_one_batch(dev: &CudaDevice) {
     let g = small_net();
     let imgs = images(16, 4);
     // A pool of exactly one batch: every step sees the same 16 images (in

@@ -4,15 +4,14 @@
 //! an element the kernel forgets to write cannot pass by accident. Integer
 //! and bit results must match exactly; the log-determinant to 1e-9 relative.
 //!
-//! Without a working GPU (no driver, no device, no NVRTC) each test prints
-//! `skip: <reason>` and passes, unless `REQUIRE_GPU=1`, then it fails: the
-//! GPU machine sets it so the comparison cannot silently not run.
+//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
+//! unless asked for (`--include-ignored`, as the GPU bundle does).
 
+#[macro_use]
 mod common;
-use common::gpu;
 use common::Rng;
-use cudarc::driver::CudaSlice;
-use dasnas::device::cuda::{kernels, CudaDevice};
+use dasnas::device::cuda::{kernels, CudaDevice, DeviceBuffer};
 use dasnas::net::init::init_param;
 use dasnas::net::rng::{name_id, stream_key};
 use dasnas::net::{Param, ParamInit};
@@ -42,12 +41,12 @@ impl Rng {
     }
 }
 
-fn upload<T: cudarc::driver::DeviceRepr>(dev: &CudaDevice, host: &[T]) -> CudaSlice<T> {
-    dev.stream().clone_htod(host).expect("upload")
+fn upload<T: bytemuck::Pod>(dev: &CudaDevice, host: &[T]) -> DeviceBuffer<T> {
+    dev.upload(host).expect("upload")
 }
 
-fn download<T: cudarc::driver::DeviceRepr>(dev: &CudaDevice, buf: &CudaSlice<T>) -> Vec<T> {
-    dev.stream().clone_dtoh(buf).expect("download")
+fn download<T: bytemuck::Pod>(dev: &CudaDevice, buf: &DeviceBuffer<T>) -> Vec<T> {
+    dev.download(buf).expect("download")
 }
 
 /// Floats of `batch` samples of `n` units, every sample distinct in sign
@@ -56,11 +55,8 @@ fn activations(batch: usize, n: usize, rng: &mut Rng) -> Vec<f32> {
     (0..batch * n).map(|_| rng.activation()).collect()
 }
 
-#[test]
-fn init_uniform_is_bit_identical() {
-    let Some(dev) = gpu("init_uniform_is_bit_identical") else {
-        return;
-    };
+gpu_test!(init_uniform_is_bit_identical);
+fn init_uniform_is_bit_identical(dev: &CudaDevice) {
     // Odd lengths, plus one past the grid-stride wrap (2^16 blocks × 256).
     let lens = [1usize, 7, 33, 128, 1000, 70_001, (1 << 24) + 77];
     let cases = [
@@ -91,11 +87,8 @@ fn init_uniform_is_bit_identical() {
     }
 }
 
-#[test]
-fn pack_signs_is_bit_identical() {
-    let Some(dev) = gpu("pack_signs_is_bit_identical") else {
-        return;
-    };
+gpu_test!(pack_signs_is_bit_identical);
+fn pack_signs_is_bit_identical(dev: &CudaDevice) {
     let mut rng = Rng(1);
     // Units per sample giving 1, 3, 37 and 300 words, mostly with a partial
     // last word (padding bits must come out 0).
@@ -135,11 +128,8 @@ fn random_codes(batch: usize, n: usize, dup: Option<usize>, rng: &mut Rng) -> Co
     pack_signs(&x, batch).expect("cpu pack")
 }
 
-#[test]
-fn hamming_accumulate_is_exact() {
-    let Some(dev) = gpu("hamming_accumulate_is_exact") else {
-        return;
-    };
+gpu_test!(hamming_accumulate_is_exact);
+fn hamming_accumulate_is_exact(dev: &CudaDevice) {
     let mut rng = Rng(2);
     let mut cases: Vec<(usize, usize)> = Vec::new();
     for &b in &[1usize, 2, 7, 17, 33, 128] {
@@ -262,11 +252,8 @@ fn check_logdet(dev: &CudaDevice, n: usize, mats: &[Vec<f64>], label: &str) {
     }
 }
 
-#[test]
-fn cholesky_logdet_matches_cpu() {
-    let Some(dev) = gpu("cholesky_logdet_matches_cpu") else {
-        return;
-    };
+gpu_test!(cholesky_logdet_matches_cpu);
+fn cholesky_logdet_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(3);
     for &b in &[1usize, 2, 7, 33, 128, 1024] {
         // Kernel matrices of distinct codes (positive definite: random codes
@@ -309,11 +296,8 @@ fn cholesky_logdet_matches_cpu() {
     );
 }
 
-#[test]
-fn launch_functions_reject_bad_sizes() {
-    let Some(dev) = gpu("launch_functions_reject_bad_sizes") else {
-        return;
-    };
+gpu_test!(launch_functions_reject_bad_sizes);
+fn launch_functions_reject_bad_sizes(dev: &CudaDevice) {
     let x = upload(dev, &[1.0f32; 10]);
     let mut out = upload(dev, &[0u64; 3]);
     assert!(kernels::pack_signs(dev, &x.as_view(), 0, &mut out.as_view_mut()).is_err());

@@ -5,7 +5,7 @@ use dasnas::data::gaussian_batch;
 use dasnas::eval::spearman_rho;
 use dasnas::space::nb201::Nb201Cell;
 use dasnas::space::{Arch, Space};
-use std::path::PathBuf;
+mod common;
 
 struct RefRow {
     arch: String,
@@ -13,16 +13,9 @@ struct RefRow {
     n_units: u64,
 }
 
-fn reference() -> Option<Vec<RefRow>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/nb201_reference_naswot_gauss_b128.tsv");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => {
-            eprintln!("skip: {} absent", path.display());
-            return None;
-        }
-    };
+fn reference(test: &str) -> Option<Vec<RefRow>> {
+    let path = common::shared_data(test, "nb201_reference_naswot_gauss_b128.tsv")?;
+    let text = std::fs::read_to_string(&path).expect("read the reference scores");
     let rows = text
         .lines()
         .skip(1)
@@ -42,7 +35,9 @@ fn reference() -> Option<Vec<RefRow>> {
 
 #[test]
 fn n_units_match_the_reference_for_all_500_cells() {
-    let Some(rows) = reference() else { return };
+    let Some(rows) = reference("n_units_match_the_reference_for_all_500_cells") else {
+        return;
+    };
     for r in &rows {
         let cell = Nb201Cell::parse(&r.arch).unwrap();
         let graph = cell.network(&Default::default()).unwrap();
@@ -55,7 +50,9 @@ fn n_units_match_the_reference_for_all_500_cells() {
 /// Two PyTorch weight seeds agree at Spearman 0.998 over the 500 cells.
 #[test]
 fn wot_ranks_like_the_pytorch_reference() {
-    let Some(rows) = reference() else { return };
+    let Some(rows) = reference("wot_ranks_like_the_pytorch_reference") else {
+        return;
+    };
     // Every 10th cell: 50 cells, spread over the file.
     let subset: Vec<&RefRow> = rows.iter().step_by(10).collect();
     let batch = gaussian_batch(128, 32, 0);

@@ -1,7 +1,8 @@
-//! Every kernel family of `cuda/` compiles with NVRTC for the architectures
-//! we run on (sm_90: H100/H200; sm_80: A100). Needs no GPU, only libnvrtc.
+//! Every kernel family of `cuda/` compiles with NVRTC to a CUBIN for the
+//! architectures we run on (sm_90: H100/H200; sm_80: A100), and the image
+//! cache keeps CUBINs. Needs no GPU, only libnvrtc.
 //!
-//! Without libnvrtc the tests print `skip: …` and pass, unless
+//! Without libnvrtc the tests print `SKIPPED …` and pass, unless
 //! `REQUIRE_NVRTC=1` (CI sets it after installing the NVRTC wheel), so a
 //! missing library cannot silently turn the check off there.
 
@@ -19,39 +20,94 @@ fn nvrtc_or_skip(test: &str) -> bool {
     if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
         panic!("REQUIRE_NVRTC=1 but {why}");
     }
-    println!("skip: {test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
     false
 }
 
 #[test]
-fn every_kernel_compiles_for_sm90_and_sm80() {
-    if !nvrtc_or_skip("every_kernel_compiles_for_sm90_and_sm80") {
+fn every_kernel_compiles_to_a_cubin_for_sm90_and_sm80() {
+    if !nvrtc_or_skip("every_kernel_compiles_to_a_cubin_for_sm90_and_sm80") {
         return;
     }
-    let (major, minor) = nvrtc::version().expect("NVRTC version");
-    println!("NVRTC {major}.{minor}");
+    let lib = nvrtc::library().expect("NVRTC");
+    let (major, minor) = lib.version();
+    println!(
+        "NVRTC {major}.{minor} from {} ({})",
+        lib.path().display(),
+        lib.chosen_by()
+    );
     assert!(!CUDA_SOURCES.is_empty(), "no CUDA sources embedded");
     let mut failures = Vec::new();
     for (name, src) in CUDA_SOURCES {
         for arch in [90, 80] {
-            match nvrtc::compile_ptx_logged(name, src, arch) {
-                Ok((ptx, log)) => {
+            match nvrtc::compile(name, src, arch) {
+                Ok(c) => {
                     // Warnings are bugs waiting to happen in kernels this small.
-                    if !log.trim().is_empty() {
-                        failures.push(format!("{name} sm_{arch} compiled with warnings:\n{log}"));
+                    if !c.log.trim().is_empty() {
+                        failures.push(format!(
+                            "{name} sm_{arch} compiled with warnings:\n{}",
+                            c.log
+                        ));
                     }
-                    assert!(
-                        ptx.contains(&format!(".target sm_{arch}")),
-                        "{name}: PTX for the wrong target"
-                    );
-                    assert!(ptx.contains(".entry"), "{name}: PTX without kernels");
-                    println!("{name} sm_{arch}: {} bytes of PTX", ptx.len());
+                    assert!(c.note.is_none(), "{name}: {:?}", c.note);
+                    match &c.image {
+                        nvrtc::Image::Cubin { bytes, arch: a } => {
+                            assert_eq!(*a, arch);
+                            assert_eq!(nvrtc::cubin_arch(bytes), Some(arch), "{name}: ELF arch");
+                            println!("{name} sm_{arch}: {} bytes of CUBIN", bytes.len());
+                        }
+                        other => failures.push(format!("{name} sm_{arch}: {}", other.describe())),
+                    }
                 }
                 Err(e) => failures.push(e.to_string()),
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A GPU newer than NVRTC (an architecture it cannot emit a CUBIN for)
+/// gets PTX for the newest architecture NVRTC knows, with a note saying so;
+/// every architecture NVRTC lists gets a CUBIN, so PTX newer than the
+/// driver never reaches it on that path.
+#[test]
+fn unknown_architectures_fall_back_to_ptx_with_a_note() {
+    if !nvrtc_or_skip("unknown_architectures_fall_back_to_ptx_with_a_note") {
+        return;
+    }
+    let lib = nvrtc::library().expect("NVRTC");
+    let newest = *lib
+        .supported_archs()
+        .iter()
+        .max()
+        .expect("NVRTC lists architectures");
+    let src = nvrtc::source("relu").unwrap();
+    let c = nvrtc::compile("relu", src, newest + 7).expect("PTX fallback");
+    match &c.image {
+        nvrtc::Image::Ptx { text, target } => {
+            assert_eq!(*target, newest);
+            assert!(
+                text.contains(&format!(".target sm_{newest}"))
+                    || text.contains(&format!(".target compute_{newest}")),
+                "{}",
+                &text[..300.min(text.len())]
+            );
+        }
+        other => panic!("expected PTX, got {}", other.describe()),
+    }
+    let note = c.note.expect("a note");
+    assert!(
+        note.contains("cannot emit a CUBIN") && note.contains("PTX"),
+        "{note}"
+    );
+    for &arch in lib.supported_archs() {
+        let c = nvrtc::compile("relu", src, arch).expect("compiles");
+        assert!(
+            matches!(c.image, nvrtc::Image::Cubin { arch: a, .. } if a == arch),
+            "sm_{arch}"
+        );
+    }
 }
 
 /// Each family exports the kernels its launch functions load by name
@@ -137,33 +193,46 @@ fn compile_errors_carry_the_log() {
     assert!(msg.contains("error"), "no log in: {msg}");
 }
 
-/// The process cache returns the same PTX; the disk cache is written on the
-/// first compile and read by a later lookup.
+/// The process cache returns the same CUBIN; the disk cache is written on
+/// the first compile (a CUBIN for the requested architecture) and read by
+/// a later lookup.
 #[test]
-fn ptx_is_cached_in_memory_and_on_disk() {
-    if !nvrtc_or_skip("ptx_is_cached_in_memory_and_on_disk") {
+fn cubin_is_cached_in_memory_and_on_disk() {
+    if !nvrtc_or_skip("cubin_is_cached_in_memory_and_on_disk") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("dasnas-nvrtc-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // sm_75 is used by no other test here, so the process cache starts empty.
-    let (a, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("compile");
-    assert_eq!(origin, nvrtc::PtxOrigin::Compiled);
-    let files: Vec<_> = std::fs::read_dir(dir.join("ptx"))
+    let (a, origin) = nvrtc::image_with_cache("codes", 75, Some(&dir)).expect("compile");
+    assert_eq!(origin, nvrtc::Origin::Compiled);
+    let files: Vec<_> = std::fs::read_dir(dir.join("cubin"))
         .expect("cache folder written")
+        .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1);
-    let (b, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("cached");
-    assert_eq!(origin, nvrtc::PtxOrigin::Memory);
-    assert_eq!(a, b);
+    assert!(
+        !dir.join("ptx").exists(),
+        "no PTX is written for an architecture NVRTC knows"
+    );
+    let on_disk = std::fs::read(&files[0]).unwrap();
+    assert_eq!(
+        nvrtc::cubin_arch(&on_disk),
+        Some(75),
+        "the cached artifact is a CUBIN for sm_75"
+    );
+    assert!(matches!(&a.image, nvrtc::Image::Cubin { bytes, arch: 75 } if *bytes == on_disk));
+    let (b, origin) = nvrtc::image_with_cache("codes", 75, Some(&dir)).expect("cached");
+    assert_eq!(origin, nvrtc::Origin::Memory);
+    assert_eq!(a.image, b.image);
     // After forgetting the process copy (and the file), a new file is
     // compiled; then dropping only the process copy reads the file back.
     nvrtc::forget("codes", 75, Some(&dir));
-    let (_, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("recompile");
-    assert_eq!(origin, nvrtc::PtxOrigin::Compiled);
+    let (_, origin) = nvrtc::image_with_cache("codes", 75, Some(&dir)).expect("recompile");
+    assert_eq!(origin, nvrtc::Origin::Compiled);
     nvrtc::forget("codes", 75, None);
-    let (c, origin) = nvrtc::ptx_with_cache("codes", 75, Some(&dir)).expect("from disk");
-    assert_eq!(origin, nvrtc::PtxOrigin::Disk);
-    assert_eq!(a, c);
+    let (c, origin) = nvrtc::image_with_cache("codes", 75, Some(&dir)).expect("from disk");
+    assert_eq!(origin, nvrtc::Origin::Disk);
+    assert_eq!(a.image, c.image);
     let _ = std::fs::remove_dir_all(&dir);
 }

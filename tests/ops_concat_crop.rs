@@ -1,11 +1,13 @@
 //! Channel concatenation and spatial crop: the CPU ops against naive
 //! per-element references, and the CUDA kernels against the CPU ops (bit
 //! for bit: both are copies). Outputs start NaN-poisoned, so an element an
-//! op forgets to write fails. The GPU tests print `skip: ...` and pass
-//! without a GPU (they fail under `REQUIRE_GPU=1`).
+//! op forgets to write fails. The GPU tests run on the host emulation of
+//! the CUDA backend and, when asked for, on a GPU (see `common`).
 
+#[macro_use]
 mod common;
-use common::{gpu, Rng};
+use common::Rng;
+use dasnas::device::cuda::CudaDevice;
 use dasnas::ops::concat;
 use dasnas::ops::crop::{self, CropSpec};
 use dasnas::tensor::{Shape, Tensor};
@@ -152,11 +154,8 @@ fn crop_rejects_windows_outside_the_input() {
     assert!(CropSpec::first_channels(s, 3).is_err());
 }
 
-#[test]
-fn concat_gpu_matches_cpu() {
-    let Some(dev) = gpu("concat_gpu_matches_cpu") else {
-        return;
-    };
+gpu_test!(concat_gpu_matches_cpu);
+fn concat_gpu_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(13);
     for (n, h, w, cs) in concat_cases() {
         let xs: Vec<Tensor> = cs
@@ -167,15 +166,12 @@ fn concat_gpu_matches_cpu() {
         let shape = concat::out_shape(&xs.iter().map(|x| x.shape).collect::<Vec<_>>()).unwrap();
         let mut want = Tensor::filled(shape, POISON);
         concat::cpu::concat_forward(&refs, &mut want).unwrap();
-        let xd: Vec<_> = xs
-            .iter()
-            .map(|x| dev.stream().clone_htod(&x.data).unwrap())
-            .collect();
+        let xd: Vec<_> = xs.iter().map(|x| dev.upload(&x.data).unwrap()).collect();
         let views: Vec<_> = xd.iter().map(|b| b.as_view()).collect();
         let vrefs: Vec<_> = views.iter().collect();
-        let mut yd = dev.stream().clone_htod(&vec![POISON; shape.len()]).unwrap();
+        let mut yd = dev.upload(&vec![POISON; shape.len()]).unwrap();
         concat::cuda::concat_forward(dev, &vrefs, &cs, n * h * w, &mut yd.as_view_mut()).unwrap();
-        let got = dev.stream().clone_dtoh(&yd).unwrap();
+        let got = dev.download(&yd).unwrap();
         assert!(
             got.iter()
                 .zip(&want.data)
@@ -189,21 +185,18 @@ fn concat_gpu_matches_cpu() {
     }
 }
 
-#[test]
-fn crop_gpu_matches_cpu() {
-    let Some(dev) = gpu("crop_gpu_matches_cpu") else {
-        return;
-    };
+gpu_test!(crop_gpu_matches_cpu);
+fn crop_gpu_matches_cpu(dev: &CudaDevice) {
     let mut rng = Rng(14);
     for (s, spec) in crop_cases() {
         let x = random(&mut rng, s);
         let out = spec.out_shape(s).unwrap();
         let mut want = Tensor::filled(out, POISON);
         crop::cpu::crop_forward(&spec, &x, &mut want).unwrap();
-        let xd = dev.stream().clone_htod(&x.data).unwrap();
-        let mut yd = dev.stream().clone_htod(&vec![POISON; out.len()]).unwrap();
+        let xd = dev.upload(&x.data).unwrap();
+        let mut yd = dev.upload(&vec![POISON; out.len()]).unwrap();
         crop::cuda::crop_forward(dev, &spec, s, &xd.as_view(), &mut yd.as_view_mut()).unwrap();
-        let got = dev.stream().clone_dtoh(&yd).unwrap();
+        let got = dev.download(&yd).unwrap();
         assert!(
             got.iter()
                 .zip(&want.data)

@@ -191,15 +191,12 @@ mod tests {
 
     #[test]
     fn shared_files_load_when_present() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/cifar10_test1000_q75.bin"
-        ));
-        if !path.exists() {
-            eprintln!("skip: {} absent", path.display());
+        let Some(path) =
+            crate::test_data("shared_files_load_when_present", "cifar10_test1000_q75.bin")
+        else {
             return;
-        }
-        let imgs = CifarImages::load(path, Dataset::Cifar10).unwrap();
+        };
+        let imgs = CifarImages::load(&path, Dataset::Cifar10).unwrap();
         assert_eq!(imgs.len(), 1000);
         // Classes are interleaved 0,1,…,9,0,1,…
         assert_eq!(&imgs.labels[..12], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);

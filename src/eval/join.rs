@@ -682,11 +682,9 @@ mod tests {
 
     #[test]
     fn nb201_truth_file() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nb201_acc_200ep.csv");
-        if !path.exists() {
-            eprintln!("skip nb201_truth_file: {} not found", path.display());
+        let Some(path) = crate::test_data("nb201_truth_file", "nb201_acc_200ep.csv") else {
             return;
-        }
+        };
         let truth = read_truth(&path, DEFAULT_KEY, DEFAULT_TARGET).unwrap();
         assert_eq!(truth.len(), 15_625);
         let max = truth.values().copied().fold(f64::NEG_INFINITY, f64::max);

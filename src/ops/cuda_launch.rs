@@ -1,10 +1,10 @@
 //! Helpers shared by the CUDA launch functions of the ops
 //! (`src/ops/<op>/cuda.rs`): the 1-D grid-stride configuration, the error
-//! mapping, and the alignment test that picks a float4 kernel.
+//! and the alignment test that picks a float4 kernel.
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::{AsDView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
-use cudarc::driver::{CudaViewMut, DevicePtr, DriverError, LaunchConfig};
 
 /// Threads per block of every elementwise / one-thread-per-output kernel.
 pub(crate) const THREADS: u32 = 256;
@@ -24,24 +24,18 @@ pub(crate) fn grid_1d(work: u64) -> LaunchConfig {
     }
 }
 
-/// Maps a launch failure to [`Error::Device`] naming the kernel.
-pub(crate) fn launch_err(kernel: &'static str) -> impl Fn(DriverError) -> Error {
-    move |e| Error::Device(format!("CUDA launch of `{kernel}`: {e}"))
-}
-
 /// Whether a device buffer starts on a 16-byte boundary (a float4 load or
 /// store needs it). Allocations are 256-byte aligned; a view at an offset
 /// may not be.
-pub(crate) fn aligned16<T, P: DevicePtr<T>>(dev: &CudaDevice, p: &P) -> bool {
-    let (ptr, _record) = p.device_ptr(dev.stream());
-    ptr % 16 == 0
+pub(crate) fn aligned16<T: bytemuck::Pod, V: AsDView<T>>(_dev: &CudaDevice, p: &V) -> bool {
+    p.dview().device_ptr() % 16 == 0
 }
 
 /// Where a fused kernel packs the sign bits of the tensor it writes (the
 /// layout of `device::cuda::kernels::pack_signs_into`): sample `b`'s words
 /// go to `codes[b * row_stride + word_offset ..]`.
 pub struct PackDest<'a, 'b> {
-    pub codes: &'a mut CudaViewMut<'b, u64>,
+    pub codes: &'a mut DViewMut<'b, u64>,
     pub row_stride: usize,
     pub word_offset: usize,
 }

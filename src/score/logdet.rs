@@ -29,11 +29,43 @@
 /// read), or `None` when it is not positive definite by the rule in the
 /// module docs.
 pub fn cholesky_logdet(a: &[f64], n: usize) -> Option<f64> {
+    match factor(a, n, true)? {
+        Factored::Complete { logdet, .. } => Some(logdet),
+        Factored::Stopped { .. } => None,
+    }
+}
+
+/// The smallest Cholesky pivot of `a` divided by the singularity tolerance
+/// of [`cholesky_logdet`]: at most 1 means singular by its rule, and the
+/// further from 1, the less a rounding difference in `a` can change that
+/// verdict. The factorisation goes on past pivots below the tolerance while
+/// they stay positive (a non-positive pivot ends it, and is the result).
+/// `None` for the inputs [`cholesky_logdet`] rejects before factoring (bad
+/// size, a non-finite entry, no positive diagonal); an empty matrix gives
+/// infinity.
+pub fn pivot_margin(a: &[f64], n: usize) -> Option<f64> {
+    match factor(a, n, false)? {
+        Factored::Complete { min_ratio, .. } | Factored::Stopped { min_ratio } => Some(min_ratio),
+    }
+}
+
+enum Factored {
+    Complete { logdet: f64, min_ratio: f64 },
+    Stopped { min_ratio: f64 },
+}
+
+/// Left-looking Cholesky of `a`; stops at the first pivot `<= tol` when
+/// `stop_at_tol`, else at the first pivot `<= 0`. `None` for inputs
+/// rejected before factoring.
+fn factor(a: &[f64], n: usize, stop_at_tol: bool) -> Option<Factored> {
     if n.checked_mul(n) != Some(a.len()) {
         return None;
     }
     if n == 0 {
-        return Some(0.0);
+        return Some(Factored::Complete {
+            logdet: 0.0,
+            min_ratio: f64::INFINITY,
+        });
     }
     let mut dmax = f64::NEG_INFINITY;
     for i in 0..n {
@@ -47,19 +79,26 @@ pub fn cholesky_logdet(a: &[f64], n: usize) -> Option<f64> {
         return None;
     }
     let tol = n as f64 * f64::EPSILON * 16.0 * dmax;
+    let stop = if stop_at_tol { tol } else { 0.0 };
 
     // L in row-major n×n, lower triangle filled column by column (left-
     // looking). Entry (i, j) needs the dot product of the first j entries of
     // rows i and j of L, both contiguous in row-major order.
     let mut l = vec![0.0f64; n * n];
     let mut logdet = 0.0f64;
+    let mut min_ratio = f64::INFINITY;
     for j in 0..n {
         // Row j of L and the rows below it (rows < j are finished).
         let (lj, below) = l[j * n..].split_at_mut(n);
         let pivot = a[j * n + j] - dot(&lj[..j], &lj[..j]);
-        // `!(p > tol)` also catches NaN.
-        if pivot.partial_cmp(&tol) != Some(std::cmp::Ordering::Greater) {
-            return None;
+        let ratio = pivot / tol;
+        // A NaN ratio (NaN pivot) is kept: it ends the factorisation below.
+        if ratio.is_nan() || ratio < min_ratio {
+            min_ratio = ratio;
+        }
+        // `!(p > stop)` also catches NaN.
+        if pivot.partial_cmp(&stop) != Some(std::cmp::Ordering::Greater) {
+            return Some(Factored::Stopped { min_ratio });
         }
         let d = pivot.sqrt();
         lj[j] = d;
@@ -70,7 +109,7 @@ pub fn cholesky_logdet(a: &[f64], n: usize) -> Option<f64> {
             li[j] = (a[i * n + j] - dot(&li[..j], &lj[..j])) / d;
         }
     }
-    Some(logdet)
+    Some(Factored::Complete { logdet, min_ratio })
 }
 
 /// Dot product with four independent partial sums (lets LLVM vectorise
@@ -265,5 +304,30 @@ mod tests {
             logdet(&codes).is_some(),
             "one-bit difference is not singular"
         );
+    }
+}
+
+#[cfg(test)]
+mod margin_tests {
+    use super::*;
+
+    #[test]
+    fn pivot_margin_measures_the_distance_to_the_singularity_rule() {
+        // diag(4, 1): pivots 4 and 1, tol = 2·ε·16·4.
+        let a = [4.0, 0.0, 0.0, 1.0];
+        let tol = 2.0 * f64::EPSILON * 16.0 * 4.0;
+        assert!((pivot_margin(&a, 2).unwrap() - 1.0 / tol).abs() < 1e-3 / tol);
+        // Exactly singular: the second pivot is 0, a margin of 0.
+        let s = [1.0, 1.0, 1.0, 1.0];
+        assert_eq!(pivot_margin(&s, 2), Some(0.0));
+        assert_eq!(cholesky_logdet(&s, 2), None);
+        // Just above the tolerance: PD by the rule, with a margin near 1.
+        let eps = 2.0 * f64::EPSILON * 16.0 * 1.5;
+        let b = [1.0, 1.0, 1.0, 1.0 + 1.5 * eps];
+        let m = pivot_margin(&b, 2).unwrap();
+        assert!(m > 1.0 && m < 3.0, "{m}");
+        assert!(cholesky_logdet(&b, 2).is_some());
+        assert_eq!(pivot_margin(&[f64::NAN], 1), None);
+        assert_eq!(pivot_margin(&[], 0), Some(f64::INFINITY));
     }
 }

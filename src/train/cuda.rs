@@ -26,26 +26,22 @@
 use super::SgdConfig;
 use crate::device::cuda::executor::CHUNK;
 use crate::device::cuda::{kernels, CudaDevice};
+use crate::device::cuda::{DView, DViewMut, DeviceBuffer};
 use crate::device::plan::{ParamSlot, Region, ALIGN};
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId, Op};
 use crate::ops;
 use crate::tensor::{Shape, Tensor};
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut};
-
-fn dev_err(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Device(format!("CUDA {what}: {e}"))
-}
 
 /// The training batches of every step, their labels and the learning
 /// rates, on the device (read-only once uploaded).
 pub struct TrainData {
     /// f32 `[K][B][h][w][c]`.
-    inputs: CudaSlice<f32>,
+    inputs: DeviceBuffer<f32>,
     /// i32 `[K][B]`.
-    labels: CudaSlice<i32>,
+    labels: DeviceBuffer<i32>,
     /// f32 `[K]`: the schedule's rate of each step.
-    lr: CudaSlice<f32>,
+    lr: DeviceBuffer<f32>,
     /// Shape of one batch.
     pub batch: Shape,
     pub steps: usize,
@@ -81,11 +77,10 @@ impl TrainData {
         let lr: Vec<f32> = (0..steps)
             .map(|t| config.schedule.lr_at(config.lr, t, steps) as f32)
             .collect();
-        let s = dev.stream();
         let data = TrainData {
-            inputs: s.clone_htod(&inputs).map_err(dev_err("upload"))?,
-            labels: s.clone_htod(&labels).map_err(dev_err("upload"))?,
-            lr: s.clone_htod(&lr).map_err(dev_err("upload"))?,
+            inputs: dev.upload(&inputs)?,
+            labels: dev.upload(&labels)?,
+            lr: dev.upload(&lr)?,
             batch: shape,
             steps,
             config,
@@ -203,21 +198,17 @@ impl TrainPlan {
 
 /// A grow-only device buffer.
 struct Grow<T> {
-    slice: Option<CudaSlice<T>>,
+    slice: Option<DeviceBuffer<T>>,
 }
 
-impl<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits> Grow<T> {
-    fn get(&mut self, dev: &CudaDevice, len: usize) -> Result<&mut CudaSlice<T>> {
+impl<T: bytemuck::Pod> Grow<T> {
+    fn get(&mut self, dev: &CudaDevice, len: usize) -> Result<&mut DeviceBuffer<T>> {
         let len = len.max(1);
         if self.slice.as_ref().is_none_or(|s| s.len() < len) {
             // Queued work may still use the old buffer.
             dev.synchronize()?;
             self.slice = None;
-            self.slice = Some(
-                dev.stream()
-                    .alloc_zeros::<T>(len + len / 4)
-                    .map_err(dev_err("allocation"))?,
-            );
+            self.slice = Some(dev.alloc_zeros::<T>(len + len / 4)?);
         }
         self.slice
             .as_mut()
@@ -262,21 +253,24 @@ fn region_err(r: &Region) -> Error {
     ))
 }
 
-fn view<'a, T>(s: &'a CudaSlice<T>, r: &Region) -> Result<CudaView<'a, T>> {
+fn view<'a, T: bytemuck::Pod>(s: &'a DeviceBuffer<T>, r: &Region) -> Result<DView<'a, T>> {
     s.try_slice(r.clone()).ok_or_else(|| region_err(r))
 }
 
-fn view_mut<'a, T>(s: &'a mut CudaSlice<T>, r: &Region) -> Result<CudaViewMut<'a, T>> {
+fn view_mut<'a, T: bytemuck::Pod>(
+    s: &'a mut DeviceBuffer<T>,
+    r: &Region,
+) -> Result<DViewMut<'a, T>> {
     s.try_slice_mut(r.clone()).ok_or_else(|| region_err(r))
 }
 
 /// Runs `f` with `dx` (mutable) and `dy` views of two disjoint regions of
 /// one buffer.
 fn dx_dy<R>(
-    buf: &mut CudaSlice<f32>,
+    buf: &mut DeviceBuffer<f32>,
     dx: &Region,
     dy: &Region,
-    f: impl FnOnce(&mut CudaViewMut<'_, f32>, &CudaView<'_, f32>) -> Result<R>,
+    f: impl FnOnce(&mut DViewMut<'_, f32>, &DView<'_, f32>) -> Result<R>,
 ) -> Result<R> {
     if dx.start < dy.end && dy.start < dx.end {
         return Err(Error::Device(format!(
@@ -299,10 +293,10 @@ fn dx_dy<R>(
 /// Runs `f` with mutable views of two disjoint regions `a`, `b` of one
 /// buffer (in that order, wherever they lie).
 fn two<R>(
-    buf: &mut CudaSlice<f32>,
+    buf: &mut DeviceBuffer<f32>,
     a: &Region,
     b: &Region,
-    f: impl FnOnce(&mut CudaViewMut<'_, f32>, &mut CudaViewMut<'_, f32>) -> Result<R>,
+    f: impl FnOnce(&mut DViewMut<'_, f32>, &mut DViewMut<'_, f32>) -> Result<R>,
 ) -> Result<R> {
     let swap = a.start > b.start;
     let (lo, hi) = if swap { (b, a) } else { (a, b) };
@@ -329,7 +323,7 @@ fn two<R>(
 pub(crate) fn enqueue_training(
     dev: &CudaDevice,
     bufs: &mut TrainBufs,
-    params: &mut CudaSlice<f32>,
+    params: &mut DeviceBuffer<f32>,
     params_len: usize,
     slots: &[ParamSlot],
     graph: &Graph,
@@ -404,7 +398,7 @@ fn loss_and_dlogits(
     bufs: &mut TrainBufs,
     graph: &Graph,
     plan: &TrainPlan,
-    labels: &CudaView<'_, i32>,
+    labels: &DView<'_, i32>,
     correct_at: &Region,
     mean_at: usize,
 ) -> Result<()> {
@@ -435,13 +429,13 @@ fn loss_and_dlogits(
     )
 }
 
-fn slice<T>(g: &Grow<T>) -> Result<&CudaSlice<T>> {
+fn slice<T>(g: &Grow<T>) -> Result<&DeviceBuffer<T>> {
     g.slice
         .as_ref()
         .ok_or_else(|| Error::Device("internal: buffer not allocated".into()))
 }
 
-fn slice_mut<T>(g: &mut Grow<T>) -> Result<&mut CudaSlice<T>> {
+fn slice_mut<T>(g: &mut Grow<T>) -> Result<&mut DeviceBuffer<T>> {
     g.slice
         .as_mut()
         .ok_or_else(|| Error::Device("internal: buffer not allocated".into()))
@@ -461,12 +455,12 @@ fn need(r: &Option<Region>, what: &str, node: &str) -> Result<Region> {
 
 /// Node `j`'s forward value: the step's input batch or its region.
 fn value_of<'a>(
-    vals: &'a CudaSlice<f32>,
+    vals: &'a DeviceBuffer<f32>,
     plan: &TrainPlan,
     graph: &Graph,
-    input: &CudaView<'a, f32>,
+    input: &DView<'a, f32>,
     j: NodeId,
-) -> Result<CudaView<'a, f32>> {
+) -> Result<DView<'a, f32>> {
     if graph.nodes[j].op == Op::Input {
         return Ok(input.slice(..));
     }
@@ -476,11 +470,11 @@ fn value_of<'a>(
 fn forward(
     dev: &CudaDevice,
     bufs: &mut TrainBufs,
-    params: &CudaSlice<f32>,
+    params: &DeviceBuffer<f32>,
     slots: &[ParamSlot],
     graph: &Graph,
     plan: &TrainPlan,
-    input: &CudaView<'_, f32>,
+    input: &DView<'_, f32>,
 ) -> Result<()> {
     let b = plan.batch;
     let vals = slice_mut(&mut bufs.vals)?;
@@ -495,7 +489,7 @@ fn forward(
         let mut y = rest
             .try_slice_mut(0..y_r.len())
             .ok_or_else(|| region_err(&y_r))?;
-        let x_of = |j: NodeId| -> Result<CudaView<'_, f32>> {
+        let x_of = |j: NodeId| -> Result<DView<'_, f32>> {
             if graph.nodes[j].op == Op::Input {
                 return Ok(input.slice(..));
             }
@@ -510,10 +504,7 @@ fn forward(
         };
         match &node.op {
             Op::Input => {}
-            Op::Zeros => dev
-                .stream()
-                .memset_zeros(&mut y)
-                .map_err(dev_err("memset"))?,
+            Op::Zeros => dev.memset_zeros(&mut y)?,
             Op::Conv2d { spec, weight } => {
                 let (src, relu) = match plan.fused_relu_source[i] {
                     Some(s) => (s, true),
@@ -566,7 +557,7 @@ fn forward(
                     .iter()
                     .map(|&j| x_of(j))
                     .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&CudaView<'_, f32>> = xs.iter().collect();
+                let refs: Vec<&DView<'_, f32>> = xs.iter().collect();
                 ops::add::cuda::add_forward(dev, &refs, &mut y)?;
             }
             Op::Concat => {
@@ -575,7 +566,7 @@ fn forward(
                     .iter()
                     .map(|&j| x_of(j))
                     .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&CudaView<'_, f32>> = xs.iter().collect();
+                let refs: Vec<&DView<'_, f32>> = xs.iter().collect();
                 let channels: Vec<usize> = node
                     .inputs
                     .iter()
@@ -610,20 +601,18 @@ fn forward(
 fn backward(
     dev: &CudaDevice,
     bufs: &mut TrainBufs,
-    params: &CudaSlice<f32>,
+    params: &DeviceBuffer<f32>,
     params_len: usize,
     slots: &[ParamSlot],
     graph: &Graph,
     plan: &TrainPlan,
-    input: &CudaView<'_, f32>,
+    input: &DView<'_, f32>,
 ) -> Result<()> {
     let b = plan.batch;
     let n = graph.nodes.len();
     {
         let mut pg = view_mut(slice_mut(&mut bufs.pgrads)?, &(0..params_len))?;
-        dev.stream()
-            .memset_zeros(&mut pg)
-            .map_err(dev_err("memset"))?;
+        dev.memset_zeros(&mut pg)?;
     }
     // Which nodes hold a gradient so far: the first contribution writes,
     // later ones add (the CPU's order: readers from the highest id down,
@@ -765,9 +754,7 @@ fn backward(
                             if acc {
                                 ops::add::cuda::add_into(dev, dx, dy)
                             } else {
-                                dev.stream()
-                                    .memcpy_dtod(dy, dx)
-                                    .map_err(dev_err("device copy"))
+                                dev.copy_dtod(dy, dx)
                             }
                         },
                     )?;
@@ -886,11 +873,10 @@ pub fn gradients(
         }
         flat[s.offset..s.offset + s.len].copy_from_slice(p);
     }
-    let s = dev.stream();
-    let mut pdev = s.clone_htod(&flat).map_err(dev_err("upload"))?;
-    let xin = s.clone_htod(&input.data).map_err(dev_err("upload"))?;
+    let mut pdev = dev.upload(&flat)?;
+    let xin = dev.upload(&input.data)?;
     let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-    let lab = s.clone_htod(&lab).map_err(dev_err("upload"))?;
+    let lab = dev.upload(&lab)?;
     let mut bufs = TrainBufs::new();
     bufs.size_for(dev, &plan, dplan.params_len, 1, b)?;
     let xv = xin.as_view();
@@ -907,12 +893,8 @@ pub fn gradients(
         &xv,
     )?;
     let mut mean = [0f32];
-    s.memcpy_dtoh(&view(slice(&bufs.losses)?, &(0..1))?, &mut mean)
-        .map_err(dev_err("download"))?;
-    let pg = s
-        .clone_dtoh(&view(slice(&bufs.pgrads)?, &(0..dplan.params_len))?)
-        .map_err(dev_err("download"))?;
-    dev.synchronize()?;
+    dev.copy_dtoh(&view(slice(&bufs.losses)?, &(0..1))?, &mut mean)?;
+    let pg = dev.download(&view(slice(&bufs.pgrads)?, &(0..dplan.params_len))?)?;
     let _ = &mut pdev;
     let grads = dplan
         .params
@@ -931,14 +913,8 @@ pub(crate) fn read_results(
     steps: usize,
     batch: usize,
 ) -> Result<Vec<(Vec<f32>, f64)>> {
-    let s = dev.stream();
-    let losses = s
-        .clone_dtoh(&view(slice(&bufs.losses)?, &(0..count * steps))?)
-        .map_err(dev_err("download"))?;
-    let correct = s
-        .clone_dtoh(&view(slice(&bufs.correct)?, &(0..count * batch))?)
-        .map_err(dev_err("download"))?;
-    dev.synchronize()?;
+    let losses = dev.download(&view(slice(&bufs.losses)?, &(0..count * steps))?)?;
+    let correct = dev.download(&view(slice(&bufs.correct)?, &(0..count * batch))?)?;
     Ok((0..count)
         .map(|c| {
             let hits = correct[c * batch..(c + 1) * batch]

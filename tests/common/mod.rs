@@ -1,25 +1,95 @@
-//! Helpers shared by the integration tests: the GPU-or-skip rule and the
-//! generator behind their random inputs.
+//! Helpers shared by the integration tests: the devices GPU tests run on,
+//! the visible skip of tests whose data is absent, and the generator
+//! behind random inputs.
+//!
+//! A GPU test is written once, as `fn name(dev: &CudaDevice)`, and
+//! `gpu_test!(name)` makes two tests of it:
+//! * `name::emulated` runs it on the host emulation of the CUDA backend
+//!   (every kernel, launch and plan as on a GPU; `CudaDevice::emulated`),
+//!   always, so CI executes the CUDA path without a GPU;
+//! * `name::gpu` runs it on GPU 0 and is `#[ignore = "needs a GPU"]`:
+//!   `cargo test` lists it as ignored (never as passed), and the GPU bundle
+//!   runs it with `--include-ignored` and `REQUIRE_GPU=1`. Run on a machine
+//!   without a usable GPU it fails, saying why.
 #![allow(dead_code)] // each test binary uses its own subset
+#![allow(unused_macros)]
 
 use dasnas::device::cuda::CudaDevice;
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The GPU shared by all tests of one binary, or `None` (after printing why)
-/// when there is none and `REQUIRE_GPU` is not 1; under `REQUIRE_GPU=1` a
-/// missing GPU fails the test.
-pub fn gpu(test: &str) -> Option<&'static CudaDevice> {
+/// The host emulation shared by all tests of one binary, built once into
+/// cargo's temporary folder (needs a C++17 compiler, as CI has).
+pub fn emulated() -> &'static CudaDevice {
+    static DEV: OnceLock<CudaDevice> = OnceLock::new();
+    DEV.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("emu");
+        CudaDevice::emulated_in(&dir).unwrap_or_else(|e| {
+            panic!("the host emulation of the CUDA backend cannot be built: {e}")
+        })
+    })
+}
+
+/// GPU 0, shared by all tests of one binary. Panics (failing the test)
+/// with the reason when there is none: GPU tests are `#[ignore]`d, so this
+/// runs only when asked for.
+pub fn gpu() -> &'static CudaDevice {
     static DEV: OnceLock<Result<CudaDevice, String>> = OnceLock::new();
     match DEV.get_or_init(|| CudaDevice::open(0).map_err(|e| e.to_string())) {
-        Ok(d) => Some(d),
-        Err(why) => {
-            if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("REQUIRE_GPU=1 but no usable GPU: {why}");
-            }
-            println!("skip: {test}: {why}");
-            None
-        }
+        Ok(d) => d,
+        Err(why) => panic!("this test needs a GPU, and there is no usable one: {why}"),
     }
+}
+
+/// Makes the two tests `name::emulated` and `name::gpu` of the function
+/// `name(dev: &CudaDevice)` (see the module docs).
+macro_rules! gpu_test {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn emulated() {
+                super::$name(crate::common::emulated())
+            }
+            #[test]
+            #[ignore = "needs a GPU: run with --include-ignored where one is (REQUIRE_GPU=1)"]
+            fn gpu() {
+                super::$name(crate::common::gpu())
+            }
+        }
+    };
+}
+
+/// Makes the one test `name::gpu` (ignored unless asked for) of a GPU test
+/// too large for the emulation.
+macro_rules! gpu_only_test {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            #[ignore = "needs a GPU: run with --include-ignored where one is (REQUIRE_GPU=1)"]
+            fn gpu() {
+                super::$name(crate::common::gpu())
+            }
+        }
+    };
+}
+
+/// `../shared/data/<file>` when it exists; otherwise writes
+/// `SKIPPED <test>: …` straight to the terminal (past the test harness's
+/// output capture, so a skipped test is seen, not only counted as passed)
+/// and returns `None`.
+pub fn shared_data(test: &str, file: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
+    if p.exists() {
+        return Some(p);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs ../shared/data/{file}, which is absent (it did not run)"
+    );
+    None
 }
 
 /// splitmix64: a small deterministic generator for test inputs (each test

@@ -14,12 +14,13 @@
 //!
 //! Buffers (layouts in `device::plan`) are allocated once per lane and grow
 //! only when a network needs more (after a synchronisation); the scoring
-//! batch is uploaded once and shared by every lane. cudarc's per-buffer
-//! event tracking is switched off for the context ([`GpuScorer::new`]):
-//! every buffer of a lane is used only on its stream, and the shared input
-//! is written once, before any lane starts.
+//! batch is uploaded once and shared by every lane: every buffer of a lane
+//! is used only on its stream, and the shared input is written and
+//! synchronised before any lane starts, so no cross-stream events are
+//! needed.
 
-use super::{drv_err, kernels, CudaDevice};
+use super::{kernels, CudaDevice, Event};
+use crate::device::cuda::{DView, DViewMut, DeviceBuffer};
 use crate::device::plan::{PackInto, Partials, Plan, Region, Src, Step};
 use crate::device::ReluCodes;
 use crate::error::{Error, Result};
@@ -28,9 +29,6 @@ use crate::ops;
 use crate::ops::cuda_launch::PackDest;
 use crate::score::metrics::{self, Scores};
 use crate::tensor::{Shape, Tensor};
-use cudarc::driver::{
-    sys, CudaEvent, CudaSlice, CudaView, CudaViewMut, DeviceRepr, ValidAsZeroBits,
-};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -45,16 +43,13 @@ pub const DEFAULT_LANES: usize = 4;
 
 /// A device buffer that grows to the largest size asked of it.
 struct Buf<T> {
-    slice: CudaSlice<T>,
+    slice: DeviceBuffer<T>,
 }
 
-impl<T: DeviceRepr + ValidAsZeroBits> Buf<T> {
+impl<T: bytemuck::Pod> Buf<T> {
     fn new(dev: &CudaDevice) -> Result<Self> {
         Ok(Buf {
-            slice: dev
-                .stream()
-                .alloc_zeros::<T>(64)
-                .map_err(drv_err("allocation"))?,
+            slice: dev.alloc_zeros::<T>(64)?,
         })
     }
 
@@ -66,22 +61,17 @@ impl<T: DeviceRepr + ValidAsZeroBits> Buf<T> {
         }
         dev.synchronize()?;
         let len = len + len / 4;
-        self.slice = dev.stream().alloc_zeros::<T>(len).map_err(|e| {
-            Error::Device(format!(
-                "CUDA allocation of {len} x {} bytes: {e}",
-                std::mem::size_of::<T>()
-            ))
-        })?;
+        self.slice = dev.alloc_zeros::<T>(len)?;
         Ok(())
     }
 
-    fn view(&self, r: &Region) -> Result<CudaView<'_, T>> {
+    fn view(&self, r: &Region) -> Result<DView<'_, T>> {
         self.slice
             .try_slice(r.clone())
             .ok_or_else(|| region_err(r, self.slice.len()))
     }
 
-    fn view_mut(&mut self, r: &Region) -> Result<CudaViewMut<'_, T>> {
+    fn view_mut(&mut self, r: &Region) -> Result<DViewMut<'_, T>> {
         let len = self.slice.len();
         self.slice
             .try_slice_mut(r.clone())
@@ -98,11 +88,11 @@ fn region_err(r: &Region, len: usize) -> Error {
 /// Runs `f` with a mutable view of arena region `y` and views of `xs`,
 /// which must not overlap `y` (the plan guarantees it; checked here).
 fn with_views<R>(
-    arena: &mut CudaSlice<f32>,
-    input: &CudaSlice<f32>,
+    arena: &mut DeviceBuffer<f32>,
+    input: &DeviceBuffer<f32>,
     y: &Region,
     xs: &[&Src],
-    f: impl FnOnce(&mut CudaViewMut<'_, f32>, &[CudaView<'_, f32>]) -> Result<R>,
+    f: impl FnOnce(&mut DViewMut<'_, f32>, &[DView<'_, f32>]) -> Result<R>,
 ) -> Result<R> {
     let len = arena.len();
     let (left, mut rest) = arena
@@ -131,11 +121,11 @@ fn with_views<R>(
 
 /// Runs `f` with mutable views of two disjoint regions `a`, `b` of one
 /// buffer (in that order).
-fn with_two_mut<T, R>(
-    buf: &mut CudaSlice<T>,
+fn with_two_mut<T: bytemuck::Pod, R>(
+    buf: &mut DeviceBuffer<T>,
     a: &Region,
     b: &Region,
-    f: impl FnOnce(&mut CudaViewMut<'_, T>, &mut CudaViewMut<'_, T>) -> Result<R>,
+    f: impl FnOnce(&mut DViewMut<'_, T>, &mut DViewMut<'_, T>) -> Result<R>,
 ) -> Result<R> {
     let len = buf.len();
     let swap = a.start > b.start;
@@ -238,7 +228,7 @@ struct Lane {
     logdet: Buf<f64>,
     ok: Buf<i32>,
     /// Event pairs of the profiled steps queued since the last sync.
-    marks: Vec<(Mark, CudaEvent, CudaEvent)>,
+    marks: Vec<(Mark, Event, Event)>,
     /// Fast-training buffers, made on the first cell that trains.
     train: Option<crate::train::cuda::TrainBufs>,
 }
@@ -271,18 +261,15 @@ impl Lane {
         Ok(lane)
     }
 
-    fn event(&self) -> Result<CudaEvent> {
-        self.dev
-            .stream()
-            .record_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(drv_err("event record"))
+    fn event(&self) -> Result<Event> {
+        self.dev.record_event()
     }
 
     /// Queues cell `slot` of the chunk: weights, forward, codes, H, K_H.
     fn enqueue(
         &mut self,
         plan: &Plan,
-        input: &CudaSlice<f32>,
+        input: &DeviceBuffer<f32>,
         seed: u64,
         slot: usize,
         profile: bool,
@@ -310,9 +297,7 @@ impl Lane {
                 let key = crate::net::rng::stream_key(seed, s.name_id);
                 let values = crate::net::init::init_values(s.init, s.len, key);
                 let mut v = self.params.view_mut(&(s.offset..s.offset + s.len))?;
-                dev.stream()
-                    .memcpy_htod(&values, &mut v)
-                    .map_err(drv_err("upload of a Normal-initialised parameter"))?;
+                dev.copy_htod(&values, &mut v)?;
             }
         }
         if let Some(t0) = t0 {
@@ -354,7 +339,7 @@ impl Lane {
     fn enqueue_scoring(
         &mut self,
         plan: &Plan,
-        input: &CudaSlice<f32>,
+        input: &DeviceBuffer<f32>,
         slot: usize,
         profile: bool,
     ) -> Result<()> {
@@ -384,9 +369,7 @@ impl Lane {
         let cell = slot * bb..(slot + 1) * bb;
         {
             let mut h = self.h.view_mut(&cell)?;
-            dev.stream()
-                .memset_zeros(&mut h)
-                .map_err(drv_err("memset"))?;
+            dev.memset_zeros(&mut h)?;
             for g in &plan.groups {
                 let words = g.offset..g.offset + b * g.words_per_sample;
                 let codes = self.codes.view(&words)?;
@@ -409,9 +392,7 @@ impl Lane {
             let h = self.h.view(&cell)?;
             let mut k = self.k.view_mut(&cell)?;
             let mut dup = self.dup.view_mut(&(slot..slot + 1))?;
-            dev.stream()
-                .memset_zeros(&mut dup)
-                .map_err(drv_err("memset"))?;
+            dev.memset_zeros(&mut dup)?;
             kernels::kernel_from_hamming(&dev, &h, b, 1, plan.n_units, &mut k, &mut dup)?;
         }
         if let Some(t0) = t0 {
@@ -426,7 +407,7 @@ impl Lane {
         &mut self,
         dev: &CudaDevice,
         plan: &Plan,
-        input: &CudaSlice<f32>,
+        input: &DeviceBuffer<f32>,
         step: &Step,
     ) -> Result<()> {
         let b = plan.batch;
@@ -434,9 +415,7 @@ impl Lane {
         match step {
             Step::Zeros { y, .. } => {
                 let mut v = self.arena.view_mut(y)?;
-                dev.stream()
-                    .memset_zeros(&mut v)
-                    .map_err(drv_err("memset"))?;
+                dev.memset_zeros(&mut v)?;
             }
             Step::Conv {
                 spec,
@@ -609,7 +588,7 @@ impl Lane {
                     None => None,
                 };
                 with_views(&mut self.arena.slice, input, y, &xs, |out, views| {
-                    let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
+                    let refs: Vec<&DView<'_, f32>> = views.iter().collect();
                     let dest = codes.as_mut().map(|((cv, stride), off)| PackDest {
                         codes: cv,
                         row_stride: *stride,
@@ -631,7 +610,7 @@ impl Lane {
                     None => None,
                 };
                 with_views(&mut self.arena.slice, input, acc, &xs, |out, views| {
-                    let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
+                    let refs: Vec<&DView<'_, f32>> = views.iter().collect();
                     let dest = codes.as_mut().map(|((cv, stride), off)| PackDest {
                         codes: cv,
                         row_stride: *stride,
@@ -649,7 +628,7 @@ impl Lane {
             } => {
                 let xs: Vec<&Src> = inputs.iter().collect();
                 with_views(&mut self.arena.slice, input, y, &xs, |out, views| {
-                    let refs: Vec<&CudaView<'_, f32>> = views.iter().collect();
+                    let refs: Vec<&DView<'_, f32>> = views.iter().collect();
                     ops::concat::cuda::concat_forward(dev, &refs, channels, *pixels, out)
                 })?;
             }
@@ -747,18 +726,12 @@ impl Lane {
         let mut logdet = vec![0f64; count];
         let mut ok = vec![0i32; count];
         let mut dup = vec![0i32; count];
-        let s = self.dev.stream();
-        s.memcpy_dtoh(&self.logdet.view(&(0..count))?, &mut logdet)
-            .map_err(drv_err("copy of the ln dets"))?;
-        s.memcpy_dtoh(&self.ok.view(&(0..count))?, &mut ok)
-            .map_err(drv_err("copy of the flags"))?;
-        s.memcpy_dtoh(&self.dup.view(&(0..count))?, &mut dup)
-            .map_err(drv_err("copy of the flags"))?;
-        self.dev.synchronize()?;
+        let d = &self.dev;
+        d.copy_dtoh(&self.logdet.view(&(0..count))?, &mut logdet)?;
+        d.copy_dtoh(&self.ok.view(&(0..count))?, &mut ok)?;
+        d.copy_dtoh(&self.dup.view(&(0..count))?, &mut dup)?;
         if let Some(p) = profile {
-            let ms = |a: &CudaEvent, b: &CudaEvent| -> Result<f64> {
-                Ok(f64::from(a.elapsed_ms(b).map_err(drv_err("event timing"))?) * 1e-3)
-            };
+            let ms = |a: &Event, b: &Event| a.seconds_to(b);
             if let (Some(t0), Some(t1)) = (&t0, &t1) {
                 p.add("logdet", ms(t0, t1)?);
             }
@@ -786,7 +759,7 @@ fn code_rows<'a>(
     codes: &'a mut Buf<u64>,
     plan: &Plan,
     p: &PackInto,
-) -> Result<(CudaViewMut<'a, u64>, usize)> {
+) -> Result<(DViewMut<'a, u64>, usize)> {
     let g = plan
         .groups
         .get(p.group)
@@ -833,7 +806,7 @@ pub struct GpuCell {
 pub struct GpuScorer {
     dev: CudaDevice,
     lanes: Vec<Lane>,
-    input: CudaSlice<f32>,
+    input: DeviceBuffer<f32>,
     /// Shape of the scoring batch.
     shape: Shape,
 }
@@ -850,8 +823,6 @@ impl std::fmt::Debug for GpuScorer {
 
 impl GpuScorer {
     /// Uploads the scoring batch and opens `lanes` streams on `dev`.
-    /// Switches off cudarc's per-buffer event tracking on the context (see
-    /// the module docs).
     pub fn new(dev: &CudaDevice, batch: &Tensor, lanes: usize) -> Result<GpuScorer> {
         if lanes == 0 {
             return Err(Error::Arg("the GPU scorer needs at least one lane".into()));
@@ -863,15 +834,7 @@ impl GpuScorer {
                 kernels::LOGDET_MAX_N
             )));
         }
-        // SAFETY: disabling tracking only stops cudarc from recording events
-        // for cross-stream ordering; this scorer orders its streams itself
-        // (each lane's buffers stay on its stream, and the input is written
-        // and synchronised before any lane reads it).
-        unsafe { dev.context().disable_event_tracking() };
-        let input = dev
-            .stream()
-            .clone_htod(&batch.data)
-            .map_err(drv_err("upload of the scoring batch"))?;
+        let input = dev.upload(&batch.data)?;
         dev.synchronize()?;
         // Compile (or load from the PTX cache) every kernel family now, so
         // that a GPU that cannot run them fails here, where `--device auto`
@@ -1037,17 +1000,10 @@ impl GpuScorer {
             .lanes
             .first_mut()
             .ok_or_else(|| Error::Device("no lane".into()))?;
-        lane.dev
-            .context()
-            .bind_to_thread()
-            .map_err(drv_err("context binding"))?;
+        lane.dev.bind_to_thread()?;
         lane.enqueue(&plan, &self.input, seed, 0, false)?;
         let mut h = vec![0u64; b * b];
-        lane.dev
-            .stream()
-            .memcpy_dtoh(&lane.h.view(&(0..b * b))?, &mut h)
-            .map_err(drv_err("copy of the Hamming matrix"))?;
-        lane.dev.synchronize()?;
+        lane.dev.copy_dtoh(&lane.h.view(&(0..b * b))?, &mut h)?;
         Ok(ReluCodes {
             batch: b,
             n_units: plan.n_units,
@@ -1097,10 +1053,7 @@ where
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let run_lane = |lane: &mut Lane, mut profile: Option<&mut Profile>| -> Result<()> {
-        lane.dev
-            .context()
-            .bind_to_thread()
-            .map_err(drv_err("context binding"))?;
+        lane.dev.bind_to_thread()?;
         while !abort.load(Ordering::Relaxed) {
             let start = next.fetch_add(CHUNK, Ordering::Relaxed);
             if start >= count {

@@ -15,17 +15,13 @@
 //! | [`sgd_update`] | `cuda/sgd.cu` | the SGD step of `train` |
 
 use super::CudaDevice;
+use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
-use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 /// Grid-stride kernels never need more blocks than this to fill a GPU
 /// (132 SMs × 16 resident 256-thread blocks is ~2 K); it also keeps
 /// `grid_dim.x` far inside its 2³¹ − 1 limit.
 const MAX_GRID_BLOCKS: u64 = 1 << 16;
-
-fn launch_err(kernel: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Device(format!("CUDA launch of `{kernel}`: {e}"))
-}
 
 /// A 1-D grid-stride configuration covering `work` items at `per_block`
 /// items per block.
@@ -46,7 +42,7 @@ fn grid_1d(work: u64, per_block: u64, threads: u32) -> LaunchConfig {
 /// Layout: `out` is the parameter's `len` f32 in the op's own weight order.
 pub fn init_uniform(
     dev: &CudaDevice,
-    out: &mut CudaViewMut<'_, f32>,
+    out: &mut DViewMut<'_, f32>,
     key: u64,
     bound: f32,
 ) -> Result<()> {
@@ -56,12 +52,12 @@ pub fn init_uniform(
     }
     let f = dev.function("init", "init_uniform")?;
     let cfg = grid_1d(len, 256, 256);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(out).arg(&len).arg(&key).arg(&bound);
     // SAFETY: the arguments match `init_uniform(float* out, u64 len, u64 key,
     // float bound)` in type and order, and the kernel writes only
     // out[0..len), the whole view.
-    unsafe { b.launch(cfg) }.map_err(launch_err("init_uniform"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -77,9 +73,9 @@ pub fn init_uniform(
 /// `out.len() != batch * words_per_sample`.
 pub fn pack_signs(
     dev: &CudaDevice,
-    x: &CudaView<'_, f32>,
+    x: &DView<'_, f32>,
     batch: usize,
-    out: &mut CudaViewMut<'_, u64>,
+    out: &mut DViewMut<'_, u64>,
 ) -> Result<usize> {
     if batch == 0 {
         return Err(Error::Arg("pack_signs: batch must be > 0".into()));
@@ -106,9 +102,9 @@ pub fn pack_signs(
 /// `out.len() < batch * row_stride`.
 pub fn pack_signs_into(
     dev: &CudaDevice,
-    x: &CudaView<'_, f32>,
+    x: &DView<'_, f32>,
     batch: usize,
-    out: &mut CudaViewMut<'_, u64>,
+    out: &mut DViewMut<'_, u64>,
     row_stride: usize,
     word_offset: usize,
 ) -> Result<usize> {
@@ -141,7 +137,7 @@ pub fn pack_signs_into(
     let cfg = grid_1d(total, 8, 256);
     let (batch_u, n_u, wps_u) = (batch as u64, n as u64, wps as u64);
     let (stride_u, offset_u) = (row_stride as u64, word_offset as u64);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(out)
         .arg(&batch_u)
@@ -155,7 +151,7 @@ pub fn pack_signs_into(
     // out[b*row_stride + word_offset + w] for b < batch, w < wps, all below
     // batch*row_stride <= out.len() (checked above); blockDim (256) is a
     // multiple of 32 as its full-mask ballots need.
-    unsafe { b.launch(cfg) }.map_err(launch_err("pack_signs"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(wps)
 }
 
@@ -175,11 +171,11 @@ const HT_K: u64 = 32;
 /// many orders of magnitude.
 pub fn hamming_accumulate(
     dev: &CudaDevice,
-    codes: &CudaView<'_, u64>,
+    codes: &DView<'_, u64>,
     batch: usize,
     words_per_sample: usize,
     multiplicity: u64,
-    h: &mut CudaViewMut<'_, u64>,
+    h: &mut DViewMut<'_, u64>,
 ) -> Result<()> {
     if batch.checked_mul(words_per_sample) != Some(codes.len()) {
         return Err(Error::Shape(format!(
@@ -221,7 +217,7 @@ pub fn hamming_accumulate(
     };
     let f = dev.function("hamming", "hamming_accumulate")?;
     let (batch_u, wps_u) = (batch as u64, words_per_sample as u64);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(codes)
         .arg(h)
         .arg(&batch_u)
@@ -233,7 +229,7 @@ pub fn hamming_accumulate(
     // u64 multiplicity)`; it reads codes[0..batch*wps) and writes
     // h[0..batch²), both checked above; words_per_split is a multiple of
     // HT_K and the block is HT_TILE × HT_TILE, as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(launch_err("hamming_accumulate"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -247,12 +243,12 @@ pub fn hamming_accumulate(
 /// (zero it first).
 pub fn kernel_from_hamming(
     dev: &CudaDevice,
-    h: &CudaView<'_, u64>,
+    h: &DView<'_, u64>,
     batch: usize,
     count: usize,
     n_units: u64,
-    k: &mut CudaViewMut<'_, f64>,
-    dup: &mut CudaViewMut<'_, i32>,
+    k: &mut DViewMut<'_, f64>,
+    dup: &mut DViewMut<'_, i32>,
 ) -> Result<()> {
     let per = batch.checked_mul(batch);
     let total = per.and_then(|p| p.checked_mul(count));
@@ -276,7 +272,7 @@ pub fn kernel_from_hamming(
     let f = dev.function("hamming", "kernel_from_hamming")?;
     let cfg = grid_1d(total, 256, 256);
     let (count_u, batch_u) = (count as u64, batch as u64);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(h)
         .arg(k)
         .arg(dup)
@@ -287,7 +283,7 @@ pub fn kernel_from_hamming(
     // double* k, int* dup, u64 count, u64 batch, u64 n_units)`; it reads
     // h[0..count*batch²), writes k over the same range and dup[0..count),
     // all checked above.
-    unsafe { b.launch(cfg) }.map_err(launch_err("kernel_from_hamming"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -325,8 +321,8 @@ pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u
 /// (`[offset, len, key, rule]`) fills `out[offset .. offset + len)`.
 pub fn init_params_table(
     dev: &CudaDevice,
-    out: &mut CudaViewMut<'_, f32>,
-    table: &mut CudaViewMut<'_, u64>,
+    out: &mut DViewMut<'_, f32>,
+    table: &mut DViewMut<'_, u64>,
     host_table: &[u64],
 ) -> Result<()> {
     if table.len() != host_table.len() || !host_table.len().is_multiple_of(4) {
@@ -353,21 +349,19 @@ pub fn init_params_table(
     if count == 0 {
         return Ok(());
     }
-    dev.stream()
-        .memcpy_htod(host_table, table)
-        .map_err(|e| Error::Device(format!("CUDA copy of the parameter table: {e}")))?;
+    dev.copy_htod(host_table, table)?;
     let f = dev.function("init", "init_params_table")?;
     let cfg = LaunchConfig {
         grid_dim: (count.min(MAX_GRID_BLOCKS) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(out).arg(table).arg(&count);
     // SAFETY: the arguments match `init_params_table(float* out, const u64*
     // table, u64 count)`; `table` holds `host_table` (copied just above on
     // the same stream), every entry of which lies inside `out` (checked).
-    unsafe { b.launch(cfg) }.map_err(launch_err("init_params_table"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -387,11 +381,11 @@ pub const LOGDET_MAX_N: usize = 1024;
 /// Errors when `n > LOGDET_MAX_N` or the buffer sizes do not match.
 pub fn cholesky_logdet(
     dev: &CudaDevice,
-    a: &mut CudaViewMut<'_, f64>,
+    a: &mut DViewMut<'_, f64>,
     n: usize,
     count: usize,
-    logdet: &mut CudaViewMut<'_, f64>,
-    ok: &mut CudaViewMut<'_, i32>,
+    logdet: &mut DViewMut<'_, f64>,
+    ok: &mut DViewMut<'_, i32>,
 ) -> Result<()> {
     if n > LOGDET_MAX_N {
         return Err(Error::Arg(format!(
@@ -428,13 +422,13 @@ pub fn cholesky_logdet(
     };
     let f = dev.function("logdet", "cholesky_logdet")?;
     let n_u = n as u32;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(a).arg(&n_u).arg(logdet).arg(ok);
     // SAFETY: the arguments match `cholesky_logdet(double* a, u32 n,
     // double* logdet, int* ok)`; block m touches a[m*n*n..(m+1)*n*n) and
     // entry m of the outputs, all checked above; n <= blockDim <= 1024 as the
     // kernel's one-thread-per-row scheme and its shared arrays require.
-    unsafe { b.launch(cfg) }.map_err(launch_err("cholesky_logdet"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -468,10 +462,10 @@ pub struct SgdStep {
 /// launched) on lengths that differ or `step.step >= lr.len()`.
 pub fn sgd_update(
     dev: &CudaDevice,
-    p: &mut CudaViewMut<'_, f32>,
-    g: &CudaView<'_, f32>,
-    buf: &mut CudaViewMut<'_, f32>,
-    lr: &CudaView<'_, f32>,
+    p: &mut DViewMut<'_, f32>,
+    g: &DView<'_, f32>,
+    buf: &mut DViewMut<'_, f32>,
+    lr: &DView<'_, f32>,
     step: SgdStep,
 ) -> Result<()> {
     if g.len() != p.len() || buf.len() != p.len() {
@@ -499,7 +493,7 @@ pub fn sgd_update(
         i32::from(step.nesterov),
         i32::from(step.first),
     );
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(p)
         .arg(g)
         .arg(buf)
@@ -516,6 +510,6 @@ pub fn sgd_update(
     // (step < lr.len(), checked) and touches p, g, buf at [0, len), all
     // three exactly len long (checked); p and buf are exclusive borrows,
     // distinct from each other and from g and lr.
-    unsafe { b.launch(grid_1d(len, 256, 256)) }.map_err(launch_err("sgd_update"))?;
+    unsafe { b.launch(grid_1d(len, 256, 256)) }?;
     Ok(())
 }

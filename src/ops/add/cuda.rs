@@ -7,11 +7,11 @@
 //! bit the CPU's. The float4 kernels run when every buffer of a launch is
 //! 16-byte aligned.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::{aligned16, check_pack, grid_1d, launch_err, pack_grid, PackDest};
+use crate::ops::cuda_launch::{aligned16, check_pack, grid_1d, pack_grid, PackDest};
 
 fn check_same_len(what: &str, got: usize, len: usize) -> Result<()> {
     if got == len {
@@ -36,9 +36,9 @@ fn work(len: u64, vec: bool) -> u64 {
 /// `y = a + b`; errors when the lengths differ.
 pub fn add2(
     dev: &CudaDevice,
-    a: &CudaView<'_, f32>,
-    b: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    a: &DView<'_, f32>,
+    b: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     let n = y.len();
     check_same_len("input 0", a.len(), n)?;
@@ -49,23 +49,19 @@ pub fn add2(
     }
     let vec = aligned16(dev, a) && aligned16(dev, b) && aligned16(dev, y);
     let f = dev.function("add", if vec { "add2_vec4" } else { "add2" })?;
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(a).arg(b).arg(y).arg(&len);
     // SAFETY: the arguments match `add2(_vec4)(const float* a, const float*
     // b, float* y, u64 len)`; the kernel reads a[0..len), b[0..len) and
     // writes y[0..len), all views of exactly len floats (checked above); y
     // is an exclusive borrow, so distinct from a and b as `__restrict__`
     // assumes; the vec4 kernel runs only when all three are 16-byte aligned.
-    unsafe { lb.launch(grid_1d(work(len, vec))) }.map_err(launch_err("add2"))?;
+    unsafe { lb.launch(grid_1d(work(len, vec))) }?;
     Ok(())
 }
 
 /// `y = y + x` (accumulate into `y`); errors when the lengths differ.
-pub fn add_into(
-    dev: &CudaDevice,
-    y: &mut CudaViewMut<'_, f32>,
-    x: &CudaView<'_, f32>,
-) -> Result<()> {
+pub fn add_into(dev: &CudaDevice, y: &mut DViewMut<'_, f32>, x: &DView<'_, f32>) -> Result<()> {
     let n = y.len();
     check_same_len("addend", x.len(), n)?;
     let len = n as u64;
@@ -74,14 +70,14 @@ pub fn add_into(
     }
     let vec = aligned16(dev, x) && aligned16(dev, y);
     let f = dev.function("add", if vec { "add_into_vec4" } else { "add_into" })?;
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(y).arg(x).arg(&len);
     // SAFETY: the arguments match `add_into(_vec4)(float* y, const float* x,
     // u64 len)`; the kernel reads x[0..len) and reads and writes y[0..len),
     // both views of exactly len floats (checked above) and distinct (an
     // exclusive and a shared borrow); the vec4 kernel runs only when both
     // are 16-byte aligned.
-    unsafe { lb.launch(grid_1d(work(len, vec))) }.map_err(launch_err("add_into"))?;
+    unsafe { lb.launch(grid_1d(work(len, vec))) }?;
     Ok(())
 }
 
@@ -90,8 +86,8 @@ pub fn add_into(
 /// [`super::cpu::add_forward`].
 pub fn add_forward(
     dev: &CudaDevice,
-    inputs: &[&CudaView<'_, f32>],
-    y: &mut CudaViewMut<'_, f32>,
+    inputs: &[&DView<'_, f32>],
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     if inputs.is_empty() {
         return Err(Error::Shape("add: no inputs".into()));
@@ -102,9 +98,7 @@ pub fn add_forward(
     match inputs {
         [a] => {
             if !y.is_empty() {
-                dev.stream()
-                    .memcpy_dtod(*a, y)
-                    .map_err(|e| Error::Device(format!("CUDA add (copy of one input): {e}")))?;
+                dev.copy_dtod(*a, y)?;
             }
         }
         [a, b, rest @ ..] => {
@@ -125,9 +119,9 @@ pub fn add_forward(
 /// there are two or more of them, then added to `acc`).
 pub fn add_forward_inplace(
     dev: &CudaDevice,
-    acc: &mut CudaViewMut<'_, f32>,
+    acc: &mut DViewMut<'_, f32>,
     pos: usize,
-    others: &[&CudaView<'_, f32>],
+    others: &[&DView<'_, f32>],
 ) -> Result<()> {
     if pos > others.len() {
         return Err(Error::Arg(format!(
@@ -147,10 +141,7 @@ pub fn add_forward_inplace(
         // s0 + acc == acc + s0: float addition is commutative.
         [s0] => add_into(dev, acc, s0)?,
         [s0, s1, rest @ ..] => {
-            let mut tmp = dev
-                .stream()
-                .alloc_zeros::<f32>(acc.len())
-                .map_err(|e| Error::Device(format!("CUDA add: temporary buffer: {e}")))?;
+            let mut tmp = dev.alloc_zeros::<f32>(acc.len())?;
             add2(dev, s0, s1, &mut tmp.as_view_mut())?;
             for t in rest {
                 add_into(dev, &mut tmp.as_view_mut(), t)?;
@@ -169,7 +160,7 @@ const ADD_MAX_INPUTS: usize = 8;
 
 /// One input of an `add_n` launch: a view, or "read `y` itself".
 enum AddIn<'v, 'a> {
-    View(&'v CudaView<'a, f32>),
+    View(&'v DView<'a, f32>),
     SelfY,
 }
 
@@ -178,7 +169,7 @@ enum AddIn<'v, 'a> {
 fn add_n_launch(
     dev: &CudaDevice,
     inputs: &[AddIn<'_, '_>],
-    y: &mut CudaViewMut<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     pack: Option<(&mut PackDest<'_, '_>, usize)>,
 ) -> Result<()> {
     let len = y.len();
@@ -195,7 +186,7 @@ fn add_n_launch(
         "add_n"
     };
     let f = dev.function("add", name)?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     for k in 0..ADD_MAX_INPUTS {
         match inputs.get(k) {
             Some(AddIn::View(v)) => b.arg(*v),
@@ -222,7 +213,7 @@ fn add_n_launch(
             b.arg(&pack_args[0])
                 .arg(&pack_args[1])
                 .arg(&pack_args[2])
-                .arg(&mut *dest.codes)
+                .arg(&*dest.codes)
                 .arg(&pack_args[3])
                 .arg(&pack_args[4]);
             cfg = pack_grid((batch * wps) as u64);
@@ -249,8 +240,8 @@ fn add_n_launch(
 /// in one pass. `y` must not alias an input (see [`add_n_inplace`]).
 pub fn add_n(
     dev: &CudaDevice,
-    inputs: &[&CudaView<'_, f32>],
-    y: &mut CudaViewMut<'_, f32>,
+    inputs: &[&DView<'_, f32>],
+    y: &mut DViewMut<'_, f32>,
     batch: usize,
     pack: Option<PackDest<'_, '_>>,
 ) -> Result<()> {
@@ -274,9 +265,9 @@ pub fn add_n(
 /// [`add_n`]), packing its sign bits when `pack` is given. No temporary.
 pub fn add_n_inplace(
     dev: &CudaDevice,
-    acc: &mut CudaViewMut<'_, f32>,
+    acc: &mut DViewMut<'_, f32>,
     pos: usize,
-    others: &[&CudaView<'_, f32>],
+    others: &[&DView<'_, f32>],
     batch: usize,
     pack: Option<PackDest<'_, '_>>,
 ) -> Result<()> {
@@ -300,7 +291,7 @@ pub fn add_n_inplace(
 fn add_chunks(
     dev: &CudaDevice,
     ins: Vec<AddIn<'_, '_>>,
-    y: &mut CudaViewMut<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     batch: usize,
     mut pack: Option<PackDest<'_, '_>>,
 ) -> Result<()> {

@@ -21,9 +21,9 @@
 
 use super::BatchNormSpec;
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
-use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 /// Rows (pixels) summed per part by `bn_partial_sums`: fixed, so the
 /// statistics do not depend on the GPU.
@@ -40,10 +40,6 @@ fn to_i32(what: &str, v: usize) -> Result<i32> {
             "batchnorm (CUDA): {what} = {v} does not fit the kernel's 32-bit indices"
         ))
     })
-}
-
-fn launch_err(kernel: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Device(format!("CUDA launch of `{kernel}`: {e}"))
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
@@ -72,9 +68,9 @@ pub fn batchnorm_partial_sums(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &CudaView<'_, f32>,
-    psum: &mut CudaViewMut<'_, f64>,
-    psumsq: &mut CudaViewMut<'_, f64>,
+    x: &DView<'_, f32>,
+    psum: &mut DViewMut<'_, f64>,
+    psumsq: &mut DViewMut<'_, f64>,
 ) -> Result<()> {
     let (rows, c) = check_input(spec, shape, x.len())?;
     let parts = batchnorm_parts(shape);
@@ -97,7 +93,7 @@ pub fn batchnorm_partial_sums(
         BN_ROWS_PER_PART as i32,
     );
     let f = dev.function("batchnorm", "bn_partial_sums")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(&rows_i)
         .arg(&c_i)
@@ -110,7 +106,7 @@ pub fn batchnorm_partial_sums(
     // psum/psumsq[p·c + ch] for p < parts = gridDim.x = ceil(rows /
     // rows_per_part), ch < c: both views hold parts·c values; the block is
     // (32, 8) as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(launch_err("bn_partial_sums"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -122,10 +118,10 @@ pub fn batchnorm_stats_from_partials(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     count: usize,
-    psum: &CudaView<'_, f64>,
-    psumsq: &CudaView<'_, f64>,
-    mean: &mut CudaViewMut<'_, f32>,
-    inv_std: &mut CudaViewMut<'_, f32>,
+    psum: &DView<'_, f64>,
+    psumsq: &DView<'_, f64>,
+    mean: &mut DViewMut<'_, f32>,
+    inv_std: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     let c = spec.channels;
     if c == 0 || !(spec.eps > 0.0 && spec.eps.is_finite()) || count == 0 {
@@ -156,7 +152,7 @@ pub fn batchnorm_stats_from_partials(
         shared_mem_bytes: 0,
     };
     let f = dev.function("batchnorm", "bn_finalize")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(psum)
         .arg(psumsq)
         .arg(&parts)
@@ -171,7 +167,7 @@ pub fn batchnorm_stats_from_partials(
     // p < parts = len / c and writes mean[ch], inv_std[ch]: all inside the
     // views (checked above); 256 threads, a power of two, as its tree
     // reduction assumes.
-    unsafe { b.launch(cfg) }.map_err(launch_err("bn_finalize"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -197,12 +193,12 @@ pub fn batchnorm_normalize(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &CudaView<'_, f32>,
-    mean: &CudaView<'_, f32>,
-    inv_std: &CudaView<'_, f32>,
-    gamma: &CudaView<'_, f32>,
-    beta: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    mean: &DView<'_, f32>,
+    inv_std: &DView<'_, f32>,
+    gamma: &DView<'_, f32>,
+    beta: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, x.len())?;
     check_len("output", y.len(), x.len())?;
@@ -217,7 +213,7 @@ pub fn batchnorm_normalize(
     )?;
     let (total, c_i) = (x.len() as i32, c as i32);
     let f = dev.function("batchnorm", "bn_normalize")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(y)
         .arg(&total)
@@ -231,7 +227,7 @@ pub fn batchnorm_normalize(
     // x[i] and writes y[i] for i < total = x.len() = y.len() (< 2³¹, checked)
     // and reads the four parameter arrays at i % c < c = their length. x
     // and y are distinct allocations or disjoint views (Rust's borrows).
-    unsafe { b.launch(norm_cfg(x.len())) }.map_err(launch_err("bn_normalize"))?;
+    unsafe { b.launch(norm_cfg(x.len())) }?;
     Ok(())
 }
 
@@ -241,11 +237,11 @@ pub fn batchnorm_normalize_inplace(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &mut CudaViewMut<'_, f32>,
-    mean: &CudaView<'_, f32>,
-    inv_std: &CudaView<'_, f32>,
-    gamma: &CudaView<'_, f32>,
-    beta: &CudaView<'_, f32>,
+    x: &mut DViewMut<'_, f32>,
+    mean: &DView<'_, f32>,
+    inv_std: &DView<'_, f32>,
+    gamma: &DView<'_, f32>,
+    beta: &DView<'_, f32>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, x.len())?;
     check_params(
@@ -260,7 +256,7 @@ pub fn batchnorm_normalize_inplace(
     let (total, c_i) = (x.len() as i32, c as i32);
     let cfg = norm_cfg(x.len());
     let f = dev.function("batchnorm", "bn_normalize_inplace")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(&total)
         .arg(&c_i)
@@ -272,7 +268,7 @@ pub fn batchnorm_normalize_inplace(
     // int C, const float* mean, inv_std, gamma, beta)`; it reads and writes
     // x[i] for i < total = x.len() (< 2³¹, checked), each element by one
     // thread, and reads the parameter arrays at i % c < c = their length.
-    unsafe { b.launch(cfg) }.map_err(launch_err("bn_normalize_inplace"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -284,14 +280,14 @@ pub fn batchnorm_forward(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &CudaView<'_, f32>,
-    gamma: &CudaView<'_, f32>,
-    beta: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
-    mean: &mut CudaViewMut<'_, f32>,
-    inv_std: &mut CudaViewMut<'_, f32>,
-    psum: &mut CudaViewMut<'_, f64>,
-    psumsq: &mut CudaViewMut<'_, f64>,
+    x: &DView<'_, f32>,
+    gamma: &DView<'_, f32>,
+    beta: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
+    mean: &mut DViewMut<'_, f32>,
+    inv_std: &mut DViewMut<'_, f32>,
+    psum: &mut DViewMut<'_, f64>,
+    psumsq: &mut DViewMut<'_, f64>,
 ) -> Result<()> {
     // Check everything before the first launch, so an error launches nothing.
     let (rows, c) = check_input(spec, shape, x.len())?;
@@ -346,16 +342,16 @@ pub fn batchnorm_backward(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &CudaView<'_, f32>,
-    dy: &CudaView<'_, f32>,
-    mean: &CudaView<'_, f32>,
-    inv_std: &CudaView<'_, f32>,
-    gamma: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
-    dgamma: &mut CudaViewMut<'_, f32>,
-    dbeta: &mut CudaViewMut<'_, f32>,
-    pdy: &mut CudaViewMut<'_, f64>,
-    pdyx: &mut CudaViewMut<'_, f64>,
+    x: &DView<'_, f32>,
+    dy: &DView<'_, f32>,
+    mean: &DView<'_, f32>,
+    inv_std: &DView<'_, f32>,
+    gamma: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
+    dgamma: &mut DViewMut<'_, f32>,
+    dbeta: &mut DViewMut<'_, f32>,
+    pdy: &mut DViewMut<'_, f64>,
+    pdyx: &mut DViewMut<'_, f64>,
     accumulate: bool,
 ) -> Result<()> {
     let (rows, c) = check_input(spec, shape, x.len())?;
@@ -389,7 +385,7 @@ pub fn batchnorm_backward(
     );
 
     let f = dev.function("batchnorm_backward", "bnb_partial_sums")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(dy)
         .arg(mean)
@@ -397,8 +393,8 @@ pub fn batchnorm_backward(
         .arg(&rows_i)
         .arg(&c_i)
         .arg(&rpp)
-        .arg(&mut *pdy)
-        .arg(&mut *pdyx);
+        .arg(&*pdy)
+        .arg(&*pdyx);
     let cfg = LaunchConfig {
         grid_dim: (parts as u32, chunks as u32, 1),
         block_dim: (32, 8, 1),
@@ -410,17 +406,17 @@ pub fn batchnorm_backward(
     // [0, rows·c) (both that long, < 2³¹), mean / inv_std at channels < c,
     // and writes pdy / pdyx[p·c + ch] for p < parts = gridDim.x, ch < c:
     // both hold parts·c values; block (32, 8) as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(launch_err("bnb_partial_sums"))?;
+    unsafe { b.launch(cfg) }?;
 
     let f = dev.function("batchnorm_backward", "bnb_finalize")?;
     let (pdy, pdyx) = (pdy.as_view(), pdyx.as_view());
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(&pdy)
         .arg(&pdyx)
         .arg(&parts_i)
         .arg(&c_i)
-        .arg(&mut *dgamma)
-        .arg(&mut *dbeta);
+        .arg(&*dgamma)
+        .arg(&*dbeta);
     let cfg = LaunchConfig {
         grid_dim: (c as u32, 1, 1),
         block_dim: (256, 1, 1),
@@ -431,12 +427,12 @@ pub fn batchnorm_backward(
     // ch < c reads pdy / pdyx[p·c + ch], p < parts (parts·c values each)
     // and writes dgamma[ch], dbeta[ch] (c values each); 256 threads, the
     // power of two its tree reduction assumes.
-    unsafe { b.launch(cfg) }.map_err(launch_err("bnb_finalize"))?;
+    unsafe { b.launch(cfg) }?;
 
     let f = dev.function("batchnorm_backward", "bnb_dx")?;
     let (total, inv_rows, acc) = (x.len() as i32, 1.0f32 / rows as f32, i32::from(accumulate));
     let (dgamma, dbeta) = (dgamma.as_view(), dbeta.as_view());
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(dy)
         .arg(dx)
@@ -455,7 +451,7 @@ pub fn batchnorm_backward(
     // reads / writes dx at i < total = their common length (< 2³¹ with a
     // grid to spare, checked), and the five channel arrays at i % c < c =
     // their length; dx is an exclusive borrow, distinct from x and dy.
-    unsafe { b.launch(norm_cfg(x.len())) }.map_err(launch_err("bnb_dx"))?;
+    unsafe { b.launch(norm_cfg(x.len())) }?;
     Ok(())
 }
 
@@ -468,12 +464,12 @@ pub fn batchnorm_normalize_pack(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: Option<&CudaView<'_, f32>>,
-    y: &mut CudaViewMut<'_, f32>,
-    mean: &CudaView<'_, f32>,
-    inv_std: &CudaView<'_, f32>,
-    gamma: &CudaView<'_, f32>,
-    beta: &CudaView<'_, f32>,
+    x: Option<&DView<'_, f32>>,
+    y: &mut DViewMut<'_, f32>,
+    mean: &DView<'_, f32>,
+    inv_std: &DView<'_, f32>,
+    gamma: &DView<'_, f32>,
+    beta: &DView<'_, f32>,
     pack: crate::ops::cuda_launch::PackDest<'_, '_>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, y.len())?;
@@ -499,7 +495,7 @@ pub fn batchnorm_normalize_pack(
     let (stride_u, offset_u) = (pack.row_stride as u64, pack.word_offset as u64);
     let c_i = c as i32;
     let f = dev.function("batchnorm", "bn_normalize_pack")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     match x {
         Some(x) => b.arg(x),
         None => b.arg(&null),
@@ -513,7 +509,7 @@ pub fn batchnorm_normalize_pack(
         .arg(gamma)
         .arg(beta)
         .arg(&wps_u)
-        .arg(&mut *pack.codes)
+        .arg(&*pack.codes)
         .arg(&stride_u)
         .arg(&offset_u);
     // SAFETY: the arguments match `bn_normalize_pack(const float* x, float*
@@ -522,8 +518,7 @@ pub fn batchnorm_normalize_pack(
     // y hold batch·n values (checked), the channel vectors C (checked), and
     // the code words written lie inside `codes` (check_pack); blockDim 256
     // is a multiple of 32 as the ballots need.
-    unsafe { b.launch(crate::ops::cuda_launch::pack_grid(words)) }
-        .map_err(launch_err("bn_normalize_pack"))?;
+    unsafe { b.launch(crate::ops::cuda_launch::pack_grid(words)) }?;
     Ok(())
 }
 

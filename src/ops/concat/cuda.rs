@@ -6,21 +6,21 @@
 //! `pixels × Σ c_k`; input k's channels land at offset `Σ_{j<k} c_j` of each
 //! output pixel.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::ops::cuda_launch::grid_1d;
 
 /// `y = concat(inputs)` along channels: `channels[k]` is input k's channel
 /// count, `pixels` the number of (n, h, w) positions. Errors (before any
 /// launch) when a length does not match or the lists differ in length.
 pub fn concat_forward(
     dev: &CudaDevice,
-    inputs: &[&CudaView<'_, f32>],
+    inputs: &[&DView<'_, f32>],
     channels: &[usize],
     pixels: usize,
-    y: &mut CudaViewMut<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     if inputs.is_empty() || inputs.len() != channels.len() {
         return Err(Error::Shape(format!(
@@ -52,9 +52,9 @@ pub fn concat_forward(
             continue;
         }
         let (cx, cy64) = (c as u64, cy as u64);
-        let mut lb = dev.stream().launch_builder(&f);
+        let mut lb = dev.launch_builder(&f);
         lb.arg(*x)
-            .arg(&mut *y)
+            .arg(&*y)
             .arg(&len)
             .arg(&cx)
             .arg(&cy64)
@@ -65,7 +65,7 @@ pub fn concat_forward(
         // y[p·cy + offset + c] for p < pixels, c < cx, inside y's
         // pixels·cy floats since offset + cx ≤ cy; x and y are distinct
         // (a shared and an exclusive borrow).
-        unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("concat_copy"))?;
+        unsafe { lb.launch(grid_1d(len)) }?;
         offset += cx;
     }
     Ok(())

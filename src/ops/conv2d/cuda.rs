@@ -16,9 +16,9 @@
 
 use super::Conv2dSpec;
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
-use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 /// Threads per block of every conv kernel (`CV_THREADS`).
 const THREADS: u32 = 256;
@@ -146,9 +146,9 @@ pub fn conv2d_forward(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    w: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    w: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     relu_input: bool,
 ) -> Result<()> {
     let l = plan(spec, input, x.len(), w.len(), y.len())?;
@@ -159,7 +159,7 @@ pub fn conv2d_forward(
     };
     let f = dev.function("conv2d", name)?;
     let relu = i32::from(relu_input);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(w).arg(y);
     for d in &l.dims {
         b.arg(d);
@@ -187,12 +187,12 @@ pub fn conv2d_forward_stats(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    w: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    w: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     relu_input: bool,
-    psum: &mut CudaViewMut<'_, f64>,
-    psumsq: &mut CudaViewMut<'_, f64>,
+    psum: &mut DViewMut<'_, f64>,
+    psumsq: &mut DViewMut<'_, f64>,
 ) -> Result<usize> {
     let l = plan(spec, input, x.len(), w.len(), y.len())?;
     let need = l.parts.checked_mul(spec.cout);
@@ -213,7 +213,7 @@ pub fn conv2d_forward_stats(
     };
     let f = dev.function("conv2d", name)?;
     let relu = i32::from(relu_input);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(w).arg(y);
     for d in &l.dims {
         b.arg(d);
@@ -284,10 +284,10 @@ pub fn conv2d_backward_input(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
     input: Shape,
-    dy: &CudaView<'_, f32>,
-    w: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
-    relu_mask: Option<&CudaView<'_, f32>>,
+    dy: &DView<'_, f32>,
+    w: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
+    relu_mask: Option<&DView<'_, f32>>,
     accumulate: bool,
 ) -> Result<()> {
     let l = plan(spec, input, dx.len(), w.len(), dy.len())?;
@@ -310,7 +310,7 @@ pub fn conv2d_backward_input(
     };
     let f = dev.function("conv2d_backward", name)?;
     let (mask, acc) = (i32::from(relu_mask.is_some()), i32::from(accumulate));
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(dy).arg(w).arg(dx);
     // Without a mask the kernel never reads `xmask`: dy stands in for it.
     b.arg(relu_mask.unwrap_or(dy));
@@ -341,10 +341,10 @@ pub fn conv2d_backward_weight(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    dy: &CudaView<'_, f32>,
-    dw: &mut CudaViewMut<'_, f32>,
-    part: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    dy: &DView<'_, f32>,
+    dw: &mut DViewMut<'_, f32>,
+    part: &mut DViewMut<'_, f32>,
     relu_input: bool,
 ) -> Result<()> {
     let l = plan(spec, input, x.len(), dw.len(), dy.len())?;
@@ -378,8 +378,8 @@ pub fn conv2d_backward_weight(
         to_i32("pixels per split", pps)?,
         to_i32("row tiles", mtiles)?,
     );
-    let mut b = dev.stream().launch_builder(&f);
-    b.arg(x).arg(dy).arg(&mut *part);
+    let mut b = dev.launch_builder(&f);
+    b.arg(x).arg(dy).arg(&*part);
     for d in &l.dims {
         b.arg(d);
     }
@@ -398,7 +398,7 @@ pub fn conv2d_backward_weight(
     let f = dev.function("conv2d_backward", "conv2d_bwd_weight_reduce")?;
     let (wlen_i, splits_i) = (to_i32("weight length", wlen)?, to_i32("splits", splits)?);
     let part = part.as_view();
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(&part).arg(dw).arg(&wlen_i).arg(&splits_i);
     // SAFETY: the arguments match `conv2d_bwd_weight_reduce(const float*
     // part, float* dw, int len, int splits)`; it reads part[s·wlen + i]

@@ -3,12 +3,12 @@
 //! Layout: NHWC, flat. x is [n][ih][iw][ic], y is [n][h][w][c] with
 //! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use super::CropSpec;
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::ops::cuda_launch::grid_1d;
 use crate::tensor::Shape;
 
 /// `y = crop(x)`; `input` is x's shape (batch included). Errors (before any
@@ -17,8 +17,8 @@ pub fn crop_forward(
     dev: &CudaDevice,
     spec: &CropSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     crop_launch(dev, spec, input, x, y, false)
 }
@@ -29,8 +29,8 @@ pub fn crop_forward_acc(
     dev: &CudaDevice,
     spec: &CropSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     crop_launch(dev, spec, input, x, y, accumulate)
@@ -43,8 +43,8 @@ pub fn crop_backward(
     dev: &CudaDevice,
     spec: &CropSpec,
     input: Shape,
-    dy: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
+    dy: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(input)?;
@@ -67,7 +67,7 @@ pub fn crop_backward(
     let f = dev.function("crop", "crop_backward")?;
     let dims = kernel_dims(spec, input);
     let acc = i32::from(accumulate);
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(dy).arg(dx).arg(&len);
     for d in &dims {
         lb.arg(d);
@@ -78,7 +78,7 @@ pub fn crop_backward(
     // u64 w, u64 c, int accumulate)`; it writes dx[0..len) (dx's length,
     // checked) and reads dy only inside the window, at indices below
     // n·h·w·c = dy's length (checked).
-    unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop_backward"))?;
+    unsafe { lb.launch(grid_1d(len)) }?;
     Ok(())
 }
 
@@ -86,8 +86,8 @@ fn crop_launch(
     dev: &CudaDevice,
     spec: &CropSpec,
     input: Shape,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(input)?;
@@ -107,7 +107,7 @@ fn crop_launch(
     let f = dev.function("crop", "crop")?;
     let dims = kernel_dims(spec, input);
     let acc = i32::from(accumulate);
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(y).arg(&len);
     for d in &dims {
         lb.arg(d);
@@ -119,7 +119,7 @@ fn crop_launch(
     // checked) and reads x at ((n·ih + top + i)·iw + left + j)·ic + c0 + k
     // with top + i < ih, left + j < iw, c0 + k < ic (the window fits,
     // checked), inside x's n·ih·iw·ic floats; x and y are distinct borrows.
-    unsafe { lb.launch(grid_1d(len)) }.map_err(launch_err("crop"))?;
+    unsafe { lb.launch(grid_1d(len)) }?;
     Ok(())
 }
 

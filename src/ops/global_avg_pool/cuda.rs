@@ -5,12 +5,12 @@
 //! `[n][1][1][c]`. One thread per (sample, channel) sums the pixels in
 //! order in f64: a deterministic reduction, bit for bit the CPU's.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::Result;
 use crate::ops::check_len;
-use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::ops::cuda_launch::grid_1d;
 use crate::tensor::Shape;
 
 /// `y[n][c] = mean over (h, w) of x[n][.][.][c]`; returns the output shape
@@ -19,8 +19,8 @@ use crate::tensor::Shape;
 pub fn global_avg_pool_forward(
     dev: &CudaDevice,
     x_shape: Shape,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<Shape> {
     let out = super::out_shape(x_shape)?;
     check_len("global_avg_pool", "input", x_shape, x.len())?;
@@ -29,26 +29,27 @@ pub fn global_avg_pool_forward(
     let n = x_shape.n as u64;
     let hw = (x_shape.h * x_shape.w) as u64;
     let c = x_shape.c as u64;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(y).arg(&n).arg(&hw).arg(&c);
     // SAFETY: the arguments match `global_avg_pool_nhwc(const float* x,
     // float* y, u64 n, u64 hw, u64 c)`; the kernel reads x[0..n*hw*c) and
     // writes y[0..n*c), the two view lengths checked above (hw >= 1, every
     // dimension being non-zero); y is an exclusive borrow, distinct from x.
-    unsafe { b.launch(grid_1d(n * c)) }.map_err(launch_err("global_avg_pool_nhwc"))?;
+    unsafe { b.launch(grid_1d(n * c)) }?;
     Ok(out)
 }
 
 /// Global average pooling backward:
-/// `dx[b][p][ch] = (accumulate ? dx : 0) + dy[b][ch] / (h·w)` (in f64,
-/// rounded once). `dx` has shape `x_shape`,
+/// `dx[b][p][ch] = (accumulate ? dx : 0) + dy[b][ch] / (h·w)`, an f32
+/// division (and f32 sum), bit for bit the CPU twin
+/// [`super::cpu::global_avg_pool_backward`]. `dx` has shape `x_shape`,
 /// `dy` is `[n][1][1][c]`. Errors (before any launch) on an empty shape or
 /// lengths that do not match.
 pub fn global_avg_pool_backward(
     dev: &CudaDevice,
     x_shape: Shape,
-    dy: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
+    dy: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = super::out_shape(x_shape)?;
@@ -64,13 +65,12 @@ pub fn global_avg_pool_backward(
     let hw = (x_shape.h * x_shape.w) as u64;
     let c = x_shape.c as u64;
     let acc = i32::from(accumulate);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(dy).arg(dx).arg(&n).arg(&hw).arg(&c).arg(&acc);
     // SAFETY: the arguments match `global_avg_pool_backward_nhwc(const
     // float* dy, float* dx, u64 n, u64 hw, u64 c, int accumulate)`; the
     // kernel reads dy[0..n*c) and reads / writes dx[0..n*hw*c), the lengths
     // checked above; dx is an exclusive borrow, distinct from dy.
-    unsafe { b.launch(grid_1d(n * hw * c)) }
-        .map_err(launch_err("global_avg_pool_backward_nhwc"))?;
+    unsafe { b.launch(grid_1d(n * hw * c)) }?;
     Ok(())
 }

@@ -5,12 +5,12 @@
 //! `x_shape`), `w` is f32 `[inputs][outputs]` row-major, `b` is f32
 //! `[outputs]`, `y` is f32 `[n][1][1][outputs]`.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use super::LinearSpec;
 use crate::device::cuda::CudaDevice;
 use crate::error::Result;
-use crate::ops::cuda_launch::{grid_1d, launch_err};
+use crate::ops::cuda_launch::grid_1d;
 use crate::ops::{check_len, check_param};
 use crate::tensor::Shape;
 
@@ -21,10 +21,10 @@ pub fn linear_forward(
     dev: &CudaDevice,
     spec: &LinearSpec,
     x_shape: Shape,
-    x: &CudaView<'_, f32>,
-    w: &CudaView<'_, f32>,
-    b: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    w: &DView<'_, f32>,
+    b: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<Shape> {
     let out = spec.out_shape(x_shape)?;
     check_len("linear", "input", x_shape, x.len())?;
@@ -33,7 +33,7 @@ pub fn linear_forward(
     check_len("linear", "output", out, y.len())?;
     let f = dev.function("linear", "linear_fwd")?;
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(w).arg(b).arg(y).arg(&n).arg(&ni).arg(&no);
     // SAFETY: the arguments match `linear_fwd(const float* x, const float*
     // w, const float* bias, float* y, u64 n, u64 inputs, u64 outputs)`; the
@@ -42,7 +42,7 @@ pub fn linear_forward(
     // checked h*w*c == inputs, so x.len() == n*inputs; weight_len did not
     // saturate since it equals w.len()); y is an exclusive borrow, distinct
     // from the inputs as `__restrict__` assumes.
-    unsafe { lb.launch(grid_1d(n * no)) }.map_err(launch_err("linear_fwd"))?;
+    unsafe { lb.launch(grid_1d(n * no)) }?;
     Ok(out)
 }
 
@@ -57,12 +57,12 @@ pub fn linear_backward(
     dev: &CudaDevice,
     spec: &LinearSpec,
     x_shape: Shape,
-    x: &CudaView<'_, f32>,
-    w: &CudaView<'_, f32>,
-    dy: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
-    dw: &mut CudaViewMut<'_, f32>,
-    db: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    w: &DView<'_, f32>,
+    dy: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
+    dw: &mut DViewMut<'_, f32>,
+    db: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(x_shape)?;
@@ -80,7 +80,7 @@ pub fn linear_backward(
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
     let acc = i32::from(accumulate);
     let f = dev.function("linear", "linear_bwd_input")?;
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(dy)
         .arg(w)
         .arg(dx)
@@ -93,15 +93,15 @@ pub fn linear_backward(
     // it reads dy[0..n*outputs), w[0..inputs*outputs) and reads / writes
     // dx[0..n*inputs), the lengths checked above; dx is an exclusive
     // borrow, distinct from dy and w.
-    unsafe { lb.launch(grid_1d(n * ni)) }.map_err(launch_err("linear_bwd_input"))?;
+    unsafe { lb.launch(grid_1d(n * ni)) }?;
     let f = dev.function("linear", "linear_bwd_params")?;
-    let mut lb = dev.stream().launch_builder(&f);
+    let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(dy).arg(dw).arg(db).arg(&n).arg(&ni).arg(&no);
     // SAFETY: the arguments match `linear_bwd_params(const float* x, const
     // float* dy, float* dw, float* db, u64 n, u64 inputs, u64 outputs)`; it
     // reads x[0..n*inputs), dy[0..n*outputs) and writes dw[0..inputs*outputs)
     // and db[0..outputs), the lengths checked above; dw and db are
     // exclusive borrows, distinct from each other and from x and dy.
-    unsafe { lb.launch(grid_1d(ni * no + no)) }.map_err(launch_err("linear_bwd_params"))?;
+    unsafe { lb.launch(grid_1d(ni * no + no)) }?;
     Ok(())
 }

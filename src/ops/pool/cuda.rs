@@ -8,13 +8,13 @@
 //! `c % 4 == 0` and both buffers are 16-byte aligned; otherwise one thread
 //! per output element.
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use super::{PoolKind, PoolSpec};
 use crate::device::cuda::CudaDevice;
 use crate::error::Result;
 use crate::ops::check_len;
-use crate::ops::cuda_launch::{aligned16, grid_1d, launch_err};
+use crate::ops::cuda_launch::{aligned16, grid_1d};
 use crate::tensor::Shape;
 
 /// `y = pool(x)`; returns the output shape. Errors (before any launch) on
@@ -24,8 +24,8 @@ pub fn pool_forward(
     dev: &CudaDevice,
     spec: &PoolSpec,
     x_shape: Shape,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    y: &mut DViewMut<'_, f32>,
 ) -> Result<Shape> {
     let out = spec.out_shape(x_shape)?;
     check_len("pool", "input", x_shape, x.len())?;
@@ -55,7 +55,7 @@ pub fn pool_forward(
         spec.pad,
     ]
     .map(|v| v as u64);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(y);
     for d in &dims {
         b.arg(d);
@@ -69,7 +69,7 @@ pub fn pool_forward(
     // view lengths checked above; y is an exclusive borrow, distinct from x
     // as `__restrict__` assumes; the vec4 kernel runs only when c % 4 == 0
     // and both buffers are 16-byte aligned.
-    unsafe { b.launch(grid_1d(work as u64)) }.map_err(launch_err("pool_nhwc"))?;
+    unsafe { b.launch(grid_1d(work as u64)) }?;
     Ok(out)
 }
 
@@ -86,9 +86,9 @@ pub fn pool_backward(
     dev: &CudaDevice,
     spec: &PoolSpec,
     x_shape: Shape,
-    x: &CudaView<'_, f32>,
-    dy: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    dy: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(x_shape)?;
@@ -114,7 +114,7 @@ pub fn pool_backward(
     ]
     .map(|v| v as u64);
     let acc = i32::from(accumulate);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(dy).arg(dx);
     for d in &dims {
         b.arg(d);
@@ -128,6 +128,6 @@ pub fn pool_backward(
     // x[0..n*h*w*c), dy[0..n*oh*ow*c) and reads / writes dx[0..n*h*w*c),
     // the lengths checked above; dx is an exclusive borrow, distinct from x
     // and dy.
-    unsafe { b.launch(grid_1d(x_shape.len() as u64)) }.map_err(launch_err("pool_backward_nhwc"))?;
+    unsafe { b.launch(grid_1d(x_shape.len() as u64)) }?;
     Ok(())
 }

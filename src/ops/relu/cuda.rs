@@ -4,18 +4,14 @@
 //! float4 kernels are used when every buffer is 16-byte aligned; the result
 //! is the same either way (`x > 0 ? x : +0`, bit for bit the CPU's).
 
-use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::{aligned16, grid_1d, launch_err};
+use crate::ops::cuda_launch::{aligned16, grid_1d};
 
 /// `y = relu(x)`; errors (before any launch) when the lengths differ.
-pub fn relu_forward(
-    dev: &CudaDevice,
-    x: &CudaView<'_, f32>,
-    y: &mut CudaViewMut<'_, f32>,
-) -> Result<()> {
+pub fn relu_forward(dev: &CudaDevice, x: &DView<'_, f32>, y: &mut DViewMut<'_, f32>) -> Result<()> {
     if x.len() != y.len() {
         return Err(Error::Shape(format!(
             "relu: input has {} elements, output {}",
@@ -32,19 +28,19 @@ pub fn relu_forward(
     let f = dev.function("relu", name)?;
     // The vec4 kernel: one thread per float4, the tail (< 4) by the first threads.
     let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(y).arg(&len);
     // SAFETY: the arguments match `relu(_vec4)(const float* x, float* y,
     // u64 len)`; the kernel reads x[0..len) and writes y[0..len), both
     // views of exactly len floats (checked above). x and y are distinct
     // (a shared and an exclusive borrow), as `__restrict__` assumes; the
     // vec4 kernel runs only when both are 16-byte aligned.
-    unsafe { b.launch(cfg) }.map_err(launch_err("relu"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
 /// `x = relu(x)` in place.
-pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut CudaViewMut<'_, f32>) -> Result<()> {
+pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut DViewMut<'_, f32>) -> Result<()> {
     let len = x.len() as u64;
     if len == 0 {
         return Ok(());
@@ -57,12 +53,12 @@ pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut CudaViewMut<'_, f32>) -> R
     };
     let f = dev.function("relu", name)?;
     let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(&len);
     // SAFETY: the arguments match `relu_inplace(_vec4)(float* x, u64 len)`;
     // the kernel touches x[0..len), the whole view; the vec4 kernel runs
     // only when x is 16-byte aligned.
-    unsafe { b.launch(cfg) }.map_err(launch_err("relu_inplace"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -74,9 +70,9 @@ pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut CudaViewMut<'_, f32>) -> R
 /// Layout: flat f32 buffers of equal length (elementwise, any shape).
 pub fn relu_backward(
     dev: &CudaDevice,
-    x: &CudaView<'_, f32>,
-    dy: &CudaView<'_, f32>,
-    dx: &mut CudaViewMut<'_, f32>,
+    x: &DView<'_, f32>,
+    dy: &DView<'_, f32>,
+    dx: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     if x.len() != dx.len() || dy.len() != dx.len() {
@@ -93,13 +89,13 @@ pub fn relu_backward(
     }
     let f = dev.function("relu", "relu_backward")?;
     let acc = i32::from(accumulate);
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(x).arg(dy).arg(dx).arg(&len).arg(&acc);
     // SAFETY: the arguments match `relu_backward(const float* x, const
     // float* dy, float* dx, u64 len, int accumulate)`; the kernel reads
     // x[0..len), dy[0..len) and reads / writes dx[0..len), three views of
     // exactly len floats (checked above); dx is an exclusive borrow,
     // distinct from x and dy as `__restrict__` assumes.
-    unsafe { b.launch(grid_1d(len)) }.map_err(launch_err("relu_backward"))?;
+    unsafe { b.launch(grid_1d(len)) }?;
     Ok(())
 }

@@ -7,11 +7,10 @@
 //! argmax, ties to the lowest index, is the label), `dlogits` f32
 //! `[batch][classes]`, `mean_loss` f32 `[1]`.
 
-use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
-use crate::ops::cuda_launch::launch_err;
 
 /// Per-sample loss `lse(logits[b]) − logits[b][label]`, its batch mean,
 /// the correct flags, and `dlogits = (softmax − onehot) / batch` (the
@@ -28,12 +27,12 @@ pub fn softmax_ce(
     dev: &CudaDevice,
     batch: usize,
     classes: usize,
-    logits: &CudaView<'_, f32>,
-    labels: &CudaView<'_, i32>,
-    loss: &mut CudaViewMut<'_, f32>,
-    correct: &mut CudaViewMut<'_, i32>,
-    dlogits: &mut CudaViewMut<'_, f32>,
-    mean_loss: &mut CudaViewMut<'_, f32>,
+    logits: &DView<'_, f32>,
+    labels: &DView<'_, i32>,
+    loss: &mut DViewMut<'_, f32>,
+    correct: &mut DViewMut<'_, i32>,
+    dlogits: &mut DViewMut<'_, f32>,
+    mean_loss: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     let bad = |msg: String| Err(Error::Shape(format!("softmax_ce (CUDA): {msg}")));
     if batch == 0 || classes == 0 {
@@ -67,7 +66,7 @@ pub fn softmax_ce(
         _ => return bad(format!("batch {batch} or classes {classes} exceed 32 bits")),
     };
     let f = dev.function("softmax_ce", "softmax_ce_fwd_bwd")?;
-    let mut b = dev.stream().launch_builder(&f);
+    let mut b = dev.launch_builder(&f);
     b.arg(logits)
         .arg(labels)
         .arg(loss)
@@ -89,6 +88,6 @@ pub fn softmax_ce(
     // mean_loss[0]: all inside the views (checked above); one block of 256
     // threads, the power of two its tree reduction assumes; the outputs are
     // exclusive borrows, distinct from the inputs.
-    unsafe { b.launch(cfg) }.map_err(launch_err("softmax_ce_fwd_bwd"))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
