@@ -2,19 +2,38 @@
 # Builds what the GPU machine runs (it has no Rust toolchain, DESIGN.md §4)
 # into the git-ignored folder gpu-bundle/:
 #
-#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs and
+#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs,
+#                             tests/ops_concat_crop.rs and
 #                             tests/nvrtc_compile.rs (debug info stripped)
 #   gpu-bundle/dasnas         the command line (debug info stripped)
 #   gpu-bundle/nvrtc/         libnvrtc + builtins, only with --with-nvrtc DIR
-#                             (~114 MB: leave it out when the GPU machine
-#                             has NVRTC 13.0 itself)
-#   gpu-bundle/torch_reference.py  the PyTorch reference formulation
-#   gpu-bundle/run.sh         runs every test binary with REQUIRE_GPU=1 and
-#                             REQUIRE_NVRTC=1 (a timeout each), then
-#                             `./dasnas devices`, the throughput bench
-#                             (`dasnas bench --device cuda`, 4 and 8 lanes)
-#                             and, where PyTorch imports, the reference on
-#                             50 of the same cells on the GPU; prints a table
+#                             (~114 MB: leave it out; the GPU machine has
+#                             NVRTC in its CUDA toolkit and PyTorch's wheel)
+#   gpu-bundle/*.py           the PyTorch reference formulation and training
+#   gpu-bundle/run.sh         the checks, writing one report (see below)
+#
+# run.sh, on the GPU machine:
+#   1. picks the NVRTC library and sets DASNAS_NVRTC to it (so a toolkit's
+#      libnvrtc.so on the system path cannot win by accident), links it as
+#      nvrtc-link/libnvrtc.so: $NVRTC_LIB (a folder) if set, else ./nvrtc,
+#      else PyTorch's nvidia/cu13/lib, else the CUDA toolkit's, else the
+#      first libnvrtc.so.13 found;
+#   2. `dasnas devices` (card, driver and NVRTC versions, compatibility);
+#   3. every test binary with --include-ignored --skip emulated (the GPU
+#      variants of the GPU tests, plus every plain test) and REQUIRE_GPU=1,
+#      REQUIRE_NVRTC=1, a timeout each (TIMEOUT, default 240 s);
+#   4. with SANITIZE=1 and compute-sanitizer present: gpu_vs_cpu and
+#      gpu_ops_misc under its memcheck and racecheck tools (SAN_TIMEOUT,
+#      default 120 s each);
+#   5. `dasnas bench --device cuda` (NB201, B = 128; BENCH_CELLS, default
+#      2000) with 4 and 8 lanes, the fast-training bench, and, where
+#      PyTorch sees the GPU, the PyTorch reference formulation on 50 of the
+#      same cells and PyTorch training of 4 of them;
+#   6. writes report.md (also to $OUT/ when set): date, card, driver and
+#      NVRTC, every binary's result, the bench and reference figures, the
+#      failures. The report is written whatever fails (commit it under
+#      results/gpu/ with the date); run.sh exits non-zero when anything
+#      failed.
 #
 # Usage: scripts/gpu-bundle.sh [--with-nvrtc DIR]   (DIR: .../nvidia/cu13/lib)
 # Then carry gpu-bundle/ to the GPU machine and run gpu-bundle/run.sh there.
@@ -32,7 +51,7 @@ done
 command -v python3 >/dev/null || { echo "gpu-bundle: needs python3 (reads cargo's JSON)" >&2; exit 1; }
 
 out=gpu-bundle
-tests=(nvrtc_compile)
+tests=(nvrtc_compile ops_concat_crop)
 for f in tests/gpu_*.rs; do
     [ -e "$f" ] || continue
     tests+=("$(basename "$f" .rs)")
@@ -58,6 +77,7 @@ for line in sys.stdin:
 
 echo "gpu-bundle: building ${tests[*]} and dasnas (release)" >&2
 artifacts=$(cargo test --release --no-run --message-format=json "${test_args[@]}" | executables)
+bin_artifacts=$(cargo build --release --message-format=json --bin dasnas | executables)
 
 rm -rf "$out"
 mkdir -p "$out/tests"
@@ -73,7 +93,7 @@ while IFS=$'\t' read -r kind name path; do
         test:*) strip_copy "$path" "$out/tests/$name"; found=$((found + 1)) ;;
         bin:dasnas) dasnas_path=$path ;;
     esac
-done <<< "$artifacts"
+done <<< "$artifacts"$'\n'"$bin_artifacts"
 if [ "$found" -ne "${#tests[@]}" ]; then
     echo "gpu-bundle: expected ${#tests[@]} test binaries, cargo reported $found" >&2
     exit 1
@@ -81,6 +101,8 @@ fi
 [ -n "$dasnas_path" ] || { echo "gpu-bundle: cargo reported no dasnas binary" >&2; exit 1; }
 strip_copy "$dasnas_path" "$out/dasnas"
 cp scripts/torch_reference.py scripts/torch_train_bench.py "$out/"
+git rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || echo unknown > "$out/COMMIT"
+git status --porcelain | grep -q . && echo "$(cat "$out/COMMIT") (uncommitted changes)" > "$out/COMMIT" || true
 
 if [ -n "$nvrtc_dir" ]; then
     mkdir -p "$out/nvrtc"
@@ -89,99 +111,190 @@ fi
 
 cat > "$out/run.sh" <<'RUN'
 #!/usr/bin/env bash
-# Runs this bundle's GPU checks (no Rust toolchain needed). Every test
-# binary runs with REQUIRE_GPU=1 and REQUIRE_NVRTC=1, so a missing GPU or
-# NVRTC fails instead of skipping. Logs go to logs/<name>.log.
-# Env: TIMEOUT (seconds per binary, default 600); NVRTC_LIB (a folder with
-# libnvrtc.so.13, prepended to LD_LIBRARY_PATH; ./nvrtc is used if present).
-# Extra arguments are passed to every test binary (e.g. a test name filter).
+# The GPU checks of this bundle (see scripts/gpu-bundle.sh for what each
+# step does). Env: NVRTC_LIB (folder with libnvrtc.so.13), TIMEOUT (per
+# test binary, default 240 s), BENCH_CELLS (default 2000), SANITIZE=1 (run
+# compute-sanitizer too), SAN_TIMEOUT (default 120 s), OUT (a folder the
+# report is copied to). Extra arguments go to every test binary.
 set -u
 cd "$(dirname "$0")"
 here=$(pwd)
-timeout_s=${TIMEOUT:-600}
+timeout_s=${TIMEOUT:-240}
+bench_cells=${BENCH_CELLS:-2000}
 export REQUIRE_GPU=1 REQUIRE_NVRTC=1
-[ -d "$here/nvrtc" ] && export LD_LIBRARY_PATH="$here/nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-[ -n "${NVRTC_LIB:-}" ] && export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 mkdir -p logs
-now() { date +%s.%N; }
+report=$here/report.md
 rows=()
 failed=0
 failed_names=()
-for t in tests/*; do
-    name=$(basename "$t")
-    start=$(now)
-    timeout "$timeout_s" "$t" "$@" > "logs/$name.log" 2>&1
-    rc=$?
-    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-    if [ "$rc" -eq 0 ]; then
-        status=passed
-    elif [ "$rc" -eq 124 ]; then
-        status="failed (timeout ${timeout_s}s)"; failed=$((failed + 1)); failed_names+=("$name")
-    else
-        status="failed (exit $rc)"; failed=$((failed + 1)); failed_names+=("$name")
-    fi
-    rows+=("$name|$status|$secs")
-done
-start=$(now)
-timeout 120 ./dasnas devices > logs/devices.log 2>&1
-rc=$?
-secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-if [ "$rc" -eq 0 ]; then rows+=("dasnas devices|passed|$secs"); else rows+=("dasnas devices|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# Throughput: dasnas on the GPU (BENCH_CELLS cells, default 2000), then the
-# PyTorch reference on 50 cells scored the same way (only when torch imports).
-bench_cells=${BENCH_CELLS:-2000}
-for lanes in 4 8; do
-    start=$(now)
-    timeout 300 ./dasnas bench --device cuda --lanes "$lanes" --cells "$bench_cells" > "logs/bench_l$lanes.log" 2>&1
-    rc=$?
-    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-    if [ "$rc" -eq 0 ]; then rows+=("bench, $lanes lanes|passed|$secs"); else rows+=("bench, $lanes lanes|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
-done
-# Fast training: 16 cells x 50 SGD steps at batch 64 on the GPU, then the
-# same first 4 cells trained 50 steps by PyTorch on the GPU.
-start=$(now)
-timeout 300 ./dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16 > logs/bench_train.log 2>&1
-rc=$?
-secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-if [ "$rc" -eq 0 ]; then rows+=("bench --train-steps|passed|$secs"); else rows+=("bench --train-steps|failed (exit $rc)|$secs"); failed=$((failed + 1)); fi
-torch_line=""
-torch_train=""
-if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
-    timeout 120 ./dasnas score --sample 16 --seed 0 --device cuda > logs/sample16.jsonl 2>/dev/null
-    for arch in $(python3 -c 'import json; [print(json.loads(l)["arch"]) for l in list(open("logs/sample16.jsonl"))[:4]]'); do
-        torch_train+="$(timeout 120 python3 torch_train_bench.py "$arch" --device cuda --steps 50 --batch 64 2>&1 | tail -n 1)"$'\n'
+# Writes the report; runs on every exit, so a failed or interrupted run
+# still leaves one.
+write_report() {
+    {
+        echo "# dasnas GPU bundle report"
+        echo
+        echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M')"
+        echo "- commit: $(cat COMMIT 2>/dev/null || echo unknown)"
+        echo "- host: $(hostname 2>/dev/null || echo ?), $(nproc 2>/dev/null || echo ?) CPU cores"
+        if command -v nvidia-smi >/dev/null; then
+            echo "- nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
+        else
+            echo "- nvidia-smi: not found"
+        fi
+        echo "- DASNAS_NVRTC: ${DASNAS_NVRTC:-unset}"
+        echo
+        echo "## dasnas devices"
+        echo
+        echo '```'
+        cat logs/devices.log 2>/dev/null || echo "(not run)"
+        echo '```'
+        echo
+        echo "## Results"
+        echo
+        echo "| check | result | tests passed / failed / ignored | seconds |"
+        echo "|---|---|---|---|"
+        for r in ${rows[@]+"${rows[@]}"}; do
+            IFS='|' read -r a b c d <<< "$r"
+            echo "| $a | $b | $c | $d |"
+        done
+        echo
+        echo "## Throughput (NB201, B = 128)"
+        echo
+        for lanes in 4 8; do
+            if [ -s "logs/bench_l$lanes.log" ]; then
+                echo "### dasnas bench --device cuda --lanes $lanes --cells $bench_cells"
+                echo
+                echo '```'
+                grep -v '^{' "logs/bench_l$lanes.log" | head -n 40
+                echo '```'
+                grep '^{' "logs/bench_l$lanes.log" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("\n**%.1f cells/s** (%.3f ms/cell) on %s, %d lanes\n" % (d["cells_per_s"], d["ms_per_cell"], d.get("gpu","?"), d["lanes"]))' 2>/dev/null
+            fi
+        done
+        if [ -s logs/torch.log ]; then
+            echo "### PyTorch reference formulation on the same GPU, 50 of the same cells"
+            echo
+            echo '```'
+            tail -n 1 logs/torch.log
+            echo '```'
+            echo
+        fi
+        if [ -s logs/bench_train.log ]; then
+            echo "### dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16"
+            echo
+            echo '```'
+            cat logs/bench_train.log
+            echo '```'
+            echo
+        fi
+        if [ -s logs/torch_train.log ]; then
+            echo "### PyTorch training on the GPU, 4 of the same cells, 50 steps at batch 64"
+            echo
+            echo '```'
+            cat logs/torch_train.log
+            echo '```'
+            echo
+        fi
+        if [ ${#failed_names[@]} -gt 0 ]; then
+            echo "## Failures"
+            echo
+            for name in "${failed_names[@]}"; do
+                echo "### $name (logs/$name.log)"
+                echo
+                echo '```'
+                grep -E -A3 "panicked|^error|ERROR SUMMARY|FAILED|failures:" "logs/$name.log" 2>/dev/null | grep -v "^--$" | head -n 40
+                echo '```'
+                echo
+            done
+        fi
+        echo
+        if [ "$failed" -eq 0 ]; then echo "**all passed**"; else echo "**$failed failed**"; fi
+    } > "$report"
+    if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+        cp "$report" "$OUT/report.md"
+        tar czf "$OUT/logs.tar.gz" logs 2>/dev/null
+    fi
+}
+trap write_report EXIT
+
+# 1. NVRTC: the library the kernels are compiled with, named explicitly.
+pick_nvrtc() {
+    local d
+    for d in "${NVRTC_LIB:-}" "$here/nvrtc" \
+        $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cu13", "lib")) for p in nvidia.__path__]' 2>/dev/null) \
+        /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+        [ -n "$d" ] && [ -e "$d/libnvrtc.so.13" ] && { echo "$d/libnvrtc.so.13"; return; }
     done
-    timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>/dev/null
-    python3 -c 'import json,sys; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt
-    timeout 300 python3 torch_reference.py logs/archs51.txt --device cuda > logs/torch.log 2>&1
-    torch_line=$(tail -n 1 logs/torch.log)
+    find / -name 'libnvrtc.so.13' -not -path '/proc/*' 2>/dev/null | head -n 1
+}
+nv=$(pick_nvrtc)
+if [ -n "$nv" ]; then
+    export DASNAS_NVRTC=$nv
+    mkdir -p nvrtc-link
+    ln -sf "$nv" nvrtc-link/libnvrtc.so
+    ln -sf "$nv" nvrtc-link/libnvrtc.so.13
+    export LD_LIBRARY_PATH="$(dirname "$nv")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
-echo "== dasnas devices"
-cat logs/devices.log
+# Runs one check: name, timeout, command...; records result and counts.
+check() {
+    local name=$1 t=$2; shift 2
+    local start; start=$(now)
+    timeout "$t" "$@" > "logs/$name.log" 2>&1
+    local rc=$?
+    local secs; secs=$(since "$start")
+    local counts; counts=$(grep -E "^test result" "logs/$name.log" | awk '{p+=$4; f+=$6; i+=$8} END { if (NR) printf "%d / %d / %d", p, f, i; else printf "-" }')
+    local status
+    if [ "$rc" -eq 0 ]; then status=passed
+    elif [ "$rc" -eq 124 ]; then status="FAILED (timeout ${t}s)"
+    else status="FAILED (exit $rc)"; fi
+    if [ "$rc" -ne 0 ]; then failed=$((failed + 1)); failed_names+=("$name"); fi
+    rows+=("$name|$status|$counts|$secs")
+}
+
+# 2. What the machine is.
+check devices 120 ./dasnas devices
+
+# 3. The tests: GPU variants and plain tests, not the emulated ones.
+for t in tests/*; do
+    check "$(basename "$t")" "$timeout_s" "$t" --include-ignored --skip emulated "$@"
+done
+
+# 4. compute-sanitizer, when asked for and present.
+if [ "${SANITIZE:-0}" = 1 ]; then
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            for t in gpu_vs_cpu gpu_ops_misc; do
+                check "sanitizer-$tool-$t" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
+                    --error-exitcode 99 "tests/$t" --include-ignored --skip emulated --test-threads 1
+            done
+        done
+    else
+        rows+=("compute-sanitizer|not on this machine|-|0")
+    fi
+fi
+
+# 5. Throughput, then the PyTorch reference on the same cells.
 for lanes in 4 8; do
-    echo "== dasnas bench --device cuda --lanes $lanes --cells $bench_cells"
-    cat "logs/bench_l$lanes.log" | grep -v '^{' | head -n 40
+    check "bench_l$lanes" 300 ./dasnas bench --device cuda --lanes "$lanes" --cells "$bench_cells"
 done
-[ -n "$torch_line" ] && { echo "== PyTorch reference on the GPU, 50 cells"; echo "$torch_line"; }
-echo "== dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16"
-cat logs/bench_train.log
-[ -n "$torch_train" ] && { echo "== PyTorch training on the GPU, first 4 of the same cells, 50 steps at batch 64"; printf '%s' "$torch_train"; }
-for name in ${failed_names[@]+"${failed_names[@]}"}; do
-    echo "== $name: failures (from logs/$name.log)"
-    grep -E -A1 "panicked" "logs/$name.log" | grep -v "^--$" | head -n 12
-    grep -E "^test result" "logs/$name.log"
-done
-echo
-printf '%-22s  %-24s  %8s\n' "binary" "result" "seconds"
-printf '%-22s  %-24s  %8s\n' "------" "------" "-------"
-for r in "${rows[@]}"; do
-    IFS='|' read -r a b c <<< "$r"
-    printf '%-22s  %-24s  %8s\n' "$a" "$b" "$c"
-done
-echo
-if [ "$failed" -eq 0 ]; then echo "all passed"; else echo "$failed failed"; fi
+check bench_train 300 ./dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16
+if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>logs/sample51.err
+    python3 -c 'import json; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt
+    check torch 300 python3 torch_reference.py logs/archs51.txt --device cuda
+    : > logs/torch_train.log
+    for arch in $(head -n 4 logs/archs51.txt); do
+        timeout 120 python3 torch_train_bench.py "$arch" --device cuda --steps 50 --batch 64 2>&1 | tail -n 1 >> logs/torch_train.log
+    done
+else
+    rows+=("PyTorch reference|not run: torch does not see a GPU|-|0")
+fi
+
+write_report
+cat "$report"
 [ "$failed" -eq 0 ]
 RUN
 chmod +x "$out/run.sh"
