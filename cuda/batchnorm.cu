@@ -65,8 +65,6 @@ extern "C" __global__ void __launch_bounds__(BN_FIN_THREADS)
     bn_finalize(const double* __restrict__ psum, const double* __restrict__ psumsq, int parts,
                 int C, double count, float eps, float* __restrict__ mean,
                 float* __restrict__ inv_std) {
-    __shared__ double ss[BN_FIN_THREADS];
-    __shared__ double qq[BN_FIN_THREADS];
     const int c = blockIdx.x;
     const int t = threadIdx.x;
     double s = 0.0, q = 0.0;
@@ -74,19 +72,10 @@ extern "C" __global__ void __launch_bounds__(BN_FIN_THREADS)
         s += psum[p * C + c];
         q += psumsq[p * C + c];
     }
-    ss[t] = s;
-    qq[t] = q;
-    __syncthreads();
-    for (int half = BN_FIN_THREADS / 2; half > 0; half >>= 1) {
-        if (t < half) {
-            ss[t] += ss[t + half];
-            qq[t] += qq[t + half];
-        }
-        __syncthreads();
-    }
+    dn_block_sum2<BN_FIN_THREADS>(s, q);
     if (t == 0) {
-        const double m = ss[0] / count;
-        const double var = fmax(qq[0] / count - m * m, 0.0);
+        const double m = s / count;
+        const double var = fmax(q / count - m * m, 0.0);
         mean[c] = (float)m;
         inv_std[c] = (float)(1.0 / sqrt(var + (double)eps));
     }

@@ -68,8 +68,6 @@ extern "C" __global__ void __launch_bounds__(BNB_TX* BNB_TY)
 extern "C" __global__ void __launch_bounds__(BNB_FIN_THREADS)
     bnb_finalize(const double* __restrict__ pdy, const double* __restrict__ pdyx, int parts,
                  int C, float* __restrict__ dgamma, float* __restrict__ dbeta) {
-    __shared__ double ss[BNB_FIN_THREADS];
-    __shared__ double qq[BNB_FIN_THREADS];
     const int c = blockIdx.x;
     const int t = threadIdx.x;
     double s = 0.0, q = 0.0;
@@ -77,19 +75,10 @@ extern "C" __global__ void __launch_bounds__(BNB_FIN_THREADS)
         s += pdy[p * C + c];
         q += pdyx[p * C + c];
     }
-    ss[t] = s;
-    qq[t] = q;
-    __syncthreads();
-    for (int half = BNB_FIN_THREADS / 2; half > 0; half >>= 1) {
-        if (t < half) {
-            ss[t] += ss[t + half];
-            qq[t] += qq[t + half];
-        }
-        __syncthreads();
-    }
+    dn_block_sum2<BNB_FIN_THREADS>(s, q);
     if (t == 0) {
-        dbeta[c] = (float)ss[0];
-        dgamma[c] = (float)qq[0];
+        dbeta[c] = (float)s;
+        dgamma[c] = (float)q;
     }
 }
 

@@ -52,3 +52,30 @@ __device__ __forceinline__ void dn_pack_loop(u64 batch, u64 n, u64 wps, u64* cod
         }
     }
 }
+
+// Sums (s, q) over the THREADS threads of a 1-D block by a fixed tree:
+// thread t adds t + half for half = THREADS/2, ..., 1, one barrier per
+// level, so the result is deterministic (the same bits on every run and
+// launch geometry). On return every thread holds the block's sums. Every
+// thread of the block must call it (it has barriers); THREADS is the
+// block size, a power of two.
+template <int THREADS>
+__device__ __forceinline__ void dn_block_sum2(double& s, double& q) {
+    static_assert(THREADS > 0 && (THREADS & (THREADS - 1)) == 0, "a power of two");
+    __shared__ double ss[THREADS];
+    __shared__ double qq[THREADS];
+    const int t = threadIdx.x;
+    ss[t] = s;
+    qq[t] = q;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half >>= 1) {
+        if (t < half) {
+            ss[t] += ss[t + half];
+            qq[t] += qq[t + half];
+        }
+        __syncthreads();
+    }
+    s = ss[0];
+    q = qq[0];
+    __syncthreads();  // all have read before a next call overwrites ss, qq
+}

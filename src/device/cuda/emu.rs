@@ -16,6 +16,9 @@
 //! allocation; after it the red zones of every live allocation are
 //! checked, so a kernel that writes out of bounds fails its launch with an
 //! error naming it, and one that reads out of bounds reads NaNs.
+//!
+//! `DASNAS_EMU_TRACE=FILE` appends each launched kernel's name to FILE
+//! (`scripts/emu-coverage.sh` uses it to list which kernels the tests run).
 
 use super::memory::{Allocator, KernelArg};
 use crate::device::cuda_sources::CUDA_SOURCES;
@@ -310,6 +313,17 @@ impl Emulator {
                 err.len(),
             )
         };
+        if let Some(path) = std::env::var_os("DASNAS_EMU_TRACE") {
+            // Which kernels ran (a coverage aid): one line per launch.
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{name}");
+            }
+        }
         if rc != 0 {
             // SAFETY: emu_launch wrote a NUL-terminated message into `err`.
             let msg = CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned();
