@@ -419,15 +419,16 @@ impl CudaDevice {
         Ok(CudaDevice {
             shared: Arc::new(Shared {
                 backend: Backend::Emulated(emu),
+                // The emulation stands for an H100 SXM (sm_90, 132 SMs), so
+                // launch functions that size grids by the SM count choose
+                // the geometry they would choose on the GPU we target.
                 info: DeviceInfo {
                     ordinal: 0,
-                    name: "dasnas host emulation".into(),
-                    // Kernels are written for sm_80 and later; the emulation
-                    // stands for one of them.
+                    name: "dasnas host emulation (as an H100: sm_90, 132 SMs)".into(),
                     compute_capability: (9, 0),
                     total_memory: 0,
-                    multiprocessors: 1,
-                    clock_khz: 0,
+                    multiprocessors: 132,
+                    clock_khz: 1_980_000,
                 },
                 cache: None,
                 modules: Mutex::new(HashMap::new()),
