@@ -493,7 +493,8 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             t.config,
         )?;
         for chunk in todo.chunks(16 * a.run.lanes) {
-            let results = g.score_trained(
+            let results = dasnas::train::cuda::score_trained(
+                g,
                 chunk.len(),
                 |i| {
                     chunk[i]
@@ -1002,10 +1003,24 @@ fn bench_training(a: &BenchArgs, batch: Tensor) -> Result<()> {
     let wall = match scorer {
         dasnas::Scorer::Cuda(mut g) => {
             let warm = dasnas::train::cuda::TrainData::upload(g.device(), &mut batches, 2, config)?;
-            g.score_trained(1, |_| archs[0].network(), a.run.seed, 1.0, &warm)?;
+            dasnas::train::cuda::score_trained(
+                &mut g,
+                1,
+                |_| archs[0].network(),
+                a.run.seed,
+                1.0,
+                &warm,
+            )?;
             let data = dasnas::train::cuda::TrainData::upload(g.device(), &mut batches, k, config)?;
             let t = std::time::Instant::now();
-            g.score_trained(archs.len(), |i| archs[i].network(), a.run.seed, 1.0, &data)?;
+            dasnas::train::cuda::score_trained(
+                &mut g,
+                archs.len(),
+                |i| archs[i].network(),
+                a.run.seed,
+                1.0,
+                &data,
+            )?;
             t.elapsed().as_secs_f64()
         }
         dasnas::Scorer::Cpu { .. } => {
@@ -1106,26 +1121,23 @@ fn bench_cuda(mut g: dasnas::device::cuda::executor::GpuScorer, a: &BenchArgs) -
             100.0 * t / total.max(f64::MIN_POSITIVE)
         );
     }
-    println!("conv2d by shape (NHWC input -> cout, k, stride):");
-    println!("input            cout  k s  launches  us/launch  TFLOP/s  % of fp32 peak");
-    prof.convs.sort_by(|x, y| y.seconds.total_cmp(&x.seconds));
+    println!("ops with arithmetic, by shape (NHWC input):");
+    println!("op                                          input            launches  us/launch  TFLOP/s  % of fp32 peak");
+    prof.shapes.sort_by(|x, y| y.seconds.total_cmp(&x.seconds));
     let mut convs = Vec::new();
-    for c in &prof.convs {
+    for c in &prof.shapes {
         let tf = c.flops as f64 / c.seconds.max(f64::MIN_POSITIVE);
+        let op: String = c.op.chars().take(43).collect();
         println!(
-            "{:<16} {:>4} {:>2} {} {:>9} {:>10.1} {:>8.2} {:>8.1}%",
+            "{op:<43} {:<16} {:>9} {:>10.1} {:>8.2} {:>8.1}%",
             c.input.to_string(),
-            c.spec.cout,
-            c.spec.kh,
-            c.spec.stride,
             c.launches,
             1e6 * c.seconds / c.launches as f64,
             tf / 1e12,
             100.0 * tf / peak
         );
         convs.push(serde_json::json!({
-            "input": c.input.to_string(), "cout": c.spec.cout, "k": c.spec.kh,
-            "stride": c.spec.stride, "launches": c.launches,
+            "kind": c.kind, "op": c.op, "input": c.input.to_string(), "launches": c.launches,
             "us_per_launch": 1e6 * c.seconds / c.launches as f64, "tflops": tf / 1e12,
         }));
     }

@@ -18,6 +18,7 @@ use dasnas::device::cuda::CudaDevice;
 use dasnas::device::plan::Plan;
 use dasnas::eval::rank::spearman_rho;
 use dasnas::net::{init, Graph, GraphBuilder};
+use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
 use dasnas::score::codes::pack_signs;
 use dasnas::score::hamming::kernel_from_hamming;
@@ -41,30 +42,38 @@ fn sub_batch(n: usize, h: usize, w: usize, c: usize, seed: u64) -> Tensor {
 /// linear.
 fn all_paths_graph() -> Graph {
     let mut b = GraphBuilder::new();
-    let x = b.input(9, 7, 3);
+    let x = b.input(9, 7, 3).unwrap();
     let r_in = b.relu(x, "r_in");
-    let c0 = b.conv(r_in, 16, 3, 1, 1, 1, 1, "c0").unwrap();
+    let c0 = b.conv(r_in, ConvLayer::new(16, 3).pad(1), "c0").unwrap();
     let n0 = b.batchnorm(c0, "bn0");
     let r0 = b.relu(n0, "r0");
-    let c1 = b.conv(r0, 20, 3, 1, 2, 2, 1, "c1").unwrap();
+    let c1 = b
+        .conv(r0, ConvLayer::new(20, 3).pad(2).dilation(2), "c1")
+        .unwrap();
     let n1 = b.batchnorm(c1, "bn1");
-    let c2 = b.conv(n0, 20, 1, 1, 0, 1, 1, "c2").unwrap();
+    let c2 = b.conv(n0, ConvLayer::new(20, 1), "c2").unwrap();
     let n2 = b.batchnorm(c2, "bn2");
     let a0 = b.add(&[n1, c2, n2], "a0").unwrap();
     let r1 = b.relu(a0, "r1");
     let r1b = b.relu(a0, "r1b");
     let p = b.pool(a0, PoolKind::Max, 3, 1, 1, "p").unwrap();
     let a1 = b.add(&[p, a0, a0], "a1").unwrap();
-    let c3 = b.conv(r1, 24, 3, 2, 1, 1, 4, "c3").unwrap();
-    let c4 = b.conv(r1b, 24, 3, 2, 1, 1, 1, "c4").unwrap();
+    let c3 = b
+        .conv(r1, ConvLayer::new(24, 3).stride(2).pad(1).groups(4), "c3")
+        .unwrap();
+    let c4 = b
+        .conv(r1b, ConvLayer::new(24, 3).stride(2).pad(1), "c4")
+        .unwrap();
     let r3 = b.relu(c4, "r3");
     let z = b.zeros_like(r3, "z");
-    let c5 = b.conv(a1, 24, 3, 2, 1, 1, 1, "c5").unwrap();
+    let c5 = b
+        .conv(a1, ConvLayer::new(24, 3).stride(2).pad(1), "c5")
+        .unwrap();
     let n5 = b.batchnorm(c5, "bn5");
     let a2 = b.add(&[c3, r3, n5, z], "a2").unwrap();
     let r4 = b.relu(a2, "r4");
     let g = b.global_avg_pool(r4, "gap");
-    let l = b.linear(g, 10, "fc");
+    let l = b.linear(g, 10, "fc").unwrap();
     b.finish(l).prune()
 }
 
@@ -201,7 +210,7 @@ fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
     assert_eq!(scores(&a), scores(&c));
     assert_eq!(prof.cells, archs.len());
     assert!(prof.by_kind.iter().any(|(k, t)| *k == "conv2d" && *t > 0.0));
-    assert!(!prof.convs.is_empty() && prof.hamming_words > 0);
+    assert!(prof.shapes.iter().any(|s| s.kind == "conv2d") && prof.hamming_words > 0);
 }
 
 gpu_test!(errors_name_the_problem_and_leave_the_scorer_usable);

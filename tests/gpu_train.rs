@@ -12,6 +12,7 @@ use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::device::cuda::executor::GpuScorer;
 use dasnas::device::cuda::CudaDevice;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
+use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
 use dasnas::train::batches::{Augment, LabelledBatches};
 use dasnas::train::cuda::{gradients, TrainData};
@@ -23,24 +24,28 @@ use dasnas::Tensor;
 /// three-input add with `Zeros`, grouped and strided convs, GAP, linear.
 fn small_net() -> Graph {
     let mut b = GraphBuilder::new();
-    let x = b.input(32, 32, 3);
-    let c0 = b.conv(x, 8, 3, 2, 1, 1, 1, "stem.conv").unwrap();
+    let x = b.input(32, 32, 3).unwrap();
+    let c0 = b
+        .conv(x, ConvLayer::new(8, 3).stride(2).pad(1), "stem.conv")
+        .unwrap();
     let h = b.batchnorm(c0, "stem.bn");
     let r = b.relu(h, "a.relu");
-    let a = b.conv(r, 8, 3, 1, 1, 1, 1, "a.conv").unwrap();
+    let a = b.conv(r, ConvLayer::new(8, 3).pad(1), "a.conv").unwrap();
     let a = b.batchnorm(a, "a.bn");
-    let g = b.conv(r, 8, 1, 1, 0, 1, 2, "g.conv").unwrap();
+    let g = b.conv(r, ConvLayer::new(8, 1).groups(2), "g.conv").unwrap();
     let g = b.batchnorm(g, "g.bn");
     let p = b.pool(r, PoolKind::Max, 3, 1, 1, "p.pool").unwrap();
     let z = b.zeros_like(g, "z");
     let s = b.add(&[a, p, h, z, g], "sum").unwrap();
     let d = b.relu(s, "d.relu");
-    let d = b.conv(d, 12, 3, 2, 1, 1, 1, "d.conv").unwrap();
+    let d = b
+        .conv(d, ConvLayer::new(12, 3).stride(2).pad(1), "d.conv")
+        .unwrap();
     let d = b.batchnorm(d, "d.bn");
     let q = b.pool(d, PoolKind::Avg, 3, 1, 1, "q.pool").unwrap();
     let e = b.relu(q, "e.relu");
     let gap = b.global_avg_pool(e, "gap");
-    let l = b.linear(gap, 10, "fc");
+    let l = b.linear(gap, 10, "fc").unwrap();
     b.finish(l).prune()
 }
 
@@ -69,19 +74,25 @@ fn close(got: &[f32], want: &[f32], rel: f32, what: &str) {
 /// truncation) between convs, BatchNorms and ReLUs.
 fn concat_crop_net() -> Graph {
     let mut b = GraphBuilder::new();
-    let x = b.input(32, 32, 3);
-    let c0 = b.conv(x, 6, 3, 2, 1, 1, 1, "stem.conv").unwrap();
+    let x = b.input(32, 32, 3).unwrap();
+    let c0 = b
+        .conv(x, ConvLayer::new(6, 3).stride(2).pad(1), "stem.conv")
+        .unwrap();
     let h = b.batchnorm(c0, "stem.bn");
     let r = b.relu(h, "fr.relu");
-    let a = b.conv(r, 6, 1, 2, 0, 1, 1, "fr.a.conv").unwrap();
+    let a = b
+        .conv(r, ConvLayer::new(6, 1).stride(2), "fr.a.conv")
+        .unwrap();
     let shifted = b.crop(r, 1, 1, "fr.shift").unwrap();
-    let c = b.conv(shifted, 6, 1, 2, 0, 1, 1, "fr.b.conv").unwrap();
+    let c = b
+        .conv(shifted, ConvLayer::new(6, 1).stride(2), "fr.b.conv")
+        .unwrap();
     let cat = b.concat(&[a, c, a], "fr.cat").unwrap();
     let f = b.first_channels(cat, 14, "trunc").unwrap();
     let f = b.batchnorm(f, "fr.bn");
     let f = b.relu(f, "last.relu");
     let f = b.global_avg_pool(f, "gap");
-    let out = b.linear(f, 10, "fc");
+    let out = b.linear(f, 10, "fc").unwrap();
     b.finish(out).prune()
 }
 
@@ -149,8 +160,7 @@ fn trained_scores_follow_the_cpu_trainer(dev: &CudaDevice) {
     let mut batches = LabelledBatches::new(&imgs, pool, 16, 5, aug).expect("batches");
     let data = TrainData::upload(dev, &mut batches, steps, config()).expect("upload");
     let mut scorer = GpuScorer::new(dev, &scoring, 2).expect("scorer");
-    let out = scorer
-        .score_trained(3, |_| Ok(g.clone()), 5, 1.0, &data)
+    let out = dasnas::train::cuda::score_trained(&mut scorer, 3, |_| Ok(g.clone()), 5, 1.0, &data)
         .expect("gpu training");
     for (cell, gst) in &out {
         assert_eq!(gst.steps, steps);
@@ -183,8 +193,7 @@ fn memorises_one_batch(dev: &CudaDevice) {
     };
     let data = TrainData::upload(dev, &mut batches, 300, cfg).expect("upload");
     let mut scorer = GpuScorer::new(dev, &imgs.first(16).expect("batch"), 1).expect("scorer");
-    let out = scorer
-        .score_trained(1, |_| Ok(g.clone()), 0, 1.0, &data)
+    let out = dasnas::train::cuda::score_trained(&mut scorer, 1, |_| Ok(g.clone()), 0, 1.0, &data)
         .expect("training");
     let st = out[0].1;
     assert!(st.final_loss.unwrap() < 0.05, "loss {:?}", st.final_loss);

@@ -6,6 +6,7 @@ mod common;
 
 use common::Rng;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
+use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
 use dasnas::train::{cpu, LrSchedule, Sgd, SgdConfig};
 use dasnas::{Shape, Tensor};
@@ -25,34 +26,38 @@ impl Rng {
 /// max and average pools, GAP and a linear classifier.
 fn tiny_graph(classes: usize) -> Graph {
     let mut b = GraphBuilder::new();
-    let x = b.input(6, 6, 3);
-    let c0 = b.conv(x, 4, 3, 1, 1, 1, 1, "stem.conv").unwrap();
+    let x = b.input(6, 6, 3).unwrap();
+    let c0 = b.conv(x, ConvLayer::new(4, 3).pad(1), "stem.conv").unwrap();
     let h = b.batchnorm(c0, "stem.bn");
     let r = b.relu(h, "a.relu");
-    let a = b.conv(r, 4, 3, 1, 1, 1, 1, "a.conv").unwrap();
+    let a = b.conv(r, ConvLayer::new(4, 3).pad(1), "a.conv").unwrap();
     let a = b.batchnorm(a, "a.bn");
-    let g = b.conv(r, 4, 1, 1, 0, 1, 2, "g.conv").unwrap();
+    let g = b.conv(r, ConvLayer::new(4, 1).groups(2), "g.conv").unwrap();
     let g = b.batchnorm(g, "g.bn");
     let p = b.pool(r, PoolKind::Avg, 3, 1, 1, "p.pool").unwrap();
     let z = b.zeros_like(g, "z");
     let s = b.add(&[a, p, h, z], "sum").unwrap();
     let d = b.relu(s, "d.relu");
-    let d = b.conv(d, 6, 3, 2, 1, 1, 1, "d.conv").unwrap();
+    let d = b
+        .conv(d, ConvLayer::new(6, 3).stride(2).pad(1), "d.conv")
+        .unwrap();
     let d = b.batchnorm(d, "d.bn");
     let sc = b.pool(s, PoolKind::Avg, 2, 2, 0, "sc.pool").unwrap();
-    let sc = b.conv(sc, 6, 1, 1, 0, 1, 1, "sc.conv").unwrap();
+    let sc = b.conv(sc, ConvLayer::new(6, 1), "sc.conv").unwrap();
     let gd = g_down(&mut b, g);
     let y = b.add(&[sc, d, gd], "res").unwrap();
     let y = b.relu(y, "last.relu");
     let y = b.pool(y, PoolKind::Max, 3, 1, 1, "mp").unwrap();
     let y = b.global_avg_pool(y, "gap");
-    let out = b.linear(y, classes, "fc");
+    let out = b.linear(y, classes, "fc").unwrap();
     b.finish(out).prune()
 }
 
 fn g_down(b: &mut GraphBuilder, g: usize) -> usize {
     let r = b.relu(g, "gd.relu");
-    let c = b.conv(r, 6, 3, 2, 1, 1, 1, "gd.conv").unwrap();
+    let c = b
+        .conv(r, ConvLayer::new(6, 3).stride(2).pad(1), "gd.conv")
+        .unwrap();
     b.batchnorm(c, "gd.bn")
 }
 
@@ -82,19 +87,23 @@ fn perturbed_params(g: &Graph, rng: &mut Rng) -> Vec<Vec<f32>> {
 /// NB101's truncation) between convs, BatchNorms and ReLUs.
 fn concat_crop_graph(classes: usize) -> Graph {
     let mut b = GraphBuilder::new();
-    let x = b.input(6, 6, 3);
-    let c0 = b.conv(x, 4, 3, 1, 1, 1, 1, "stem.conv").unwrap();
+    let x = b.input(6, 6, 3).unwrap();
+    let c0 = b.conv(x, ConvLayer::new(4, 3).pad(1), "stem.conv").unwrap();
     let h = b.batchnorm(c0, "stem.bn");
     let r = b.relu(h, "fr.relu");
-    let a = b.conv(r, 4, 1, 2, 0, 1, 1, "fr.a.conv").unwrap();
+    let a = b
+        .conv(r, ConvLayer::new(4, 1).stride(2), "fr.a.conv")
+        .unwrap();
     let shifted = b.crop(r, 1, 1, "fr.shift").unwrap();
-    let c = b.conv(shifted, 4, 1, 2, 0, 1, 1, "fr.b.conv").unwrap();
+    let c = b
+        .conv(shifted, ConvLayer::new(4, 1).stride(2), "fr.b.conv")
+        .unwrap();
     let cat = b.concat(&[a, c, a], "fr.cat").unwrap();
     let f = b.first_channels(cat, 10, "trunc").unwrap();
     let f = b.batchnorm(f, "fr.bn");
     let f = b.relu(f, "last.relu");
     let f = b.global_avg_pool(f, "gap");
-    let out = b.linear(f, classes, "fc");
+    let out = b.linear(f, classes, "fc").unwrap();
     b.finish(out).prune()
 }
 

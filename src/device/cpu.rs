@@ -1,34 +1,33 @@
-//! The CPU executor: runs a pruned graph node by node over the whole batch
-//! (BatchNorm needs batch statistics, so a layer finishes before the next),
-//! each op parallel over samples inside. While it runs it packs the sign bits
-//! of every tensor a counted ReLU reads and accumulates their Hamming matrix.
+//! The CPU backend: runs a scoring [`Plan`] step by step with the CPU ops
+//! (each parallel over samples inside; BatchNorm needs batch statistics,
+//! so a layer finishes before the next), packs the sign bits of every
+//! counted tensor and accumulates their Hamming matrix as it goes.
 //!
-//! Fusions: a ReLU whose every reader is a conv is never materialised (the
-//! conv applies max(x, 0) while it pads its input); several ReLUs of one
-//! tensor share one packing, counted with multiplicity; a conv whose only
-//! reader is a BatchNorm accumulates the BN's channel sums while it stores
-//! its output, and the BN then normalises the conv's buffer in place in one
-//! pass (it takes the buffer over); an Add accumulates into an input buffer
-//! it is the last reader and sole owner of. Buffers are recycled through a
-//! free list, so a network allocates each activation size a handful of
-//! times, not once per node; the free list outlives the pass (a per-thread
-//! pool, capped at [`POOL_MAX_BYTES`]), so scoring cell after cell reuses
-//! warm, already-faulted pages instead of zero-filling fresh ones (measured:
-//! 9–18 fresh activation buffers, up to ~100 MB, per NB201 cell without it). Buffers are `Rc<Tensor>` (NHWC, batch-sized):
-//! a materialised ReLU may share its twin's buffer, so "owned" below means
-//! a strong count of 1.
+//! The plan's fusions apply as on the GPU (see `device::plan`): a ReLU read
+//! only by convs is applied as the conv loads it; a conv whose only reader
+//! is a BatchNorm leaves its output's channel sums and the BN normalises
+//! that buffer in place; an Add accumulates into an input buffer it owns;
+//! ReLUs of one tensor share one packing, counted with multiplicity.
+//!
+//! Buffers: each arena region of the plan is one host tensor while it is
+//! live, keyed by the region's start; a tensor whose region a later step
+//! overwrites goes back to a free list by length, and the free list
+//! outlives the pass (a per-thread pool, capped at [`POOL_MAX_BYTES`]), so
+//! scoring cell after cell reuses warm, already-faulted pages instead of
+//! zero-filling fresh ones (measured: 9–18 fresh activation buffers, up to
+//! ~100 MB, per NB201 cell without it).
 
-use super::plan::Fusions;
+use super::plan::{CodeGroup, NodeStep, PackStep, Plan, Src};
+use super::run::{run_plan, PlanRunner};
 use super::{ForwardTiming, ReluCodes};
 use crate::error::{Error, Result};
-use crate::net::{Graph, NodeId, Op};
-use crate::ops;
+use crate::net::Graph;
 use crate::ops::batchnorm::ChannelSums;
+use crate::ops::{CpuFwd, Forward};
 use crate::score::{codes, hamming};
-use crate::tensor::{Shape, Tensor};
+use crate::tensor::Tensor;
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 /// Runs the forward pass of `graph` on `input` and returns the Hamming matrix
@@ -38,18 +37,78 @@ pub fn relu_codes(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    Executor::new(graph, params, input, true)?.run()
+    run(graph, params, input, true)
 }
 
 /// [`relu_codes`] with the conv→BN and in-place add fusions off: the plain
 /// ops only (tests compare the two).
-#[cfg(test)]
-fn relu_codes_unfused(
+pub fn relu_codes_unfused(
     graph: &Graph,
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    Executor::new(graph, params, input, false)?.run()
+    run(graph, params, input, false)
+}
+
+fn run(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    fuse: bool,
+) -> Result<(ReluCodes, ForwardTiming)> {
+    let in_shape = graph.input_shape()?;
+    let s = input.shape;
+    if s.with_n(1) != in_shape || s.n == 0 || input.data.len() != s.len() {
+        return Err(Error::Shape(format!(
+            "input batch {s} does not fit the network's input [n, {}, {}, {}]",
+            in_shape.h, in_shape.w, in_shape.c
+        )));
+    }
+    check_params(graph, params)?;
+    let plan = Plan::with_fusions(graph, s.n, fuse)?;
+    let mut runner = CpuRunner {
+        params,
+        input,
+        live: BTreeMap::new(),
+        free: POOL.with(|p| std::mem::take(&mut *p.borrow_mut())),
+        sums: HashMap::new(),
+        h: vec![0u64; s.n * s.n],
+        timing: ForwardTiming::default(),
+    };
+    let start = Instant::now();
+    run_plan(&mut runner, &plan, graph)?;
+    let mut timing = std::mem::take(&mut runner.timing);
+    timing.ops_s = start.elapsed().as_secs_f64() - timing.codes_s;
+    Ok((
+        ReluCodes {
+            batch: s.n,
+            n_units: plan.n_units,
+            hamming: std::mem::take(&mut runner.h),
+        },
+        timing,
+    ))
+}
+
+/// Errors unless `params` are shaped like `graph.params`.
+pub(crate) fn check_params(graph: &Graph, params: &[Vec<f32>]) -> Result<()> {
+    if params.len() != graph.params.len() {
+        return Err(Error::Arg(format!(
+            "{} parameter tensors given, the network has {}",
+            params.len(),
+            graph.params.len()
+        )));
+    }
+    for (p, v) in graph.params.iter().zip(params) {
+        if p.len != v.len() {
+            return Err(Error::Arg(format!(
+                "parameter {} has {} values, needs {}",
+                p.name,
+                v.len(),
+                p.len
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Most bytes of idle activation buffers a thread keeps between passes.
@@ -62,341 +121,182 @@ thread_local! {
     static POOL: RefCell<HashMap<usize, Vec<Vec<f32>>>> = RefCell::new(HashMap::new());
 }
 
-struct Executor<'a> {
-    graph: &'a Graph,
+/// The plan runner of the CPU backend.
+struct CpuRunner<'a> {
     params: &'a [Vec<f32>],
     input: &'a Tensor,
-    batch: usize,
-    /// For a conv whose input is a ReLU it can fuse: that ReLU's input node.
-    fused_relu_source: Vec<Option<NodeId>>,
-    /// Whether a ReLU node must be materialised (some reader is not a fused conv).
-    relu_materialised: Vec<bool>,
-    /// Number of counted ReLUs reading each node (their codes are equal).
-    relu_readers: Vec<u64>,
-    /// For a conv: whether its only reader is a BatchNorm (and it is not the
-    /// output), so it runs with fused statistics.
-    conv_feeds_bn: Vec<bool>,
-    /// Whether an Add may accumulate into an input it owns.
-    add_in_place: bool,
-    /// Channel sums a fused conv left for its BatchNorm.
-    pending_sums: Vec<Option<ChannelSums>>,
-    /// After which node each buffer is last read.
-    last_read: Vec<usize>,
-    buffers: Vec<Option<Rc<Tensor>>>,
+    /// The tensor of each live arena region, by region start.
+    live: BTreeMap<usize, Tensor>,
+    /// Idle buffers by length.
     free: HashMap<usize, Vec<Vec<f32>>>,
+    /// Channel sums a step left for its reader, by (psum, psumsq) start.
+    sums: HashMap<(usize, usize), ChannelSums>,
+    h: Vec<u64>,
+    timing: ForwardTiming,
 }
 
-impl<'a> Executor<'a> {
-    /// `fuse` enables the conv→BN and in-place add fusions.
-    fn new(
-        graph: &'a Graph,
-        params: &'a [Vec<f32>],
-        input: &'a Tensor,
-        fuse: bool,
-    ) -> Result<Self> {
-        let in_shape = graph.input_shape()?;
-        let s = input.shape;
-        if s.with_n(1) != in_shape || s.n == 0 {
-            return Err(Error::Shape(format!(
-                "input batch {s} does not fit the network's input [n, {}, {}, {}]",
-                in_shape.h, in_shape.w, in_shape.c
-            )));
-        }
-        if params.len() != graph.params.len() {
-            return Err(Error::Arg(format!(
-                "{} parameter tensors given, the network has {}",
-                params.len(),
-                graph.params.len()
-            )));
-        }
-        for (p, v) in graph.params.iter().zip(params) {
-            if p.len != v.len() {
-                return Err(Error::Arg(format!(
-                    "parameter {} has {} values, needs {}",
-                    p.name,
-                    v.len(),
-                    p.len
-                )));
-            }
-        }
-        let n = graph.nodes.len();
-        let f = Fusions::of(graph);
-        let conv_feeds_bn = if fuse {
-            f.conv_feeds_bn
-        } else {
-            vec![false; n]
-        };
-        Ok(Executor {
-            graph,
-            params,
-            input,
-            batch: s.n,
-            fused_relu_source: f.fused_relu_source,
-            relu_materialised: f.relu_materialised,
-            relu_readers: f.relu_readers,
-            conv_feeds_bn,
-            add_in_place: fuse,
-            pending_sums: vec![None; n],
-            last_read: f.last_read,
-            buffers: vec![None; n],
-            free: POOL.with(|p| std::mem::take(&mut *p.borrow_mut())),
-        })
-    }
-
-    /// A buffer of `shape` (batch `self.batch`) whose contents the op overwrites.
-    fn alloc(&mut self, shape: Shape) -> Tensor {
-        let shape = shape.with_n(self.batch);
-        let data = match self.free.get_mut(&shape.len()).and_then(|v| v.pop()) {
-            Some(d) => d,
-            None => vec![0.0; shape.len()],
-        };
-        Tensor { shape, data }
-    }
-
-    fn get(&self, id: NodeId) -> Result<Rc<Tensor>> {
-        self.buffers[id].clone().ok_or_else(|| {
-            Error::Shape(format!(
-                "internal: node {} read before it was computed",
-                self.graph.nodes[id].name
-            ))
-        })
-    }
-
-    /// Takes node `id`'s buffer out of the executor if node `reader` is its
-    /// last reader and nothing else holds it (so `reader` may overwrite it);
-    /// otherwise leaves it and returns `None`.
-    fn take_owned(&mut self, id: NodeId, reader: NodeId) -> Option<Tensor> {
-        if self.last_read[id] != reader {
-            return None;
-        }
-        match &self.buffers[id] {
-            Some(rc) if Rc::strong_count(rc) == 1 => {}
-            _ => return None,
-        }
-        Rc::try_unwrap(self.buffers[id].take()?).ok()
-    }
-
-    fn release(&mut self, id: NodeId) {
-        if let Some(rc) = self.buffers[id].take() {
-            if let Ok(t) = Rc::try_unwrap(rc) {
+impl CpuRunner<'_> {
+    /// Returns to the free list every live tensor whose region overlaps
+    /// `r` (the plan has no live buffer there any more).
+    fn evict(&mut self, r: &std::ops::Range<usize>) {
+        let starts: Vec<usize> = self
+            .live
+            .range(..r.end)
+            .rev()
+            .take_while(|(&s, t)| s + t.data.len() > r.start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in starts {
+            if let Some(t) = self.live.remove(&s) {
                 self.free.entry(t.data.len()).or_default().push(t.data);
             }
         }
     }
 
-    fn run(mut self) -> Result<(ReluCodes, ForwardTiming)> {
-        let b = self.batch;
-        let mut h = vec![0u64; b * b];
-        let mut n_units = 0u64;
-        let mut timing = ForwardTiming::default();
-        let start = Instant::now();
-        for i in 0..self.graph.nodes.len() {
-            let node = &self.graph.nodes[i];
-            let t_op = Instant::now();
-            let out = self.compute(i)?;
-            timing.add_op(node.op.kind(), t_op.elapsed().as_secs_f64());
-            if let Some(t) = out {
-                if self.relu_readers[i] > 0 {
-                    let t0 = Instant::now();
-                    let c = codes::pack_signs(&t.data, b)?;
-                    hamming::hamming_accumulate(&c, self.relu_readers[i], &mut h)?;
-                    n_units += self.relu_readers[i] * node.shape.per_sample() as u64;
-                    timing.codes_s += t0.elapsed().as_secs_f64();
-                }
-                self.buffers[i] = Some(t);
-            }
-            // Free every buffer whose last reader was this node.
-            let reads: Vec<NodeId> = match self.fused_relu_source[i] {
-                Some(src) => vec![src],
-                None => node.inputs.clone(),
-            };
-            for j in reads {
-                if self.last_read[j] == i {
-                    self.release(j);
-                }
-            }
+    /// A buffer of `len` elements whose contents the op overwrites.
+    fn buffer(&mut self, len: usize) -> Vec<f32> {
+        match self.free.get_mut(&len).and_then(|v| v.pop()) {
+            Some(d) => d,
+            None => vec![0.0; len],
         }
-        timing.ops_s = start.elapsed().as_secs_f64() - timing.codes_s;
-        Ok((
-            ReluCodes {
-                batch: b,
-                n_units,
-                hamming: h,
-            },
-            timing,
-        ))
     }
 
-    /// Computes node `i`; `None` for a ReLU that no reader needs materialised.
-    fn compute(&mut self, i: NodeId) -> Result<Option<Rc<Tensor>>> {
-        let node = &self.graph.nodes[i];
-        let params = self.params;
-        let x = |k: usize| node.inputs.get(k).copied();
-        let t = match &node.op {
-            Op::Input => Rc::new(self.input.clone()),
-            Op::Zeros => {
-                let mut t = self.alloc(node.shape);
-                t.data.fill(0.0);
-                Rc::new(t)
-            }
-            Op::Conv2d { spec, weight } => {
-                let mut y = self.alloc(node.shape);
-                let (src, relu) = match self.fused_relu_source[i] {
-                    Some(src) => (src, true),
-                    None => (input_of(node, x(0))?, false),
-                };
-                let xin = self.get(src)?;
-                let w = &params[*weight];
-                if self.conv_feeds_bn[i] {
-                    let kernel = ops::conv2d::cpu::ConvKernel::Auto;
-                    let sums = ops::conv2d::cpu::conv2d_forward_stats(
-                        spec, &xin, w, &mut y, relu, kernel,
-                    )?;
-                    self.pending_sums[i] = Some(sums);
-                } else if relu {
-                    ops::conv2d::cpu::conv2d_forward_relu_input(spec, &xin, w, &mut y)?;
-                } else {
-                    ops::conv2d::cpu::conv2d_forward(spec, &xin, w, &mut y)?;
-                }
-                Rc::new(y)
-            }
-            Op::BatchNorm { spec, gamma, beta } => {
-                let src = input_of(node, x(0))?;
-                // Fused path: the conv left its channel sums and this node is
-                // its only reader, so normalise the conv's buffer in place.
-                if let Some(sums) = self.pending_sums[src].take() {
-                    if let Some(mut t) = self.take_owned(src, i) {
-                        ops::batchnorm::cpu::batchnorm_forward_from_sums(
-                            spec,
-                            &mut t,
-                            &params[*gamma],
-                            &params[*beta],
-                            &sums,
-                        )?;
-                        return Ok(Some(Rc::new(t)));
-                    }
-                }
-                let xin = self.get(src)?;
-                let mut y = self.alloc(node.shape);
-                ops::batchnorm::cpu::batchnorm_forward(
-                    spec,
-                    &xin,
-                    &params[*gamma],
-                    &params[*beta],
-                    &mut y,
-                )?;
-                Rc::new(y)
-            }
-            Op::Relu => {
-                if !self.relu_materialised[i] {
-                    return Ok(None);
-                }
-                let src = input_of(node, x(0))?;
-                // Another ReLU of the same tensor may already hold the result.
-                let twin = (0..i).find(|&r| {
-                    self.graph.nodes[r].op == Op::Relu
-                        && self.graph.nodes[r].inputs[0] == src
-                        && self.buffers[r].is_some()
-                });
-                match twin {
-                    Some(r) => self.get(r)?,
-                    None => {
-                        let xin = self.get(src)?;
-                        let mut y = self.alloc(node.shape);
-                        ops::relu::cpu::relu_forward(&xin, &mut y)?;
-                        Rc::new(y)
-                    }
-                }
-            }
-            Op::Pool(spec) => {
-                let xin = self.get(input_of(node, x(0))?)?;
-                let mut y = self.alloc(node.shape);
-                ops::pool::cpu::pool_forward(spec, &xin, &mut y)?;
-                Rc::new(y)
-            }
-            Op::Add => {
-                // Accumulate into an input buffer this node owns, if any (the
-                // first such input that appears once in the list).
-                let owned = node.inputs.iter().enumerate().find_map(|(k, &j)| {
-                    if !self.add_in_place {
-                        return None;
-                    }
-                    let once = node.inputs.iter().filter(|&&jj| jj == j).count() == 1;
-                    (once && self.last_read[j] == i)
-                        .then(|| self.take_owned(j, i).map(|t| (k, t)))
-                        .flatten()
-                });
-                if let Some((k, mut acc)) = owned {
-                    let others = node
-                        .inputs
-                        .iter()
-                        .enumerate()
-                        .filter(|&(kk, _)| kk != k)
-                        .map(|(_, &j)| self.get(j))
-                        .collect::<Result<Vec<_>>>()?;
-                    let refs: Vec<&Tensor> = others.iter().map(|t| t.as_ref()).collect();
-                    ops::add::cpu::add_forward_inplace(&mut acc, k, &refs)?;
-                    return Ok(Some(Rc::new(acc)));
-                }
-                let xs = node
-                    .inputs
-                    .iter()
-                    .map(|&j| self.get(j))
-                    .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&Tensor> = xs.iter().map(|t| t.as_ref()).collect();
-                let mut y = self.alloc(node.shape);
-                ops::add::cpu::add_forward(&refs, &mut y)?;
-                Rc::new(y)
-            }
-            Op::GlobalAvgPool => {
-                let xin = self.get(input_of(node, x(0))?)?;
-                let mut y = self.alloc(node.shape);
-                ops::global_avg_pool::cpu::global_avg_pool_forward(&xin, &mut y)?;
-                Rc::new(y)
-            }
-            Op::Linear { spec, weight, bias } => {
-                let xin = self.get(input_of(node, x(0))?)?;
-                let mut y = self.alloc(node.shape);
-                ops::linear::cpu::linear_forward(
-                    spec,
-                    &xin,
-                    &params[*weight],
-                    &params[*bias],
-                    &mut y,
-                )?;
-                Rc::new(y)
-            }
-            Op::Concat => {
-                let xs = node
-                    .inputs
-                    .iter()
-                    .map(|&j| self.get(j))
-                    .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&Tensor> = xs.iter().map(|t| t.as_ref()).collect();
-                let mut y = self.alloc(node.shape);
-                ops::concat::cpu::concat_forward(&refs, &mut y)?;
-                Rc::new(y)
-            }
-            Op::Crop(spec) => {
-                let xin = self.get(input_of(node, x(0))?)?;
-                let mut y = self.alloc(node.shape);
-                ops::crop::cpu::crop_forward(spec, &xin, &mut y)?;
-                Rc::new(y)
-            }
-        };
-        Ok(Some(t))
+    fn tensor(&self, src: &Src) -> Result<&Tensor> {
+        tensor_at(&self.live, self.input, src)
     }
 }
 
-impl Drop for Executor<'_> {
-    /// Returns every buffer this pass still owns to the thread's pool,
-    /// dropping the rest beyond [`POOL_MAX_BYTES`] (on error paths too).
+fn tensor_at<'t>(
+    live: &'t BTreeMap<usize, Tensor>,
+    input: &'t Tensor,
+    src: &Src,
+) -> Result<&'t Tensor> {
+    match src {
+        Src::Input => Ok(input),
+        Src::Arena(r) => live
+            .get(&r.start)
+            .filter(|t| t.data.len() == r.len())
+            .ok_or_else(|| Error::Shape(format!("internal: region {r:?} read before written"))),
+    }
+}
+
+/// Packs `data` (the whole batch) and adds its Hamming distances,
+/// `multiplicity` times, to `h`.
+fn pack_into_h(
+    h: &mut [u64],
+    timing: &mut ForwardTiming,
+    data: &[f32],
+    batch: usize,
+    multiplicity: u64,
+) -> Result<()> {
+    let t0 = Instant::now();
+    let c = codes::pack_signs(data, batch)?;
+    hamming::hamming_accumulate(&c, multiplicity, h)?;
+    timing.codes_s += t0.elapsed().as_secs_f64();
+    Ok(())
+}
+
+impl PlanRunner for CpuRunner<'_> {
+    fn node_step(&mut self, graph: &Graph, s: &NodeStep, groups: &[CodeGroup]) -> Result<()> {
+        let node = &graph.nodes[s.node];
+        let t0 = Instant::now();
+        // The output: the in-place input's tensor, or a fresh buffer.
+        let mut out = match s.in_place {
+            Some(_) => self.live.remove(&s.out.start).ok_or_else(|| {
+                Error::Shape(format!(
+                    "internal: {} writes over a missing buffer",
+                    node.name
+                ))
+            })?,
+            None => {
+                self.evict(&s.out);
+                let data = self.buffer(s.out.len());
+                Tensor {
+                    shape: s.out_shape,
+                    data,
+                }
+            }
+        };
+        out.shape = s.out_shape;
+        let partials_in = match &s.partials_in {
+            Some(p) if p.filled => Some(
+                self.sums
+                    .remove(&(p.partials.psum.start, p.partials.psumsq.start))
+                    .ok_or_else(|| Error::Shape("internal: partial sums missing".into()))?,
+            ),
+            _ => None,
+        };
+        let mut emitted = None;
+        {
+            let inputs = s
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| Some(k) != s.in_place)
+                .map(|(_, x)| self.tensor(&x.src))
+                .collect::<Result<Vec<_>>>()?;
+            let params = node
+                .params
+                .iter()
+                .map(|&p| self.params.get(p).map(Vec::as_slice))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::Shape(format!("internal: {} lacks a parameter", node.name))
+                })?;
+            let mut a = CpuFwd {
+                inputs,
+                out: &mut out,
+                params,
+                relu_input: s.relu_input,
+                in_place: s.in_place,
+                partials_out: s.partials_out.as_ref().map(|_| &mut emitted),
+                partials_in,
+                saved: None,
+            };
+            Forward::<crate::ops::Cpu>::forward(&node.op, &mut a)?;
+        }
+        if let (Some(p), Some(sums)) = (&s.partials_out, emitted) {
+            self.sums.insert((p.psum.start, p.psumsq.start), sums);
+        }
+        self.timing
+            .add_op(node.op.kind(), t0.elapsed().as_secs_f64());
+        if let Some(p) = s.pack {
+            // The CPU packs right after the store (its ops have no fused
+            // packing; the codes are the same).
+            let group = groups
+                .get(p.group)
+                .ok_or_else(|| Error::Shape(format!("internal: no code group {}", p.group)))?;
+            pack_into_h(
+                &mut self.h,
+                &mut self.timing,
+                &out.data,
+                s.out_shape.n,
+                group.multiplicity,
+            )?;
+        }
+        self.live.insert(s.out.start, out);
+        Ok(())
+    }
+
+    fn pack_step(&mut self, p: &PackStep, group: &CodeGroup) -> Result<()> {
+        let t = tensor_at(&self.live, self.input, &p.x)?;
+        pack_into_h(
+            &mut self.h,
+            &mut self.timing,
+            &t.data,
+            p.shape.n,
+            group.multiplicity,
+        )
+    }
+}
+
+impl Drop for CpuRunner<'_> {
+    /// Returns every buffer of this pass to the thread's pool, dropping the
+    /// rest beyond [`POOL_MAX_BYTES`] (on error paths too).
     fn drop(&mut self) {
         let mut free = std::mem::take(&mut self.free);
-        for rc in self.buffers.drain(..).flatten() {
-            if let Ok(t) = Rc::try_unwrap(rc) {
-                free.entry(t.data.len()).or_default().push(t.data);
-            }
+        for (_, t) in std::mem::take(&mut self.live) {
+            free.entry(t.data.len()).or_default().push(t.data);
         }
         let mut bytes = 0usize;
         for v in free.values_mut() {
@@ -420,15 +320,13 @@ impl Drop for Executor<'_> {
     }
 }
 
-fn input_of(node: &crate::net::Node, id: Option<NodeId>) -> Result<NodeId> {
-    id.ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::net::{init, GraphBuilder};
+    use crate::ops::conv2d::ConvLayer;
     use crate::ops::pool::PoolKind;
+    use crate::tensor::Shape;
 
     /// A graph that hits every executor path: conv→BN fused (with and
     /// without a fused input ReLU), a conv with two readers (not fused), a
@@ -436,28 +334,34 @@ mod tests {
     /// read a buffer a later node still needs, twin ReLUs.
     fn graph() -> crate::net::Graph {
         let mut b = GraphBuilder::new();
-        let x = b.input(9, 7, 3);
-        let c0 = b.conv(x, 16, 3, 1, 1, 1, 1, "c0").unwrap();
+        let x = b.input(9, 7, 3).unwrap();
+        let c0 = b.conv(x, ConvLayer::new(16, 3).pad(1), "c0").unwrap();
         let n0 = b.batchnorm(c0, "bn0");
         let r0 = b.relu(n0, "r0");
-        let c1 = b.conv(r0, 16, 3, 1, 1, 1, 1, "c1").unwrap();
+        let c1 = b.conv(r0, ConvLayer::new(16, 3).pad(1), "c1").unwrap();
         let n1 = b.batchnorm(c1, "bn1");
-        let c2 = b.conv(n0, 16, 1, 1, 0, 1, 1, "c2").unwrap();
+        let c2 = b.conv(n0, ConvLayer::new(16, 1), "c2").unwrap();
         let n2 = b.batchnorm(c2, "bn2");
         let a0 = b.add(&[n1, c2, n2], "a0").unwrap(); // c2 has two readers
         let r1 = b.relu(a0, "r1");
         let r1b = b.relu(a0, "r1b");
         let p = b.pool(a0, PoolKind::Avg, 3, 1, 1, "p").unwrap();
         let a1 = b.add(&[p, a0, a0], "a1").unwrap(); // a0 twice: not owned
-        let c3 = b.conv(r1, 24, 3, 2, 1, 1, 1, "c3").unwrap();
-        let c4 = b.conv(r1b, 24, 3, 2, 1, 1, 1, "c4").unwrap();
+        let c3 = b
+            .conv(r1, ConvLayer::new(24, 3).stride(2).pad(1), "c3")
+            .unwrap();
+        let c4 = b
+            .conv(r1b, ConvLayer::new(24, 3).stride(2).pad(1), "c4")
+            .unwrap();
         let r3 = b.relu(c4, "r3"); // a conv whose reader is a ReLU
-        let c5 = b.conv(a1, 24, 3, 2, 1, 1, 1, "c5").unwrap();
+        let c5 = b
+            .conv(a1, ConvLayer::new(24, 3).stride(2).pad(1), "c5")
+            .unwrap();
         let n5 = b.batchnorm(c5, "bn5");
         let a2 = b.add(&[c3, r3, n5], "a2").unwrap();
         let r4 = b.relu(a2, "r4");
         let g = b.global_avg_pool(r4, "gap");
-        let l = b.linear(g, 10, "fc");
+        let l = b.linear(g, 10, "fc").unwrap();
         b.finish(l).prune()
     }
 
@@ -473,13 +377,18 @@ mod tests {
         .unwrap();
         // c0, c1, c5 feed only a BN; c2 (two readers), c3 (an add) and c4
         // (a ReLU) do not.
-        let ex = Executor::new(&g, &params, &input, true).unwrap();
-        let fused_convs: Vec<&str> = (0..g.nodes.len())
-            .filter(|&i| ex.conv_feeds_bn[i])
-            .map(|i| g.nodes[i].name.as_str())
+        let plan = Plan::new(&g, 16).unwrap();
+        let fused_convs: Vec<&str> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                crate::device::plan::Step::Node(n) if n.partials_out.is_some() => {
+                    Some(g.nodes[n.node].name.as_str())
+                }
+                _ => None,
+            })
             .collect();
         assert_eq!(fused_convs, ["c0", "c1", "c5"]);
-        drop(ex);
         let (fused, _) = relu_codes(&g, &params, &input).unwrap();
         let (plain, _) = relu_codes_unfused(&g, &params, &input).unwrap();
         assert_eq!(fused.n_units, plain.n_units);
@@ -511,20 +420,20 @@ mod tests {
     #[test]
     fn concat_and_crop_run_fused_and_plain() {
         let mut b = GraphBuilder::new();
-        let x = b.input(10, 10, 3);
-        let c0 = b.conv(x, 8, 3, 1, 1, 1, 1, "c0").unwrap();
+        let x = b.input(10, 10, 3).unwrap();
+        let c0 = b.conv(x, ConvLayer::new(8, 3).pad(1), "c0").unwrap();
         let r = b.relu(c0, "r");
-        let a = b.conv(r, 4, 1, 2, 0, 1, 1, "fr.a").unwrap();
+        let a = b.conv(r, ConvLayer::new(4, 1).stride(2), "fr.a").unwrap();
         let s = b.crop(r, 1, 1, "fr.shift").unwrap();
-        let sb = b.conv(s, 4, 1, 2, 0, 1, 1, "fr.b").unwrap();
+        let sb = b.conv(s, ConvLayer::new(4, 1).stride(2), "fr.b").unwrap();
         let cat = b.concat(&[a, sb], "fr.cat").unwrap();
         let bn = b.batchnorm(cat, "fr.bn");
         let t = b.first_channels(bn, 5, "trunc").unwrap();
-        let c1 = b.conv(bn, 5, 3, 1, 1, 1, 1, "c1").unwrap();
+        let c1 = b.conv(bn, ConvLayer::new(5, 3).pad(1), "c1").unwrap();
         let sum = b.add(&[t, c1], "sum").unwrap();
         let r2 = b.relu(sum, "r2");
         let g = b.global_avg_pool(r2, "gap");
-        let l = b.linear(g, 3, "fc");
+        let l = b.linear(g, 3, "fc").unwrap();
         let g = b.finish(l).prune();
         assert_eq!(g.nodes[g.output].shape, Shape::new(1, 1, 1, 3));
         let params = init::init_params(&g, 3);

@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod plan;
+pub mod run;
 
 use crate::error::{Error, Result};
 

@@ -11,10 +11,11 @@ pub mod rng;
 
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::BatchNormSpec;
-use crate::ops::conv2d::Conv2dSpec;
+use crate::ops::conv2d::ConvLayer;
 use crate::ops::crop::CropSpec;
 use crate::ops::linear::LinearSpec;
 use crate::ops::pool::{PoolKind, PoolSpec};
+use crate::ops::Role;
 use crate::tensor::Shape;
 
 /// Index of a node in [`Graph::nodes`].
@@ -25,68 +26,16 @@ pub type ParamId = usize;
 /// BatchNorm epsilon used everywhere (PyTorch's default).
 pub const BN_EPS: f32 = 1e-5;
 
-/// One operation of the network.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// The input batch.
-    Input,
-    /// `x · 0`: zeros of its input's shape. A cell node all of whose incoming
-    /// edges are `none` holds this; like the reference's `x.mul(0.)` it keeps
-    /// its input live, so the layers before a cell that ignores its input
-    /// still reach the output (and their ReLUs still count).
-    Zeros,
-    Conv2d {
-        spec: Conv2dSpec,
-        weight: ParamId,
-    },
-    BatchNorm {
-        spec: BatchNormSpec,
-        gamma: ParamId,
-        beta: ParamId,
-    },
-    /// A ReLU. Every ReLU left after pruning is a counted ReLU: its input's
-    /// sign bits are part of the code (DESIGN.md §1).
-    Relu,
-    Pool(PoolSpec),
-    /// Elementwise sum of all inputs, in input order.
-    Add,
-    GlobalAvgPool,
-    Linear {
-        spec: LinearSpec,
-        weight: ParamId,
-        bias: ParamId,
-    },
-    /// Channel concatenation of all inputs, in input order (NHWC, along C).
-    Concat,
-    /// A window of the input's rows, columns and channels (DARTS's
-    /// factorized reduce reads `x[:, 1:, 1:]`; NB101 truncates channels).
-    Crop(CropSpec),
-}
+pub use crate::ops::Op;
 
-impl Op {
-    /// A short name of the op's kind, for timings and messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::Input => "input",
-            Op::Zeros => "zeros",
-            Op::Conv2d { .. } => "conv2d",
-            Op::BatchNorm { .. } => "batchnorm",
-            Op::Relu => "relu",
-            Op::Pool(_) => "pool",
-            Op::Add => "add",
-            Op::GlobalAvgPool => "global_avg_pool",
-            Op::Linear { .. } => "linear",
-            Op::Concat => "concat",
-            Op::Crop(_) => "crop",
-        }
-    }
-}
-
-/// A node: its op, its input nodes and its per-sample output shape (`n = 1`).
+/// A node: its op, its input nodes, the parameter tensors it owns (in the
+/// order of its op's [`OpSpec::params`]) and its per-sample output shape
+/// (`n = 1`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub op: Op,
     pub inputs: Vec<NodeId>,
+    pub params: Vec<ParamId>,
     pub shape: Shape,
     pub name: String,
 }
@@ -150,14 +99,14 @@ impl Graph {
     pub fn input_shape(&self) -> Result<Shape> {
         self.nodes
             .iter()
-            .find(|n| n.op == Op::Input)
+            .find(|n| n.op.spec().role() == Role::Input)
             .map(|n| n.shape)
             .ok_or_else(|| Error::Shape("graph has no input node".into()))
     }
 
     /// Ids of the counted ReLUs (every ReLU of a pruned graph).
     pub fn relus(&self) -> impl Iterator<Item = NodeId> + '_ {
-        (0..self.nodes.len()).filter(|&i| self.nodes[i].op == Op::Relu)
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].op.spec().role() == Role::CountedRelu)
     }
 
     /// N_A: the number of counted ReLU units per sample.
@@ -181,7 +130,7 @@ impl Graph {
         }
         // Keep the input node even if nothing reads it: the batch still has a shape.
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.op == Op::Input {
+            if n.op.spec().role() == Role::Input {
                 live[i] = true;
             }
         }
@@ -203,27 +152,12 @@ impl Graph {
             if !live[i] {
                 continue;
             }
-            let op = match n.op.clone() {
-                Op::Conv2d { spec, weight } => Op::Conv2d {
-                    spec,
-                    weight: map_param(weight, &mut out),
-                },
-                Op::BatchNorm { spec, gamma, beta } => Op::BatchNorm {
-                    spec,
-                    gamma: map_param(gamma, &mut out),
-                    beta: map_param(beta, &mut out),
-                },
-                Op::Linear { spec, weight, bias } => Op::Linear {
-                    spec,
-                    weight: map_param(weight, &mut out),
-                    bias: map_param(bias, &mut out),
-                },
-                op => op,
-            };
+            let params = n.params.iter().map(|&p| map_param(p, &mut out)).collect();
             node_map[i] = out.nodes.len();
             out.nodes.push(Node {
-                op,
+                op: n.op.clone(),
                 inputs: n.inputs.iter().map(|&j| node_map[j]).collect(),
+                params,
                 shape: n.shape,
                 name: n.name.clone(),
             });
@@ -238,17 +172,15 @@ impl Graph {
         self.params.iter().map(|p| p.len).sum()
     }
 
-    /// Multiply-adds of all convs and linears for a batch of `batch` samples, times 2.
+    /// Floating-point operations of every node ([`OpSpec::flops`]: the
+    /// multiply-adds of convs and linears, times 2) for a batch of `batch`
+    /// samples.
     pub fn flops(&self, batch: usize) -> u64 {
         self.nodes
             .iter()
-            .map(|n| match &n.op {
-                Op::Conv2d { spec, .. } => {
-                    let s = n.shape;
-                    2 * (s.h * s.w * s.c * spec.fan_in()) as u64
-                }
-                Op::Linear { spec, .. } => 2 * (spec.inputs * spec.outputs) as u64,
-                _ => 0,
+            .map(|n| {
+                let inputs: Vec<Shape> = n.inputs.iter().map(|&j| self.nodes[j].shape).collect();
+                n.op.spec().flops(&inputs, n.shape)
             })
             .sum::<u64>()
             * batch as u64
@@ -279,14 +211,38 @@ impl GraphBuilder {
         self.graph.nodes[x].shape
     }
 
-    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, name: &str) -> NodeId {
+    /// Adds a node computing `op` of `inputs`: its shape from the op's
+    /// shape rule, its parameters (`<name>.<suffix>`) from the op's
+    /// declaration, drawn by this builder's [`InitScheme`]. Every op can be
+    /// added this way; the methods below are shorthands that derive the
+    /// op's spec from its input's shape.
+    pub fn op(&mut self, op: impl Into<Op>, inputs: &[NodeId], name: &str) -> Result<NodeId> {
+        let op = op.into();
+        let n = self.graph.nodes.len();
+        if let Some(&bad) = inputs.iter().find(|&&j| j >= n) {
+            return Err(Error::Shape(format!(
+                "{name}: input node {bad} does not exist"
+            )));
+        }
+        let shapes: Vec<Shape> = inputs.iter().map(|&j| self.shape(j)).collect();
+        let shape = op
+            .spec()
+            .out_shape(&shapes)
+            .map_err(|e| Error::Shape(format!("{name}: {e}")))?;
+        let params = op
+            .spec()
+            .params(self.init)
+            .into_iter()
+            .map(|d| self.param(format!("{name}.{}", d.suffix), d.len, d.init))
+            .collect();
         self.graph.nodes.push(Node {
             op,
-            inputs,
+            inputs: inputs.to_vec(),
+            params,
             shape,
             name: name.to_string(),
         });
-        self.graph.nodes.len() - 1
+        Ok(n)
     }
 
     fn param(&mut self, name: String, len: usize, init: ParamInit) -> ParamId {
@@ -294,75 +250,55 @@ impl GraphBuilder {
         self.graph.params.len() - 1
     }
 
-    /// The input node, per-sample shape `h × w × c`.
-    pub fn input(&mut self, h: usize, w: usize, c: usize) -> NodeId {
-        self.push(Op::Input, vec![], Shape::new(1, h, w, c), "input")
+    /// Adds an op whose shape rule cannot fail for these inputs (the
+    /// shorthands below check what could).
+    fn infallible(&mut self, op: impl Into<Op>, inputs: &[NodeId], name: &str) -> NodeId {
+        match self.op(op, inputs, name) {
+            Ok(id) => id,
+            // The shorthands only build ops whose shape rule holds for the
+            // inputs they were given; reaching here is a bug of theirs.
+            Err(e) => panic!("internal: {e}"),
+        }
+    }
+
+    /// The input node, per-sample shape `h × w × c` (each at least 1).
+    pub fn input(&mut self, h: usize, w: usize, c: usize) -> Result<NodeId> {
+        let op = crate::ops::input::InputOp {
+            shape: Shape::new(1, h, w, c),
+        };
+        self.op(op, &[], "input")
     }
 
     /// `x · 0`: zeros shaped like `x`, with `x` as its (liveness-only) input.
     pub fn zeros_like(&mut self, x: NodeId, name: &str) -> NodeId {
         let shape = self.shape(x);
-        self.push(Op::Zeros, vec![x], shape, name)
+        self.infallible(crate::ops::zeros::ZerosOp { shape }, &[x], name)
     }
 
     /// Zeros of per-sample shape `shape`, with `x` as its (liveness-only)
-    /// input: DARTS's `none` op at stride 2 (`x[:, :, ::2, ::2] · 0`).
-    pub fn zeros(&mut self, x: NodeId, shape: Shape, name: &str) -> NodeId {
-        self.push(Op::Zeros, vec![x], shape.with_n(1), name)
+    /// input: DARTS's `none` at stride 2 (`x[:, :, ::2, ::2] · 0`).
+    pub fn zeros(&mut self, x: NodeId, shape: Shape, name: &str) -> Result<NodeId> {
+        self.op(crate::ops::zeros::ZerosOp { shape }, &[x], name)
     }
 
-    /// A convolution without bias, weights uniform ±1/√fan_in.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        x: NodeId,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        dilation: usize,
-        groups: usize,
-        name: &str,
-    ) -> Result<NodeId> {
-        let input = self.shape(x);
-        let spec = Conv2dSpec {
-            cin: input.c,
-            cout,
-            kh: k,
-            kw: k,
-            stride,
-            pad,
-            dilation,
-            groups,
-        };
-        let shape = spec.out_shape(input)?;
-        let init = match self.init {
-            InitScheme::Default => ParamInit::Uniform {
-                bound: (1.0 / (spec.fan_in() as f64).sqrt()) as f32,
-            },
-            InitScheme::Naswot => ParamInit::Normal {
-                std: (2.0 / (k * k * cout) as f64).sqrt() as f32,
-            },
-        };
-        let weight = self.param(format!("{name}.weight"), spec.weight_len(), init);
-        Ok(self.push(Op::Conv2d { spec, weight }, vec![x], shape, name))
+    /// A convolution without bias (see [`ConvLayer`]), its weight drawn by
+    /// the builder's init scheme.
+    pub fn conv(&mut self, x: NodeId, layer: ConvLayer, name: &str) -> Result<NodeId> {
+        let spec = layer.spec(self.shape(x).c);
+        self.op(spec, &[x], name)
     }
 
     /// BatchNorm in training mode, gamma = 1, beta = 0.
     pub fn batchnorm(&mut self, x: NodeId, name: &str) -> NodeId {
-        let shape = self.shape(x);
         let spec = BatchNormSpec {
-            channels: shape.c,
+            channels: self.shape(x).c,
             eps: BN_EPS,
         };
-        let gamma = self.param(format!("{name}.gamma"), shape.c, ParamInit::Const(1.0));
-        let beta = self.param(format!("{name}.beta"), shape.c, ParamInit::Const(0.0));
-        self.push(Op::BatchNorm { spec, gamma, beta }, vec![x], shape, name)
+        self.infallible(spec, &[x], name)
     }
 
     pub fn relu(&mut self, x: NodeId, name: &str) -> NodeId {
-        let shape = self.shape(x);
-        self.push(Op::Relu, vec![x], shape, name)
+        self.infallible(crate::ops::relu::ReluOp, &[x], name)
     }
 
     pub fn pool(
@@ -381,47 +317,31 @@ impl GraphBuilder {
             pad,
             count_include_pad: false,
         };
-        let shape = spec.out_shape(self.shape(x))?;
-        Ok(self.push(Op::Pool(spec), vec![x], shape, name))
+        self.op(spec, &[x], name)
     }
 
     /// Sum of `xs` (one input is returned as is; none is an error).
     pub fn add(&mut self, xs: &[NodeId], name: &str) -> Result<NodeId> {
-        let (&first, rest) = xs
-            .split_first()
-            .ok_or_else(|| Error::Shape(format!("{name}: add of no inputs")))?;
-        if rest.is_empty() {
-            return Ok(first);
+        match xs {
+            [] => Err(Error::Shape(format!("{name}: add of no inputs"))),
+            [x] => Ok(*x),
+            _ => self.op(crate::ops::add::AddOp, xs, name),
         }
-        let shape = self.shape(first);
-        for &x in rest {
-            if self.shape(x) != shape {
-                return Err(Error::Shape(format!(
-                    "{name}: add of {shape} and {}",
-                    self.shape(x)
-                )));
-            }
-        }
-        Ok(self.push(Op::Add, xs.to_vec(), shape, name))
     }
 
     /// Channel concatenation of `xs` in order (one input is returned as is;
     /// none is an error).
     pub fn concat(&mut self, xs: &[NodeId], name: &str) -> Result<NodeId> {
-        if xs.len() == 1 {
-            return Ok(xs[0]);
+        match xs {
+            [x] => Ok(*x),
+            _ => self.op(crate::ops::concat::ConcatOp, xs, name),
         }
-        let shapes: Vec<Shape> = xs.iter().map(|&x| self.shape(x)).collect();
-        let shape = crate::ops::concat::out_shape(&shapes)
-            .map_err(|e| Error::Shape(format!("{name}: {e}")))?;
-        Ok(self.push(Op::Concat, xs.to_vec(), shape, name))
     }
 
     /// `x[:, top.., left.., :]` to the bottom-right corner.
     pub fn crop(&mut self, x: NodeId, top: usize, left: usize, name: &str) -> Result<NodeId> {
         let spec = CropSpec::to_end(self.shape(x), top, left)?;
-        let shape = spec.out_shape(self.shape(x))?;
-        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
+        self.op(spec, &[x], name)
     }
 
     /// The first `c` channels of `x` (returned as is when it has `c`).
@@ -430,34 +350,21 @@ impl GraphBuilder {
             return Ok(x);
         }
         let spec = CropSpec::first_channels(self.shape(x), c)?;
-        let shape = spec.out_shape(self.shape(x))?;
-        Ok(self.push(Op::Crop(spec), vec![x], shape, name))
+        self.op(spec, &[x], name)
     }
 
     pub fn global_avg_pool(&mut self, x: NodeId, name: &str) -> NodeId {
-        let s = self.shape(x);
-        self.push(Op::GlobalAvgPool, vec![x], Shape::new(1, 1, 1, s.c), name)
+        self.infallible(crate::ops::global_avg_pool::GlobalAvgPoolOp, &[x], name)
     }
 
-    /// A linear layer with bias, weight and bias uniform ±1/√inputs.
-    pub fn linear(&mut self, x: NodeId, outputs: usize, name: &str) -> NodeId {
+    /// A linear layer with bias, weight and bias uniform ±1/√inputs (or
+    /// NASWOT's init).
+    pub fn linear(&mut self, x: NodeId, outputs: usize, name: &str) -> Result<NodeId> {
         let spec = LinearSpec {
             inputs: self.shape(x).per_sample(),
             outputs,
         };
-        let bound = (1.0 / (spec.fan_in() as f64).sqrt()) as f32;
-        let (w_init, b_init) = match self.init {
-            InitScheme::Default => (ParamInit::Uniform { bound }, ParamInit::Uniform { bound }),
-            InitScheme::Naswot => (ParamInit::Normal { std: 0.01 }, ParamInit::Const(0.0)),
-        };
-        let weight = self.param(format!("{name}.weight"), spec.weight_len(), w_init);
-        let bias = self.param(format!("{name}.bias"), outputs, b_init);
-        self.push(
-            Op::Linear { spec, weight, bias },
-            vec![x],
-            Shape::new(1, 1, 1, outputs),
-            name,
-        )
+        self.op(spec, &[x], name)
     }
 
     /// Finishes the graph with `output` as its output node.

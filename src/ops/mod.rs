@@ -1,4 +1,9 @@
-//! Ops of the runtime: one folder per op (shape rule in mod.rs, CPU code in cpu.rs).
+//! Ops of the runtime: one folder per op, `src/ops/<op>/`, holding its spec
+//! and shape rule with its [`OpSpec`] (`mod.rs`), its CPU code (`cpu.rs`)
+//! and the launch functions of its CUDA kernels (`cuda.rs`, kernels in
+//! `cuda/<op>.cu`). [`Op`] is the registry: one line per op (the `ops!`
+//! invocation below), from which the enum and its dispatch are generated,
+//! so adding an op is its folder, its kernels and that line.
 //!
 //! Every op works on NHWC f32 [`Tensor`](crate::tensor::Tensor)s. A forward
 //! function takes its output as `&mut Tensor`, already allocated with the
@@ -8,6 +13,7 @@
 //! fine).
 
 pub mod add;
+pub mod backend;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
@@ -15,13 +21,103 @@ pub mod crop;
 pub(crate) mod cuda_launch;
 pub use cuda_launch::PackDest;
 pub mod global_avg_pool;
+pub mod input;
 pub mod linear;
 pub mod pool;
 pub mod relu;
 pub mod softmax_ce;
+pub mod spec;
+pub mod zeros;
+
+pub use backend::{Backend, Cpu, CpuFwd, Cuda, CudaFwd, CudaPartials, Forward};
+pub use spec::{InPlace, OpSpec, ParamDecl, Role};
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
+
+/// Generates [`Op`] from one line per op: the variant and the op's spec
+/// type, which implements [`OpSpec`].
+macro_rules! ops {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty), )*) => {
+        /// One op of a network: the registry of every op of the runtime.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $( $(#[$doc])* $variant($ty), )*
+        }
+
+        $(
+            impl From<$ty> for Op {
+                fn from(op: $ty) -> Op {
+                    Op::$variant(op)
+                }
+            }
+        )*
+
+        impl Op {
+            /// The op's device-free description (shape rule, parameters,
+            /// what the planners need to know).
+            pub fn spec(&self) -> &dyn OpSpec {
+                match self {
+                    $( Op::$variant(op) => op, )*
+                }
+            }
+        }
+
+        impl<B: Backend> Forward<B> for Op
+        where
+            $( $ty: Forward<B>, )*
+        {
+            fn forward(&self, a: &mut B::Fwd<'_>) -> Result<()> {
+                match self {
+                    $( Op::$variant(op) => op.forward(a), )*
+                }
+            }
+        }
+    };
+}
+
+ops! {
+    /// The input batch.
+    Input(input::InputOp),
+    /// `x · 0` of a given shape (reads its input for liveness only).
+    Zeros(zeros::ZerosOp),
+    /// 2-d convolution without bias.
+    Conv2d(conv2d::Conv2dSpec),
+    /// BatchNorm in training mode (batch statistics).
+    BatchNorm(batchnorm::BatchNormSpec),
+    /// A counted ReLU.
+    Relu(relu::ReluOp),
+    /// Max or average pooling.
+    Pool(pool::PoolSpec),
+    /// Elementwise sum of all inputs, in input order.
+    Add(add::AddOp),
+    /// Global average pooling.
+    GlobalAvgPool(global_avg_pool::GlobalAvgPoolOp),
+    /// A fully connected layer with bias.
+    Linear(linear::LinearSpec),
+    /// Channel concatenation of all inputs, in input order.
+    Concat(concat::ConcatOp),
+    /// A window of rows, columns and channels.
+    Crop(crop::CropSpec),
+}
+
+impl Op {
+    /// A short name of the op's kind, for timings and messages.
+    pub fn kind(&self) -> &'static str {
+        self.spec().kind()
+    }
+}
+
+/// The one input of a one-input op, or an error naming the op.
+pub(crate) fn one_input(op: &str, inputs: &[Shape]) -> Result<Shape> {
+    match inputs {
+        [s] => Ok(*s),
+        _ => Err(Error::Shape(format!(
+            "{op}: takes one input, got {}",
+            inputs.len()
+        ))),
+    }
+}
 
 /// Whether this CPU runs AVX2 + FMA code (checked at run time; the crate is
 /// compiled for baseline x86-64, so SIMD kernels are `#[target_feature]`

@@ -30,6 +30,7 @@
 use crate::error::{Error, Result};
 use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
+use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
 use crate::tensor::Shape;
 
@@ -453,9 +454,9 @@ impl Genotype {
     /// The DARTS CIFAR network of this genotype, pruned (module docs).
     pub fn network(&self, spec: &DartsNet) -> Result<Graph> {
         let mut b = GraphBuilder::new();
-        let x = b.input(spec.image_size, spec.image_size, 3);
+        let x = b.input(spec.image_size, spec.image_size, 3)?;
         let c_stem = spec.stem_multiplier * spec.init_channels;
-        let stem = b.conv(x, c_stem, 3, 1, 1, 1, 1, "stem.conv")?;
+        let stem = b.conv(x, ConvLayer::new(c_stem, 3).pad(1), "stem.conv")?;
         let stem = b.batchnorm(stem, "stem.bn");
         let (mut s0, mut s1) = (stem, stem);
         let mut c = spec.init_channels;
@@ -486,7 +487,7 @@ impl Genotype {
             s1 = out;
         }
         let gap = b.global_avg_pool(s1, "gap");
-        let logits = b.linear(gap, spec.classes, "classifier");
+        let logits = b.linear(gap, spec.classes, "classifier")?;
         Ok(b.finish(logits).prune())
     }
 }
@@ -507,12 +508,11 @@ fn relu_conv(
     let r = b.relu(x, &format!("{name}.relu"));
     b.conv(
         r,
-        cout,
-        k,
-        stride,
-        pad,
-        dilation,
-        groups,
+        ConvLayer::new(cout, k)
+            .stride(stride)
+            .pad(pad)
+            .dilation(dilation)
+            .groups(groups),
         &format!("{name}.conv"),
     )
 }
@@ -538,9 +538,17 @@ pub fn factorized_reduce(
         )));
     }
     let r = b.relu(x, &format!("{name}.relu"));
-    let a = b.conv(r, cout / 2, 1, 2, 0, 1, 1, &format!("{name}.conv1"))?;
+    let a = b.conv(
+        r,
+        ConvLayer::new(cout / 2, 1).stride(2),
+        &format!("{name}.conv1"),
+    )?;
     let shifted = b.crop(r, 1, 1, &format!("{name}.shift"))?;
-    let s = b.conv(shifted, cout / 2, 1, 2, 0, 1, 1, &format!("{name}.conv2"))?;
+    let s = b.conv(
+        shifted,
+        ConvLayer::new(cout / 2, 1).stride(2),
+        &format!("{name}.conv2"),
+    )?;
     let cat = b.concat(&[a, s], &format!("{name}.cat"))?;
     Ok(b.batchnorm(cat, &format!("{name}.bn")))
 }
@@ -557,15 +565,15 @@ fn edge(
     let sep = |b: &mut GraphBuilder, k: usize| -> Result<NodeId> {
         let p = k / 2;
         let y = relu_conv(b, x, c, k, stride, p, 1, c, &format!("{name}.dw1"))?;
-        let y = b.conv(y, c, 1, 1, 0, 1, 1, &format!("{name}.pw1"))?;
+        let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw1"))?;
         let y = b.batchnorm(y, &format!("{name}.bn1"));
         let y = relu_conv(b, y, c, k, 1, p, 1, c, &format!("{name}.dw2"))?;
-        let y = b.conv(y, c, 1, 1, 0, 1, 1, &format!("{name}.pw2"))?;
+        let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw2"))?;
         Ok(b.batchnorm(y, &format!("{name}.bn2")))
     };
     let dil = |b: &mut GraphBuilder, k: usize| -> Result<NodeId> {
         let y = relu_conv(b, x, c, k, stride, k - 1, 2, c, &format!("{name}.dw"))?;
-        let y = b.conv(y, c, 1, 1, 0, 1, 1, &format!("{name}.pw"))?;
+        let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw"))?;
         Ok(b.batchnorm(y, &format!("{name}.bn")))
     };
     Ok(Some(match op {
@@ -620,7 +628,7 @@ fn build_cell(
             } else {
                 src
             };
-            b.zeros(states[j], shape, &format!("{prefix}.n{}.zeros", node + 2))
+            b.zeros(states[j], shape, &format!("{prefix}.n{}.zeros", node + 2))?
         } else {
             b.add(&terms, &format!("{prefix}.n{}", node + 2))?
         };

@@ -32,6 +32,7 @@
 use crate::error::{Error, Result};
 use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, InitScheme, NodeId};
+use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
 
 /// Most vertices of an NB101 cell.
@@ -292,7 +293,7 @@ impl Nb101Cell {
             msg,
         })?;
         let mut b = GraphBuilder::with_init(spec.init);
-        let x = b.input(spec.image_size, spec.image_size, 3);
+        let x = b.input(spec.image_size, spec.image_size, 3)?;
         let mut h = conv_bn_relu(&mut b, x, spec.stem_channels, 3, "stem")?;
         let mut channels = spec.stem_channels;
         for stack in 0..spec.stacks {
@@ -305,7 +306,7 @@ impl Nb101Cell {
             }
         }
         let gap = b.global_avg_pool(h, "gap");
-        let logits = b.linear(gap, spec.classes, "classifier");
+        let logits = b.linear(gap, spec.classes, "classifier")?;
         Ok(b.finish(logits).prune())
     }
 
@@ -374,7 +375,11 @@ fn conv_bn_relu(
     k: usize,
     name: &str,
 ) -> Result<NodeId> {
-    let c = b.conv(x, cout, k, 1, k / 2, 1, 1, &format!("{name}.conv"))?;
+    let c = b.conv(
+        x,
+        ConvLayer::new(cout, k).pad(k / 2),
+        &format!("{name}.conv"),
+    )?;
     let n = b.batchnorm(c, &format!("{name}.bn"));
     Ok(b.relu(n, &format!("{name}.relu")))
 }

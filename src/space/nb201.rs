@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
+use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
 
 /// The five NB201 edge ops.
@@ -234,7 +235,8 @@ impl Nb201Cell {
                             3
                         };
                         let r = b.relu(src, &format!("{name}.relu"));
-                        let y = b.conv(r, c, k, 1, k / 2, 1, 1, &format!("{name}.conv"))?;
+                        let y =
+                            b.conv(r, ConvLayer::new(c, k).pad(k / 2), &format!("{name}.conv"))?;
                         terms.push(b.batchnorm(y, &format!("{name}.bn")));
                     }
                 }
@@ -255,9 +257,9 @@ impl Nb201Cell {
     /// ResBlock(2C→4C); N cells(4C); BN+ReLU; global average pool; linear.
     pub fn network(&self, spec: &Nb201Net) -> Result<Graph> {
         let mut b = GraphBuilder::new();
-        let x = b.input(spec.image_size, spec.image_size, 3);
+        let x = b.input(spec.image_size, spec.image_size, 3)?;
         let c = spec.channels;
-        let stem = b.conv(x, c, 3, 1, 1, 1, 1, "stem.conv")?;
+        let stem = b.conv(x, ConvLayer::new(c, 3).pad(1), "stem.conv")?;
         let mut h = b.batchnorm(stem, "stem.bn");
         for stage in 0..3 {
             let cs = c << stage;
@@ -271,7 +273,7 @@ impl Nb201Cell {
         let bn = b.batchnorm(h, "lastact.bn");
         let r = b.relu(bn, "lastact.relu");
         let gap = b.global_avg_pool(r, "gap");
-        let logits = b.linear(gap, spec.classes, "classifier");
+        let logits = b.linear(gap, spec.classes, "classifier")?;
         Ok(b.finish(logits).prune())
     }
 }
@@ -280,13 +282,17 @@ impl Nb201Cell {
 /// ReLU→conv3×3 s2→BN → ReLU→conv3×3→BN, plus avgpool2×2 s2 → conv1×1.
 fn resblock(b: &mut GraphBuilder, x: NodeId, cout: usize, name: &str) -> Result<NodeId> {
     let r = b.relu(x, &format!("{name}.a.relu"));
-    let a = b.conv(r, cout, 3, 2, 1, 1, 1, &format!("{name}.a.conv"))?;
+    let a = b.conv(
+        r,
+        ConvLayer::new(cout, 3).stride(2).pad(1),
+        &format!("{name}.a.conv"),
+    )?;
     let a = b.batchnorm(a, &format!("{name}.a.bn"));
     let r = b.relu(a, &format!("{name}.b.relu"));
-    let y = b.conv(r, cout, 3, 1, 1, 1, 1, &format!("{name}.b.conv"))?;
+    let y = b.conv(r, ConvLayer::new(cout, 3).pad(1), &format!("{name}.b.conv"))?;
     let y = b.batchnorm(y, &format!("{name}.b.bn"));
     let p = b.pool(x, PoolKind::Avg, 2, 2, 0, &format!("{name}.down.pool"))?;
-    let s = b.conv(p, cout, 1, 1, 0, 1, 1, &format!("{name}.down.conv"))?;
+    let s = b.conv(p, ConvLayer::new(cout, 1), &format!("{name}.down.conv"))?;
     b.add(&[s, y], &format!("{name}.sum"))
 }
 

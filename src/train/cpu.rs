@@ -129,8 +129,8 @@ impl Plan {
         let mut relu_materialised = vec![false; n];
         for (i, node) in graph.nodes.iter().enumerate() {
             for &j in &node.inputs {
-                if graph.nodes[j].op == Op::Relu {
-                    if matches!(node.op, Op::Conv2d { .. }) {
+                if matches!(graph.nodes[j].op, Op::Relu(_)) {
+                    if matches!(node.op, Op::Conv2d(_)) {
                         fused_relu_source[i] = Some(graph.nodes[j].inputs[0]);
                     } else {
                         relu_materialised[j] = true;
@@ -145,27 +145,27 @@ impl Plan {
         for (i, node) in graph.nodes.iter().enumerate() {
             let reads: Vec<NodeId> = match fused_relu_source[i] {
                 Some(src) => vec![src],
-                None if node.op == Op::Relu && !relu_materialised[i] => vec![],
+                None if matches!(node.op, Op::Relu(_)) && !relu_materialised[i] => vec![],
                 None => node.inputs.clone(),
             };
             let values_needed = match &node.op {
-                Op::Conv2d { .. } | Op::BatchNorm { .. } | Op::Linear { .. } => true,
-                Op::Relu => relu_materialised[i],
+                Op::Conv2d(_) | Op::BatchNorm(_) | Op::Linear(_) => true,
+                Op::Relu(_) => relu_materialised[i],
                 Op::Pool(spec) => spec.kind == PoolKind::Max,
-                Op::Input | Op::Zeros | Op::Add | Op::GlobalAvgPool | Op::Concat | Op::Crop(_) => {
-                    false
-                }
+                Op::Input(_)
+                | Op::Zeros(_)
+                | Op::Add(_)
+                | Op::GlobalAvgPool(_)
+                | Op::Concat(_)
+                | Op::Crop(_) => false,
             };
             for &j in &reads {
                 last_read[j] = last_read[j].max(i);
                 keep[j] |= values_needed;
             }
-            let has_params = matches!(
-                node.op,
-                Op::Conv2d { .. } | Op::BatchNorm { .. } | Op::Linear { .. }
-            );
-            needs_grad[i] =
-                has_params || (node.op != Op::Zeros && node.inputs.iter().any(|&j| needs_grad[j]));
+            let has_params = matches!(node.op, Op::Conv2d(_) | Op::BatchNorm(_) | Op::Linear(_));
+            needs_grad[i] = has_params
+                || (!matches!(node.op, Op::Zeros(_)) && node.inputs.iter().any(|&j| needs_grad[j]));
         }
         last_read[graph.output] = n;
         keep[graph.output] = true;
@@ -227,9 +227,10 @@ fn forward(
         let node = &graph.nodes[i];
         let shape = node.shape.with_n(nb);
         let out = match &node.op {
-            Op::Input => Some(input.clone()),
-            Op::Zeros => Some(Tensor::zeros(shape)),
-            Op::Conv2d { spec, weight } => {
+            Op::Input(_) => Some(input.clone()),
+            Op::Zeros(_) => Some(Tensor::zeros(shape)),
+            Op::Conv2d(spec) => {
+                let weight = &node.params[0];
                 let mut y = Tensor::zeros(shape);
                 match plan.fused_relu_source[i] {
                     Some(src) => ops::conv2d::cpu::conv2d_forward_relu_input(
@@ -247,7 +248,8 @@ fn forward(
                 }
                 Some(y)
             }
-            Op::BatchNorm { spec, gamma, beta } => {
+            Op::BatchNorm(spec) => {
+                let (gamma, beta) = (&node.params[0], &node.params[1]);
                 let mut y = Tensor::zeros(shape);
                 let st = ops::batchnorm::cpu::batchnorm_forward(
                     spec,
@@ -259,7 +261,7 @@ fn forward(
                 bn_stats[i] = Some(st);
                 Some(y)
             }
-            Op::Relu => {
+            Op::Relu(_) => {
                 if plan.relu_materialised[i] {
                     let mut y = Tensor::zeros(shape);
                     ops::relu::cpu::relu_forward(
@@ -280,7 +282,7 @@ fn forward(
                 )?;
                 Some(y)
             }
-            Op::Add => {
+            Op::Add(_) => {
                 let xs = node
                     .inputs
                     .iter()
@@ -290,7 +292,7 @@ fn forward(
                 ops::add::cpu::add_forward(&xs, &mut y)?;
                 Some(y)
             }
-            Op::Concat => {
+            Op::Concat(_) => {
                 let xs = node
                     .inputs
                     .iter()
@@ -309,7 +311,7 @@ fn forward(
                 )?;
                 Some(y)
             }
-            Op::GlobalAvgPool => {
+            Op::GlobalAvgPool(_) => {
                 let mut y = Tensor::zeros(shape);
                 ops::global_avg_pool::cpu::global_avg_pool_forward(
                     get(&values, graph, input_of(graph, i, 0)?)?,
@@ -317,7 +319,8 @@ fn forward(
                 )?;
                 Some(y)
             }
-            Op::Linear { spec, weight, bias } => {
+            Op::Linear(spec) => {
+                let (weight, bias) = (&node.params[0], &node.params[1]);
                 let mut y = Tensor::zeros(shape);
                 ops::linear::cpu::linear_forward(
                     spec,
@@ -385,8 +388,9 @@ fn backward(
         };
         let values = &fwd.values;
         match &node.op {
-            Op::Input | Op::Zeros => {}
-            Op::Conv2d { spec, weight } => {
+            Op::Input(_) | Op::Zeros(_) => {}
+            Op::Conv2d(spec) => {
+                let weight = &node.params[0];
                 let (src, relu) = match plan.fused_relu_source[i] {
                     Some(src) => (src, true),
                     None => (input_of(graph, i, 0)?, false),
@@ -414,7 +418,8 @@ fn backward(
                     accumulate(&mut grads, src, dx)?;
                 }
             }
-            Op::BatchNorm { spec, gamma, beta } => {
+            Op::BatchNorm(spec) => {
+                let (gamma, beta) = (&node.params[0], &node.params[1]);
                 let j = input_of(graph, i, 0)?;
                 let x = get(values, graph, j)?;
                 let st = fwd.bn_stats[i]
@@ -439,7 +444,7 @@ fn backward(
                     accumulate(&mut grads, j, dx)?;
                 }
             }
-            Op::Relu => {
+            Op::Relu(_) => {
                 let j = input_of(graph, i, 0)?;
                 if plan.needs_grad[j] {
                     let mut dx = dy;
@@ -460,7 +465,7 @@ fn backward(
                     accumulate(&mut grads, j, dx)?;
                 }
             }
-            Op::Add => {
+            Op::Add(_) => {
                 let live: Vec<NodeId> = node
                     .inputs
                     .iter()
@@ -475,7 +480,7 @@ fn backward(
                     accumulate(&mut grads, j, dy.clone())?;
                 }
             }
-            Op::Concat => {
+            Op::Concat(_) => {
                 // Input k's gradient is its channel window of dy.
                 let mut c0 = 0;
                 for &j in &node.inputs {
@@ -505,7 +510,7 @@ fn backward(
                     accumulate(&mut grads, j, dx)?;
                 }
             }
-            Op::GlobalAvgPool => {
+            Op::GlobalAvgPool(_) => {
                 let j = input_of(graph, i, 0)?;
                 if plan.needs_grad[j] {
                     let mut dx = Tensor::zeros(graph.nodes[j].shape.with_n(dy.shape.n));
@@ -513,7 +518,8 @@ fn backward(
                     accumulate(&mut grads, j, dx)?;
                 }
             }
-            Op::Linear { spec, weight, bias } => {
+            Op::Linear(spec) => {
+                let (weight, bias) = (&node.params[0], &node.params[1]);
                 let j = input_of(graph, i, 0)?;
                 let x = get(values, graph, j)?;
                 let mut dw = vec![0.0f32; params[*weight].len()];

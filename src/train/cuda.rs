@@ -24,7 +24,7 @@
 //!   hits; `sample_loss`: f32 `[B]` scratch.
 
 use super::SgdConfig;
-use crate::device::cuda::executor::CHUNK;
+use crate::device::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
 use crate::device::cuda::{kernels, CudaDevice};
 use crate::device::cuda::{DView, DViewMut, DeviceBuffer};
 use crate::device::plan::{ParamSlot, Region, ALIGN};
@@ -119,12 +119,7 @@ impl TrainPlan {
         let n = graph.nodes.len();
         let mut uses = vec![0usize; graph.params.len()];
         for node in &graph.nodes {
-            let ps: &[usize] = match &node.op {
-                Op::Conv2d { weight, .. } => &[*weight],
-                Op::BatchNorm { gamma, beta, .. } => &[*gamma, *beta],
-                Op::Linear { weight, bias, .. } => &[*weight, *bias],
-                _ => &[],
-            };
+            let ps: &[usize] = &node.params;
             for &p in ps {
                 uses[p] += 1;
                 if uses[p] > 1 {
@@ -138,12 +133,9 @@ impl TrainPlan {
         let f = crate::device::plan::Fusions::of(graph);
         let mut needs_grad = vec![false; n];
         for (i, node) in graph.nodes.iter().enumerate() {
-            let has_params = matches!(
-                node.op,
-                Op::Conv2d { .. } | Op::BatchNorm { .. } | Op::Linear { .. }
-            );
-            needs_grad[i] =
-                has_params || (node.op != Op::Zeros && node.inputs.iter().any(|&j| needs_grad[j]));
+            let has_params = matches!(node.op, Op::Conv2d(_) | Op::BatchNorm(_) | Op::Linear(_));
+            needs_grad[i] = has_params
+                || (!matches!(node.op, Op::Zeros(_)) && node.inputs.iter().any(|&j| needs_grad[j]));
         }
         let (mut vals_len, mut grads_len, mut bn_len) = (0, 0, 0);
         let (mut scratch64_len, mut conv_part_len) = (0usize, 0usize);
@@ -153,25 +145,25 @@ impl TrainPlan {
         for (i, node) in graph.nodes.iter().enumerate() {
             let len = node.shape.with_n(batch).len();
             let computed = match node.op {
-                Op::Input => false,
-                Op::Relu => f.relu_materialised[i],
+                Op::Input(_) => false,
+                Op::Relu(_) => f.relu_materialised[i],
                 _ => true,
             };
             if computed {
                 value[i] = Some(bump(&mut vals_len, len));
             }
-            if node.op != Op::Input {
+            if !matches!(node.op, Op::Input(_)) {
                 // Every node gets a gradient region: a backward that must
                 // write an input gradient nobody needs writes it there.
                 grad[i] = Some(bump(&mut grads_len, len));
             }
             match &node.op {
-                Op::BatchNorm { spec, .. } => {
+                Op::BatchNorm(spec) => {
                     bn[i] = Some(bump(&mut bn_len, 2 * spec.channels));
                     let parts = ops::batchnorm::cuda::batchnorm_parts(node.shape.with_n(batch));
                     scratch64_len = scratch64_len.max(2 * parts * spec.channels);
                 }
-                Op::Conv2d { spec, .. } => {
+                Op::Conv2d(spec) => {
                     let src = f.fused_relu_source[i].unwrap_or(node.inputs[0]);
                     let input = graph.nodes[src].shape.with_n(batch);
                     let splits = ops::conv2d::cuda::conv2d_backward_weight_splits(spec, input)?;
@@ -461,7 +453,7 @@ fn value_of<'a>(
     input: &DView<'a, f32>,
     j: NodeId,
 ) -> Result<DView<'a, f32>> {
-    if graph.nodes[j].op == Op::Input {
+    if matches!(graph.nodes[j].op, Op::Input(_)) {
         return Ok(input.slice(..));
     }
     view(vals, &need(&plan.value[j], "value", &graph.nodes[j].name)?)
@@ -490,7 +482,7 @@ fn forward(
             .try_slice_mut(0..y_r.len())
             .ok_or_else(|| region_err(&y_r))?;
         let x_of = |j: NodeId| -> Result<DView<'_, f32>> {
-            if graph.nodes[j].op == Op::Input {
+            if matches!(graph.nodes[j].op, Op::Input(_)) {
                 return Ok(input.slice(..));
             }
             let r = need(&plan.value[j], "value", &graph.nodes[j].name)?;
@@ -503,9 +495,10 @@ fn forward(
                 .ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
         };
         match &node.op {
-            Op::Input => {}
-            Op::Zeros => dev.memset_zeros(&mut y)?,
-            Op::Conv2d { spec, weight } => {
+            Op::Input(_) => {}
+            Op::Zeros(_) => dev.memset_zeros(&mut y)?,
+            Op::Conv2d(spec) => {
+                let weight = &node.params[0];
                 let (src, relu) = match plan.fused_relu_source[i] {
                     Some(s) => (s, true),
                     None => (first()?, false),
@@ -514,7 +507,8 @@ fn forward(
                 let xin = graph.nodes[src].shape.with_n(b);
                 ops::conv2d::cuda::conv2d_forward(dev, spec, xin, &x_of(src)?, &w, &mut y, relu)?;
             }
-            Op::BatchNorm { spec, gamma, beta } => {
+            Op::BatchNorm(spec) => {
+                let (gamma, beta) = (&node.params[0], &node.params[1]);
                 let j = first()?;
                 let g = view(params, &param(slots, *gamma)?)?;
                 let be = view(params, &param(slots, *beta)?)?;
@@ -545,13 +539,13 @@ fn forward(
                     &mut pq,
                 )?;
             }
-            Op::Relu => ops::relu::cuda::relu_forward(dev, &x_of(first()?)?, &mut y)?,
+            Op::Relu(_) => ops::relu::cuda::relu_forward(dev, &x_of(first()?)?, &mut y)?,
             Op::Pool(spec) => {
                 let j = first()?;
                 let xin = graph.nodes[j].shape.with_n(b);
                 ops::pool::cuda::pool_forward(dev, spec, xin, &x_of(j)?, &mut y)?;
             }
-            Op::Add => {
+            Op::Add(_) => {
                 let xs = node
                     .inputs
                     .iter()
@@ -560,7 +554,7 @@ fn forward(
                 let refs: Vec<&DView<'_, f32>> = xs.iter().collect();
                 ops::add::cuda::add_forward(dev, &refs, &mut y)?;
             }
-            Op::Concat => {
+            Op::Concat(_) => {
                 let xs = node
                     .inputs
                     .iter()
@@ -580,12 +574,13 @@ fn forward(
                 let xin = graph.nodes[j].shape.with_n(b);
                 ops::crop::cuda::crop_forward(dev, spec, xin, &x_of(j)?, &mut y)?;
             }
-            Op::GlobalAvgPool => {
+            Op::GlobalAvgPool(_) => {
                 let j = first()?;
                 let xin = graph.nodes[j].shape.with_n(b);
                 ops::global_avg_pool::cuda::global_avg_pool_forward(dev, xin, &x_of(j)?, &mut y)?;
             }
-            Op::Linear { spec, weight, bias } => {
+            Op::Linear(spec) => {
+                let (weight, bias) = (&node.params[0], &node.params[1]);
                 let j = first()?;
                 let xin = graph.nodes[j].shape.with_n(b);
                 let w = view(params, &param(slots, *weight)?)?;
@@ -634,8 +629,9 @@ fn backward(
         };
         let grad_of = |j: NodeId| need(&plan.grad[j], "gradient", &graph.nodes[j].name);
         match &node.op {
-            Op::Input | Op::Zeros => {}
-            Op::Conv2d { spec, weight } => {
+            Op::Input(_) | Op::Zeros(_) => {}
+            Op::Conv2d(spec) => {
+                let weight = &node.params[0];
                 let (src, relu) = match plan.fused_relu_source[i] {
                     Some(s) => (s, true),
                     None => (first()?, false),
@@ -675,7 +671,8 @@ fn backward(
                     has[src] = true;
                 }
             }
-            Op::BatchNorm { spec, gamma, beta } => {
+            Op::BatchNorm(spec) => {
+                let (gamma, beta) = (&node.params[0], &node.params[1]);
                 let j = first()?;
                 let x = value_of(vals, plan, graph, input, j)?;
                 let shape = graph.nodes[j].shape.with_n(b);
@@ -711,7 +708,7 @@ fn backward(
                     has[j] = true;
                 }
             }
-            Op::Relu => {
+            Op::Relu(_) => {
                 let j = first()?;
                 if plan.needs_grad[j] {
                     let x = value_of(vals, plan, graph, input, j)?;
@@ -740,7 +737,7 @@ fn backward(
                     has[j] = true;
                 }
             }
-            Op::Add => {
+            Op::Add(_) => {
                 for &j in &node.inputs {
                     if !plan.needs_grad[j] {
                         continue;
@@ -761,7 +758,7 @@ fn backward(
                     has[j] = true;
                 }
             }
-            Op::Concat => {
+            Op::Concat(_) => {
                 // Input k's gradient is its channel window of dy.
                 let ys = node.shape.with_n(b);
                 let mut c0 = 0;
@@ -802,7 +799,7 @@ fn backward(
                     has[j] = true;
                 }
             }
-            Op::GlobalAvgPool => {
+            Op::GlobalAvgPool(_) => {
                 let j = first()?;
                 if plan.needs_grad[j] {
                     let xs = graph.nodes[j].shape.with_n(b);
@@ -820,7 +817,8 @@ fn backward(
                     has[j] = true;
                 }
             }
-            Op::Linear { spec, weight, bias } => {
+            Op::Linear(spec) => {
+                let (weight, bias) = (&node.params[0], &node.params[1]);
                 let j = first()?;
                 let x = value_of(vals, plan, graph, input, j)?;
                 let xs = graph.nodes[j].shape.with_n(b);
@@ -927,4 +925,84 @@ pub(crate) fn read_results(
             )
         })
         .collect())
+}
+
+/// Trains each of `count` networks `data.steps` SGD steps from the weights
+/// of `seed` on `scorer`'s lanes (the lanes train different cells at
+/// once), then scores it with the trained weights on the scoring batch, as
+/// [`GpuScorer::score`] does untrained. Per cell: the scores and the
+/// training summary (last step's loss and batch accuracy). A non-finite
+/// loss at any step is an error naming the step.
+pub fn score_trained<F>(
+    scorer: &mut GpuScorer,
+    count: usize,
+    build: F,
+    seed: u64,
+    alpha: f64,
+    data: &TrainData,
+) -> Result<Vec<(GpuCell, super::TrainStats)>>
+where
+    F: Fn(usize) -> Result<Graph> + Sync,
+{
+    let (_, shape) = scorer.input();
+    // This job's own buffers per lane, beside the lane's scoring buffers.
+    let bufs: Vec<std::sync::Mutex<TrainBufs>> = (0..scorer.lanes())
+        .map(|_| std::sync::Mutex::new(TrainBufs::new()))
+        .collect();
+    scorer.run_job(count, None, |lane, cells, input, _| {
+        let t0 = std::time::Instant::now();
+        let mut tb = bufs[lane.index].lock().unwrap_or_else(|e| e.into_inner());
+        let mut units = Vec::with_capacity(cells.len());
+        for (slot, i) in cells.clone().enumerate() {
+            let graph = build(i)?;
+            let plan = plan_for(&graph, shape)?;
+            let tplan = TrainPlan::new(&graph, data.batch.n)?;
+            lane.state.init_params(&lane.dev, &plan, seed, false)?;
+            enqueue_training(
+                &lane.dev,
+                &mut tb,
+                lane.state.params_mut(),
+                plan.params_len,
+                &plan.params,
+                &graph,
+                &tplan,
+                data,
+                slot,
+            )?;
+            lane.state
+                .enqueue_scoring(&lane.dev, &plan, &graph, input, slot, false)?;
+            units.push(plan.n_units);
+        }
+        let n = cells.len();
+        let out = lane.state.finish_chunk(&lane.dev, shape.n, n, None)?;
+        let trained = read_results(&lane.dev, &tb, n, data.steps, data.batch.n)?;
+        let share = t0.elapsed().as_secs_f64() / n as f64;
+        let mut cells_out = Vec::with_capacity(n);
+        for (k, ((ld, n_units), (losses, acc))) in
+            out.into_iter().zip(units).zip(trained).enumerate()
+        {
+            if let Some(t) = losses.iter().position(|l| !l.is_finite()) {
+                return Err(Error::Data(format!(
+                    "training diverged: loss {} at step {} (cell {})",
+                    losses[t],
+                    t + 1,
+                    cells.start + k
+                )));
+            }
+            let stats = super::TrainStats {
+                steps: data.steps,
+                final_loss: losses.last().map(|&l| f64::from(l)),
+                final_accuracy: Some(acc),
+                seconds: share,
+            };
+            cells_out.push((
+                GpuCell {
+                    scores: cell_scores(ld, n_units, shape.n, alpha),
+                    seconds: share,
+                },
+                stats,
+            ));
+        }
+        Ok(cells_out)
+    })
 }

@@ -28,6 +28,7 @@
 pub mod emu;
 pub mod executor;
 pub mod kernels;
+pub mod lane;
 pub mod memory;
 pub mod nvrtc;
 

@@ -136,6 +136,17 @@ pub fn add_backward_accumulate(dy: &Tensor, acc: &mut Tensor) -> Result<()> {
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cpu> for super::AddOp {
+    /// The sum in input order, accumulated in place into the input the plan
+    /// gave the output's buffer to, if any.
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        match a.in_place {
+            Some(pos) => add_forward_inplace(a.out, pos, &a.inputs),
+            None => add_forward(&a.inputs, a.out),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

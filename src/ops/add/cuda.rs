@@ -338,3 +338,19 @@ fn add_chunks(
     }
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for super::AddOp {
+    /// The n-ary sum in input order (in place into the input the plan gave
+    /// the output's buffer to, if any), packing the sum's sign bits when
+    /// asked.
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let views: Vec<DView<'_, f32>> = a.inputs.iter().map(|(v, _)| *v).collect();
+        let refs: Vec<&DView<'_, f32>> = views.iter().collect();
+        let batch = a.out_shape.n;
+        let dest = a.pack.take();
+        match a.in_place {
+            Some((pos, _)) => add_n_inplace(a.dev, &mut a.out, pos, &refs, batch, dest),
+            None => add_n(a.dev, &refs, &mut a.out, batch, dest),
+        }
+    }
+}

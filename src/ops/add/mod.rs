@@ -23,3 +23,22 @@ pub fn out_shape(inputs: &[Shape]) -> Result<Shape> {
     }
     Ok(first)
 }
+
+/// Elementwise sum of all inputs, in input order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddOp;
+
+impl crate::ops::spec::OpSpec for AddOp {
+    fn kind(&self) -> &'static str {
+        "add"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        out_shape(inputs)
+    }
+    fn in_place(&self) -> crate::ops::spec::InPlace {
+        crate::ops::spec::InPlace::OwnedInput
+    }
+    fn packs_on_store(&self) -> bool {
+        true
+    }
+}

@@ -355,6 +355,27 @@ pub fn batchnorm_backward(
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cpu> for BatchNormSpec {
+    /// In place from the channel sums the conv before it left, or from its
+    /// own statistics; saves mean and 1/std when training.
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        let gamma = a.param("batchnorm", 0)?;
+        let beta = a.param("batchnorm", 1)?;
+        if let Some(sums) = a.partials_in.take() {
+            batchnorm_forward_from_sums(self, a.out, gamma, beta, &sums)?;
+            return Ok(());
+        }
+        let x = a.input("batchnorm", 0)?;
+        let st = batchnorm_forward(self, x, gamma, beta, a.out)?;
+        if let Some(saved) = a.saved.as_deref_mut() {
+            let c = self.channels;
+            saved[..c].copy_from_slice(&st.mean);
+            saved[c..2 * c].copy_from_slice(&st.inv_std);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

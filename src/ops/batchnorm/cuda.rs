@@ -522,6 +522,73 @@ pub fn batchnorm_normalize_pack(
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cuda> for BatchNormSpec {
+    /// Partial sums of the input (unless its conv left them), the channel
+    /// statistics into the scratch / saved slot (`[mean: c][inv_std: c]`),
+    /// then the normalisation: in place or not, packing the output's sign
+    /// bits when asked.
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let internal = |what: &str| Error::Shape(format!("batchnorm: no {what} (internal)"));
+        let gamma = a.param("batchnorm", 0)?;
+        let beta = a.param("batchnorm", 1)?;
+        let c = self.channels;
+        let (mut p, filled, count) = a
+            .partials_in
+            .take()
+            .ok_or_else(|| internal("partial sums"))?;
+        let x = if a.in_place.is_some() {
+            None
+        } else {
+            Some(a.input("batchnorm", 0)?)
+        };
+        let saved = a
+            .saved
+            .as_mut()
+            .ok_or_else(|| internal("statistics slot"))?;
+        let stats = saved
+            .try_slice_mut(0..2 * c)
+            .ok_or_else(|| internal("statistics slot of 2c"))?;
+        let (mut mean, mut inv_std) = stats
+            .into_split_at_mut(c)
+            .ok_or_else(|| internal("statistics split"))?;
+        if !filled {
+            let (xv, xs) = x.ok_or_else(|| internal("input to sum"))?;
+            batchnorm_partial_sums(a.dev, self, xs, &xv, &mut p.psum, &mut p.psumsq)?;
+        }
+        batchnorm_stats_from_partials(
+            a.dev,
+            self,
+            count,
+            &p.psum.as_view(),
+            &p.psumsq.as_view(),
+            &mut mean,
+            &mut inv_std,
+        )?;
+        let (mean, inv_std) = (mean.as_view(), inv_std.as_view());
+        let shape = a.out_shape;
+        match (x, a.pack.take()) {
+            (None, None) => batchnorm_normalize_inplace(
+                a.dev, self, shape, &mut a.out, &mean, &inv_std, &gamma, &beta,
+            ),
+            (Some((xv, _)), None) => batchnorm_normalize(
+                a.dev, self, shape, &xv, &mean, &inv_std, &gamma, &beta, &mut a.out,
+            ),
+            (x, Some(dest)) => batchnorm_normalize_pack(
+                a.dev,
+                self,
+                shape,
+                x.as_ref().map(|(v, _)| v),
+                &mut a.out,
+                &mean,
+                &inv_std,
+                &gamma,
+                &beta,
+                dest,
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,47 @@ pub struct ChannelSums {
     pub sumsq: Vec<f64>,
 }
 
+impl crate::ops::spec::OpSpec for BatchNormSpec {
+    fn kind(&self) -> &'static str {
+        "batchnorm"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.out_shape(crate::ops::one_input("batchnorm", inputs)?)
+    }
+    /// γ = 1 and β = 0, as PyTorch initialises them.
+    fn params(&self, _scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
+        use crate::net::ParamInit;
+        use crate::ops::spec::ParamDecl;
+        vec![
+            ParamDecl {
+                suffix: "gamma",
+                len: self.channels,
+                init: ParamInit::Const(1.0),
+            },
+            ParamDecl {
+                suffix: "beta",
+                len: self.channels,
+                init: ParamInit::Const(0.0),
+            },
+        ]
+    }
+    fn partials_in(&self, input: Shape) -> Option<(usize, usize)> {
+        Some((cuda::batchnorm_parts(input), self.channels))
+    }
+    fn in_place(&self) -> crate::ops::spec::InPlace {
+        crate::ops::spec::InPlace::WithInputPartials
+    }
+    fn packs_on_store(&self) -> bool {
+        true
+    }
+    fn backward_reads_inputs(&self) -> bool {
+        true
+    }
+    fn saved_len(&self, _out: Shape) -> usize {
+        2 * self.channels
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

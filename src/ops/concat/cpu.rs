@@ -39,3 +39,9 @@ pub fn concat_forward(inputs: &[&Tensor], y: &mut Tensor) -> Result<()> {
         });
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cpu> for super::ConcatOp {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        concat_forward(&a.inputs, a.out)
+    }
+}

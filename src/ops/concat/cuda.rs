@@ -70,3 +70,13 @@ pub fn concat_forward(
     }
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for super::ConcatOp {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let views: Vec<DView<'_, f32>> = a.inputs.iter().map(|(v, _)| *v).collect();
+        let refs: Vec<&DView<'_, f32>> = views.iter().collect();
+        let channels: Vec<usize> = a.inputs.iter().map(|(_, s)| s.c).collect();
+        let s = a.out_shape;
+        concat_forward(a.dev, &refs, &channels, s.n * s.h * s.w, &mut a.out)
+    }
+}

@@ -32,3 +32,16 @@ pub fn out_shape(inputs: &[Shape]) -> Result<Shape> {
     }
     Ok(Shape::new(first.n, first.h, first.w, c))
 }
+
+/// Channel concatenation of all inputs, in input order (NHWC, along C).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConcatOp;
+
+impl crate::ops::spec::OpSpec for ConcatOp {
+    fn kind(&self) -> &'static str {
+        "concat"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        out_shape(inputs)
+    }
+}

@@ -1191,3 +1191,27 @@ mod x86 {
         }
     }
 }
+
+impl crate::ops::Forward<crate::ops::Cpu> for Conv2dSpec {
+    /// The plain conv, the conv of a ReLU'd input, or (for the BatchNorm
+    /// that reads it) the conv that also leaves its output's channel sums.
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        let x = a.input("conv2d", 0)?;
+        let w = a.param("conv2d", 0)?;
+        match a.partials_out.as_deref_mut() {
+            Some(slot) => {
+                *slot = Some(conv2d_forward_stats(
+                    self,
+                    x,
+                    w,
+                    a.out,
+                    a.relu_input,
+                    ConvKernel::Auto,
+                )?)
+            }
+            None if a.relu_input => conv2d_forward_relu_input(self, x, w, a.out)?,
+            None => conv2d_forward(self, x, w, a.out)?,
+        }
+        Ok(())
+    }
+}

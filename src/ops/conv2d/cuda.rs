@@ -410,6 +410,30 @@ pub fn conv2d_backward_weight(
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cuda> for Conv2dSpec {
+    /// `conv2d_forward`, or `conv2d_forward_stats` when the plan asks for
+    /// the output's partial sums.
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, xs) = a.input("conv2d", 0)?;
+        let w = a.param("conv2d", 0)?;
+        match a.partials_out.as_mut() {
+            Some(p) => conv2d_forward_stats(
+                a.dev,
+                self,
+                xs,
+                &x,
+                &w,
+                &mut a.out,
+                a.relu_input,
+                &mut p.psum,
+                &mut p.psumsq,
+            )
+            .map(|_| ()),
+            None => conv2d_forward(a.dev, self, xs, &x, &w, &mut a.out, a.relu_input),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,64 @@ pub struct Conv2dSpec {
     pub groups: usize,
 }
 
+/// A convolution as a network asks for it (the input channels come from
+/// its input): `ConvLayer::new(cout, k)` is a `k × k` conv with stride 1,
+/// no padding, dilation 1 and one group; the builder methods change those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvLayer {
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel size (both axes).
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl ConvLayer {
+    /// A `k × k` conv to `cout` channels, stride 1, no padding.
+    pub const fn new(cout: usize, k: usize) -> Self {
+        ConvLayer {
+            cout,
+            k,
+            stride: 1,
+            pad: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+    /// With this stride (both axes).
+    pub const fn stride(self, stride: usize) -> Self {
+        ConvLayer { stride, ..self }
+    }
+    /// With this zero padding on every side.
+    pub const fn pad(self, pad: usize) -> Self {
+        ConvLayer { pad, ..self }
+    }
+    /// With this dilation (both axes).
+    pub const fn dilation(self, dilation: usize) -> Self {
+        ConvLayer { dilation, ..self }
+    }
+    /// With this many groups (`groups == cin == cout`: depthwise).
+    pub const fn groups(self, groups: usize) -> Self {
+        ConvLayer { groups, ..self }
+    }
+    /// The spec of this layer on an input of `cin` channels.
+    pub const fn spec(&self, cin: usize) -> Conv2dSpec {
+        Conv2dSpec {
+            cin,
+            cout: self.cout,
+            kh: self.k,
+            kw: self.k,
+            stride: self.stride,
+            pad: self.pad,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
 impl Conv2dSpec {
     /// A square `k × k` conv with `groups = 1`, `dilation = 1`.
     pub const fn new(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
@@ -170,6 +228,45 @@ impl Conv2dSpec {
     pub fn flops(&self, input: Shape) -> Result<u64> {
         let o = self.out_shape(input)?;
         Ok((2 * o.len() as u64).saturating_mul(self.fan_in() as u64))
+    }
+}
+
+impl crate::ops::spec::OpSpec for Conv2dSpec {
+    fn kind(&self) -> &'static str {
+        "conv2d"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.out_shape(crate::ops::one_input("conv2d", inputs)?)
+    }
+    /// The weight: PyTorch's default uniform ±1/√fan_in, or (NASWOT's
+    /// NB101 init) He normal with fan-out, std √(2 / (kh·kw·cout)).
+    fn params(&self, scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
+        use crate::net::{InitScheme, ParamInit};
+        let init = match scheme {
+            InitScheme::Default => ParamInit::Uniform {
+                bound: (1.0 / (self.fan_in() as f64).sqrt()) as f32,
+            },
+            InitScheme::Naswot => ParamInit::Normal {
+                std: (2.0 / (self.kh * self.kw * self.cout) as f64).sqrt() as f32,
+            },
+        };
+        vec![crate::ops::spec::ParamDecl {
+            suffix: "weight",
+            len: self.weight_len(),
+            init,
+        }]
+    }
+    fn flops(&self, _inputs: &[Shape], out: Shape) -> u64 {
+        2 * (out.h * out.w * out.c * self.fan_in()) as u64
+    }
+    fn fuses_relu_input(&self) -> bool {
+        true
+    }
+    fn partials_out(&self, input: Shape) -> Result<Option<usize>> {
+        cuda::conv2d_stats_parts(self, input).map(Some)
+    }
+    fn backward_reads_inputs(&self) -> bool {
+        true
     }
 }
 

@@ -62,6 +62,12 @@ pub fn crop_backward(spec: &CropSpec, input: Shape, dy: &Tensor, dx: &mut Tensor
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cpu> for CropSpec {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        crop_forward(self, a.input("crop", 0)?, a.out)
+    }
+}
+
 #[cfg(test)]
 mod backward_tests {
     use super::*;

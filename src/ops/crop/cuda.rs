@@ -131,3 +131,10 @@ fn kernel_dims(spec: &CropSpec, input: Shape) -> [u64; 9] {
     ]
     .map(|v| v as u64)
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for CropSpec {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, xs) = a.input("crop", 0)?;
+        crop_forward(a.dev, self, xs, &x, &mut a.out)
+    }
+}

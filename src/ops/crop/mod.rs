@@ -72,3 +72,12 @@ impl CropSpec {
         Ok(Shape::new(input.n, self.h, self.w, self.c))
     }
 }
+
+impl crate::ops::spec::OpSpec for CropSpec {
+    fn kind(&self) -> &'static str {
+        "crop"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.out_shape(crate::ops::one_input("crop", inputs)?)
+    }
+}

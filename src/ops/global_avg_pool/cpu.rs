@@ -55,3 +55,9 @@ pub fn global_avg_pool_backward(dy: &Tensor, dx: &mut Tensor) -> Result<()> {
         });
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cpu> for super::GlobalAvgPoolOp {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        global_avg_pool_forward(a.input("global_avg_pool", 0)?, a.out)
+    }
+}

@@ -74,3 +74,10 @@ pub fn global_avg_pool_backward(
     unsafe { b.launch(grid_1d(n * hw * c)) }?;
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for super::GlobalAvgPoolOp {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, xs) = a.input("global_avg_pool", 0)?;
+        global_avg_pool_forward(a.dev, xs, &x, &mut a.out).map(|_| ())
+    }
+}

@@ -107,3 +107,11 @@ pub fn linear_backward(
     }
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cpu> for LinearSpec {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        let x = a.input("linear", 0)?;
+        let (w, b) = (a.param("linear", 0)?, a.param("linear", 1)?);
+        linear_forward(self, x, w, b, a.out)
+    }
+}

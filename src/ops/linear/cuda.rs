@@ -105,3 +105,11 @@ pub fn linear_backward(
     unsafe { lb.launch(grid_1d(ni * no + no)) }?;
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for LinearSpec {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, xs) = a.input("linear", 0)?;
+        let (w, b) = (a.param("linear", 0)?, a.param("linear", 1)?);
+        linear_forward(a.dev, self, xs, &x, &w, &b, &mut a.out).map(|_| ())
+    }
+}

@@ -54,6 +54,44 @@ impl LinearSpec {
     }
 }
 
+impl crate::ops::spec::OpSpec for LinearSpec {
+    fn kind(&self) -> &'static str {
+        "linear"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.out_shape(crate::ops::one_input("linear", inputs)?)
+    }
+    /// Weight and bias: PyTorch's default uniform ±1/√inputs, or (NASWOT's
+    /// NB101 init) weight N(0, 0.01²) and bias 0.
+    fn params(&self, scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
+        use crate::net::{InitScheme, ParamInit};
+        use crate::ops::spec::ParamDecl;
+        let bound = (1.0 / (self.fan_in() as f64).sqrt()) as f32;
+        let (w, b) = match scheme {
+            InitScheme::Default => (ParamInit::Uniform { bound }, ParamInit::Uniform { bound }),
+            InitScheme::Naswot => (ParamInit::Normal { std: 0.01 }, ParamInit::Const(0.0)),
+        };
+        vec![
+            ParamDecl {
+                suffix: "weight",
+                len: self.weight_len(),
+                init: w,
+            },
+            ParamDecl {
+                suffix: "bias",
+                len: self.outputs,
+                init: b,
+            },
+        ]
+    }
+    fn flops(&self, _inputs: &[Shape], _out: Shape) -> u64 {
+        2 * (self.inputs * self.outputs) as u64
+    }
+    fn backward_reads_inputs(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

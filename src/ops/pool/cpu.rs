@@ -244,6 +244,12 @@ pub fn pool_backward(
     Ok(())
 }
 
+impl crate::ops::Forward<crate::ops::Cpu> for PoolSpec {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        pool_forward(self, a.input("pool", 0)?, a.out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

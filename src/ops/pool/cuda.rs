@@ -131,3 +131,10 @@ pub fn pool_backward(
     unsafe { b.launch(grid_1d(x_shape.len() as u64)) }?;
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for PoolSpec {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, xs) = a.input("pool", 0)?;
+        pool_forward(a.dev, self, xs, &x, &mut a.out).map(|_| ())
+    }
+}

@@ -77,6 +77,19 @@ impl PoolSpec {
     }
 }
 
+impl crate::ops::spec::OpSpec for PoolSpec {
+    fn kind(&self) -> &'static str {
+        "pool"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.out_shape(crate::ops::one_input("pool", inputs)?)
+    }
+    /// A max pool's backward finds the arg-max in its input.
+    fn backward_reads_inputs(&self) -> bool {
+        self.kind == PoolKind::Max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

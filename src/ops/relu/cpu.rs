@@ -86,3 +86,9 @@ pub fn relu_backward_inplace(x: &Tensor, g: &mut Tensor) -> Result<()> {
         });
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cpu> for super::ReluOp {
+    fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
+        relu_forward(a.input("relu", 0)?, a.out)
+    }
+}

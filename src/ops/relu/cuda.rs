@@ -99,3 +99,10 @@ pub fn relu_backward(
     unsafe { b.launch(grid_1d(len)) }?;
     Ok(())
 }
+
+impl crate::ops::Forward<crate::ops::Cuda> for super::ReluOp {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        let (x, _) = a.input("relu", 0)?;
+        relu_forward(a.dev, &x, &mut a.out)
+    }
+}

@@ -14,3 +14,23 @@ pub fn out_shape(input: Shape) -> Result<Shape> {
     crate::ops::check_nonempty("relu", "input", input)?;
     Ok(input)
 }
+
+/// A ReLU. Every ReLU left after pruning is counted: its input's sign bits are part of the code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReluOp;
+
+impl crate::ops::spec::OpSpec for ReluOp {
+    fn kind(&self) -> &'static str {
+        "relu"
+    }
+    fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        out_shape(crate::ops::one_input("relu", inputs)?)
+    }
+    fn role(&self) -> crate::ops::spec::Role {
+        crate::ops::spec::Role::CountedRelu
+    }
+    /// The mask of its backward is its input's sign.
+    fn backward_reads_inputs(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,133 @@
+//! The device side of the op interface: what a forward (and backward)
+//! pass of one node is handed on each backend, and the traits each op
+//! implements once per backend, beside its CPU code (`cpu.rs`) and its
+//! CUDA launches (`cuda.rs`). The plan walkers (`device::run`,
+//! `train::walk`) build these arguments from a plan step and call the op
+//! through [`crate::ops::Op`]'s dispatch.
+
+use crate::device::cuda::{CudaDevice, DView, DViewMut};
+use crate::error::Result;
+use crate::ops::batchnorm::ChannelSums;
+use crate::ops::PackDest;
+use crate::tensor::{Shape, Tensor};
+
+/// A device family an op runs on: names the argument types of its passes.
+pub trait Backend {
+    /// What a forward pass of one node is handed.
+    type Fwd<'a>;
+}
+
+/// The CPU backend (host tensors, the CPU ops).
+#[derive(Clone, Copy, Debug)]
+pub struct Cpu;
+
+/// The CUDA backend (device buffers, kernel launches on a stream; a GPU
+/// or its host emulation).
+#[derive(Clone, Copy, Debug)]
+pub struct Cuda;
+
+impl Backend for Cpu {
+    type Fwd<'a> = CpuFwd<'a>;
+}
+
+impl Backend for Cuda {
+    type Fwd<'a> = CudaFwd<'a>;
+}
+
+/// An op's forward pass on backend `B`.
+pub trait Forward<B: Backend> {
+    /// Computes the node's output from its inputs and parameters; writes
+    /// every element of the output.
+    fn forward(&self, a: &mut B::Fwd<'_>) -> Result<()>;
+}
+
+/// The forward pass of one node on the CPU.
+pub struct CpuFwd<'a> {
+    /// The inputs, in the op's order, except the one at `in_place`.
+    pub inputs: Vec<&'a Tensor>,
+    /// The output, shaped; its contents are stale (or, with `in_place`,
+    /// that input's values).
+    pub out: &'a mut Tensor,
+    /// The node's parameter tensors, in the op's order.
+    pub params: Vec<&'a [f32]>,
+    /// Input 0 is to be read through a ReLU.
+    pub relu_input: bool,
+    /// The input (position) held in `out`.
+    pub in_place: Option<usize>,
+    /// Where to leave the output's channel sums (for the reader that
+    /// normalises by them).
+    pub partials_out: Option<&'a mut Option<ChannelSums>>,
+    /// Channel sums of input 0 its producer left (the op then normalises
+    /// `out` in place).
+    pub partials_in: Option<ChannelSums>,
+    /// Where the forward pass saves what its backward pass needs
+    /// (`OpSpec::saved_len` values), when training.
+    pub saved: Option<&'a mut [f32]>,
+}
+
+impl<'a> CpuFwd<'a> {
+    /// Input `k` of the non-in-place inputs, or an error naming the op.
+    pub fn input(&self, op: &str, k: usize) -> Result<&'a Tensor> {
+        self.inputs
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Shape(format!("{op}: input {k} missing (internal)")))
+    }
+    /// Parameter `k`, or an error naming the op.
+    pub fn param(&self, op: &str, k: usize) -> Result<&'a [f32]> {
+        self.params
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Shape(format!("{op}: parameter {k} missing (internal)")))
+    }
+}
+
+/// Per-channel partial sums of a tensor on the GPU: f64 `[parts][c]` each.
+pub struct CudaPartials<'a> {
+    pub psum: DViewMut<'a, f64>,
+    pub psumsq: DViewMut<'a, f64>,
+}
+
+/// The forward pass of one node on a CUDA device.
+pub struct CudaFwd<'a> {
+    pub dev: &'a CudaDevice,
+    /// The inputs, in the op's order, except the one at `in_place`, with
+    /// their shapes (batch included).
+    pub inputs: Vec<(DView<'a, f32>, Shape)>,
+    /// The output and its shape (batch included).
+    pub out: DViewMut<'a, f32>,
+    pub out_shape: Shape,
+    /// The node's parameter tensors, in the op's order.
+    pub params: Vec<DView<'a, f32>>,
+    /// Input 0 is to be read through a ReLU.
+    pub relu_input: bool,
+    /// The input (position) held in `out`, and its shape.
+    pub in_place: Option<(usize, Shape)>,
+    /// Where to write the output's channel partial sums.
+    pub partials_out: Option<CudaPartials<'a>>,
+    /// Partial sums of input 0: filled by its producer (`.1`), or scratch
+    /// to sum it into; `.2` values per channel.
+    pub partials_in: Option<(CudaPartials<'a>, bool, usize)>,
+    /// Scratch (scoring) or the saved values (training) of
+    /// `OpSpec::saved_len` floats.
+    pub saved: Option<DViewMut<'a, f32>>,
+    /// Pack the output's sign bits as it is stored.
+    pub pack: Option<PackDest<'a, 'a>>,
+}
+
+impl<'a> CudaFwd<'a> {
+    /// Input `k` of the non-in-place inputs, or an error naming the op.
+    pub fn input(&self, op: &str, k: usize) -> Result<(DView<'a, f32>, Shape)> {
+        self.inputs
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Shape(format!("{op}: input {k} missing (internal)")))
+    }
+    /// Parameter `k`, or an error naming the op.
+    pub fn param(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
+        self.params
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Shape(format!("{op}: parameter {k} missing (internal)")))
+    }
+}

@@ -1,0 +1,15 @@
+//! CUDA zeros: a memset of the output (no kernel). Layout: any f32 buffer.
+
+use crate::device::cuda::{CudaDevice, DViewMut};
+use crate::error::Result;
+
+/// `y = 0` (every element), queued on the device's stream.
+pub fn zeros_forward(dev: &CudaDevice, y: &mut DViewMut<'_, f32>) -> Result<()> {
+    dev.memset_zeros(y)
+}
+
+impl crate::ops::Forward<crate::ops::Cuda> for super::ZerosOp {
+    fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
+        zeros_forward(a.dev, &mut a.out)
+    }
+}
