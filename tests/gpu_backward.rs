@@ -341,12 +341,11 @@ fn batchnorm_backward_matches_reference(dev: &CudaDevice) {
             &md.slice(..),
             &sd.slice(..),
             &gd.slice(..),
-            &mut dxd.slice_mut(..),
+            Some((&mut dxd.slice_mut(..), acc)),
             &mut dg.slice_mut(..),
             &mut db.slice_mut(..),
             &mut p1.slice_mut(..),
             &mut p2.slice_mut(..),
-            acc,
         )
         .unwrap();
         check(
@@ -536,7 +535,7 @@ fn pool_backward_matches_reference(dev: &CudaDevice) {
             dev,
             &spec,
             xs,
-            &xd.slice(..),
+            Some(&xd.slice(..)),
             &dyd.slice(..),
             &mut dxd.slice_mut(..),
             acc,
@@ -607,10 +606,9 @@ fn linear_backward_matches_reference(dev: &CudaDevice) {
             &xd.slice(..),
             &wd.slice(..),
             &dyd.slice(..),
-            &mut dxd.slice_mut(..),
+            Some((&mut dxd.slice_mut(..), acc)),
             &mut dwd.slice_mut(..),
             &mut dbd.slice_mut(..),
-            acc,
         )
         .unwrap();
         check(

@@ -211,14 +211,16 @@ pub struct Plan {
 /// regions merge with their neighbours. Deterministic: the same sequence of
 /// requests always gives the same regions.
 #[derive(Default)]
-struct Allocator {
+pub(crate) struct Allocator {
     /// Free regions, sorted by start, never adjacent.
     free: Vec<Region>,
-    end: usize,
+    /// The buffer's length so far.
+    pub(crate) end: usize,
 }
 
 impl Allocator {
-    fn alloc(&mut self, len: usize) -> Region {
+    /// An aligned region of `len` elements (rounded up to [`ALIGN`]).
+    pub(crate) fn alloc(&mut self, len: usize) -> Region {
         let len = len.max(1).div_ceil(ALIGN) * ALIGN;
         if let Some(k) = self.free.iter().position(|r| r.len() >= len) {
             let r = self.free[k].clone();
@@ -242,7 +244,8 @@ impl Allocator {
         start..start + len
     }
 
-    fn free(&mut self, r: Region) {
+    /// Returns region `r` (as [`Self::alloc`] gave it, or its exact part).
+    pub(crate) fn free(&mut self, r: Region) {
         let len = r.len().div_ceil(ALIGN) * ALIGN;
         let r = r.start..r.start + len;
         let k = self.free.partition_point(|f| f.start < r.start);

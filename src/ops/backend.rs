@@ -131,3 +131,146 @@ impl<'a> CudaFwd<'a> {
             .ok_or_else(|| crate::Error::Shape(format!("{op}: parameter {k} missing (internal)")))
     }
 }
+
+/// The gradient of one input on the CPU: written, or added to what is
+/// there when `accumulate` (another reader's contribution came first).
+pub struct CpuGrad<'a> {
+    pub t: &'a mut Tensor,
+    pub accumulate: bool,
+}
+
+impl CpuGrad<'_> {
+    /// Runs `f` to compute a gradient: into the target itself, or (when
+    /// accumulating) into a fresh tensor that is then added to it, `acc +
+    /// g` elementwise in f32, the order of contributions the caller keeps.
+    pub fn write(&mut self, f: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
+        if self.accumulate {
+            let mut g = Tensor::zeros(self.t.shape);
+            f(&mut g)?;
+            crate::ops::add::cpu::add_backward_accumulate(&g, self.t)
+        } else {
+            f(self.t)
+        }
+    }
+}
+
+/// The backward pass of one node on the CPU.
+pub struct CpuBwd<'a> {
+    /// The values of the node's inputs (in the op's order) when its
+    /// backward reads them (`OpSpec::backward_reads_inputs`), else `None`;
+    /// with `relu_input`, input 0 is the ReLU's source.
+    pub inputs: Vec<Option<&'a Tensor>>,
+    /// Every input's shape (batch included).
+    pub in_shapes: Vec<Shape>,
+    pub params: Vec<&'a [f32]>,
+    /// What the forward pass saved (`OpSpec::saved_len` values).
+    pub saved: Option<&'a [f32]>,
+    /// ∂loss/∂output.
+    pub dy: &'a Tensor,
+    /// Where each input's gradient goes; `None` for an input that needs
+    /// none.
+    pub dx: Vec<Option<CpuGrad<'a>>>,
+    /// The parameters' gradients, zeroed: the op adds its gradient in.
+    pub dparams: Vec<&'a mut [f32]>,
+    /// Input 0 was read through a ReLU (its gradient is masked by it).
+    pub relu_input: bool,
+}
+
+impl<'a> CpuBwd<'a> {
+    /// The value of input `k`, or an error naming the op.
+    pub fn input(&self, op: &str, k: usize) -> Result<&'a Tensor> {
+        self.inputs.get(k).copied().flatten().ok_or_else(|| {
+            crate::Error::Shape(format!(
+                "{op} backward: value of input {k} missing (internal)"
+            ))
+        })
+    }
+    /// Parameter `k`, or an error naming the op.
+    pub fn param(&self, op: &str, k: usize) -> Result<&'a [f32]> {
+        self.params.get(k).copied().ok_or_else(|| {
+            crate::Error::Shape(format!("{op} backward: parameter {k} missing (internal)"))
+        })
+    }
+    /// Adds `g` to the gradient of parameter `k`.
+    pub fn add_param_grad(&mut self, op: &str, k: usize, g: &[f32]) -> Result<()> {
+        let d = self.dparams.get_mut(k).ok_or_else(|| {
+            crate::Error::Shape(format!(
+                "{op} backward: gradient of parameter {k} missing (internal)"
+            ))
+        })?;
+        for (d, &v) in d.iter_mut().zip(g) {
+            *d += v;
+        }
+        Ok(())
+    }
+}
+
+/// The gradient of one input on a CUDA device: the kernel writes it, or
+/// adds to it when `accumulate`.
+pub struct CudaGrad<'a> {
+    pub dx: DViewMut<'a, f32>,
+    pub accumulate: bool,
+}
+
+/// The backward pass of one node on a CUDA device.
+pub struct CudaBwd<'a> {
+    pub dev: &'a CudaDevice,
+    /// The values of the node's inputs when its backward reads them, else
+    /// `None` (with `relu_input`, input 0 is the ReLU's source).
+    pub inputs: Vec<Option<DView<'a, f32>>>,
+    /// Every input's shape (batch included).
+    pub in_shapes: Vec<Shape>,
+    pub params: Vec<DView<'a, f32>>,
+    /// What the forward pass saved.
+    pub saved: Option<DView<'a, f32>>,
+    /// ∂loss/∂output.
+    pub dy: DView<'a, f32>,
+    /// Where each input's gradient goes; `None` for one that needs none.
+    pub dx: Vec<Option<CudaGrad<'a>>>,
+    /// The parameters' gradients (zeroed before the backward pass; each
+    /// parameter belongs to one node, which writes it).
+    pub dparams: Vec<DViewMut<'a, f32>>,
+    /// Input 0 was read through a ReLU.
+    pub relu_input: bool,
+    /// Scratch of `OpSpec::backward_scratch` f32 and f64 elements.
+    pub scratch32: Option<DViewMut<'a, f32>>,
+    pub scratch64: Option<DViewMut<'a, f64>>,
+}
+
+impl<'a> CudaBwd<'a> {
+    /// The value of input `k`, or an error naming the op.
+    pub fn input(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
+        self.inputs.get(k).copied().flatten().ok_or_else(|| {
+            crate::Error::Shape(format!(
+                "{op} backward: value of input {k} missing (internal)"
+            ))
+        })
+    }
+    /// Parameter `k`, or an error naming the op.
+    pub fn param(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
+        self.params.get(k).copied().ok_or_else(|| {
+            crate::Error::Shape(format!("{op} backward: parameter {k} missing (internal)"))
+        })
+    }
+}
+
+/// An op's backward pass on backend `B`.
+pub trait Backward<B: BackendBwd> {
+    /// Computes the gradients of the node's inputs (those asked for) and
+    /// of its parameters from `dy`.
+    fn backward(&self, a: &mut B::Bwd<'_>) -> Result<()>;
+}
+
+/// A backend with a backward pass: names its argument type.
+pub trait BackendBwd: Backend {
+    /// What a backward pass of one node is handed.
+    type Bwd<'a>;
+}
+
+impl BackendBwd for Cpu {
+    type Bwd<'a> = CpuBwd<'a>;
+}
+
+impl BackendBwd for Cuda {
+    type Bwd<'a> = CudaBwd<'a>;
+}

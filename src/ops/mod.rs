@@ -29,7 +29,10 @@ pub mod softmax_ce;
 pub mod spec;
 pub mod zeros;
 
-pub use backend::{Backend, Cpu, CpuFwd, Cuda, CudaFwd, CudaPartials, Forward};
+pub use backend::{
+    Backend, BackendBwd, Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Cuda, CudaBwd, CudaFwd, CudaGrad,
+    CudaPartials, Forward,
+};
 pub use spec::{InPlace, OpSpec, ParamDecl, Role};
 
 use crate::error::{Error, Result};
@@ -59,6 +62,17 @@ macro_rules! ops {
             pub fn spec(&self) -> &dyn OpSpec {
                 match self {
                     $( Op::$variant(op) => op, )*
+                }
+            }
+        }
+
+        impl<B: BackendBwd> Backward<B> for Op
+        where
+            $( $ty: Backward<B>, )*
+        {
+            fn backward(&self, a: &mut B::Bwd<'_>) -> Result<()> {
+                match self {
+                    $( Op::$variant(op) => op.backward(a), )*
                 }
             }
         }

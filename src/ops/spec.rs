@@ -123,4 +123,12 @@ pub trait OpSpec {
         let _ = out;
         0
     }
+
+    /// Scratch the CUDA backward pass needs for an input of shape `input`
+    /// (batch included): (f32, f64) elements (a conv's split weight
+    /// gradient, a BatchNorm's partial sums).
+    fn backward_scratch(&self, input: Shape) -> Result<(usize, usize)> {
+        let _ = input;
+        Ok((0, 0))
+    }
 }

@@ -1,36 +1,33 @@
-//! Fast training on the GPU: the CPU training executor's algorithm
-//! ([`super::cpu`]: plain forward that keeps every value, softmax
-//! cross-entropy, backward in reverse node order with the same gradient
-//! summation order, PyTorch SGD) queued as kernel launches on one lane's
-//! stream, `K` steps with no host synchronisation.
+//! Fast training on the GPU: the training pass of [`super::walk`] over a
+//! [`TrainPlan`] (the same plan and gradient order as the CPU trainer),
+//! queued as kernel launches on one lane's stream, `K` steps with no host
+//! synchronisation, each followed by one fused SGD launch.
 //!
 //! The labelled batches of all `K` steps and the learning-rate schedule
 //! are uploaded once ([`TrainData`]) and shared by every lane, so several
 //! cells train concurrently; each lane trains its cell in its own
-//! parameter buffer, which the scoring pass then reads in place.
+//! parameter buffer, which the scoring pass then reads in place
+//! ([`score_trained`] is the training job run on the scorer's lanes).
 //!
-//! Layouts (one lane's [`TrainBufs`], regions from [`TrainPlan`]):
-//! * `vals`: f32, node `i`'s forward value `[B][h][w][c]` at `value[i]`
-//!   (every computed node has its own region: nothing is overwritten
-//!   before the backward pass reads it);
-//! * `grads`: f32, ∂loss/∂(node `i`'s output) at `grad[i]`, same shapes;
-//! * `pgrads`, `momentum`: f32 laid out like the parameter buffer
-//!   (`device::plan::Plan::params`);
-//! * `bn`: f32, per BatchNorm node `[mean: c][inv_std: c]` at `bn[i]`;
-//! * `scratch64`: f64 partial sums of BatchNorm (forward and backward);
-//! * `conv_part`: f32 split partials of the conv weight gradient;
-//! * `losses`: f32 `[CHUNK][K]`, the mean loss of each step of each cell
-//!   of the chunk; `correct`: i32 `[CHUNK][B]`, the last step's per-sample
-//!   hits; `sample_loss`: f32 `[B]` scratch.
+//! Layouts (one lane's [`TrainBufs`], regions from the [`TrainPlan`]):
+//! `values`, `grads`, `saved`, `stats` as the plan describes them;
+//! `pgrads`, `momentum`: f32 laid out like the parameter buffer;
+//! `scratch32` / `scratch64`: the backward's scratch (split conv weight
+//! gradients, BatchNorm partial sums); `losses`: f32 `[CHUNK][K]`, the
+//! mean loss of each step of each cell of the chunk; `correct`: i32
+//! `[CHUNK][B]`, the last step's per-sample hits; `sample_loss`: f32
+//! `[B]` scratch.
 
+use super::plan::{GradTarget, TrainPlan};
+use super::walk::{train_pass, TrainRunner};
 use super::SgdConfig;
 use crate::device::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
-use crate::device::cuda::{kernels, CudaDevice};
-use crate::device::cuda::{DView, DViewMut, DeviceBuffer};
-use crate::device::plan::{ParamSlot, Region, ALIGN};
+use crate::device::cuda::lane::{disjoint_mut, with_views, Grow};
+use crate::device::cuda::{kernels, CudaDevice, DView, DeviceBuffer};
+use crate::device::plan::Region;
 use crate::error::{Error, Result};
-use crate::net::{Graph, NodeId, Op};
-use crate::ops;
+use crate::net::{Graph, NodeId};
+use crate::ops::{Backward, Cuda, CudaBwd, CudaFwd, CudaGrad, CudaPartials, Forward, Role};
 use crate::tensor::{Shape, Tensor};
 
 /// The training batches of every step, their labels and the learning
@@ -90,257 +87,114 @@ impl TrainData {
     }
 }
 
-/// Where one network's training buffers go, and the static order of its
-/// gradient contributions.
-pub struct TrainPlan {
-    batch: usize,
-    value: Vec<Option<Region>>,
-    grad: Vec<Option<Region>>,
-    bn: Vec<Option<Region>>,
-    vals_len: usize,
-    grads_len: usize,
-    bn_len: usize,
-    scratch64_len: usize,
-    conv_part_len: usize,
-    fused_relu_source: Vec<Option<NodeId>>,
-    needs_grad: Vec<bool>,
-}
-
-fn bump(len: &mut usize, n: usize) -> Region {
-    let start = *len;
-    *len += n.div_ceil(ALIGN) * ALIGN;
-    start..start + n
-}
-
-impl TrainPlan {
-    /// Plans `graph` for training batches of `batch` samples. Errors when a
-    /// parameter is read by two nodes (the GPU writes each gradient once).
-    pub fn new(graph: &Graph, batch: usize) -> Result<TrainPlan> {
-        let n = graph.nodes.len();
-        let mut uses = vec![0usize; graph.params.len()];
-        for node in &graph.nodes {
-            let ps: &[usize] = &node.params;
-            for &p in ps {
-                uses[p] += 1;
-                if uses[p] > 1 {
-                    return Err(Error::Arg(format!(
-                        "GPU training: parameter {} is shared by two nodes",
-                        graph.params[p].name
-                    )));
-                }
-            }
-        }
-        let f = crate::device::plan::Fusions::of(graph);
-        let mut needs_grad = vec![false; n];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let has_params = matches!(node.op, Op::Conv2d(_) | Op::BatchNorm(_) | Op::Linear(_));
-            needs_grad[i] = has_params
-                || (!matches!(node.op, Op::Zeros(_)) && node.inputs.iter().any(|&j| needs_grad[j]));
-        }
-        let (mut vals_len, mut grads_len, mut bn_len) = (0, 0, 0);
-        let (mut scratch64_len, mut conv_part_len) = (0usize, 0usize);
-        let mut value = vec![None; n];
-        let mut grad = vec![None; n];
-        let mut bn = vec![None; n];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            let len = node.shape.with_n(batch).len();
-            let computed = match node.op {
-                Op::Input(_) => false,
-                Op::Relu(_) => f.relu_materialised[i],
-                _ => true,
-            };
-            if computed {
-                value[i] = Some(bump(&mut vals_len, len));
-            }
-            if !matches!(node.op, Op::Input(_)) {
-                // Every node gets a gradient region: a backward that must
-                // write an input gradient nobody needs writes it there.
-                grad[i] = Some(bump(&mut grads_len, len));
-            }
-            match &node.op {
-                Op::BatchNorm(spec) => {
-                    bn[i] = Some(bump(&mut bn_len, 2 * spec.channels));
-                    let parts = ops::batchnorm::cuda::batchnorm_parts(node.shape.with_n(batch));
-                    scratch64_len = scratch64_len.max(2 * parts * spec.channels);
-                }
-                Op::Conv2d(spec) => {
-                    let src = f.fused_relu_source[i].unwrap_or(node.inputs[0]);
-                    let input = graph.nodes[src].shape.with_n(batch);
-                    let splits = ops::conv2d::cuda::conv2d_backward_weight_splits(spec, input)?;
-                    conv_part_len = conv_part_len.max(splits * spec.weight_len());
-                }
-                _ => {}
-            }
-        }
-        Ok(TrainPlan {
-            batch,
-            value,
-            grad,
-            bn,
-            vals_len,
-            grads_len,
-            bn_len,
-            scratch64_len: scratch64_len.max(1),
-            conv_part_len: conv_part_len.max(1),
-            fused_relu_source: f.fused_relu_source,
-            needs_grad,
-        })
-    }
-}
-
-/// A grow-only device buffer.
-struct Grow<T> {
-    slice: Option<DeviceBuffer<T>>,
-}
-
-impl<T: bytemuck::Pod> Grow<T> {
-    fn get(&mut self, dev: &CudaDevice, len: usize) -> Result<&mut DeviceBuffer<T>> {
-        let len = len.max(1);
-        if self.slice.as_ref().is_none_or(|s| s.len() < len) {
-            // Queued work may still use the old buffer.
-            dev.synchronize()?;
-            self.slice = None;
-            self.slice = Some(dev.alloc_zeros::<T>(len + len / 4)?);
-        }
-        self.slice
-            .as_mut()
-            .ok_or_else(|| Error::Device("internal: buffer".into()))
-    }
-}
-
 /// One lane's training buffers (see the module docs for their layouts).
-pub(crate) struct TrainBufs {
-    vals: Grow<f32>,
+pub struct TrainBufs {
+    values: Grow<f32>,
     grads: Grow<f32>,
+    saved: Grow<f32>,
+    stats: Grow<f64>,
+    scratch32: Grow<f32>,
+    scratch64: Grow<f64>,
     pgrads: Grow<f32>,
     momentum: Grow<f32>,
-    bn: Grow<f32>,
-    scratch64: Grow<f64>,
-    conv_part: Grow<f32>,
     losses: Grow<f32>,
     correct: Grow<i32>,
     sample_loss: Grow<f32>,
 }
 
+impl Default for TrainBufs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TrainBufs {
-    pub(crate) fn new() -> TrainBufs {
+    /// Empty buffers (grown by the first cell).
+    pub fn new() -> TrainBufs {
         TrainBufs {
-            vals: Grow { slice: None },
-            grads: Grow { slice: None },
-            pgrads: Grow { slice: None },
-            momentum: Grow { slice: None },
-            bn: Grow { slice: None },
-            scratch64: Grow { slice: None },
-            conv_part: Grow { slice: None },
-            losses: Grow { slice: None },
-            correct: Grow { slice: None },
-            sample_loss: Grow { slice: None },
+            values: Grow::new(),
+            grads: Grow::new(),
+            saved: Grow::new(),
+            stats: Grow::new(),
+            scratch32: Grow::new(),
+            scratch64: Grow::new(),
+            pgrads: Grow::new(),
+            momentum: Grow::new(),
+            losses: Grow::new(),
+            correct: Grow::new(),
+            sample_loss: Grow::new(),
         }
     }
-}
 
-fn region_err(r: &Region) -> Error {
-    Error::Device(format!(
-        "internal: training region {r:?} outside its buffer"
-    ))
-}
-
-fn view<'a, T: bytemuck::Pod>(s: &'a DeviceBuffer<T>, r: &Region) -> Result<DView<'a, T>> {
-    s.try_slice(r.clone()).ok_or_else(|| region_err(r))
-}
-
-fn view_mut<'a, T: bytemuck::Pod>(
-    s: &'a mut DeviceBuffer<T>,
-    r: &Region,
-) -> Result<DViewMut<'a, T>> {
-    s.try_slice_mut(r.clone()).ok_or_else(|| region_err(r))
-}
-
-/// Runs `f` with `dx` (mutable) and `dy` views of two disjoint regions of
-/// one buffer.
-fn dx_dy<R>(
-    buf: &mut DeviceBuffer<f32>,
-    dx: &Region,
-    dy: &Region,
-    f: impl FnOnce(&mut DViewMut<'_, f32>, &DView<'_, f32>) -> Result<R>,
-) -> Result<R> {
-    if dx.start < dy.end && dy.start < dx.end {
-        return Err(Error::Device(format!(
-            "internal: gradient regions {dx:?} and {dy:?} overlap"
-        )));
-    }
-    if dx.start < dy.start {
-        let (mut a, b) = buf.split_at_mut(dy.start);
-        let mut x = a.slice_mut(dx.clone());
-        let y = b.slice(0..dy.len());
-        f(&mut x, &y)
-    } else {
-        let (a, mut b) = buf.split_at_mut(dx.start);
-        let y = a.slice(dy.clone());
-        let mut x = b.slice_mut(0..dx.len());
-        f(&mut x, &y)
-    }
-}
-
-/// Runs `f` with mutable views of two disjoint regions `a`, `b` of one
-/// buffer (in that order, wherever they lie).
-fn two<R>(
-    buf: &mut DeviceBuffer<f32>,
-    a: &Region,
-    b: &Region,
-    f: impl FnOnce(&mut DViewMut<'_, f32>, &mut DViewMut<'_, f32>) -> Result<R>,
-) -> Result<R> {
-    let swap = a.start > b.start;
-    let (lo, hi) = if swap { (b, a) } else { (a, b) };
-    if lo.end > hi.start || hi.end > buf.len() {
-        return Err(Error::Device(format!(
-            "internal: regions {a:?} and {b:?} overlap or exceed their buffer"
-        )));
-    }
-    let (mut x, mut y) = buf.split_at_mut(hi.start);
-    let mut lv = x.slice_mut(lo.clone());
-    let mut hv = y.slice_mut(0..hi.len());
-    if swap {
-        f(&mut hv, &mut lv)
-    } else {
-        f(&mut lv, &mut hv)
+    /// Grows every buffer to what `plan` needs, with room for `losses`
+    /// step losses and `correct` per-sample hits.
+    fn size_for(
+        &mut self,
+        dev: &CudaDevice,
+        plan: &TrainPlan,
+        losses: usize,
+        correct: usize,
+    ) -> Result<()> {
+        self.values.ensure(dev, plan.values_len)?;
+        self.grads.ensure(dev, plan.grads_len)?;
+        self.saved.ensure(dev, plan.saved_len)?;
+        self.stats.ensure(dev, plan.stats_len)?;
+        self.scratch32.ensure(dev, plan.scratch32_len)?;
+        self.scratch64.ensure(dev, plan.scratch64_len)?;
+        self.pgrads.ensure(dev, plan.params_len)?;
+        self.momentum.ensure(dev, plan.params_len)?;
+        self.losses.ensure(dev, losses)?;
+        self.correct.ensure(dev, correct)?;
+        self.sample_loss.ensure(dev, plan.batch)?;
+        Ok(())
     }
 }
 
 /// Queues `data.steps` SGD steps of `graph` on `dev`'s stream, training
-/// the parameters in `params` (laid out by `slots`, already initialised).
-/// Writes each step's mean loss to `losses[slot][t]` and the last step's
-/// per-sample hits to `correct[slot]`; nothing waits for the GPU.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn enqueue_training(
+/// the parameters in `params` (laid out by `plan.params`, already
+/// initialised). Writes each step's mean loss to `losses[slot][t]` and the
+/// last step's per-sample hits to `correct[slot]`; nothing waits for the
+/// GPU.
+pub fn enqueue_training(
     dev: &CudaDevice,
     bufs: &mut TrainBufs,
     params: &mut DeviceBuffer<f32>,
-    params_len: usize,
-    slots: &[ParamSlot],
     graph: &Graph,
     plan: &TrainPlan,
     data: &TrainData,
     slot: usize,
 ) -> Result<()> {
     let b = plan.batch;
-    if data.batch.n != b || data.batch.with_n(1) != graph.input_shape()? {
+    if data.batch.n != b || data.batch.with_n(1) != plan.input {
         return Err(Error::Shape(format!(
             "training batch {} does not fit the network's input {}",
-            data.batch,
-            graph.input_shape()?
+            data.batch, plan.input
         )));
     }
     let k = data.steps;
-    bufs.size_for(dev, plan, params_len, CHUNK * k, CHUNK * b)?;
+    bufs.size_for(dev, plan, CHUNK * k, CHUNK * b)?;
     let per_batch = data.batch.len();
     for t in 0..k {
-        let input = view(&data.inputs, &(t * per_batch..(t + 1) * per_batch))?;
-        forward(dev, bufs, params, slots, graph, plan, &input)?;
-        let labels = view(&data.labels, &(t * b..(t + 1) * b))?;
-        let correct = slot * b..(slot + 1) * b;
-        loss_and_dlogits(dev, bufs, graph, plan, &labels, &correct, slot * k + t)?;
-        backward(dev, bufs, params, params_len, slots, graph, plan, &input)?;
+        let input = data
+            .inputs
+            .try_slice(t * per_batch..(t + 1) * per_batch)
+            .ok_or_else(|| Error::Device("internal: training batch outside its buffer".into()))?;
+        let labels = data
+            .labels
+            .try_slice(t * b..(t + 1) * b)
+            .ok_or_else(|| Error::Device("internal: labels outside their buffer".into()))?;
+        {
+            let mut runner = Runner {
+                dev,
+                bufs: &mut *bufs,
+                params: &*params,
+                input,
+                labels,
+                correct_at: slot * b..(slot + 1) * b,
+                mean_at: slot * k + t,
+            };
+            train_pass(&mut runner, graph, plan)?;
+        }
         let c = data.config;
         let step = kernels::SgdStep {
             momentum: c.momentum as f32,
@@ -349,502 +203,261 @@ pub(crate) fn enqueue_training(
             step: t,
             first: t == 0,
         };
-        let mut p = view_mut(params, &(0..params_len))?;
-        let g = view(slice(&bufs.pgrads)?, &(0..params_len))?;
-        let mut m = view_mut(slice_mut(&mut bufs.momentum)?, &(0..params_len))?;
+        let len = plan.params_len;
+        let mut p = params
+            .try_slice_mut(0..len)
+            .ok_or_else(|| Error::Device("internal: parameter buffer too small".into()))?;
+        let g = bufs.pgrads.view(&(0..len))?;
+        let mut m = bufs.momentum.view_mut(&(0..len))?;
         kernels::sgd_update(dev, &mut p, &g, &mut m, &data.lr.as_view(), step)?;
     }
     Ok(())
 }
 
-impl TrainBufs {
-    /// Grows every buffer to what `plan` needs, with room for `losses`
-    /// step losses and `correct` per-sample hits.
-    fn size_for(
-        &mut self,
-        dev: &CudaDevice,
-        plan: &TrainPlan,
-        params_len: usize,
-        losses: usize,
-        correct: usize,
-    ) -> Result<()> {
-        self.vals.get(dev, plan.vals_len)?;
-        self.grads.get(dev, plan.grads_len)?;
-        self.pgrads.get(dev, params_len)?;
-        self.momentum.get(dev, params_len)?;
-        self.bn.get(dev, plan.bn_len)?;
-        self.scratch64.get(dev, plan.scratch64_len)?;
-        self.conv_part.get(dev, plan.conv_part_len)?;
-        self.losses.get(dev, losses)?;
-        self.correct.get(dev, correct)?;
-        self.sample_loss.get(dev, plan.batch)?;
-        Ok(())
-    }
-}
-
-/// Softmax cross-entropy of the output node's logits against `labels`:
-/// dlogits into the output's gradient, the mean loss into `losses[mean_at]`,
-/// per-sample hits into `correct[correct_at]`.
-fn loss_and_dlogits(
-    dev: &CudaDevice,
-    bufs: &mut TrainBufs,
-    graph: &Graph,
-    plan: &TrainPlan,
-    labels: &DView<'_, i32>,
-    correct_at: &Region,
+/// The training runner of the CUDA backend: views of a lane's training
+/// buffers for each node, the op's CUDA forward / backward.
+struct Runner<'a> {
+    dev: &'a CudaDevice,
+    bufs: &'a mut TrainBufs,
+    params: &'a DeviceBuffer<f32>,
+    /// This step's batch and labels.
+    input: DView<'a, f32>,
+    labels: DView<'a, i32>,
+    /// Where this step's per-sample hits and mean loss go.
+    correct_at: Region,
     mean_at: usize,
-) -> Result<()> {
-    let b = plan.batch;
-    let out = graph.output;
-    let classes = graph.nodes[out].shape.per_sample();
-    let logits = view(
-        slice(&bufs.vals)?,
-        &need(&plan.value[out], "value", "output")?,
-    )?;
-    let mut dl = view_mut(
-        slice_mut(&mut bufs.grads)?,
-        &need(&plan.grad[out], "gradient", "output")?,
-    )?;
-    let mut loss = view_mut(slice_mut(&mut bufs.sample_loss)?, &(0..b))?;
-    let mut correct = view_mut(slice_mut(&mut bufs.correct)?, correct_at)?;
-    let mut mean = view_mut(slice_mut(&mut bufs.losses)?, &(mean_at..mean_at + 1))?;
-    ops::softmax_ce::cuda::softmax_ce(
-        dev,
-        b,
-        classes,
-        &logits,
-        labels,
-        &mut loss,
-        &mut correct,
-        &mut dl,
-        &mut mean,
-    )
 }
 
-fn slice<T>(g: &Grow<T>) -> Result<&DeviceBuffer<T>> {
-    g.slice
-        .as_ref()
-        .ok_or_else(|| Error::Device("internal: buffer not allocated".into()))
+fn internal(what: &str) -> Error {
+    Error::Device(format!("internal: {what}"))
 }
 
-fn slice_mut<T>(g: &mut Grow<T>) -> Result<&mut DeviceBuffer<T>> {
-    g.slice
-        .as_mut()
-        .ok_or_else(|| Error::Device("internal: buffer not allocated".into()))
-}
-
-fn param(slots: &[ParamSlot], p: usize) -> Result<Region> {
-    slots
-        .get(p)
-        .map(|s| s.offset..s.offset + s.len)
-        .ok_or_else(|| Error::Device(format!("internal: no parameter {p}")))
-}
-
-fn need(r: &Option<Region>, what: &str, node: &str) -> Result<Region> {
-    r.clone()
-        .ok_or_else(|| Error::Device(format!("internal: node {node} has no {what} region")))
-}
-
-/// Node `j`'s forward value: the step's input batch or its region.
-fn value_of<'a>(
-    vals: &'a DeviceBuffer<f32>,
-    plan: &TrainPlan,
-    graph: &Graph,
-    input: &DView<'a, f32>,
-    j: NodeId,
-) -> Result<DView<'a, f32>> {
-    if matches!(graph.nodes[j].op, Op::Input(_)) {
-        return Ok(input.slice(..));
+impl Runner<'_> {
+    /// The value region of node `j`, or `None` for the input batch.
+    fn value_region<'p>(
+        &self,
+        graph: &Graph,
+        plan: &'p TrainPlan,
+        j: NodeId,
+    ) -> Result<Option<&'p Region>> {
+        if graph.nodes[j].op.spec().role() == Role::Input {
+            return Ok(None);
+        }
+        plan.nodes[j]
+            .value
+            .as_ref()
+            .map(Some)
+            .ok_or_else(|| internal(&format!("node {} has no value", graph.nodes[j].name)))
     }
-    view(vals, &need(&plan.value[j], "value", &graph.nodes[j].name)?)
 }
 
-fn forward(
-    dev: &CudaDevice,
-    bufs: &mut TrainBufs,
-    params: &DeviceBuffer<f32>,
-    slots: &[ParamSlot],
+/// Views of node `i`'s parameters in `params`.
+fn param_views<'p>(
+    params: &'p DeviceBuffer<f32>,
     graph: &Graph,
     plan: &TrainPlan,
-    input: &DView<'_, f32>,
-) -> Result<()> {
-    let b = plan.batch;
-    let vals = slice_mut(&mut bufs.vals)?;
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let Some(y_r) = plan.value[i].clone() else {
-            continue;
-        };
-        let shape = node.shape.with_n(b);
-        // The forward value regions are disjoint and in node order, so
-        // node i's region lies after every region it reads.
-        let (done, mut rest) = vals.split_at_mut(y_r.start);
-        let mut y = rest
-            .try_slice_mut(0..y_r.len())
-            .ok_or_else(|| region_err(&y_r))?;
-        let x_of = |j: NodeId| -> Result<DView<'_, f32>> {
-            if matches!(graph.nodes[j].op, Op::Input(_)) {
-                return Ok(input.slice(..));
+    i: NodeId,
+) -> Result<Vec<DView<'p, f32>>> {
+    plan.param_regions(graph, i)?
+        .iter()
+        .map(|r| {
+            params
+                .try_slice(r.clone())
+                .ok_or_else(|| internal("parameter region"))
+        })
+        .collect()
+}
+
+impl TrainRunner for Runner<'_> {
+    fn forward(&mut self, graph: &Graph, plan: &TrainPlan, i: NodeId) -> Result<()> {
+        let np = &plan.nodes[i];
+        let out = np
+            .value
+            .clone()
+            .ok_or_else(|| internal("a computed node without a value"))?;
+        let xs = np
+            .reads
+            .iter()
+            .map(|&j| self.value_region(graph, plan, j))
+            .collect::<Result<Vec<_>>>()?;
+        let shapes: Vec<Shape> = np.reads.iter().map(|&j| plan.nodes[j].shape).collect();
+        let params = param_views(self.params, graph, plan, i)?;
+        let dev = self.dev;
+        let bufs = &mut *self.bufs;
+        let partials_in = match &np.partials_in {
+            Some((p, count)) => {
+                let mut v =
+                    disjoint_mut(bufs.stats.buffer_mut(), &[p.psum.clone(), p.psumsq.clone()])?
+                        .into_iter();
+                Some((
+                    CudaPartials {
+                        psum: v.next().expect("psum"),
+                        psumsq: v.next().expect("psumsq"),
+                    },
+                    false,
+                    *count,
+                ))
             }
-            let r = need(&plan.value[j], "value", &graph.nodes[j].name)?;
-            done.try_slice(r.clone()).ok_or_else(|| region_err(&r))
+            None => None,
         };
-        let first = || {
-            node.inputs
-                .first()
-                .copied()
-                .ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
+        let saved = match &np.saved {
+            Some(r) => Some(bufs.saved.view_mut(r)?),
+            None => None,
         };
-        match &node.op {
-            Op::Input(_) => {}
-            Op::Zeros(_) => dev.memset_zeros(&mut y)?,
-            Op::Conv2d(spec) => {
-                let weight = &node.params[0];
-                let (src, relu) = match plan.fused_relu_source[i] {
-                    Some(s) => (s, true),
-                    None => (first()?, false),
-                };
-                let w = view(params, &param(slots, *weight)?)?;
-                let xin = graph.nodes[src].shape.with_n(b);
-                ops::conv2d::cuda::conv2d_forward(dev, spec, xin, &x_of(src)?, &w, &mut y, relu)?;
-            }
-            Op::BatchNorm(spec) => {
-                let (gamma, beta) = (&node.params[0], &node.params[1]);
-                let j = first()?;
-                let g = view(params, &param(slots, *gamma)?)?;
-                let be = view(params, &param(slots, *beta)?)?;
-                let c = spec.channels;
-                let st = need(&plan.bn[i], "statistics", &node.name)?;
-                let bnb = slice_mut(&mut bufs.bn)?;
-                let mut stats = bnb
-                    .try_slice_mut(st.clone())
-                    .ok_or_else(|| region_err(&st))?;
-                let (mut mean, mut inv) = stats.split_at_mut(c);
-                let parts = ops::batchnorm::cuda::batchnorm_parts(shape);
-                let s64 = slice_mut(&mut bufs.scratch64)?;
-                let (mut ps, mut pq) = s64.split_at_mut(parts * c);
-                let mut pq = pq
-                    .try_slice_mut(0..parts * c)
-                    .ok_or_else(|| Error::Device("internal: BN scratch".into()))?;
-                ops::batchnorm::cuda::batchnorm_forward(
+        with_views(
+            bufs.values.buffer_mut(),
+            &self.input,
+            &out,
+            &xs,
+            |y, views| {
+                let mut a = CudaFwd {
                     dev,
-                    spec,
-                    shape,
-                    &x_of(j)?,
-                    &g,
-                    &be,
-                    &mut y,
-                    &mut mean,
-                    &mut inv,
-                    &mut ps,
-                    &mut pq,
-                )?;
-            }
-            Op::Relu(_) => ops::relu::cuda::relu_forward(dev, &x_of(first()?)?, &mut y)?,
-            Op::Pool(spec) => {
-                let j = first()?;
-                let xin = graph.nodes[j].shape.with_n(b);
-                ops::pool::cuda::pool_forward(dev, spec, xin, &x_of(j)?, &mut y)?;
-            }
-            Op::Add(_) => {
-                let xs = node
-                    .inputs
-                    .iter()
-                    .map(|&j| x_of(j))
-                    .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&DView<'_, f32>> = xs.iter().collect();
-                ops::add::cuda::add_forward(dev, &refs, &mut y)?;
-            }
-            Op::Concat(_) => {
-                let xs = node
-                    .inputs
-                    .iter()
-                    .map(|&j| x_of(j))
-                    .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<&DView<'_, f32>> = xs.iter().collect();
-                let channels: Vec<usize> = node
-                    .inputs
-                    .iter()
-                    .map(|&j| graph.nodes[j].shape.c)
-                    .collect();
-                let pixels = b * node.shape.h * node.shape.w;
-                ops::concat::cuda::concat_forward(dev, &refs, &channels, pixels, &mut y)?;
-            }
-            Op::Crop(spec) => {
-                let j = first()?;
-                let xin = graph.nodes[j].shape.with_n(b);
-                ops::crop::cuda::crop_forward(dev, spec, xin, &x_of(j)?, &mut y)?;
-            }
-            Op::GlobalAvgPool(_) => {
-                let j = first()?;
-                let xin = graph.nodes[j].shape.with_n(b);
-                ops::global_avg_pool::cuda::global_avg_pool_forward(dev, xin, &x_of(j)?, &mut y)?;
-            }
-            Op::Linear(spec) => {
-                let (weight, bias) = (&node.params[0], &node.params[1]);
-                let j = first()?;
-                let xin = graph.nodes[j].shape.with_n(b);
-                let w = view(params, &param(slots, *weight)?)?;
-                let bi = view(params, &param(slots, *bias)?)?;
-                ops::linear::cuda::linear_forward(dev, spec, xin, &x_of(j)?, &w, &bi, &mut y)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward(
-    dev: &CudaDevice,
-    bufs: &mut TrainBufs,
-    params: &DeviceBuffer<f32>,
-    params_len: usize,
-    slots: &[ParamSlot],
-    graph: &Graph,
-    plan: &TrainPlan,
-    input: &DView<'_, f32>,
-) -> Result<()> {
-    let b = plan.batch;
-    let n = graph.nodes.len();
-    {
-        let mut pg = view_mut(slice_mut(&mut bufs.pgrads)?, &(0..params_len))?;
-        dev.memset_zeros(&mut pg)?;
-    }
-    // Which nodes hold a gradient so far: the first contribution writes,
-    // later ones add (the CPU's order: readers from the highest id down,
-    // a reader's inputs in order).
-    let mut has = vec![false; n];
-    has[graph.output] = true;
-    let vals = slice(&bufs.vals)?;
-    for i in (0..n).rev() {
-        if !has[i] {
-            continue;
-        }
-        let node = &graph.nodes[i];
-        let dy_r = need(&plan.grad[i], "gradient", &node.name)?;
-        let first = || {
-            node.inputs
-                .first()
-                .copied()
-                .ok_or_else(|| Error::Shape(format!("node {} has no input", node.name)))
-        };
-        let grad_of = |j: NodeId| need(&plan.grad[j], "gradient", &graph.nodes[j].name);
-        match &node.op {
-            Op::Input(_) | Op::Zeros(_) => {}
-            Op::Conv2d(spec) => {
-                let weight = &node.params[0];
-                let (src, relu) = match plan.fused_relu_source[i] {
-                    Some(s) => (s, true),
-                    None => (first()?, false),
+                    inputs: views.iter().copied().zip(shapes.iter().copied()).collect(),
+                    out: y.as_view_mut(),
+                    out_shape: np.shape,
+                    params,
+                    relu_input: np.relu_input,
+                    in_place: None,
+                    partials_out: None,
+                    partials_in,
+                    saved,
+                    pack: None,
                 };
-                let x = value_of(vals, plan, graph, input, src)?;
-                let xin = graph.nodes[src].shape.with_n(b);
-                {
-                    let dy = view(slice(&bufs.grads)?, &dy_r)?;
-                    let mut dw = view_mut(slice_mut(&mut bufs.pgrads)?, &param(slots, *weight)?)?;
-                    let part = slice_mut(&mut bufs.conv_part)?;
-                    let splits = ops::conv2d::cuda::conv2d_backward_weight_splits(spec, xin)?;
-                    let mut part = view_mut(part, &(0..splits * spec.weight_len()))?;
-                    ops::conv2d::cuda::conv2d_backward_weight(
-                        dev, spec, xin, &x, &dy, &mut dw, &mut part, relu,
-                    )?;
-                }
-                if plan.needs_grad[src] {
-                    let w = view(params, &param(slots, *weight)?)?;
-                    let acc = has[src];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(src)?,
-                        &dy_r,
-                        |dx, dy| {
-                            ops::conv2d::cuda::conv2d_backward_input(
-                                dev,
-                                spec,
-                                xin,
-                                dy,
-                                &w,
-                                dx,
-                                relu.then_some(&x),
-                                acc,
-                            )
-                        },
-                    )?;
-                    has[src] = true;
-                }
-            }
-            Op::BatchNorm(spec) => {
-                let (gamma, beta) = (&node.params[0], &node.params[1]);
-                let j = first()?;
-                let x = value_of(vals, plan, graph, input, j)?;
-                let shape = graph.nodes[j].shape.with_n(b);
-                let c = spec.channels;
-                let st = need(&plan.bn[i], "statistics", &node.name)?;
-                let bnb = slice(&bufs.bn)?;
-                let mean = view(bnb, &(st.start..st.start + c))?;
-                let inv = view(bnb, &(st.start + c..st.start + 2 * c))?;
-                let g = view(params, &param(slots, *gamma)?)?;
-                let parts = ops::batchnorm::cuda::batchnorm_parts(shape);
-                let (gr, br) = (param(slots, *gamma)?, param(slots, *beta)?);
-                let acc = has[j] && plan.needs_grad[j];
-                let s64 = slice_mut(&mut bufs.scratch64)?;
-                let (mut pdy, mut rest) = s64.split_at_mut(parts * c);
-                let mut pdyx = rest
-                    .try_slice_mut(0..parts * c)
-                    .ok_or_else(|| Error::Device("internal: BN scratch".into()))?;
-                let pgrads = slice_mut(&mut bufs.pgrads)?;
-                two(pgrads, &gr, &br, |dg, db| {
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| {
-                            ops::batchnorm::cuda::batchnorm_backward(
-                                dev, spec, shape, &x, dy, &mean, &inv, &g, dx, dg, db, &mut pdy,
-                                &mut pdyx, acc,
-                            )
-                        },
-                    )
-                })?;
-                if plan.needs_grad[j] {
-                    has[j] = true;
-                }
-            }
-            Op::Relu(_) => {
-                let j = first()?;
-                if plan.needs_grad[j] {
-                    let x = value_of(vals, plan, graph, input, j)?;
-                    let acc = has[j];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| ops::relu::cuda::relu_backward(dev, &x, dy, dx, acc),
-                    )?;
-                    has[j] = true;
-                }
-            }
-            Op::Pool(spec) => {
-                let j = first()?;
-                if plan.needs_grad[j] {
-                    let x = value_of(vals, plan, graph, input, j)?;
-                    let xs = graph.nodes[j].shape.with_n(b);
-                    let acc = has[j];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| ops::pool::cuda::pool_backward(dev, spec, xs, &x, dy, dx, acc),
-                    )?;
-                    has[j] = true;
-                }
-            }
-            Op::Add(_) => {
-                for &j in &node.inputs {
-                    if !plan.needs_grad[j] {
-                        continue;
-                    }
-                    let acc = has[j];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| {
-                            if acc {
-                                ops::add::cuda::add_into(dev, dx, dy)
-                            } else {
-                                dev.copy_dtod(dy, dx)
-                            }
-                        },
-                    )?;
-                    has[j] = true;
-                }
-            }
-            Op::Concat(_) => {
-                // Input k's gradient is its channel window of dy.
-                let ys = node.shape.with_n(b);
-                let mut c0 = 0;
-                for &j in &node.inputs {
-                    let c = graph.nodes[j].shape.c;
-                    if plan.needs_grad[j] {
-                        let spec = ops::crop::CropSpec {
-                            top: 0,
-                            left: 0,
-                            h: ys.h,
-                            w: ys.w,
-                            c0,
-                            c,
-                        };
-                        let acc = has[j];
-                        dx_dy(
-                            slice_mut(&mut bufs.grads)?,
-                            &grad_of(j)?,
-                            &dy_r,
-                            |dx, dy| ops::crop::cuda::crop_forward_acc(dev, &spec, ys, dy, dx, acc),
-                        )?;
-                        has[j] = true;
-                    }
-                    c0 += c;
-                }
-            }
-            Op::Crop(spec) => {
-                let j = first()?;
-                if plan.needs_grad[j] {
-                    let xs = graph.nodes[j].shape.with_n(b);
-                    let acc = has[j];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| ops::crop::cuda::crop_backward(dev, spec, xs, dy, dx, acc),
-                    )?;
-                    has[j] = true;
-                }
-            }
-            Op::GlobalAvgPool(_) => {
-                let j = first()?;
-                if plan.needs_grad[j] {
-                    let xs = graph.nodes[j].shape.with_n(b);
-                    let acc = has[j];
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| {
-                            ops::global_avg_pool::cuda::global_avg_pool_backward(
-                                dev, xs, dy, dx, acc,
-                            )
-                        },
-                    )?;
-                    has[j] = true;
-                }
-            }
-            Op::Linear(spec) => {
-                let (weight, bias) = (&node.params[0], &node.params[1]);
-                let j = first()?;
-                let x = value_of(vals, plan, graph, input, j)?;
-                let xs = graph.nodes[j].shape.with_n(b);
-                let w = view(params, &param(slots, *weight)?)?;
-                let (wr, br) = (param(slots, *weight)?, param(slots, *bias)?);
-                let acc = has[j] && plan.needs_grad[j];
-                let pgrads = slice_mut(&mut bufs.pgrads)?;
-                two(pgrads, &wr, &br, |dw, db| {
-                    dx_dy(
-                        slice_mut(&mut bufs.grads)?,
-                        &grad_of(j)?,
-                        &dy_r,
-                        |dx, dy| {
-                            ops::linear::cuda::linear_backward(
-                                dev, spec, xs, &x, &w, dy, dx, dw, db, acc,
-                            )
-                        },
-                    )
-                })?;
-                if plan.needs_grad[j] {
-                    has[j] = true;
-                }
-            }
-        }
+                Forward::<Cuda>::forward(&graph.nodes[i].op, &mut a)
+            },
+        )
     }
-    Ok(())
+
+    fn free_value(&mut self, _plan: &TrainPlan, _j: NodeId) {}
+
+    fn loss(&mut self, graph: &Graph, plan: &TrainPlan) -> Result<()> {
+        let out = graph.output;
+        let b = plan.batch;
+        let classes = plan.nodes[out].shape.per_sample();
+        let bufs = &mut *self.bufs;
+        let logits = bufs.values.view(
+            plan.nodes[out]
+                .value
+                .as_ref()
+                .ok_or_else(|| internal("no logits"))?,
+        )?;
+        let mut dl = bufs.grads.view_mut(
+            plan.nodes[out]
+                .grad
+                .as_ref()
+                .ok_or_else(|| internal("no output gradient"))?,
+        )?;
+        let mut loss = bufs.sample_loss.view_mut(&(0..b))?;
+        let mut correct = bufs.correct.view_mut(&self.correct_at)?;
+        let mut mean = bufs.losses.view_mut(&(self.mean_at..self.mean_at + 1))?;
+        crate::ops::softmax_ce::cuda::softmax_ce(
+            self.dev,
+            b,
+            classes,
+            &logits,
+            &self.labels,
+            &mut loss,
+            &mut correct,
+            &mut dl,
+            &mut mean,
+        )
+    }
+
+    fn zero_param_grads(&mut self, plan: &TrainPlan) -> Result<()> {
+        let mut pg = self.bufs.pgrads.view_mut(&(0..plan.params_len))?;
+        self.dev.memset_zeros(&mut pg)
+    }
+
+    fn backward(&mut self, graph: &Graph, plan: &TrainPlan, i: NodeId) -> Result<()> {
+        let node = &graph.nodes[i];
+        let np = &plan.nodes[i];
+        let reads_values = node.op.spec().backward_reads_inputs();
+        let dev = self.dev;
+        let input = self.input;
+        let param_regions = plan.param_regions(graph, i)?;
+        let params = param_views(self.params, graph, plan, i)?;
+        let bufs = &mut *self.bufs;
+        let values = bufs.values.buffer();
+        let inputs = np
+            .reads
+            .iter()
+            .map(|&j| {
+                if !reads_values {
+                    return Ok(None);
+                }
+                if graph.nodes[j].op.spec().role() == Role::Input {
+                    return Ok(Some(input));
+                }
+                let r = plan.nodes[j]
+                    .value
+                    .as_ref()
+                    .ok_or_else(|| internal("value to read"))?;
+                values
+                    .try_slice(r.clone())
+                    .map(Some)
+                    .ok_or_else(|| internal("value region"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let saved = match &np.saved {
+            Some(r) => Some(bufs.saved.view(r)?),
+            None => None,
+        };
+        // The gradient regions: dy first, then each target's.
+        let dy_r = np
+            .grad
+            .clone()
+            .ok_or_else(|| internal("no gradient to propagate"))?;
+        let mut regions = vec![dy_r];
+        regions.extend(np.targets.iter().flatten().map(|t| t.region.clone()));
+        let mut views = disjoint_mut(bufs.grads.buffer_mut(), &regions)?.into_iter();
+        let dy = views.next().expect("dy view");
+        let dx = np
+            .targets
+            .iter()
+            .map(|t| {
+                t.as_ref().map(|t| CudaGrad {
+                    dx: views.next().expect("target view"),
+                    accumulate: t.accumulate,
+                })
+            })
+            .collect();
+        let dparams = disjoint_mut(bufs.pgrads.buffer_mut(), &param_regions)?;
+        let (s32, s64) = np.backward_scratch;
+        let scratch32 = (s32 > 0)
+            .then(|| bufs.scratch32.view_mut(&(0..s32)))
+            .transpose()?;
+        let scratch64 = (s64 > 0)
+            .then(|| bufs.scratch64.view_mut(&(0..s64)))
+            .transpose()?;
+        let mut a = CudaBwd {
+            dev,
+            inputs,
+            in_shapes: np.reads.iter().map(|&j| plan.nodes[j].shape).collect(),
+            params,
+            saved,
+            dy: dy.as_view(),
+            dx,
+            dparams,
+            relu_input: np.relu_input,
+            scratch32,
+            scratch64,
+        };
+        Backward::<Cuda>::backward(&node.op, &mut a)
+    }
+
+    fn merge(&mut self, _plan: &TrainPlan, t: &GradTarget) -> Result<()> {
+        let into = t
+            .merge_into
+            .clone()
+            .ok_or_else(|| internal("merge without a target"))?;
+        let mut v =
+            disjoint_mut(self.bufs.grads.buffer_mut(), &[into, t.region.clone()])?.into_iter();
+        let mut acc = v.next().expect("gradient view");
+        let g = v.next().expect("scratch view");
+        crate::ops::add::cuda::add_into(self.dev, &mut acc, &g.as_view())
+    }
+
+    fn free_grad(&mut self, _plan: &TrainPlan, _i: NodeId) {}
 }
 
 /// One training step's gradients on the GPU, copied back (for tests):
@@ -858,10 +471,22 @@ pub fn gradients(
     labels: &[u32],
 ) -> Result<(f64, Vec<Vec<f32>>)> {
     let b = input.shape.n;
-    let dplan = crate::device::plan::Plan::new(graph, b)?;
     let plan = TrainPlan::new(graph, b)?;
-    let mut flat = vec![0f32; dplan.params_len.max(1)];
-    for (s, p) in dplan.params.iter().zip(params) {
+    if input.shape.with_n(1) != plan.input {
+        return Err(Error::Shape(format!(
+            "input batch {} does not fit the network's input {}",
+            input.shape, plan.input
+        )));
+    }
+    if params.len() != plan.params.len() {
+        return Err(Error::Arg(format!(
+            "{} parameter tensors given, the network has {}",
+            params.len(),
+            plan.params.len()
+        )));
+    }
+    let mut flat = vec![0f32; plan.params_len.max(1)];
+    for (s, p) in plan.params.iter().zip(params) {
         if p.len() != s.len {
             return Err(Error::Arg(format!(
                 "parameter of {} values where the network needs {}",
@@ -871,30 +496,28 @@ pub fn gradients(
         }
         flat[s.offset..s.offset + s.len].copy_from_slice(p);
     }
-    let mut pdev = dev.upload(&flat)?;
+    let pdev = dev.upload(&flat)?;
     let xin = dev.upload(&input.data)?;
     let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
     let lab = dev.upload(&lab)?;
     let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, dplan.params_len, 1, b)?;
-    let xv = xin.as_view();
-    forward(dev, &mut bufs, &pdev, &dplan.params, graph, &plan, &xv)?;
-    loss_and_dlogits(dev, &mut bufs, graph, &plan, &lab.as_view(), &(0..b), 0)?;
-    backward(
-        dev,
-        &mut bufs,
-        &pdev,
-        dplan.params_len,
-        &dplan.params,
-        graph,
-        &plan,
-        &xv,
-    )?;
+    bufs.size_for(dev, &plan, 1, b)?;
+    {
+        let mut runner = Runner {
+            dev,
+            bufs: &mut bufs,
+            params: &pdev,
+            input: xin.as_view(),
+            labels: lab.as_view(),
+            correct_at: 0..b,
+            mean_at: 0,
+        };
+        train_pass(&mut runner, graph, &plan)?;
+    }
     let mut mean = [0f32];
-    dev.copy_dtoh(&view(slice(&bufs.losses)?, &(0..1))?, &mut mean)?;
-    let pg = dev.download(&view(slice(&bufs.pgrads)?, &(0..dplan.params_len))?)?;
-    let _ = &mut pdev;
-    let grads = dplan
+    dev.copy_dtoh(&bufs.losses.view(&(0..1))?, &mut mean)?;
+    let pg = dev.download(&bufs.pgrads.view(&(0..plan.params_len))?)?;
+    let grads = plan
         .params
         .iter()
         .map(|s| pg[s.offset..s.offset + s.len].to_vec())
@@ -904,15 +527,15 @@ pub fn gradients(
 
 /// Reads back the chunk's training results: per cell, the loss of every
 /// step (to catch divergence) and the last step's accuracy.
-pub(crate) fn read_results(
+pub fn read_results(
     dev: &CudaDevice,
     bufs: &TrainBufs,
     count: usize,
     steps: usize,
     batch: usize,
 ) -> Result<Vec<(Vec<f32>, f64)>> {
-    let losses = dev.download(&view(slice(&bufs.losses)?, &(0..count * steps))?)?;
-    let correct = dev.download(&view(slice(&bufs.correct)?, &(0..count * batch))?)?;
+    let losses = dev.download(&bufs.losses.view(&(0..count * steps))?)?;
+    let correct = dev.download(&bufs.correct.view(&(0..count * batch))?)?;
     Ok((0..count)
         .map(|c| {
             let hits = correct[c * batch..(c + 1) * batch]
@@ -962,8 +585,6 @@ where
                 &lane.dev,
                 &mut tb,
                 lane.state.params_mut(),
-                plan.params_len,
-                &plan.params,
                 &graph,
                 &tplan,
                 data,

@@ -23,6 +23,8 @@
 pub mod batches;
 pub mod cpu;
 pub mod cuda;
+pub mod plan;
+pub mod walk;
 
 use crate::error::{Error, Result};
 use crate::ops::softmax_ce::CeStats;

@@ -147,6 +147,24 @@ impl crate::ops::Forward<crate::ops::Cpu> for super::AddOp {
     }
 }
 
+impl crate::ops::Backward<crate::ops::Cpu> for super::AddOp {
+    /// Every input's gradient is `dy`.
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let dy = a.dy;
+        for g in a.dx.iter_mut().flatten() {
+            g.write(|dx| {
+                check_shape("add backward", "dx", dy.shape, dx.shape)?;
+                dx.data
+                    .par_chunks_mut(CHUNK)
+                    .zip(dy.data.par_chunks(CHUNK))
+                    .for_each(|(o, d)| o.copy_from_slice(d));
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

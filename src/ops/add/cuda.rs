@@ -354,3 +354,17 @@ impl crate::ops::Forward<crate::ops::Cuda> for super::AddOp {
         }
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cuda> for super::AddOp {
+    /// Every input's gradient is `dy`: a copy, or an add into what is there.
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        for g in a.dx.iter_mut().flatten() {
+            if g.accumulate {
+                add_into(a.dev, &mut g.dx, &a.dy)?;
+            } else {
+                a.dev.copy_dtod(&a.dy, &mut g.dx)?;
+            }
+        }
+        Ok(())
+    }
+}

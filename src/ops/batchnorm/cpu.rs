@@ -376,6 +376,37 @@ impl crate::ops::Forward<crate::ops::Cpu> for BatchNormSpec {
     }
 }
 
+impl crate::ops::Backward<crate::ops::Cpu> for BatchNormSpec {
+    /// Input gradient (always computed: it needs the same sums as γ's and
+    /// β's gradients) and the parameter gradients, from the saved mean and
+    /// 1/std.
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let c = self.channels;
+        let x = a.input("batchnorm", 0)?;
+        let gamma = a.param("batchnorm", 0)?;
+        let saved = a.saved.filter(|s| s.len() >= 2 * c).ok_or_else(|| {
+            Error::Shape("batchnorm backward: statistics missing (internal)".into())
+        })?;
+        let st = BnStats {
+            mean: saved[..c].to_vec(),
+            inv_std: saved[c..2 * c].to_vec(),
+        };
+        let dy = a.dy;
+        let (mut dg, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
+        match a.dx.get_mut(0).and_then(Option::as_mut) {
+            Some(g) => {
+                g.write(|dx| batchnorm_backward(self, x, gamma, &st, dy, dx, &mut dg, &mut db))?
+            }
+            None => {
+                let mut dx = Tensor::zeros(x.shape);
+                batchnorm_backward(self, x, gamma, &st, dy, &mut dx, &mut dg, &mut db)?;
+            }
+        }
+        a.add_param_grad("batchnorm", 0, &dg)?;
+        a.add_param_grad("batchnorm", 1, &db)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -334,9 +334,10 @@ pub fn batchnorm_forward(
 /// Training-mode BatchNorm backward, with `x̂ = (x − mean)·inv_std` and
 /// `M = n·h·w`: `dbeta = Σ dy`, `dgamma = Σ dy·x̂` (per channel, f64
 /// partials reduced in a fixed order: deterministic), and
-/// `dx = (accumulate ? dx : 0) + gamma·inv_std·(dy − dbeta/M − x̂·dgamma/M)`.
-/// Three launches, no host synchronisation; errors (nothing launched) when
-/// a buffer does not match the layout.
+/// `dx = (accumulate ? dx : 0) + gamma·inv_std·(dy − dbeta/M − x̂·dgamma/M)`
+/// (`dx` is `Some((dx, accumulate))`; `None` when the input needs no
+/// gradient). Three launches (two without `dx`), no host synchronisation;
+/// errors (nothing launched) when a buffer does not match the layout.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     dev: &CudaDevice,
@@ -347,16 +348,17 @@ pub fn batchnorm_backward(
     mean: &DView<'_, f32>,
     inv_std: &DView<'_, f32>,
     gamma: &DView<'_, f32>,
-    dx: &mut DViewMut<'_, f32>,
+    dx: Option<(&mut DViewMut<'_, f32>, bool)>,
     dgamma: &mut DViewMut<'_, f32>,
     dbeta: &mut DViewMut<'_, f32>,
     pdy: &mut DViewMut<'_, f64>,
     pdyx: &mut DViewMut<'_, f64>,
-    accumulate: bool,
 ) -> Result<()> {
     let (rows, c) = check_input(spec, shape, x.len())?;
     check_len("output gradient", dy.len(), x.len())?;
-    check_len("input gradient", dx.len(), x.len())?;
+    if let Some((dx, _)) = &dx {
+        check_len("input gradient", dx.len(), x.len())?;
+    }
     check_params(
         c,
         [
@@ -429,13 +431,16 @@ pub fn batchnorm_backward(
     // power of two its tree reduction assumes.
     unsafe { b.launch(cfg) }?;
 
+    let Some((dx, accumulate)) = dx else {
+        return Ok(());
+    };
     let f = dev.function("batchnorm_backward", "bnb_dx")?;
     let (total, inv_rows, acc) = (x.len() as i32, 1.0f32 / rows as f32, i32::from(accumulate));
     let (dgamma, dbeta) = (dgamma.as_view(), dbeta.as_view());
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(dy)
-        .arg(dx)
+        .arg(&*dx)
         .arg(&total)
         .arg(&c_i)
         .arg(mean)
@@ -586,6 +591,42 @@ impl crate::ops::Forward<crate::ops::Cuda> for BatchNormSpec {
                 dest,
             ),
         }
+    }
+}
+
+impl crate::ops::Backward<crate::ops::Cuda> for BatchNormSpec {
+    /// γ's and β's gradients by f64 partial sums (into the f64 scratch),
+    /// then the input gradient when asked for.
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let internal =
+            |what: &str| Error::Shape(format!("batchnorm backward: no {what} (internal)"));
+        let c = self.channels;
+        let x = a.input("batchnorm", 0)?;
+        let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
+        let gamma = a.param("batchnorm", 0)?;
+        let saved = a.saved.ok_or_else(|| internal("statistics"))?;
+        let mean = saved.try_slice(0..c).ok_or_else(|| internal("mean"))?;
+        let inv_std = saved.try_slice(c..2 * c).ok_or_else(|| internal("1/std"))?;
+        let parts = batchnorm_parts(xs);
+        let scratch = a.scratch64.as_mut().ok_or_else(|| internal("scratch"))?;
+        let (mut pdy, rest) = scratch
+            .try_split_at_mut(parts * c)
+            .ok_or_else(|| internal("scratch of 2·parts·c"))?;
+        let mut pdyx = rest
+            .into_slice_mut(0..parts * c)
+            .ok_or_else(|| internal("scratch of 2·parts·c"))?;
+        let (dg, db) = a.dparams.split_at_mut(1);
+        let (dg, db) = (
+            dg.first_mut().ok_or_else(|| internal("γ gradient"))?,
+            db.first_mut().ok_or_else(|| internal("β gradient"))?,
+        );
+        let dx =
+            a.dx.get_mut(0)
+                .and_then(Option::as_mut)
+                .map(|g| (&mut g.dx, g.accumulate));
+        batchnorm_backward(
+            a.dev, self, xs, &x, &a.dy, &mean, &inv_std, &gamma, dx, dg, db, &mut pdy, &mut pdyx,
+        )
     }
 }
 

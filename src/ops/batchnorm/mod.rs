@@ -116,6 +116,10 @@ impl crate::ops::spec::OpSpec for BatchNormSpec {
     fn saved_len(&self, _out: Shape) -> usize {
         2 * self.channels
     }
+    /// The f64 partial sums of `dy` and `dy·x̂` of the CUDA backward.
+    fn backward_scratch(&self, input: Shape) -> Result<(usize, usize)> {
+        Ok((0, 2 * cuda::batchnorm_parts(input) * self.channels))
+    }
 }
 
 #[cfg(test)]

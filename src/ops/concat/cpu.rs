@@ -45,3 +45,27 @@ impl crate::ops::Forward<crate::ops::Cpu> for super::ConcatOp {
         concat_forward(&a.inputs, a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cpu> for super::ConcatOp {
+    /// Input `k`'s gradient is its channel window of `dy`.
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let dy = a.dy;
+        let mut c0 = 0;
+        for (k, g) in a.dx.iter_mut().enumerate() {
+            let c = a.in_shapes[k].c;
+            if let Some(g) = g {
+                let spec = crate::ops::crop::CropSpec {
+                    top: 0,
+                    left: 0,
+                    h: dy.shape.h,
+                    w: dy.shape.w,
+                    c0,
+                    c,
+                };
+                g.write(|dx| crate::ops::crop::cpu::crop_forward(&spec, dy, dx))?;
+            }
+            c0 += c;
+        }
+        Ok(())
+    }
+}

@@ -7,6 +7,7 @@
 //! output pixel.
 
 use crate::device::cuda::{DView, DViewMut};
+use crate::tensor::Shape;
 
 use crate::device::cuda::CudaDevice;
 use crate::error::{Error, Result};
@@ -78,5 +79,44 @@ impl crate::ops::Forward<crate::ops::Cuda> for super::ConcatOp {
         let channels: Vec<usize> = a.inputs.iter().map(|(_, s)| s.c).collect();
         let s = a.out_shape;
         concat_forward(a.dev, &refs, &channels, s.n * s.h * s.w, &mut a.out)
+    }
+}
+
+impl crate::ops::Backward<crate::ops::Cuda> for super::ConcatOp {
+    /// Input `k`'s gradient is its channel window of `dy` (a crop).
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let ys = a.in_shapes.iter().fold(
+            Shape::new(
+                a.in_shapes.first().map_or(0, |s| s.n),
+                a.in_shapes.first().map_or(0, |s| s.h),
+                a.in_shapes.first().map_or(0, |s| s.w),
+                0,
+            ),
+            |acc, s| Shape::new(acc.n, acc.h, acc.w, acc.c + s.c),
+        );
+        let mut c0 = 0;
+        for (k, g) in a.dx.iter_mut().enumerate() {
+            let c = a.in_shapes[k].c;
+            if let Some(g) = g {
+                let spec = crate::ops::crop::CropSpec {
+                    top: 0,
+                    left: 0,
+                    h: ys.h,
+                    w: ys.w,
+                    c0,
+                    c,
+                };
+                crate::ops::crop::cuda::crop_forward_acc(
+                    a.dev,
+                    &spec,
+                    ys,
+                    &a.dy,
+                    &mut g.dx,
+                    g.accumulate,
+                )?;
+            }
+            c0 += c;
+        }
+        Ok(())
     }
 }

@@ -1215,3 +1215,30 @@ impl crate::ops::Forward<crate::ops::Cpu> for Conv2dSpec {
         Ok(())
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cpu> for Conv2dSpec {
+    /// The weight gradient (of the ReLU'd input, when the conv applied the
+    /// ReLU), then the input gradient, masked by that ReLU.
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let x = a.input("conv2d", 0)?;
+        let w = a.param("conv2d", 0)?;
+        let (dy, relu) = (a.dy, a.relu_input);
+        let mut dw = vec![0.0f32; w.len()];
+        if relu {
+            conv2d_backward_weight_relu_input(self, x, dy, &mut dw)?;
+        } else {
+            conv2d_backward_weight(self, x, dy, &mut dw)?;
+        }
+        a.add_param_grad("conv2d", 0, &dw)?;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            g.write(|dx| {
+                conv2d_backward_input(self, x.shape, dy, w, dx)?;
+                if relu {
+                    crate::ops::relu::cpu::relu_backward_inplace(x, dx)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}

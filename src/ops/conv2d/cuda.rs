@@ -434,6 +434,41 @@ impl crate::ops::Forward<crate::ops::Cuda> for Conv2dSpec {
     }
 }
 
+impl crate::ops::Backward<crate::ops::Cuda> for Conv2dSpec {
+    /// The weight gradient (split-K into the f32 scratch, reduced in a
+    /// fixed order), then the input gradient, masked by the ReLU the conv
+    /// applied, if any.
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let internal = |what: &str| Error::Shape(format!("conv2d backward: no {what} (internal)"));
+        let x = a.input("conv2d", 0)?;
+        let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
+        let w = a.param("conv2d", 0)?;
+        let splits = conv2d_backward_weight_splits(self, xs)?;
+        let part = a.scratch32.as_mut().ok_or_else(|| internal("scratch"))?;
+        let mut part = part
+            .try_slice_mut(0..splits * self.weight_len())
+            .ok_or_else(|| internal("scratch of the split weight gradient"))?;
+        let dw = a
+            .dparams
+            .get_mut(0)
+            .ok_or_else(|| internal("weight gradient"))?;
+        conv2d_backward_weight(a.dev, self, xs, &x, &a.dy, dw, &mut part, a.relu_input)?;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            conv2d_backward_input(
+                a.dev,
+                self,
+                xs,
+                &a.dy,
+                &w,
+                &mut g.dx,
+                a.relu_input.then_some(&x),
+                g.accumulate,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,6 +268,13 @@ impl crate::ops::spec::OpSpec for Conv2dSpec {
     fn backward_reads_inputs(&self) -> bool {
         true
     }
+    /// The split-K partial weight gradients of the CUDA backward.
+    fn backward_scratch(&self, input: Shape) -> Result<(usize, usize)> {
+        Ok((
+            cuda::conv2d_backward_weight_splits(self, input)? * self.weight_len(),
+            0,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,17 @@ impl crate::ops::Forward<crate::ops::Cpu> for CropSpec {
     }
 }
 
+impl crate::ops::Backward<crate::ops::Cpu> for CropSpec {
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let dy = a.dy;
+        let xs = a.in_shapes[0];
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            g.write(|dx| crop_backward(self, xs, dy, dx))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod backward_tests {
     use super::*;

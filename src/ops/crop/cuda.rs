@@ -138,3 +138,13 @@ impl crate::ops::Forward<crate::ops::Cuda> for CropSpec {
         crop_forward(a.dev, self, xs, &x, &mut a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cuda> for CropSpec {
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let xs = a.in_shapes[0];
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            crop_backward(a.dev, self, xs, &a.dy, &mut g.dx, g.accumulate)?;
+        }
+        Ok(())
+    }
+}

@@ -61,3 +61,13 @@ impl crate::ops::Forward<crate::ops::Cpu> for super::GlobalAvgPoolOp {
         global_avg_pool_forward(a.input("global_avg_pool", 0)?, a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cpu> for super::GlobalAvgPoolOp {
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let dy = a.dy;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            g.write(|dx| global_avg_pool_backward(dy, dx))?;
+        }
+        Ok(())
+    }
+}

@@ -81,3 +81,13 @@ impl crate::ops::Forward<crate::ops::Cuda> for super::GlobalAvgPoolOp {
         global_avg_pool_forward(a.dev, xs, &x, &mut a.out).map(|_| ())
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cuda> for super::GlobalAvgPoolOp {
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let xs = a.in_shapes[0];
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            global_avg_pool_backward(a.dev, xs, &a.dy, &mut g.dx, g.accumulate)?;
+        }
+        Ok(())
+    }
+}

@@ -38,3 +38,10 @@ impl<B: super::Backend> super::Forward<B> for InputOp {
         ))
     }
 }
+
+/// The input has no inputs and no parameters: nothing flows back from it.
+impl<B: super::BackendBwd> super::Backward<B> for InputOp {
+    fn backward(&self, _: &mut B::Bwd<'_>) -> Result<()> {
+        Ok(())
+    }
+}

@@ -115,3 +115,19 @@ impl crate::ops::Forward<crate::ops::Cpu> for LinearSpec {
         linear_forward(self, x, w, b, a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cpu> for LinearSpec {
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let x = a.input("linear", 0)?;
+        let w = a.param("linear", 0)?;
+        let dy = a.dy;
+        let mut dw = vec![0.0f32; w.len()];
+        let mut db = vec![0.0f32; self.outputs];
+        match a.dx.get_mut(0).and_then(Option::as_mut) {
+            Some(g) => g.write(|dx| linear_backward(self, x, w, dy, Some(dx), &mut dw, &mut db))?,
+            None => linear_backward(self, x, w, dy, None, &mut dw, &mut db)?,
+        }
+        a.add_param_grad("linear", 0, &dw)?;
+        a.add_param_grad("linear", 1, &db)
+    }
+}

@@ -50,8 +50,10 @@ pub fn linear_forward(
 /// `dw[i][o] = Σ_b x[b][i]·dy[b][o]`, `db[o] = Σ_b dy[b][o]` (every sum in
 /// f64 in index order, one thread per value: deterministic). `dw` and `db`
 /// are overwritten. Layouts as the forward's, `dy` f32 `[n][outputs]`, `dx`
-/// like `x`, `dw` like `w`, `db` like the bias. Two launches; errors
-/// (before any launch) on lengths that do not match.
+/// like `x`, `dw` like `w`, `db` like the bias; `dx` is `Some((dx,
+/// accumulate))`, or `None` when the input needs no gradient. Two launches
+/// (one without `dx`); errors (before any launch) on lengths that do not
+/// match.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dev: &CudaDevice,
@@ -60,14 +62,15 @@ pub fn linear_backward(
     x: &DView<'_, f32>,
     w: &DView<'_, f32>,
     dy: &DView<'_, f32>,
-    dx: &mut DViewMut<'_, f32>,
+    dx: Option<(&mut DViewMut<'_, f32>, bool)>,
     dw: &mut DViewMut<'_, f32>,
     db: &mut DViewMut<'_, f32>,
-    accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(x_shape)?;
     check_len("linear backward", "input", x_shape, x.len())?;
-    check_len("linear backward", "input gradient", x_shape, dx.len())?;
+    if let Some((dx, _)) = &dx {
+        check_len("linear backward", "input gradient", x_shape, dx.len())?;
+    }
     check_param("linear backward", "weight", spec.weight_len(), w.len())?;
     check_param(
         "linear backward",
@@ -78,22 +81,24 @@ pub fn linear_backward(
     check_param("linear backward", "bias gradient", spec.outputs, db.len())?;
     check_len("linear backward", "output gradient", out, dy.len())?;
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
-    let acc = i32::from(accumulate);
-    let f = dev.function("linear", "linear_bwd_input")?;
-    let mut lb = dev.launch_builder(&f);
-    lb.arg(dy)
-        .arg(w)
-        .arg(dx)
-        .arg(&n)
-        .arg(&ni)
-        .arg(&no)
-        .arg(&acc);
-    // SAFETY: the arguments match `linear_bwd_input(const float* dy, const
-    // float* w, float* dx, u64 n, u64 inputs, u64 outputs, int accumulate)`;
-    // it reads dy[0..n*outputs), w[0..inputs*outputs) and reads / writes
-    // dx[0..n*inputs), the lengths checked above; dx is an exclusive
-    // borrow, distinct from dy and w.
-    unsafe { lb.launch(grid_1d(n * ni)) }?;
+    if let Some((dx, accumulate)) = dx {
+        let acc = i32::from(accumulate);
+        let f = dev.function("linear", "linear_bwd_input")?;
+        let mut lb = dev.launch_builder(&f);
+        lb.arg(dy)
+            .arg(w)
+            .arg(&*dx)
+            .arg(&n)
+            .arg(&ni)
+            .arg(&no)
+            .arg(&acc);
+        // SAFETY: the arguments match `linear_bwd_input(const float* dy, const
+        // float* w, float* dx, u64 n, u64 inputs, u64 outputs, int accumulate)`;
+        // it reads dy[0..n*outputs), w[0..inputs*outputs) and reads / writes
+        // dx[0..n*inputs), the lengths checked above; dx is an exclusive
+        // borrow, distinct from dy and w.
+        unsafe { lb.launch(grid_1d(n * ni)) }?;
+    }
     let f = dev.function("linear", "linear_bwd_params")?;
     let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(dy).arg(dw).arg(db).arg(&n).arg(&ni).arg(&no);
@@ -111,5 +116,25 @@ impl crate::ops::Forward<crate::ops::Cuda> for LinearSpec {
         let (x, xs) = a.input("linear", 0)?;
         let (w, b) = (a.param("linear", 0)?, a.param("linear", 1)?);
         linear_forward(a.dev, self, xs, &x, &w, &b, &mut a.out).map(|_| ())
+    }
+}
+
+impl crate::ops::Backward<crate::ops::Cuda> for LinearSpec {
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let internal =
+            |what: &str| crate::Error::Shape(format!("linear backward: no {what} (internal)"));
+        let x = a.input("linear", 0)?;
+        let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
+        let w = a.param("linear", 0)?;
+        let (dw, db) = a.dparams.split_at_mut(1);
+        let (dw, db) = (
+            dw.first_mut().ok_or_else(|| internal("weight gradient"))?,
+            db.first_mut().ok_or_else(|| internal("bias gradient"))?,
+        );
+        let dx =
+            a.dx.get_mut(0)
+                .and_then(Option::as_mut)
+                .map(|g| (&mut g.dx, g.accumulate));
+        linear_backward(a.dev, self, xs, &x, &w, &a.dy, dx, dw, db)
     }
 }

@@ -250,6 +250,19 @@ impl crate::ops::Forward<crate::ops::Cpu> for PoolSpec {
     }
 }
 
+impl crate::ops::Backward<crate::ops::Cpu> for PoolSpec {
+    /// Max pooling reads its input to find each window's arg-max; average
+    /// pooling does not.
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let x = a.inputs.first().copied().flatten();
+        let dy = a.dy;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            g.write(|dx| pool_backward(self, x, dy, dx))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

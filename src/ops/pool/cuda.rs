@@ -12,7 +12,7 @@ use crate::device::cuda::{DView, DViewMut};
 
 use super::{PoolKind, PoolSpec};
 use crate::device::cuda::CudaDevice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::check_len;
 use crate::ops::cuda_launch::{aligned16, grid_1d};
 use crate::tensor::Shape;
@@ -79,20 +79,28 @@ pub fn pool_forward(
 /// pooling passes `dy` to the window's first maximum in scan order (rows
 /// outer, columns inner; the last NaN if any; the first in-bounds tap of a
 /// window of only −inf). `dx = (accumulate ? dx : 0) + Σ`, the windows
-/// summed in f32 in order (oy, then ox). `x` (the forward input, read for
-/// max pooling only) and `dx` have shape `x_shape`; `dy` has the output
-/// shape. Errors (before any launch) on a bad spec or lengths.
+/// summed in f32 in order (oy, then ox). `x` (the forward input, needed
+/// for max pooling only: `None` is allowed for average pooling) and `dx`
+/// have shape `x_shape`; `dy` has the output shape. Errors (before any launch) on a bad spec or lengths.
 pub fn pool_backward(
     dev: &CudaDevice,
     spec: &PoolSpec,
     x_shape: Shape,
-    x: &DView<'_, f32>,
+    x: Option<&DView<'_, f32>>,
     dy: &DView<'_, f32>,
     dx: &mut DViewMut<'_, f32>,
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(x_shape)?;
-    check_len("pool backward", "input", x_shape, x.len())?;
+    match (spec.kind, x) {
+        (_, Some(x)) => check_len("pool backward", "input", x_shape, x.len())?,
+        (PoolKind::Max, None) => {
+            return Err(Error::Arg(
+                "max pool backward needs the forward input".into(),
+            ))
+        }
+        (PoolKind::Avg, None) => {}
+    }
     check_len("pool backward", "input gradient", x_shape, dx.len())?;
     check_len("pool backward", "output gradient", out, dy.len())?;
     let mode: u32 = match spec.kind {
@@ -114,8 +122,14 @@ pub fn pool_backward(
     ]
     .map(|v| v as u64);
     let acc = i32::from(accumulate);
+    let null = crate::device::cuda::NullPtr::new();
     let mut b = dev.launch_builder(&f);
-    b.arg(x).arg(dy).arg(dx);
+    match x {
+        Some(x) => b.arg(x),
+        // Average pooling never reads x (mode != 0 in the kernel).
+        None => b.arg(&null),
+    };
+    b.arg(dy).arg(dx);
     for d in &dims {
         b.arg(d);
     }
@@ -136,5 +150,19 @@ impl crate::ops::Forward<crate::ops::Cuda> for PoolSpec {
     fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
         let (x, xs) = a.input("pool", 0)?;
         pool_forward(a.dev, self, xs, &x, &mut a.out).map(|_| ())
+    }
+}
+
+impl crate::ops::Backward<crate::ops::Cuda> for PoolSpec {
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let x = a.inputs.first().copied().flatten();
+        let xs = *a
+            .in_shapes
+            .first()
+            .ok_or_else(|| Error::Shape("pool backward: no input shape (internal)".into()))?;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            pool_backward(a.dev, self, xs, x.as_ref(), &a.dy, &mut g.dx, g.accumulate)?;
+        }
+        Ok(())
     }
 }

@@ -92,3 +92,14 @@ impl crate::ops::Forward<crate::ops::Cpu> for super::ReluOp {
         relu_forward(a.input("relu", 0)?, a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cpu> for super::ReluOp {
+    fn backward(&self, a: &mut crate::ops::CpuBwd<'_>) -> Result<()> {
+        let x = a.input("relu", 0)?;
+        let dy = a.dy;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            g.write(|dx| relu_backward(x, dy, dx))?;
+        }
+        Ok(())
+    }
+}

@@ -106,3 +106,13 @@ impl crate::ops::Forward<crate::ops::Cuda> for super::ReluOp {
         relu_forward(a.dev, &x, &mut a.out)
     }
 }
+
+impl crate::ops::Backward<crate::ops::Cuda> for super::ReluOp {
+    fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        let x = a.input("relu", 0)?;
+        if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
+            relu_backward(a.dev, &x, &a.dy, &mut g.dx, g.accumulate)?;
+        }
+        Ok(())
+    }
+}

@@ -13,3 +13,10 @@ impl crate::ops::Forward<crate::ops::Cpu> for super::ZerosOp {
         Ok(())
     }
 }
+
+/// No gradient flows through `x · 0`.
+impl crate::ops::Backward<crate::ops::Cpu> for super::ZerosOp {
+    fn backward(&self, _: &mut crate::ops::CpuBwd<'_>) -> crate::Result<()> {
+        Ok(())
+    }
+}

@@ -13,3 +13,10 @@ impl crate::ops::Forward<crate::ops::Cuda> for super::ZerosOp {
         zeros_forward(a.dev, &mut a.out)
     }
 }
+
+/// No gradient flows through `x · 0`.
+impl crate::ops::Backward<crate::ops::Cuda> for super::ZerosOp {
+    fn backward(&self, _: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
+        Ok(())
+    }
+}
