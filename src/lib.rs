@@ -12,19 +12,23 @@
 //! # Ok::<(), dasnas::Error>(())
 //! ```
 
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod io;
 pub mod net;
 pub mod ops;
 pub mod score;
+pub mod scorer;
 pub mod space;
 pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
 pub use score::metrics::Scores;
+pub use scorer::{Scorer, Training};
 pub use tensor::{Shape, Tensor};
 
 use std::time::Instant;
@@ -50,11 +54,47 @@ impl CellTiming {
     }
 }
 
-/// The scores of one cell and where its time went.
+/// The scores of one cell, where its time went, and (after fast
+/// training) the training summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellResult {
     pub scores: Scores,
     pub timing: CellTiming,
+    /// Set when the cell was fast-trained before scoring.
+    pub train: Option<train::TrainStats>,
+}
+
+impl CellResult {
+    /// The JSON object `dasnas score` writes for this cell: `arch`, `wot`,
+    /// `d`, `n_units`, `ln_n_units`, `das`, `singular`, `das@A` for each of
+    /// `extra_alphas` (`batch` images), `ms`, and after training
+    /// `train_steps`, `train_loss`, `train_acc`, `train_ms`. On the CPU `ms`
+    /// is the scoring alone and `train_ms` the training; on a GPU both are
+    /// the cell's share of its chunk's wall time, training included.
+    pub fn to_json(&self, arch: &str, extra_alphas: &[f64], batch: usize) -> serde_json::Value {
+        let s = &self.scores;
+        let ms = |secs: f64| (secs * 1e4).round() / 10.0;
+        let mut obj = serde_json::json!({
+            "arch": arch,
+            "wot": s.wot,
+            "d": s.d,
+            "n_units": s.n_units,
+            "ln_n_units": s.ln_n_units,
+            "das": s.das,
+            "singular": s.singular,
+        });
+        for &al in extra_alphas {
+            obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, batch));
+        }
+        if let Some(t) = &self.train {
+            obj["train_steps"] = serde_json::json!(t.steps);
+            obj["train_loss"] = serde_json::json!(t.final_loss);
+            obj["train_acc"] = serde_json::json!(t.final_accuracy);
+            obj["train_ms"] = serde_json::json!(ms(t.seconds));
+        }
+        obj["ms"] = serde_json::json!(ms(self.timing.total_s()));
+        obj
+    }
 }
 
 /// Scores a network: weights from `seed`, BatchNorm in training mode on
@@ -96,6 +136,7 @@ pub fn score_graph_with_params(
             logdet_s: t1.elapsed().as_secs_f64(),
             by_op: fwd.by_op,
         },
+        train: None,
     })
 }
 
@@ -107,123 +148,6 @@ pub fn score_arch(arch: &space::Arch, batch: &Tensor, seed: u64, alpha: f64) -> 
     let mut r = score_graph(&graph, batch, seed, alpha)?;
     r.timing.build_s += build;
     Ok(r)
-}
-
-/// A scoring backend chosen by `--device`: the CPU executor, or the GPU
-/// scorer (several cells in flight, only the scores copied back).
-#[derive(Debug)]
-pub enum Scorer {
-    Cpu { batch: Tensor },
-    Cuda(Box<device::cuda::executor::GpuScorer>),
-}
-
-impl Scorer {
-    /// Opens device `kind` to score `batch` (`lanes` concurrent cell
-    /// pipelines on a GPU). With [`device::DeviceKind::Auto`] a GPU that
-    /// cannot be used (no driver, no GPU, no NVRTC, a kernel that does not
-    /// compile) makes it fall back to the CPU, and the second value is the
-    /// one-line reason to tell the user; an explicit `cuda` fails instead.
-    /// On a GPU the second value carries what the user should know about
-    /// how the kernels were loaded (PTX instead of CUBIN for a GPU newer
-    /// than NVRTC), if anything.
-    pub fn open(
-        kind: device::DeviceKind,
-        batch: Tensor,
-        lanes: usize,
-    ) -> Result<(Scorer, Option<String>)> {
-        use device::DeviceKind;
-        match kind {
-            DeviceKind::Cpu => Ok((Scorer::Cpu { batch }, None)),
-            DeviceKind::Cuda(n) => {
-                let s = Self::open_cuda(n, &batch, lanes)?;
-                let notes = s.device_notes();
-                Ok((s, notes))
-            }
-            DeviceKind::Auto => match Self::open_cuda(0, &batch, lanes) {
-                Ok(s) => {
-                    let notes = s.device_notes();
-                    Ok((s, notes))
-                }
-                Err(e) => Ok((
-                    Scorer::Cpu { batch },
-                    Some(format!("no usable GPU ({e}); running on the CPU")),
-                )),
-            },
-        }
-    }
-
-    fn open_cuda(ordinal: usize, batch: &Tensor, lanes: usize) -> Result<Scorer> {
-        let dev = device::cuda::CudaDevice::open(ordinal)?;
-        let scorer = device::cuda::executor::GpuScorer::new(&dev, batch, lanes)?;
-        Ok(Scorer::Cuda(Box::new(scorer)))
-    }
-
-    /// The GPU's notes on how its kernels were loaded, joined; `None` when
-    /// there are none (or on the CPU).
-    fn device_notes(&self) -> Option<String> {
-        match self {
-            Scorer::Cpu { .. } => None,
-            Scorer::Cuda(g) => {
-                let notes = g.device().notes();
-                (!notes.is_empty()).then(|| notes.join("; "))
-            }
-        }
-    }
-
-    /// Images in the scoring batch (B).
-    pub fn batch_size(&self) -> usize {
-        match self {
-            Scorer::Cpu { batch } => batch.shape.n,
-            Scorer::Cuda(g) => g.batch_size(),
-        }
-    }
-
-    /// `cpu` or `cuda:N (name)`, for messages and bench reports.
-    pub fn describe(&self) -> String {
-        match self {
-            Scorer::Cpu { .. } => "cpu".into(),
-            Scorer::Cuda(g) => {
-                let i = g.device().info();
-                format!("cuda:{} ({})", i.ordinal, i.name)
-            }
-        }
-    }
-
-    /// Scores `archs` (weights from `seed`, DAS with `alpha`), in order. An
-    /// error names the cell it happened in.
-    pub fn score_archs(
-        &mut self,
-        archs: &[&space::Arch],
-        seed: u64,
-        alpha: f64,
-    ) -> Result<Vec<CellResult>> {
-        let named = |a: &space::Arch, e: Error| Error::Data(format!("scoring {a}: {e}"));
-        match self {
-            Scorer::Cpu { batch } => archs
-                .iter()
-                .map(|a| score_arch(a, batch, seed, alpha).map_err(|e| named(a, e)))
-                .collect(),
-            Scorer::Cuda(g) => {
-                let cells = g.score(
-                    archs.len(),
-                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
-                    seed,
-                    alpha,
-                    None,
-                )?;
-                Ok(cells
-                    .into_iter()
-                    .map(|c| CellResult {
-                        scores: c.scores,
-                        timing: CellTiming {
-                            ops_s: c.seconds,
-                            ..Default::default()
-                        },
-                    })
-                    .collect())
-            }
-        }
-    }
 }
 
 /// `../shared/data/<file>` for a unit test, or `None` after telling the

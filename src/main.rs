@@ -1,13 +1,17 @@
-//! The `dasnas` command line: `score`, `eval`, `bench`.
+//! The `dasnas` command line: parses the flags, calls the library, prints.
+//! Every command's work is a library call (`dasnas::Scorer`,
+//! `dasnas::bench`, `dasnas::train`, `dasnas::eval`); this file holds the
+//! flags, their defaults and checks, and the output formats.
 
 use clap::{Args, Parser, Subcommand};
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::error::{Error, Result};
 use dasnas::space::{self, Arch, Space};
 use dasnas::Tensor;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -317,6 +321,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// `Err` unless `v` is a finite number (`what` names the flag).
+fn finite(what: &str, v: f64) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::Arg(format!("{what} {v} is not a finite number")))
+    }
+}
+
+/// Input image size of a space's networks.
+fn image_size(space: Space) -> usize {
+    match space {
+        Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
+        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
+        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
+    }
+}
+
 /// Sets the thread count and loads the scoring batch.
 fn prepare(run: &RunArgs) -> Result<Tensor> {
     if let Some(t) = run.threads {
@@ -328,32 +350,26 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
             .build_global()
             .map_err(|e| Error::Arg(format!("--threads {t}: {e}")))?;
     }
+    if run.init_channels == 0 || run.layers == 0 {
+        return Err(Error::Arg(
+            "--init-channels and --layers must be at least 1".into(),
+        ));
+    }
     if run.batch < 2 {
         return Err(Error::Arg(format!(
             "--batch {} is too small: the kernel matrix needs at least 2 images",
             run.batch
         )));
     }
-    if run.init_channels == 0 || run.layers == 0 {
-        return Err(Error::Arg(
-            "--init-channels and --layers must be at least 1".into(),
-        ));
-    }
-    let size = match run.space {
-        Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
-        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
-        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
-    };
-    if run.data == "gaussian" {
-        Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
-    } else {
-        CifarImages::load(Path::new(&run.data), run.dataset)?
-            .first(run.batch)
-            .map_err(|e| match e {
-                Error::Data(msg) => Error::Data(format!("--data {}: {msg}", run.data)),
-                e => e,
-            })
-    }
+    let source = dasnas::data::BatchSource::parse(&run.data, run.dataset);
+    dasnas::data::scoring_batch(&source, run.batch, image_size(run.space), run.seed).map_err(|e| {
+        match e {
+            Error::Data(m) if source != dasnas::data::BatchSource::Gaussian => {
+                Error::Data(format!("--data {m}"))
+            }
+            e => e,
+        }
+    })
 }
 
 /// Opens the device of `--device` for the scoring batch; prints the
@@ -369,81 +385,43 @@ fn open_scorer(run: &RunArgs, batch: Tensor) -> Result<dasnas::Scorer> {
     Ok(scorer)
 }
 
-fn read_arch_lines(space: Space, path: &Path) -> Result<Vec<Arch>> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Box::new(std::io::BufReader::new(f))
-    };
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        let s = line.trim();
-        if s.is_empty() || s.starts_with('#') {
-            continue;
-        }
-        out.push(
-            Arch::parse(space, s)
-                .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?,
-        );
-    }
-    Ok(out)
-}
-
-/// Architecture strings already in a results file; a partial last line
-/// (a run killed mid-write) is cut off so the file stays valid JSON Lines.
-fn done_archs(path: &Path) -> Result<std::collections::HashSet<String>> {
-    let mut done = std::collections::HashSet::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let complete = match text.rfind('\n') {
-        Some(k) => k + 1,
-        None => 0,
-    };
-    if complete < text.len() {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        f.set_len(complete as u64).map_err(|e| Error::io(path, e))?;
-        eprintln!(
-            "dasnas: {}: dropped an unfinished last line",
-            path.display()
-        );
-    }
-    for (i, line) in text[..complete].lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?;
-        if let Some(a) = v.get("arch").and_then(|a| a.as_str()) {
-            done.insert(a.to_string());
-        }
-    }
-    Ok(done)
-}
-
-fn cmd_score(a: ScoreArgs) -> Result<()> {
+/// The cells `score` is asked for.
+fn score_cells(a: &ScoreArgs) -> Result<Vec<Arch>> {
     let space = a.run.space;
-    let archs: Vec<Arch> = if let Some(s) = &a.arch {
+    let archs = if let Some(s) = &a.arch {
         vec![Arch::parse(space, s)?]
     } else if let Some(p) = &a.archs {
-        read_arch_lines(space, p)?
+        dasnas::io::read_archs(space, p)?
     } else if let Some(n) = a.sample {
         space::sample(space, n, a.run.seed)?
     } else {
         space::enumerate(space)?
     };
-    let archs: Vec<Arch> = archs.into_iter().map(|x| a.run.sized(x)).collect();
+    Ok(archs.into_iter().map(|x| a.run.sized(x)).collect())
+}
+
+fn cmd_score(a: ScoreArgs) -> Result<()> {
+    finite("--alpha", a.alpha)?;
+    for &al in &a.extra_alphas {
+        finite("--extra-alphas", al)?;
+    }
+    let archs = score_cells(&a)?;
     let batch = prepare(&a.run)?;
-    let mut scorer = open_scorer(&a.run, batch.clone())?;
+    let training = if a.train_steps > 0 {
+        Some(training(&a.run, &a.train, a.train_steps)?)
+    } else {
+        None
+    };
+    let mut scorer = open_scorer(&a.run, batch)?;
+    scorer.set_training(training);
     let done = match (&a.out, a.resume) {
-        (Some(p), true) => done_archs(p)?,
+        (Some(p), true) => {
+            let r = dasnas::io::resume(p)?;
+            if r.dropped_partial_line {
+                eprintln!("dasnas: {}: dropped an unfinished last line", p.display());
+            }
+            r.done
+        }
         _ => Default::default(),
     };
     let todo: Vec<&Arch> = archs
@@ -477,212 +455,77 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let training = if a.train_steps > 0 {
-        Some(TrainSetup::load(&a.run, &a.train)?)
-    } else {
-        None
-    };
-    if let (Some(t), dasnas::Scorer::Cuda(g)) = (&training, &mut scorer) {
-        // Train and score on the GPU: the batches of every step uploaded
-        // once, the lanes training different cells at once.
-        let mut batches = t.batches(a.run.seed)?;
-        let data = dasnas::train::cuda::TrainData::upload(
-            g.device(),
-            &mut batches,
-            a.train_steps,
-            t.config,
-        )?;
-        for chunk in todo.chunks(16 * a.run.lanes) {
-            let results = dasnas::train::cuda::score_trained(
-                g,
-                chunk.len(),
-                |i| {
-                    chunk[i]
-                        .network()
-                        .map_err(|e| Error::Data(format!("training and scoring {}: {e}", chunk[i])))
-                },
-                a.run.seed,
-                a.alpha,
-                &data,
-            )?;
-            for (arch, (cell, st)) in chunk.iter().zip(results) {
-                let mut obj = score_json(
-                    &arch.to_string(),
-                    &cell.scores,
-                    &a.extra_alphas,
-                    a.run.batch,
-                );
-                obj["train_steps"] = serde_json::json!(st.steps);
-                obj["train_loss"] = serde_json::json!(st.final_loss);
-                obj["train_acc"] = serde_json::json!(st.final_accuracy);
-                obj["ms"] = serde_json::json!((cell.seconds * 1e4).round() / 10.0);
-                writeln!(out, "{obj}")
-                    .and_then(|_| out.flush())
-                    .map_err(|e| Error::io(&out_name, e))?;
-            }
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-        return Ok(());
-    }
-    if let Some(t) = &training {
-        for arch in todo {
-            let name = arch.to_string();
-            let (r, st) = t
-                .train_and_score(arch, a.train_steps, &batch, a.run.seed, a.alpha)
-                .map_err(|e| Error::Data(format!("training and scoring {name}: {e}")))?;
-            let mut obj = score_json(&name, &r.scores, &a.extra_alphas, a.run.batch);
-            obj["train_steps"] = serde_json::json!(st.steps);
-            obj["train_loss"] = serde_json::json!(st.final_loss);
-            obj["train_acc"] = serde_json::json!(st.final_accuracy);
-            obj["train_ms"] = serde_json::json!((st.seconds * 1e4).round() / 10.0);
-            obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
-            writeln!(out, "{obj}")
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::io(&out_name, e))?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        return Ok(());
-    }
-    // A GPU scores a block of cells at once (its lanes in flight); the CPU
-    // one at a time. Each block is written and flushed before the next
-    // starts, so a killed run loses at most one block.
-    let block = match scorer {
-        dasnas::Scorer::Cpu { .. } => 1,
-        dasnas::Scorer::Cuda(_) => 64 * a.run.lanes,
-    };
-    for chunk in todo.chunks(block) {
-        let results = scorer.score_archs(chunk, a.run.seed, a.alpha)?;
-        for (arch, r) in chunk.iter().zip(results) {
-            let mut obj = score_json(&arch.to_string(), &r.scores, &a.extra_alphas, a.run.batch);
-            obj["ms"] = serde_json::json!((r.timing.total_s() * 1e4).round() / 10.0);
+    // Each block is written and flushed before the next starts, so a
+    // killed run loses at most one block.
+    for block in todo.chunks(scorer.block_size()) {
+        let results = scorer.score_archs(block, a.run.seed, a.alpha)?;
+        for (arch, r) in block.iter().zip(results) {
+            let obj = r.to_json(&arch.to_string(), &a.extra_alphas, a.run.batch);
             writeln!(out, "{obj}")
                 .and_then(|_| out.flush())
                 .map_err(|e| Error::io(&out_name, e))?;
         }
-        bar.inc(chunk.len() as u64);
+        bar.inc(block.len() as u64);
     }
     bar.finish_and_clear();
     Ok(())
 }
 
-/// The JSON object of one scored cell (without timing fields).
-fn score_json(
-    arch: &str,
-    s: &dasnas::Scores,
-    extra_alphas: &[f64],
-    batch: usize,
-) -> serde_json::Value {
-    let mut obj = serde_json::json!({
-        "arch": arch,
-        "wot": s.wot,
-        "d": s.d,
-        "n_units": s.n_units,
-        "ln_n_units": s.ln_n_units,
-        "das": s.das,
-        "singular": s.singular,
-    });
-    for &al in extra_alphas {
-        obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, batch));
-    }
-    obj
-}
-
-/// The training images and the records batches are drawn from.
-struct TrainSetup {
-    images: CifarImages,
-    pool: Vec<usize>,
-    batch: usize,
-    config: dasnas::train::SgdConfig,
-    augment: dasnas::train::batches::Augment,
-}
-
-impl TrainSetup {
-    fn load(run: &RunArgs, t: &TrainOpts) -> Result<Self> {
-        let (path, same_as_data) = match &t.train_data {
+/// The fast training of `--train-steps` from the training flags: images of
+/// `--train-data` (default: the `--data` file), records of
+/// `--train-records` (default: all, but the scoring batch's when training
+/// on the scoring file).
+fn training(run: &RunArgs, t: &TrainOpts, steps: usize) -> Result<dasnas::Training> {
+    let (path, same_as_data) =
+        match &t.train_data {
             Some(p) => (p.clone(), Path::new(&run.data) == p.as_path()),
             None if run.data == "gaussian" => return Err(Error::Arg(
                 "training needs labelled images: give --train-data FILE (a CIFAR binary file), \
-                     or a CIFAR --data file to train on its records after the scoring batch"
+                 or a CIFAR --data file to train on its records after the scoring batch"
                     .into(),
             )),
             None => (PathBuf::from(&run.data), true),
         };
-        let images = CifarImages::load(&path, run.dataset)?;
-        let range = match &t.train_records {
-            Some(spec) => parse_range(spec, images.len())?,
-            None if same_as_data => run.batch.min(images.len())..images.len(),
-            None => 0..images.len(),
-        };
-        if range.is_empty() {
-            return Err(Error::Arg(format!(
-                "no training records: {} has {} records and the scoring batch takes the first {} \
-                 (give --train-records START:END or another --train-data)",
-                path.display(),
-                images.len(),
-                run.batch
-            )));
-        }
-        if t.train_batch == 0 {
-            return Err(Error::Arg("--train-batch must be at least 1".into()));
-        }
-        let config = dasnas::train::SgdConfig {
-            lr: t.lr,
-            momentum: t.momentum,
-            nesterov: t.nesterov,
-            weight_decay: t.wd,
-            schedule: t.lr_schedule,
-        };
-        config
-            .validate()
-            .map_err(|e| Error::Arg(format!("training options: {e}")))?;
-        Ok(TrainSetup {
-            images,
-            pool: range.collect(),
-            batch: t.train_batch,
-            config,
-            augment: dasnas::train::batches::Augment {
-                crop: t.augment,
-                flip: t.augment,
-            },
-        })
+    for (flag, v) in [("--lr", t.lr), ("--momentum", t.momentum), ("--wd", t.wd)] {
+        finite(flag, v)?;
     }
-
-    fn batches(&self, seed: u64) -> Result<dasnas::train::batches::LabelledBatches<'_>> {
-        dasnas::train::batches::LabelledBatches::new(
-            &self.images,
-            self.pool.clone(),
-            self.batch,
-            seed,
-            self.augment,
-        )
+    if t.train_batch == 0 {
+        return Err(Error::Arg("--train-batch must be at least 1".into()));
     }
-
-    /// Weights from `seed`, `steps` SGD steps on batches drawn with `seed`,
-    /// then the scores on `batch`.
-    fn train_and_score(
-        &self,
-        arch: &Arch,
-        steps: usize,
-        batch: &Tensor,
-        seed: u64,
-        alpha: f64,
-    ) -> Result<(dasnas::CellResult, dasnas::train::TrainStats)> {
-        let graph = arch.network()?;
-        let mut params = dasnas::net::init::init_params(&graph, seed);
-        let mut batches = self.batches(seed)?;
-        let st = dasnas::train::train_cpu(
-            &graph,
-            &mut params,
-            &mut batches,
-            &self.config,
-            steps,
-            |_, _| Ok(()),
-        )?;
-        let r = dasnas::score_graph_with_params(&graph, &params, batch, alpha)?;
-        Ok((r, st))
+    let images = CifarImages::load(&path, run.dataset)?;
+    let range = match &t.train_records {
+        Some(spec) => parse_range(spec, images.len())?,
+        None if same_as_data => run.batch.min(images.len())..images.len(),
+        None => 0..images.len(),
+    };
+    if range.is_empty() {
+        return Err(Error::Arg(format!(
+            "no training records: {} has {} records and the scoring batch takes the first {} \
+             (give --train-records START:END or another --train-data)",
+            path.display(),
+            images.len(),
+            run.batch
+        )));
     }
+    let config = dasnas::train::SgdConfig {
+        lr: t.lr,
+        momentum: t.momentum,
+        nesterov: t.nesterov,
+        weight_decay: t.wd,
+        schedule: t.lr_schedule,
+    };
+    let augment = dasnas::train::batches::Augment {
+        crop: t.augment,
+        flip: t.augment,
+    };
+    dasnas::Training::new(
+        Arc::new(images),
+        Some(range),
+        steps,
+        t.train_batch,
+        config,
+        augment,
+    )
 }
 
 /// `START:END` (END exclusive) within `0..len`.
@@ -709,51 +552,53 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
                 .into(),
         ));
     }
+    finite("--alpha", a.alpha)?;
     let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?);
     let batch = prepare(&a.run)?;
-    let setup = TrainSetup::load(&a.run, &a.train)?;
+    let setup = training(&a.run, &a.train, a.steps.max(1))?;
     let graph = arch.network()?;
     let mut params = dasnas::net::init::init_params(&graph, a.run.seed);
     let mut batches = setup.batches(a.run.seed)?;
     let f = std::fs::File::create(&a.record).map_err(|e| Error::io(&a.record, e))?;
     let mut out = std::io::BufWriter::new(f);
     let name = a.record.display().to_string();
-    let scores = |params: &[Vec<f32>]| -> Result<serde_json::Value> {
-        let s = dasnas::score_graph_with_params(&graph, params, &batch, a.alpha)?.scores;
-        Ok(serde_json::json!({
-            "wot": s.wot, "d": s.d, "n_units": s.n_units, "das": s.das, "singular": s.singular,
-        }))
-    };
-    let mut write = |obj: serde_json::Value| -> Result<()> {
-        writeln!(out, "{obj}")
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::io(&name, e))
-    };
-    let mut first = serde_json::json!({"step": 0, "arch": arch.to_string(), "loss": null, "acc": null, "lr": null});
-    merge(&mut first, scores(&params)?);
-    write(first)?;
-    let steps = a.steps;
-    let every = a.every;
-    let mut step_s = Vec::with_capacity(steps);
-    let st = dasnas::train::train_cpu(
+    let arch_name = arch.to_string();
+    let (st, step_s) = dasnas::train::train_recorded(
         &graph,
         &mut params,
         &mut batches,
         &setup.config,
-        steps,
-        |s, p| {
-            step_s.push(s.seconds);
+        a.steps,
+        a.every,
+        &batch,
+        a.alpha,
+        |r| {
             let mut obj = serde_json::json!({
-                "step": s.step,
-                "loss": s.loss,
-                "acc": s.accuracy,
-                "lr": s.lr,
-                "ms": (s.seconds * 1e4).round() / 10.0,
+                "step": r.step,
+                "loss": r.loss,
+                "acc": r.accuracy,
+                "lr": r.lr,
             });
-            if (every > 0 && s.step % every == 0) || s.step == steps {
-                merge(&mut obj, scores(p)?);
+            if r.step == 0 {
+                obj["arch"] = serde_json::json!(arch_name);
             }
-            write(obj)
+            if let Some(s) = r.seconds {
+                obj["ms"] = serde_json::json!((s * 1e4).round() / 10.0);
+            }
+            if let Some(s) = r.scores {
+                for (k, v) in [
+                    ("wot", serde_json::json!(s.wot)),
+                    ("d", serde_json::json!(s.d)),
+                    ("n_units", serde_json::json!(s.n_units)),
+                    ("das", serde_json::json!(s.das)),
+                    ("singular", serde_json::json!(s.singular)),
+                ] {
+                    obj[k] = v;
+                }
+            }
+            writeln!(out, "{obj}")
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io(&name, e))
         },
     )?;
     // Steps/s over the steps alone (scoring excluded), without the first
@@ -775,13 +620,6 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         st.final_accuracy
     );
     Ok(())
-}
-
-/// Adds `extra`'s fields to the JSON object `obj`.
-fn merge(obj: &mut serde_json::Value, extra: serde_json::Value) {
-    if let (Some(o), serde_json::Value::Object(e)) = (obj.as_object_mut(), extra) {
-        o.extend(e);
-    }
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
@@ -885,294 +723,59 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.cells == 0 {
         return Err(Error::Arg("--cells must be at least 1".into()));
     }
-    let batch = prepare(&a.run)?;
-    if a.train_steps > 0 {
-        return bench_training(&a, batch);
-    }
-    if let dasnas::Scorer::Cuda(g) = open_scorer(&a.run, batch.clone())? {
-        return bench_cuda(*g, &a);
-    }
-    let archs: Vec<Arch> = space::sample(a.run.space, a.cells + 1, a.run.seed)?
-        .into_iter()
-        .map(|x| a.run.sized(x))
-        .collect();
-    let threads = rayon::current_num_threads();
-    eprintln!(
-        "dasnas bench: {:?}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",
-        a.run.space, a.cells, a.run.batch, threads
-    );
-    // Warm-up: page in the buffers and the code paths.
-    dasnas::score_arch(&archs[0], &batch, a.run.seed, 1.0)?;
-    let mut sum = dasnas::CellTiming::default();
-    let mut flops = 0u64;
-    let start = std::time::Instant::now();
-    for arch in &archs[1..] {
-        let graph = arch.network()?;
-        flops += graph.flops(a.run.batch);
-        let r = dasnas::score_arch(arch, &batch, a.run.seed, 1.0)?;
-        sum.build_s += r.timing.build_s;
-        sum.ops_s += r.timing.ops_s;
-        sum.codes_s += r.timing.codes_s;
-        sum.logdet_s += r.timing.logdet_s;
-        for (k, t) in r.timing.by_op {
-            match sum.by_op.iter_mut().find(|(kk, _)| *kk == k) {
-                Some((_, tt)) => *tt += t,
-                None => sum.by_op.push((k, t)),
-            }
-        }
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let n = a.cells as f64;
-    sum.by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total = sum.total_s();
-    let share = |t: f64| 100.0 * t / total;
-    println!("phase            ms/cell   share");
-    for (name, t) in [
-        ("build+init", sum.build_s),
-        ("forward ops", sum.ops_s),
-        ("codes+hamming", sum.codes_s),
-        ("logdet", sum.logdet_s),
-    ] {
-        println!("{name:<15} {:>8.2} {:>6.1}%", 1e3 * t / n, share(t));
-        if name == "forward ops" {
-            for (k, t) in &sum.by_op {
-                println!("  {k:<13} {:>8.2} {:>6.1}%", 1e3 * t / n, share(*t));
-            }
-        }
-    }
-    println!(
-        "cells/s {:.3}   ms/cell {:.1}   conv+linear GFLOP/s {:.1}",
-        n / wall,
-        1e3 * wall / n,
-        flops as f64 / sum.ops_s / 1e9
-    );
-    let json = serde_json::json!({
-        "space": format!("{:?}", a.run.space).to_lowercase(),
-        "device": "cpu",
-        "threads": threads,
-        "batch": a.run.batch,
-        "cells": a.cells,
-        "cells_per_s": n / wall,
-        "ms_per_cell": 1e3 * wall / n,
-        "forward_ms": 1e3 * sum.ops_s / n,
-        "codes_hamming_ms": 1e3 * sum.codes_s / n,
-        "logdet_ms": 1e3 * sum.logdet_s / n,
-        "build_ms": 1e3 * sum.build_s / n,
-        "gflop_per_cell": flops as f64 / n / 1e9,
-    });
-    println!("{json}");
-    Ok(())
-}
-
-/// `bench --train-steps K`: fast training throughput on the device of
-/// `--device`, cells `sample(cells, seed)` (a first cell trained 2 steps
-/// untimed), SGD with lr 0.1, momentum 0.9, weight decay 5e-4, cosine.
-fn bench_training(a: &BenchArgs, batch: Tensor) -> Result<()> {
-    use dasnas::train::batches::{Augment, LabelledBatches};
-    if a.train_batch == 0 {
+    if a.train_steps > 0 && a.train_batch == 0 {
         return Err(Error::Arg("--train-batch must be at least 1".into()));
     }
-    let archs: Vec<Arch> = space::sample(a.run.space, a.cells, a.run.seed)?
-        .into_iter()
-        .map(|x| a.run.sized(x))
-        .collect();
-    // Seeded synthetic CIFAR records: 10 classes, random pixels.
-    let records = (4 * a.train_batch).max(256);
-    let mut bytes = Vec::with_capacity(records * 3073);
-    let key = dasnas::net::rng::stream_key(a.run.seed, 0x7261_696e);
-    for r in 0..records {
-        bytes.push((r % 10) as u8);
-        bytes.extend(
-            (0..3072u64).map(|i| (dasnas::net::rng::bits(key, (r as u64) * 3072 + i) >> 56) as u8),
-        );
+    let batch = prepare(&a.run)?;
+    let space_name = format!("{:?}", a.run.space).to_lowercase();
+    let mut scorer = open_scorer(&a.run, batch.clone())?;
+    let sample = |n: usize| -> Result<Vec<Arch>> {
+        Ok(space::sample(a.run.space, n, a.run.seed)?
+            .into_iter()
+            .map(|x| a.run.sized(x))
+            .collect())
+    };
+    if a.train_steps > 0 {
+        let archs = sample(a.cells)?;
+        let r = dasnas::bench::bench_training(
+            &mut scorer,
+            &archs,
+            a.run.seed,
+            a.train_steps,
+            a.train_batch,
+        )?;
+        print!("{r}");
+        println!("{}", r.to_json());
+        return Ok(());
     }
-    let images = CifarImages::from_bytes(&bytes, Dataset::Cifar10)?;
-    let config = dasnas::train::SgdConfig {
-        lr: 0.1,
-        momentum: 0.9,
-        nesterov: false,
-        weight_decay: 5e-4,
-        schedule: dasnas::train::LrSchedule::Cosine,
-    };
-    let pool: Vec<usize> = (0..records).collect();
-    let mut batches =
-        LabelledBatches::new(&images, pool, a.train_batch, a.run.seed, Augment::default())?;
-    let k = a.train_steps;
-    let scorer = open_scorer(&a.run, batch.clone())?;
-    let device = scorer.describe();
-    let wall = match scorer {
-        dasnas::Scorer::Cuda(mut g) => {
-            let warm = dasnas::train::cuda::TrainData::upload(g.device(), &mut batches, 2, config)?;
-            dasnas::train::cuda::score_trained(
-                &mut g,
-                1,
-                |_| archs[0].network(),
-                a.run.seed,
-                1.0,
-                &warm,
-            )?;
-            let data = dasnas::train::cuda::TrainData::upload(g.device(), &mut batches, k, config)?;
-            let t = std::time::Instant::now();
-            dasnas::train::cuda::score_trained(
-                &mut g,
-                archs.len(),
-                |i| archs[i].network(),
-                a.run.seed,
-                1.0,
-                &data,
-            )?;
-            t.elapsed().as_secs_f64()
-        }
-        dasnas::Scorer::Cpu { .. } => {
-            let t = std::time::Instant::now();
-            for arch in &archs {
-                let graph = arch.network()?;
-                let mut params = dasnas::net::init::init_params(&graph, a.run.seed);
-                dasnas::train::train_cpu(&graph, &mut params, &mut batches, &config, k, |_, _| {
-                    Ok(())
-                })?;
-                dasnas::score_graph_with_params(&graph, &params, &batch, 1.0)?;
-            }
-            t.elapsed().as_secs_f64()
-        }
-    };
-    let steps = (k * archs.len()) as f64;
-    println!(
-        "{device}: {} cells x {k} steps at batch {} (+ scoring each): {:.2} s, {:.1} training steps/s",
-        archs.len(),
-        a.train_batch,
-        wall,
-        steps / wall
-    );
-    println!(
-        "{}",
-        serde_json::json!({
-            "device": device,
-            "cells": archs.len(),
-            "train_steps": k,
-            "train_batch": a.train_batch,
-            "seconds": wall,
-            "steps_per_s": steps / wall,
-        })
-    );
-    Ok(())
-}
-
-/// `bench` on a GPU: throughput with every lane in flight, then one lane
-/// with CUDA events around each step for the split by kernel.
-fn bench_cuda(mut g: dasnas::device::cuda::executor::GpuScorer, a: &BenchArgs) -> Result<()> {
-    use dasnas::device::cuda::executor::{Profile, CHUNK};
-    let info = g.device().info().clone();
-    let warm = g.lanes() * CHUNK;
-    let archs: Vec<Arch> = space::sample(a.run.space, a.cells + warm, a.run.seed)?
-        .into_iter()
-        .map(|x| a.run.sized(x))
-        .collect();
-    let (warm_archs, timed) = archs.split_at(warm);
+    if let Some(g) = scorer.gpu() {
+        let warm = g.lanes() * dasnas::device::cuda::executor::CHUNK;
+        let info = g.device().info().clone();
+        eprintln!(
+            "dasnas bench: {space_name}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
+            a.cells,
+            a.run.batch,
+            info.ordinal,
+            info.name,
+            info.arch(),
+            g.lanes()
+        );
+        let archs = sample(a.cells + warm)?;
+        let r = dasnas::bench::bench_cuda(&space_name, g, &archs, a.run.seed)?;
+        print!("{r}");
+        println!("{}", r.to_json());
+        return Ok(());
+    }
     eprintln!(
-        "dasnas bench: {:?}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
-        a.run.space,
+        "dasnas bench: {space_name}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",
         a.cells,
         a.run.batch,
-        info.ordinal,
-        info.name,
-        info.arch(),
-        g.lanes()
+        rayon::current_num_threads()
     );
-    let build = |list: &[Arch]| {
-        let list = list.to_vec();
-        move |i: usize| list[i].network()
-    };
-    g.score(warm, build(warm_archs), a.run.seed, 1.0, None)?;
-    let start = std::time::Instant::now();
-    g.score(a.cells, build(timed), a.run.seed, 1.0, None)?;
-    let wall = start.elapsed().as_secs_f64();
-    let mut flops = 0u64;
-    for arch in timed {
-        flops += arch.network()?.flops(a.run.batch);
-    }
-    let n = a.cells as f64;
-    let profiled = a.cells.min(64);
-    let mut prof = Profile::default();
-    g.score(
-        profiled,
-        build(&timed[..profiled]),
-        a.run.seed,
-        1.0,
-        Some(&mut prof),
-    )?;
-    let pn = profiled as f64;
-    let peak = info.fp32_peak_flops();
-    let total: f64 = prof.by_kind.iter().map(|(_, t)| t).sum();
-    prof.by_kind.sort_by(|x, y| y.1.total_cmp(&x.1));
-    println!(
-        "cells/s {:.1}   ms/cell {:.3}   conv+linear TFLOP/s {:.2} (fp32 peak {:.1})",
-        n / wall,
-        1e3 * wall / n,
-        flops as f64 / wall / 1e12,
-        peak / 1e12
-    );
-    println!("GPU time by kernel, one lane, {profiled} cells (CUDA events):");
-    println!("kernel            us/cell   share");
-    for (k, t) in &prof.by_kind {
-        println!(
-            "{k:<16} {:>8.1} {:>6.1}%",
-            1e6 * t / pn,
-            100.0 * t / total.max(f64::MIN_POSITIVE)
-        );
-    }
-    println!("ops with arithmetic, by shape (NHWC input):");
-    println!("op                                          input            launches  us/launch  TFLOP/s  % of fp32 peak");
-    prof.shapes.sort_by(|x, y| y.seconds.total_cmp(&x.seconds));
-    let mut convs = Vec::new();
-    for c in &prof.shapes {
-        let tf = c.flops as f64 / c.seconds.max(f64::MIN_POSITIVE);
-        let op: String = c.op.chars().take(43).collect();
-        println!(
-            "{op:<43} {:<16} {:>9} {:>10.1} {:>8.2} {:>8.1}%",
-            c.input.to_string(),
-            c.launches,
-            1e6 * c.seconds / c.launches as f64,
-            tf / 1e12,
-            100.0 * tf / peak
-        );
-        convs.push(serde_json::json!({
-            "kind": c.kind, "op": c.op, "input": c.input.to_string(), "launches": c.launches,
-            "us_per_launch": 1e6 * c.seconds / c.launches as f64, "tflops": tf / 1e12,
-        }));
-    }
-    let t_of = |k: &str| {
-        prof.by_kind
-            .iter()
-            .find(|(kk, _)| *kk == k)
-            .map_or(0.0, |(_, t)| *t)
-    };
-    let b = a.run.batch as f64;
-    // Word pairs XOR-popcounted: B(B-1)/2 pairs per code word of a row.
-    let pairs = prof.hamming_words as f64 * b * (b - 1.0) / 2.0;
-    let hamming_rate = pairs / t_of("hamming").max(f64::MIN_POSITIVE);
-    let logdet_us = 1e6 * t_of("logdet") / prof.logdets.max(1) as f64;
-    println!(
-        "hamming: {:.3e} word pairs/s   logdet (K_H + Cholesky): {logdet_us:.1} us per {}x{} matrix",
-        hamming_rate, a.run.batch, a.run.batch
-    );
-    let json = serde_json::json!({
-        "space": format!("{:?}", a.run.space).to_lowercase(),
-        "device": format!("cuda:{}", info.ordinal),
-        "gpu": info.name,
-        "lanes": g.lanes(),
-        "batch": a.run.batch,
-        "cells": a.cells,
-        "cells_per_s": n / wall,
-        "ms_per_cell": 1e3 * wall / n,
-        "fp32_peak_tflops": peak / 1e12,
-        "gflop_per_cell": flops as f64 / n / 1e9,
-        "profile_us_per_cell": prof.by_kind.iter().map(|(k, t)| (k.to_string(), serde_json::json!(1e6 * t / pn))).collect::<serde_json::Map<_, _>>(),
-        "convs": convs,
-        "hamming_word_pairs_per_s": hamming_rate,
-        "logdet_us_per_matrix": logdet_us,
-    });
-    println!("{json}");
+    let archs = sample(a.cells + 1)?;
+    let r = dasnas::bench::bench_cpu(&space_name, &archs, &batch, a.run.seed)?;
+    print!("{r}");
+    println!("{}", r.to_json());
     Ok(())
 }
 

@@ -17,6 +17,52 @@ pub fn gaussian_batch(batch: usize, size: usize, seed: u64) -> Tensor {
     Tensor { shape, data }
 }
 
+/// Where a scoring batch comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchSource {
+    /// Seeded N(0, 1) images ([`gaussian_batch`]).
+    Gaussian,
+    /// The first images of a CIFAR binary file, normalised with the
+    /// dataset's NB201 mean and std.
+    Cifar(std::path::PathBuf, cifar::Dataset),
+}
+
+impl BatchSource {
+    /// `gaussian`, or the path of a CIFAR file of `dataset`.
+    pub fn parse(s: &str, dataset: cifar::Dataset) -> Self {
+        if s == "gaussian" {
+            BatchSource::Gaussian
+        } else {
+            BatchSource::Cifar(s.into(), dataset)
+        }
+    }
+}
+
+/// The scoring batch: `batch` images of `size × size × 3` from `source`
+/// (Gaussian ones drawn with `seed`). Errors when `batch < 2` (the kernel
+/// matrix needs two images) or the file is short or malformed.
+pub fn scoring_batch(
+    source: &BatchSource,
+    batch: usize,
+    size: usize,
+    seed: u64,
+) -> crate::Result<Tensor> {
+    if batch < 2 {
+        return Err(crate::Error::Arg(format!(
+            "batch {batch} is too small: the kernel matrix needs at least 2 images"
+        )));
+    }
+    match source {
+        BatchSource::Gaussian => Ok(gaussian_batch(batch, size, seed)),
+        BatchSource::Cifar(path, dataset) => cifar::CifarImages::load(path, *dataset)?
+            .first(batch)
+            .map_err(|e| match e {
+                crate::Error::Data(msg) => crate::Error::Data(format!("{}: {msg}", path.display())),
+                e => e,
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

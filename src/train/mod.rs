@@ -444,3 +444,63 @@ mod tests {
         }
     }
 }
+
+/// One record of a recorded training run ([`train_recorded`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    /// 0 before training, then the step just taken.
+    pub step: usize,
+    /// Loss and accuracy of the step's batch (before its update), its
+    /// learning rate and wall time; `None` at step 0.
+    pub loss: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub lr: Option<f64>,
+    pub seconds: Option<f64>,
+    /// The scores on the scoring batch, at step 0, every `every` steps and
+    /// after the last step.
+    pub scores: Option<crate::Scores>,
+}
+
+/// Trains `params` like [`train_cpu`] and hands a [`StepRecord`] to
+/// `on_record` before the first step and after every step, with the scores
+/// on `scoring` (DAS with `alpha`) at step 0, every `every` steps (0: none
+/// between) and after the last. Returns the run's summary and the wall
+/// time of every step (scoring excluded).
+#[allow(clippy::too_many_arguments)]
+pub fn train_recorded(
+    graph: &crate::net::Graph,
+    params: &mut [Vec<f32>],
+    batches: &mut batches::LabelledBatches,
+    config: &SgdConfig,
+    steps: usize,
+    every: usize,
+    scoring: &crate::Tensor,
+    alpha: f64,
+    mut on_record: impl FnMut(StepRecord) -> Result<()>,
+) -> Result<(TrainStats, Vec<f64>)> {
+    let scores = |p: &[Vec<f32>]| -> Result<crate::Scores> {
+        Ok(crate::score_graph_with_params(graph, p, scoring, alpha)?.scores)
+    };
+    on_record(StepRecord {
+        step: 0,
+        loss: None,
+        accuracy: None,
+        lr: None,
+        seconds: None,
+        scores: Some(scores(params)?),
+    })?;
+    let mut step_s = Vec::with_capacity(steps);
+    let st = train_cpu(graph, params, batches, config, steps, |s, p| {
+        step_s.push(s.seconds);
+        let scored = (every > 0 && s.step % every == 0) || s.step == steps;
+        on_record(StepRecord {
+            step: s.step,
+            loss: Some(s.loss),
+            accuracy: Some(s.accuracy),
+            lr: Some(s.lr),
+            seconds: Some(s.seconds),
+            scores: if scored { Some(scores(p)?) } else { None },
+        })
+    })?;
+    Ok((st, step_s))
+}

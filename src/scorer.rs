@@ -1,0 +1,336 @@
+//! The scorer a user opens once and scores many cells with, on either
+//! device, untrained or after fast training — what the command line, the
+//! search and (later) the Python package all call.
+
+use crate::data::cifar::CifarImages;
+use crate::device::cuda::executor::GpuScorer;
+use crate::device::DeviceKind;
+use crate::error::{Error, Result};
+use crate::space::Arch;
+use crate::train::batches::{Augment, LabelledBatches};
+use crate::train::{SgdConfig, TrainStats};
+use crate::{device, CellResult, CellTiming, Tensor};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Fast training of each cell before it is scored (DESIGN.md §1): `steps`
+/// SGD steps of softmax cross-entropy on labelled batches of `batch`
+/// images drawn (with the scoring seed) from records `pool` of `images`.
+#[derive(Clone, Debug)]
+pub struct Training {
+    pub steps: usize,
+    pub config: SgdConfig,
+    pub images: Arc<CifarImages>,
+    pub pool: Vec<usize>,
+    pub batch: usize,
+    pub augment: Augment,
+}
+
+impl Training {
+    /// Training on records `records` of `images` (all of them when
+    /// `None`), checked: a non-empty pool inside the file, a batch of at
+    /// least one image, valid SGD hyper-parameters.
+    pub fn new(
+        images: Arc<CifarImages>,
+        records: Option<Range<usize>>,
+        steps: usize,
+        batch: usize,
+        config: SgdConfig,
+        augment: Augment,
+    ) -> Result<Training> {
+        if steps == 0 {
+            return Err(Error::Arg(
+                "training needs at least 1 step (to score untrained, set no training)".into(),
+            ));
+        }
+        let records = records.unwrap_or(0..images.len());
+        if records.is_empty() || records.end > images.len() {
+            return Err(Error::Arg(format!(
+                "training records {}..{} are not a non-empty range of the {} records",
+                records.start,
+                records.end,
+                images.len()
+            )));
+        }
+        if batch == 0 {
+            return Err(Error::Arg(
+                "the training batch must have at least 1 image".into(),
+            ));
+        }
+        config
+            .validate()
+            .map_err(|e| Error::Arg(format!("training options: {e}")))?;
+        Ok(Training {
+            steps,
+            config,
+            images,
+            pool: records.collect(),
+            batch,
+            augment,
+        })
+    }
+
+    /// The batches of every step, drawn with `seed`.
+    pub fn batches(&self, seed: u64) -> Result<LabelledBatches<'_>> {
+        LabelledBatches::new(
+            &self.images,
+            self.pool.clone(),
+            self.batch,
+            seed,
+            self.augment,
+        )
+    }
+
+    /// `seed`'s weights for `graph`, trained [`Self::steps`] steps on the
+    /// CPU, and the training summary.
+    pub fn train_cpu(
+        &self,
+        graph: &crate::net::Graph,
+        seed: u64,
+    ) -> Result<(Vec<Vec<f32>>, TrainStats)> {
+        let mut params = crate::net::init::init_params(graph, seed);
+        let mut batches = self.batches(seed)?;
+        let st = crate::train::train_cpu(
+            graph,
+            &mut params,
+            &mut batches,
+            &self.config,
+            self.steps,
+            |_, _| Ok(()),
+        )?;
+        Ok((params, st))
+    }
+}
+
+enum Backend {
+    Cpu { batch: Tensor },
+    Cuda(Box<GpuScorer>),
+}
+
+/// The batches of a training run uploaded to the GPU, for one seed.
+struct Uploaded {
+    seed: u64,
+    data: crate::train::cuda::TrainData,
+}
+
+/// A scoring backend chosen by a [`DeviceKind`]: the CPU executor, or the
+/// GPU scorer (several cells in flight, only the scores copied back); with
+/// [`Scorer::set_training`], every cell is fast-trained first, on the same
+/// device.
+pub struct Scorer {
+    backend: Backend,
+    training: Option<Training>,
+    uploaded: Option<Uploaded>,
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("device", &self.describe())
+            .field("training", &self.training.as_ref().map(|t| t.steps))
+            .finish()
+    }
+}
+
+impl Scorer {
+    /// Opens device `kind` to score `batch` (`lanes` concurrent cell
+    /// pipelines on a GPU). With [`DeviceKind::Auto`] a GPU that cannot be
+    /// used (no driver, no GPU, no NVRTC, a kernel that does not compile)
+    /// makes it fall back to the CPU, and the second value is the one-line
+    /// reason to tell the user; an explicit `cuda` fails instead. On a GPU
+    /// the second value carries what the user should know about how the
+    /// kernels were loaded (PTX instead of CUBIN for a GPU newer than
+    /// NVRTC), if anything.
+    pub fn open(kind: DeviceKind, batch: Tensor, lanes: usize) -> Result<(Scorer, Option<String>)> {
+        if lanes == 0 {
+            return Err(Error::Arg("lanes must be at least 1".into()));
+        }
+        if batch.shape.n < 2 {
+            return Err(Error::Arg(format!(
+                "a scoring batch of {} image(s) is too small: the kernel matrix needs at least 2",
+                batch.shape.n
+            )));
+        }
+        let wrap = |backend| Scorer {
+            backend,
+            training: None,
+            uploaded: None,
+        };
+        match kind {
+            DeviceKind::Cpu => Ok((wrap(Backend::Cpu { batch }), None)),
+            DeviceKind::Cuda(n) => {
+                let s = wrap(Self::open_cuda(n, &batch, lanes)?);
+                let notes = s.device_notes();
+                Ok((s, notes))
+            }
+            DeviceKind::Auto => match Self::open_cuda(0, &batch, lanes) {
+                Ok(b) => {
+                    let s = wrap(b);
+                    let notes = s.device_notes();
+                    Ok((s, notes))
+                }
+                Err(e) => Ok((
+                    wrap(Backend::Cpu { batch }),
+                    Some(format!("no usable GPU ({e}); running on the CPU")),
+                )),
+            },
+        }
+    }
+
+    fn open_cuda(ordinal: usize, batch: &Tensor, lanes: usize) -> Result<Backend> {
+        let dev = device::cuda::CudaDevice::open(ordinal)?;
+        let scorer = GpuScorer::new(&dev, batch, lanes)?;
+        Ok(Backend::Cuda(Box::new(scorer)))
+    }
+
+    /// Fast-trains every cell scored from now on (`None`: score untrained).
+    pub fn set_training(&mut self, training: Option<Training>) {
+        self.training = training;
+        self.uploaded = None;
+    }
+
+    /// The training set with [`Self::set_training`], if any.
+    pub fn training(&self) -> Option<&Training> {
+        self.training.as_ref()
+    }
+
+    /// The GPU's notes on how its kernels were loaded, joined; `None` when
+    /// there are none (or on the CPU).
+    fn device_notes(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Cpu { .. } => None,
+            Backend::Cuda(g) => {
+                let notes = g.device().notes();
+                (!notes.is_empty()).then(|| notes.join("; "))
+            }
+        }
+    }
+
+    /// Images in the scoring batch (B).
+    pub fn batch_size(&self) -> usize {
+        match &self.backend {
+            Backend::Cpu { batch } => batch.shape.n,
+            Backend::Cuda(g) => g.batch_size(),
+        }
+    }
+
+    /// `cpu` or `cuda:N (name)`, for messages and bench reports.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Cpu { .. } => "cpu".into(),
+            Backend::Cuda(g) => {
+                let i = g.device().info();
+                format!("cuda:{} ({})", i.ordinal, i.name)
+            }
+        }
+    }
+
+    /// The GPU scorer, when this scorer runs on a GPU.
+    pub fn gpu(&mut self) -> Option<&mut GpuScorer> {
+        match &mut self.backend {
+            Backend::Cpu { .. } => None,
+            Backend::Cuda(g) => Some(g),
+        }
+    }
+
+    /// How many cells to hand [`Self::score_archs`] at a time to keep the
+    /// device busy: one on the CPU, enough for every lane of a GPU (fewer
+    /// when training, whose chunks take longer). A caller that writes each
+    /// block's results before the next loses at most one block when killed.
+    pub fn block_size(&self) -> usize {
+        match &self.backend {
+            Backend::Cpu { .. } => 1,
+            Backend::Cuda(g) if self.training.is_some() => 16 * g.lanes(),
+            Backend::Cuda(g) => 64 * g.lanes(),
+        }
+    }
+
+    /// Scores `archs` (weights from `seed`, DAS with `alpha`), in order,
+    /// each fast-trained first when training is set. An error names the
+    /// cell it happened in.
+    pub fn score_archs(
+        &mut self,
+        archs: &[&Arch],
+        seed: u64,
+        alpha: f64,
+    ) -> Result<Vec<CellResult>> {
+        let named = |a: &Arch, e: Error| Error::Data(format!("scoring {a}: {e}"));
+        match (&mut self.backend, &self.training) {
+            (Backend::Cpu { batch }, None) => archs
+                .iter()
+                .map(|a| crate::score_arch(a, batch, seed, alpha).map_err(|e| named(a, e)))
+                .collect(),
+            (Backend::Cpu { batch }, Some(t)) => archs
+                .iter()
+                .map(|a| {
+                    let t0 = std::time::Instant::now();
+                    let graph = a.network().map_err(|e| named(a, e))?;
+                    let (params, st) = t.train_cpu(&graph, seed).map_err(|e| named(a, e))?;
+                    let mut r = crate::score_graph_with_params(&graph, &params, batch, alpha)
+                        .map_err(|e| named(a, e))?;
+                    r.timing.build_s = t0.elapsed().as_secs_f64()
+                        - st.seconds
+                        - r.timing.ops_s
+                        - r.timing.codes_s
+                        - r.timing.logdet_s;
+                    r.train = Some(st);
+                    Ok(r)
+                })
+                .collect(),
+            (Backend::Cuda(g), None) => {
+                let cells = g.score(
+                    archs.len(),
+                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
+                    seed,
+                    alpha,
+                    None,
+                )?;
+                Ok(cells
+                    .into_iter()
+                    .map(|c| CellResult {
+                        scores: c.scores,
+                        timing: CellTiming {
+                            ops_s: c.seconds,
+                            ..Default::default()
+                        },
+                        train: None,
+                    })
+                    .collect())
+            }
+            (Backend::Cuda(g), Some(t)) => {
+                // The batches of every step are uploaded once per seed and
+                // shared by the lanes.
+                if self.uploaded.as_ref().is_none_or(|u| u.seed != seed) {
+                    let mut batches = t.batches(seed)?;
+                    let data = crate::train::cuda::TrainData::upload(
+                        g.device(),
+                        &mut batches,
+                        t.steps,
+                        t.config,
+                    )?;
+                    self.uploaded = Some(Uploaded { seed, data });
+                }
+                let data = &self.uploaded.as_ref().expect("uploaded above").data;
+                let cells = crate::train::cuda::score_trained(
+                    g,
+                    archs.len(),
+                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
+                    seed,
+                    alpha,
+                    data,
+                )?;
+                Ok(cells
+                    .into_iter()
+                    .map(|(c, st)| CellResult {
+                        scores: c.scores,
+                        timing: CellTiming {
+                            ops_s: c.seconds,
+                            ..Default::default()
+                        },
+                        train: Some(st),
+                    })
+                    .collect())
+            }
+        }
+    }
+}
