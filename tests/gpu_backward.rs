@@ -19,7 +19,7 @@ use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::batchnorm::cuda::{batchnorm_backward, batchnorm_parts};
 use dasnas::ops::batchnorm::BatchNormSpec;
 use dasnas::ops::conv2d::cuda::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_splits,
+    conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_splits, ConvInput,
 };
 use dasnas::ops::conv2d::Conv2dSpec;
 use dasnas::ops::global_avg_pool::cuda::global_avg_pool_backward;
@@ -29,6 +29,7 @@ use dasnas::ops::pool::cuda::pool_backward;
 use dasnas::ops::pool::{PoolKind, PoolSpec};
 use dasnas::ops::relu::cuda::relu_backward;
 use dasnas::ops::softmax_ce::cuda::softmax_ce;
+use dasnas::ops::CudaGrad;
 use dasnas::tensor::Shape;
 
 const POISON: f32 = f32::from_bits(0x7fc0_dead);
@@ -165,29 +166,36 @@ fn conv2d_backward_matches_reference(dev: &CudaDevice) {
         let (xd, wd, dyd) = (up(dev, &x), up(dev, &wt), up(dev, &dy));
         let mut dxd = up(dev, &dx0);
         let mask = relu.then(|| xd.slice(..));
+        let mut grad = CudaGrad {
+            dx: dxd.slice_mut(..),
+            accumulate: acc,
+        };
         conv2d_backward_input(
             dev,
             &spec,
             xs,
             &dyd.slice(..),
             &wd.slice(..),
-            &mut dxd.slice_mut(..),
+            &mut grad,
             mask.as_ref(),
-            acc,
         )
         .unwrap();
         let splits = conv2d_backward_weight_splits(&spec, xs).unwrap();
         let mut part = up(dev, &vec![POISON; splits * spec.weight_len()]);
         let mut dwd = up(dev, &vec![POISON; spec.weight_len()]);
+        let xv = xd.slice(..);
+        let input = ConvInput {
+            x: &xv,
+            shape: xs,
+            relu,
+        };
         conv2d_backward_weight(
             dev,
             &spec,
-            xs,
-            &xd.slice(..),
+            input,
             &dyd.slice(..),
             &mut dwd.slice_mut(..),
             &mut part.slice_mut(..),
-            relu,
         )
         .unwrap();
         check(
@@ -206,15 +214,19 @@ fn conv2d_backward_matches_reference(dev: &CudaDevice) {
         );
         // Deterministic: a second run gives the same bits.
         let first = down(dev, &dwd);
+        let xv = xd.slice(..);
+        let input = ConvInput {
+            x: &xv,
+            shape: xs,
+            relu,
+        };
         conv2d_backward_weight(
             dev,
             &spec,
-            xs,
-            &xd.slice(..),
+            input,
             &dyd.slice(..),
             &mut dwd.slice_mut(..),
             &mut part.slice_mut(..),
-            relu,
         )
         .unwrap();
         let again = down(dev, &dwd);
@@ -237,29 +249,36 @@ fn conv2d_backward_rejects_bad_lengths(dev: &CudaDevice) {
     let mut dw = up(dev, &vec![0f32; spec.weight_len()]);
     let splits = conv2d_backward_weight_splits(&spec, xs).unwrap();
     let mut part = up(dev, &vec![0f32; splits * spec.weight_len() + 1]);
+    let xv = x.slice(..);
+    let input = ConvInput {
+        x: &xv,
+        shape: xs,
+        relu: false,
+    };
     assert!(conv2d_backward_weight(
         dev,
         &spec,
-        xs,
-        &x.slice(..),
+        input,
         &dy.slice(..),
         &mut dw.slice_mut(..),
         &mut part.slice_mut(..),
-        false,
     )
     .is_err());
     let w = up(dev, &vec![0f32; spec.weight_len()]);
     let mut dx = up(dev, &vec![0f32; xs.len()]);
     let short = x.slice(1..);
+    let mut grad = CudaGrad {
+        dx: dx.slice_mut(..),
+        accumulate: false,
+    };
     assert!(conv2d_backward_input(
         dev,
         &spec,
         xs,
         &dy.slice(..),
         &w.slice(..),
-        &mut dx.slice_mut(..),
+        &mut grad,
         Some(&short),
-        false,
     )
     .is_err());
 }

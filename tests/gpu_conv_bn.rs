@@ -156,16 +156,14 @@ fn check_conv_case(dev: &CudaDevice, case: &Case, seed: u64) {
     let xd = upload(dev, &x.data);
     let wd = upload(dev, &w);
     let mut yd = upload(dev, &nan_f32(oshape.len()));
-    conv_cuda::conv2d_forward(
-        dev,
-        &spec,
-        ishape,
-        &xd.as_view(),
-        &wd.as_view(),
-        &mut yd.as_view_mut(),
+    let xv = xd.as_view();
+    let input = conv_cuda::ConvInput {
+        x: &xv,
+        shape: ishape,
         relu,
-    )
-    .expect("launch conv");
+    };
+    conv_cuda::conv2d_forward(dev, &spec, input, &wd.as_view(), &mut yd.as_view_mut())
+        .expect("launch conv");
     let got = download(dev, &yd);
     let what = format!("{spec:?} on {ishape} relu {relu}");
     for (i, ((&g, &c), &s)) in got.iter().zip(&want.data).zip(&scale.data).enumerate() {
@@ -184,16 +182,17 @@ fn check_conv_case(dev: &CudaDevice, case: &Case, seed: u64) {
     let mut yd2 = upload(dev, &nan_f32(oshape.len()));
     let mut ps = upload(dev, &nan_f64(parts * spec.cout));
     let mut pq = upload(dev, &nan_f64(parts * spec.cout));
+    let mut stats = dasnas::ops::CudaPartials {
+        psum: ps.as_view_mut(),
+        psumsq: pq.as_view_mut(),
+    };
     let p = conv_cuda::conv2d_forward_stats(
         dev,
         &spec,
-        ishape,
-        &xd.as_view(),
+        input,
         &wd.as_view(),
         &mut yd2.as_view_mut(),
-        relu,
-        &mut ps.as_view_mut(),
-        &mut pq.as_view_mut(),
+        &mut stats,
     )
     .expect("launch conv stats");
     assert_eq!(p, parts);
@@ -284,15 +283,13 @@ fn conv2d_rejects_bad_buffers_without_launching(dev: &CudaDevice) {
     let xd = upload(dev, &vec![0.0f32; ishape.len()]);
     let wd = upload(dev, &vec![0.0f32; spec.weight_len() - 1]);
     let mut yd = upload(dev, &vec![0.0f32; 5 * 5 * 4]);
-    let r = conv_cuda::conv2d_forward(
-        dev,
-        &spec,
-        ishape,
-        &xd.as_view(),
-        &wd.as_view(),
-        &mut yd.as_view_mut(),
-        false,
-    );
+    let xv = xd.as_view();
+    let input = conv_cuda::ConvInput {
+        x: &xv,
+        shape: ishape,
+        relu: false,
+    };
+    let r = conv_cuda::conv2d_forward(dev, &spec, input, &wd.as_view(), &mut yd.as_view_mut());
     assert!(matches!(r, Err(dasnas::Error::Shape(_))), "{r:?}");
 }
 

@@ -78,7 +78,7 @@ impl ForwardTiming {
     }
 }
 
-/// The CUDA sources of `cuda/`, embedded by `build.rs` for NVRTC.
+/// The CUDA sources (`cuda/*.cu`, `src/ops/*/*.cu`), embedded by `build.rs` for NVRTC.
 pub mod cuda_sources {
     include!(concat!(env!("OUT_DIR"), "/cuda_sources.rs"));
 }

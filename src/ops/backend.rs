@@ -5,7 +5,7 @@
 //! `train::walk`) build these arguments from a plan step and call the op
 //! through [`crate::ops::Op`]'s dispatch.
 
-use crate::device::cuda::{CudaDevice, DView, DViewMut};
+use crate::device::cuda::{CudaDevice, DView, DViewMut, KernelRef};
 use crate::error::Result;
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::PackDest;
@@ -32,6 +32,15 @@ impl Backend for Cpu {
 
 impl Backend for Cuda {
     type Fwd<'a> = CudaFwd<'a>;
+}
+
+/// The CUDA kernels an op launches, named once: its launch functions
+/// fetch them by these constants, the GPU scorer compiles their families
+/// up front, and the tests check the table against the `.cu` sources
+/// (see [`crate::device::cuda::table`]). An op without kernels lists none.
+pub trait CudaKernels {
+    /// Every kernel the op's forward and backward launches may use.
+    const KERNELS: &'static [KernelRef];
 }
 
 /// An op's forward pass on backend `B`.

@@ -1,7 +1,7 @@
 //! Ops of the runtime: one folder per op, `src/ops/<op>/`, holding its spec
 //! and shape rule with its [`OpSpec`] (`mod.rs`), its CPU code (`cpu.rs`)
 //! and the launch functions of its CUDA kernels (`cuda.rs`, kernels in
-//! `cuda/<op>.cu`). [`Op`] is the registry: one line per op (the `ops!`
+//! `src/ops/<op>/<op>.cu`). [`Op`] is the registry: one line per op (the `ops!`
 //! invocation below), from which the enum and its dispatch are generated,
 //! so adding an op is its folder, its kernels and that line.
 //!
@@ -31,7 +31,7 @@ pub mod zeros;
 
 pub use backend::{
     Backend, BackendBwd, Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Cuda, CudaBwd, CudaFwd, CudaGrad,
-    CudaPartials, Forward,
+    CudaKernels, CudaPartials, Forward,
 };
 pub use spec::{InPlace, OpSpec, ParamDecl, Role};
 
@@ -63,6 +63,16 @@ macro_rules! ops {
                 match self {
                     $( Op::$variant(op) => op, )*
                 }
+            }
+
+            /// The CUDA kernels of every op, in registry order (each op's
+            /// [`CudaKernels`] table), then those of the ops that are not
+            /// graph nodes (the loss).
+            pub fn cuda_kernels() -> Vec<crate::device::cuda::KernelRef> {
+                let mut v = Vec::new();
+                $( v.extend_from_slice(<$ty as CudaKernels>::KERNELS); )*
+                v.extend_from_slice(softmax_ce::cuda::KERNELS);
+                v
             }
         }
 

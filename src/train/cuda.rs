@@ -58,6 +58,12 @@ impl TrainData {
         if steps == 0 {
             return Err(Error::Arg("GPU training needs at least one step".into()));
         }
+        // Compile the training-only kernels now (the scorer compiled the
+        // forward ones when it opened), so a GPU that cannot run them fails
+        // before the first cell, not in the middle of a batch of cells.
+        for family in crate::device::cuda::table::families(crate::device::cuda::Pass::Backward) {
+            dev.module_loaded(family)?;
+        }
         let mut inputs = Vec::new();
         let mut labels = Vec::new();
         let mut shape = Shape::new(0, 0, 0, 0);

@@ -488,23 +488,6 @@ impl std::fmt::Debug for GpuScorer {
     }
 }
 
-/// The kernel families the scorer launches (compiled when it opens).
-const SCORING_FAMILIES: &[&str] = &[
-    "init",
-    "conv2d",
-    "batchnorm",
-    "relu",
-    "pool",
-    "add",
-    "global_avg_pool",
-    "linear",
-    "concat",
-    "crop",
-    "codes",
-    "hamming",
-    "logdet",
-];
-
 impl GpuScorer {
     /// Uploads the scoring batch and opens `lanes` streams on `dev`.
     pub fn new(dev: &CudaDevice, batch: &Tensor, lanes: usize) -> Result<GpuScorer> {
@@ -523,7 +506,7 @@ impl GpuScorer {
         // Compile (or load from the image cache) every kernel family now, so
         // that a GPU that cannot run them fails here, where `--device auto`
         // can still fall back to the CPU.
-        for family in SCORING_FAMILIES {
+        for family in super::table::families(super::Pass::Forward) {
             dev.module_loaded(family)?;
         }
         let lanes = (0..lanes)

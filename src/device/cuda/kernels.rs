@@ -15,8 +15,34 @@
 //! | [`sgd_update`] | `cuda/sgd.cu` | the SGD step of `train` |
 
 use super::CudaDevice;
-use crate::device::cuda::{DView, DViewMut, LaunchConfig};
+use crate::device::cuda::{DView, DViewMut, KernelRef, LaunchConfig};
 use crate::error::{Error, Result};
+
+/// `init_uniform` of `cuda/init.cu`.
+pub const INIT_UNIFORM: KernelRef = KernelRef::forward("init", "init_uniform");
+/// `pack_signs` of `cuda/codes.cu`.
+pub const PACK_SIGNS: KernelRef = KernelRef::forward("codes", "pack_signs");
+/// `hamming_accumulate` of `cuda/hamming.cu`.
+pub const HAMMING_ACCUMULATE: KernelRef = KernelRef::forward("hamming", "hamming_accumulate");
+/// `kernel_from_hamming` of `cuda/hamming.cu`.
+pub const KERNEL_FROM_HAMMING: KernelRef = KernelRef::forward("hamming", "kernel_from_hamming");
+/// `init_params_table` of `cuda/init.cu`.
+pub const INIT_PARAMS_TABLE: KernelRef = KernelRef::forward("init", "init_params_table");
+/// `cholesky_logdet` of `cuda/logdet.cu`.
+pub const CHOLESKY_LOGDET: KernelRef = KernelRef::forward("logdet", "cholesky_logdet");
+/// `sgd_update` of `cuda/sgd.cu`.
+pub const SGD_UPDATE: KernelRef = KernelRef::backward("sgd", "sgd_update");
+
+/// The kernels of `cuda/` (those that are not ops), for the kernel table.
+pub const KERNELS: &[KernelRef] = &[
+    INIT_UNIFORM,
+    PACK_SIGNS,
+    HAMMING_ACCUMULATE,
+    KERNEL_FROM_HAMMING,
+    INIT_PARAMS_TABLE,
+    CHOLESKY_LOGDET,
+    SGD_UPDATE,
+];
 
 /// Grid-stride kernels never need more blocks than this to fill a GPU
 /// (132 SMs × 16 resident 256-thread blocks is ~2 K); it also keeps
@@ -50,7 +76,7 @@ pub fn init_uniform(
     if len == 0 {
         return Ok(());
     }
-    let f = dev.function("init", "init_uniform")?;
+    let f = dev.kernel(INIT_UNIFORM)?;
     let cfg = grid_1d(len, 256, 256);
     let mut b = dev.launch_builder(&f);
     b.arg(out).arg(&len).arg(&key).arg(&bound);
@@ -132,7 +158,7 @@ pub fn pack_signs_into(
     if total == 0 {
         return Ok(wps);
     }
-    let f = dev.function("codes", "pack_signs")?;
+    let f = dev.kernel(PACK_SIGNS)?;
     // 256 threads = 8 warps = 8 words per block per grid-stride step.
     let cfg = grid_1d(total, 8, 256);
     let (batch_u, n_u, wps_u) = (batch as u64, n as u64, wps as u64);
@@ -215,7 +241,7 @@ pub fn hamming_accumulate(
         block_dim: (HT_TILE as u32, HT_TILE as u32, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function("hamming", "hamming_accumulate")?;
+    let f = dev.kernel(HAMMING_ACCUMULATE)?;
     let (batch_u, wps_u) = (batch as u64, words_per_sample as u64);
     let mut b = dev.launch_builder(&f);
     b.arg(codes)
@@ -269,7 +295,7 @@ pub fn kernel_from_hamming(
     if total == 0 {
         return Ok(());
     }
-    let f = dev.function("hamming", "kernel_from_hamming")?;
+    let f = dev.kernel(KERNEL_FROM_HAMMING)?;
     let cfg = grid_1d(total, 256, 256);
     let (count_u, batch_u) = (count as u64, batch as u64);
     let mut b = dev.launch_builder(&f);
@@ -350,7 +376,7 @@ pub fn init_params_table(
         return Ok(());
     }
     dev.copy_htod(host_table, table)?;
-    let f = dev.function("init", "init_params_table")?;
+    let f = dev.kernel(INIT_PARAMS_TABLE)?;
     let cfg = LaunchConfig {
         grid_dim: (count.min(MAX_GRID_BLOCKS) as u32, 1, 1),
         block_dim: (256, 1, 1),
@@ -420,7 +446,7 @@ pub fn cholesky_logdet(
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function("logdet", "cholesky_logdet")?;
+    let f = dev.kernel(CHOLESKY_LOGDET)?;
     let n_u = n as u32;
     let mut b = dev.launch_builder(&f);
     b.arg(a).arg(&n_u).arg(logdet).arg(ok);
@@ -487,7 +513,7 @@ pub fn sgd_update(
     if len == 0 {
         return Ok(());
     }
-    let f = dev.function("sgd", "sgd_update")?;
+    let f = dev.kernel(SGD_UPDATE)?;
     let (idx, nesterov, first) = (
         step.step as u64,
         i32::from(step.nesterov),

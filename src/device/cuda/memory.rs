@@ -441,6 +441,30 @@ unsafe impl<T: Pod> KernelArg for DViewMut<'_, T> {
     }
 }
 
+/// A `#[repr(C)]` struct a kernel takes by value: a kernel family's
+/// geometry (the conv's `ConvGeom`, the pool's `PoolGeom`), passed as one
+/// parameter instead of a dozen positional integers. It is a [`KernelArg`]
+/// whose bytes are the struct's, and the launch checks its size against
+/// the kernel's parameter list.
+///
+/// # Safety
+/// The type must be `#[repr(C)]` with exactly the layout of the C struct
+/// the kernel declares: the same field types in the same order (a size
+/// check cannot see two swapped fields of one type). Each implementation
+/// sits beside the `.cuh`/`.cu` that declares its C twin.
+pub unsafe trait KernelParams: Pod {}
+
+// SAFETY: a by-value struct parameter is its own bytes (`KernelParams`
+// promises the C layout).
+unsafe impl<T: KernelParams> KernelArg for T {
+    fn param_ptr(&self) -> *mut c_void {
+        self as *const T as *mut c_void
+    }
+    fn param_size(&self) -> usize {
+        std::mem::size_of::<T>()
+    }
+}
+
 /// A null device pointer, for a kernel's unused optional pointer
 /// parameters.
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,5 +1,5 @@
 //! The CUDA device: a context on one GPU (or the host emulation of one),
-//! streams, device memory, and the kernels of `cuda/` compiled by NVRTC for
+//! streams, device memory, and the kernels (`src/ops/<op>/*.cu`, `cuda/*.cu`) compiled by NVRTC for
 //! that GPU's architecture and launched through one API.
 //!
 //! Two backends sit behind [`CudaDevice`]:
@@ -15,8 +15,8 @@
 //!   is how CI runs every kernel without a GPU.
 //!
 //! Memory is [`DeviceBuffer`] / [`DView`] / [`DViewMut`] ([`memory`]);
-//! kernels are fetched once per device ([`CudaDevice::function`], cached
-//! per (family, name)) and launched with [`CudaDevice::launch_builder`],
+//! kernels are named once in the kernel table ([`table`]), fetched once
+//! per device ([`CudaDevice::kernel`], cached per (family, name)) and launched with [`CudaDevice::launch_builder`],
 //! which checks the argument count and sizes against the kernel's
 //! parameter list (driver: `cuFuncGetParamInfo`; emulation: the C++
 //! signature) before every launch.
@@ -31,8 +31,12 @@ pub mod kernels;
 pub mod lane;
 pub mod memory;
 pub mod nvrtc;
+pub mod table;
 
-pub use memory::{AsDView, AsDViewMut, DView, DViewMut, DeviceBuffer, KernelArg, NullPtr};
+pub use memory::{
+    AsDView, AsDViewMut, DView, DViewMut, DeviceBuffer, KernelArg, KernelParams, NullPtr,
+};
+pub use table::{KernelRef, Pass};
 
 use crate::error::{Error, Result};
 use bytemuck::Pod;
@@ -291,7 +295,7 @@ impl Kernel {
     pub fn name(&self) -> &'static str {
         self.name
     }
-    /// Its family: the `cuda/<family>.cu` it is defined in.
+    /// Its family: the `<family>.cu` it is defined in.
     pub fn family(&self) -> &'static str {
         self.family
     }
@@ -508,10 +512,11 @@ impl CudaDevice {
         }
     }
 
-    /// Kernel `name` of family `family` (`cuda/<family>.cu`), compiling
-    /// and loading the family's module on first use; cached per device, so
-    /// later calls are one read-locked map lookup.
-    pub fn function(&self, family: &'static str, name: &'static str) -> Result<Kernel> {
+    /// The kernel `k` names (a constant of the [kernel table](table)),
+    /// compiling and loading its family's module on first use; cached per
+    /// device, so later calls are one read-locked map lookup.
+    pub fn kernel(&self, k: KernelRef) -> Result<Kernel> {
+        let KernelRef { family, name, .. } = k;
         if let Some(k) = self
             .shared
             .kernels

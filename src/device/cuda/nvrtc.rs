@@ -1,6 +1,6 @@
-//! Run-time compilation of the kernels of `cuda/` with NVRTC, to CUBIN.
+//! Run-time compilation of the CUDA kernels with NVRTC, to CUBIN.
 //!
-//! A kernel family (one `cuda/<name>.cu`, `common.cuh` prepended by
+//! A kernel family (one `.cu` file, `common.cuh` and its folder's `.cuh` prepended by
 //! `build.rs`) is compiled for the GPU's own architecture (`sm_XY`) the
 //! first time a process asks for it, and NVRTC's **CUBIN** (the GPU's
 //! machine code, `nvrtcGetCUBIN`) is what the driver loads. A CUBIN needs no

@@ -1,4 +1,4 @@
-//! CUDA n-ary add: launches `add2` / `add_into` of `cuda/add.cu`; CPU twin
+//! CUDA n-ary add: launches `add2` / `add_into` of `src/ops/add/add.cu`; CPU twin
 //! [`super::cpu`].
 //!
 //! Layout: flat f32 buffers of equal length (elementwise, any shape). An
@@ -10,8 +10,27 @@
 use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::{aligned16, check_pack, grid_1d, pack_grid, PackDest};
+
+/// `add2` of `add.cu`.
+const ADD2: KernelRef = KernelRef::forward("add", "add2");
+/// `add2_vec4` of `add.cu`.
+const ADD2_VEC4: KernelRef = KernelRef::forward("add", "add2_vec4");
+/// `add_into` of `add.cu`.
+const ADD_INTO: KernelRef = KernelRef::forward("add", "add_into");
+/// `add_into_vec4` of `add.cu`.
+const ADD_INTO_VEC4: KernelRef = KernelRef::forward("add", "add_into_vec4");
+/// `add_n` of `add.cu`.
+const ADD_N: KernelRef = KernelRef::forward("add", "add_n");
+/// `add_n_pack` of `add.cu`.
+const ADD_N_PACK: KernelRef = KernelRef::forward("add", "add_n_pack");
+
+impl crate::ops::CudaKernels for super::AddOp {
+    const KERNELS: &'static [KernelRef] =
+        &[ADD2, ADD2_VEC4, ADD_INTO, ADD_INTO_VEC4, ADD_N, ADD_N_PACK];
+}
 
 fn check_same_len(what: &str, got: usize, len: usize) -> Result<()> {
     if got == len {
@@ -48,7 +67,7 @@ pub fn add2(
         return Ok(());
     }
     let vec = aligned16(dev, a) && aligned16(dev, b) && aligned16(dev, y);
-    let f = dev.function("add", if vec { "add2_vec4" } else { "add2" })?;
+    let f = dev.kernel(if vec { ADD2_VEC4 } else { ADD2 })?;
     let mut lb = dev.launch_builder(&f);
     lb.arg(a).arg(b).arg(y).arg(&len);
     // SAFETY: the arguments match `add2(_vec4)(const float* a, const float*
@@ -69,7 +88,7 @@ pub fn add_into(dev: &CudaDevice, y: &mut DViewMut<'_, f32>, x: &DView<'_, f32>)
         return Ok(());
     }
     let vec = aligned16(dev, x) && aligned16(dev, y);
-    let f = dev.function("add", if vec { "add_into_vec4" } else { "add_into" })?;
+    let f = dev.kernel(if vec { ADD_INTO_VEC4 } else { ADD_INTO })?;
     let mut lb = dev.launch_builder(&f);
     lb.arg(y).arg(x).arg(&len);
     // SAFETY: the arguments match `add_into(_vec4)(float* y, const float* x,
@@ -155,7 +174,7 @@ pub fn add_forward_inplace(
     Ok(())
 }
 
-/// Inputs one `add_n` launch sums (`ADD_MAX_INPUTS` of `cuda/add.cu`).
+/// Inputs one `add_n` launch sums (`ADD_MAX_INPUTS` of `src/ops/add/add.cu`).
 const ADD_MAX_INPUTS: usize = 8;
 
 /// One input of an `add_n` launch: a view, or "read `y` itself".
@@ -180,12 +199,8 @@ fn add_n_launch(
         .map_or(-1i32, |p| p as i32);
     let n_inputs = inputs.len() as i32;
     let len_u = len as u64;
-    let name = if pack.is_some() {
-        "add_n_pack"
-    } else {
-        "add_n"
-    };
-    let f = dev.function("add", name)?;
+    let k = if pack.is_some() { ADD_N_PACK } else { ADD_N };
+    let f = dev.kernel(k)?;
     let mut b = dev.launch_builder(&f);
     for k in 0..ADD_MAX_INPUTS {
         match inputs.get(k) {
@@ -230,7 +245,7 @@ fn add_n_launch(
     // kernel touches elements < len of each, and the code words written
     // lie inside `codes` (check_pack); blockDim 256 is a multiple of 32 as
     // the ballots need.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
     Ok(())
 }
 

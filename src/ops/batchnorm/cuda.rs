@@ -1,4 +1,4 @@
-//! CUDA BatchNorm2d (training mode): launch side of `cuda/batchnorm.cu`.
+//! CUDA BatchNorm2d (training mode): launch side of `src/ops/batchnorm/batchnorm.cu`.
 //! CPU twins: [`super::cpu::batchnorm_forward`],
 //! [`super::cpu::batchnorm_forward_inplace`] and
 //! [`super::cpu::batchnorm_forward_from_sums`].
@@ -21,9 +21,40 @@
 
 use super::BatchNormSpec;
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
+
+/// `bn_partial_sums` of `batchnorm.cu`.
+const BN_PARTIAL_SUMS: KernelRef = KernelRef::forward("batchnorm", "bn_partial_sums");
+/// `bn_finalize` of `batchnorm.cu`.
+const BN_FINALIZE: KernelRef = KernelRef::forward("batchnorm", "bn_finalize");
+/// `bn_normalize` of `batchnorm.cu`.
+const BN_NORMALIZE: KernelRef = KernelRef::forward("batchnorm", "bn_normalize");
+/// `bn_normalize_inplace` of `batchnorm.cu`.
+const BN_NORMALIZE_INPLACE: KernelRef = KernelRef::forward("batchnorm", "bn_normalize_inplace");
+/// `bnb_partial_sums` of `batchnorm_backward.cu`.
+const BNB_PARTIAL_SUMS: KernelRef = KernelRef::backward("batchnorm_backward", "bnb_partial_sums");
+/// `bnb_finalize` of `batchnorm_backward.cu`.
+const BNB_FINALIZE: KernelRef = KernelRef::backward("batchnorm_backward", "bnb_finalize");
+/// `bnb_dx` of `batchnorm_backward.cu`.
+const BNB_DX: KernelRef = KernelRef::backward("batchnorm_backward", "bnb_dx");
+/// `bn_normalize_pack` of `batchnorm.cu`.
+const BN_NORMALIZE_PACK: KernelRef = KernelRef::forward("batchnorm", "bn_normalize_pack");
+
+impl crate::ops::CudaKernels for super::BatchNormSpec {
+    const KERNELS: &'static [KernelRef] = &[
+        BN_PARTIAL_SUMS,
+        BN_FINALIZE,
+        BN_NORMALIZE,
+        BN_NORMALIZE_INPLACE,
+        BNB_PARTIAL_SUMS,
+        BNB_FINALIZE,
+        BNB_DX,
+        BN_NORMALIZE_PACK,
+    ];
+}
 
 /// Rows (pixels) summed per part by `bn_partial_sums`: fixed, so the
 /// statistics do not depend on the GPU.
@@ -92,7 +123,7 @@ pub fn batchnorm_partial_sums(
         to_i32("channels", c)?,
         BN_ROWS_PER_PART as i32,
     );
-    let f = dev.function("batchnorm", "bn_partial_sums")?;
+    let f = dev.kernel(BN_PARTIAL_SUMS)?;
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(&rows_i)
@@ -151,7 +182,7 @@ pub fn batchnorm_stats_from_partials(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function("batchnorm", "bn_finalize")?;
+    let f = dev.kernel(BN_FINALIZE)?;
     let mut b = dev.launch_builder(&f);
     b.arg(psum)
         .arg(psumsq)
@@ -212,7 +243,7 @@ pub fn batchnorm_normalize(
         ],
     )?;
     let (total, c_i) = (x.len() as i32, c as i32);
-    let f = dev.function("batchnorm", "bn_normalize")?;
+    let f = dev.kernel(BN_NORMALIZE)?;
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(y)
@@ -255,7 +286,7 @@ pub fn batchnorm_normalize_inplace(
     )?;
     let (total, c_i) = (x.len() as i32, c as i32);
     let cfg = norm_cfg(x.len());
-    let f = dev.function("batchnorm", "bn_normalize_inplace")?;
+    let f = dev.kernel(BN_NORMALIZE_INPLACE)?;
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(&total)
@@ -325,7 +356,7 @@ pub fn batchnorm_forward(
 }
 
 // ---------------------------------------------------------------------------
-// Backward: `cuda/batchnorm_backward.cu`. CPU twin: the backward of
+// Backward: `src/ops/batchnorm/batchnorm_backward.cu`. CPU twin: the backward of
 // [`super::cpu`]. Layouts: `x`, `dy`, `dx` f32 `[rows][c]`; `mean`,
 // `inv_std` (the forward's statistics), `gamma`, `dgamma`, `dbeta` f32
 // `[c]`; scratch `pdy`, `pdyx` f64 `[batchnorm_parts(shape)][c]` (the
@@ -386,7 +417,7 @@ pub fn batchnorm_backward(
         to_i32("parts", parts)?,
     );
 
-    let f = dev.function("batchnorm_backward", "bnb_partial_sums")?;
+    let f = dev.kernel(BNB_PARTIAL_SUMS)?;
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(dy)
@@ -410,7 +441,7 @@ pub fn batchnorm_backward(
     // both hold parts·c values; block (32, 8) as the kernel assumes.
     unsafe { b.launch(cfg) }?;
 
-    let f = dev.function("batchnorm_backward", "bnb_finalize")?;
+    let f = dev.kernel(BNB_FINALIZE)?;
     let (pdy, pdyx) = (pdy.as_view(), pdyx.as_view());
     let mut b = dev.launch_builder(&f);
     b.arg(&pdy)
@@ -434,7 +465,7 @@ pub fn batchnorm_backward(
     let Some((dx, accumulate)) = dx else {
         return Ok(());
     };
-    let f = dev.function("batchnorm_backward", "bnb_dx")?;
+    let f = dev.kernel(BNB_DX)?;
     let (total, inv_rows, acc) = (x.len() as i32, 1.0f32 / rows as f32, i32::from(accumulate));
     let (dgamma, dbeta) = (dgamma.as_view(), dbeta.as_view());
     let mut b = dev.launch_builder(&f);
@@ -499,7 +530,7 @@ pub fn batchnorm_normalize_pack(
     let (batch_u, n_u, wps_u) = (shape.n as u64, n as u64, wps as u64);
     let (stride_u, offset_u) = (pack.row_stride as u64, pack.word_offset as u64);
     let c_i = c as i32;
-    let f = dev.function("batchnorm", "bn_normalize_pack")?;
+    let f = dev.kernel(BN_NORMALIZE_PACK)?;
     let mut b = dev.launch_builder(&f);
     match x {
         Some(x) => b.arg(x),

@@ -1,4 +1,4 @@
-//! CUDA channel concatenation: one launch of `concat_copy` (`cuda/concat.cu`)
+//! CUDA channel concatenation: one launch of `concat_copy` (`src/ops/concat/concat.cu`)
 //! per input, each writing its channel slot of every output pixel; CPU twin
 //! [`super::cpu`].
 //!
@@ -10,8 +10,16 @@ use crate::device::cuda::{DView, DViewMut};
 use crate::tensor::Shape;
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::grid_1d;
+
+/// `concat_copy` of `concat.cu`.
+const CONCAT_COPY: KernelRef = KernelRef::forward("concat", "concat_copy");
+
+impl crate::ops::CudaKernels for super::ConcatOp {
+    const KERNELS: &'static [KernelRef] = &[CONCAT_COPY];
+}
 
 /// `y = concat(inputs)` along channels: `channels[k]` is input k's channel
 /// count, `pixels` the number of (n, h, w) positions. Errors (before any
@@ -45,7 +53,7 @@ pub fn concat_forward(
             y.len()
         )));
     }
-    let f = dev.function("concat", "concat_copy")?;
+    let f = dev.kernel(CONCAT_COPY)?;
     let mut offset = 0u64;
     for (x, &c) in inputs.iter().zip(channels) {
         let len = (pixels * c) as u64;

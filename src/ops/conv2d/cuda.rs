@@ -1,4 +1,4 @@
-//! CUDA conv2d forward: launch side of `cuda/conv2d.cu` (implicit GEMM,
+//! CUDA conv2d forward: launch side of `src/ops/conv2d/conv2d.cu` (implicit GEMM,
 //! NHWC, fp32 accumulation). CPU twin: [`super::cpu::conv2d_forward_with`]
 //! and, for the statistics variant, [`super::cpu::conv2d_forward_stats`].
 //!
@@ -16,9 +16,103 @@
 
 use super::Conv2dSpec;
 use crate::device::cuda::CudaDevice;
-use crate::device::cuda::{DView, DViewMut, LaunchConfig};
+use crate::device::cuda::{DView, DViewMut, KernelParams, KernelRef, LaunchConfig};
 use crate::error::{Error, Result};
+use crate::ops::{CudaGrad, CudaKernels, CudaPartials};
 use crate::tensor::Shape;
+
+/// Forward kernels by tile width BN = 16, 32, 64 (`conv2d.cu`).
+const FORWARD: [KernelRef; 3] = [
+    KernelRef::forward("conv2d", "conv2d_igemm_n16"),
+    KernelRef::forward("conv2d", "conv2d_igemm_n32"),
+    KernelRef::forward("conv2d", "conv2d_igemm_n64"),
+];
+/// Forward kernels that also write channel sums, by BN.
+const FORWARD_STATS: [KernelRef; 3] = [
+    KernelRef::forward("conv2d", "conv2d_igemm_stats_n16"),
+    KernelRef::forward("conv2d", "conv2d_igemm_stats_n32"),
+    KernelRef::forward("conv2d", "conv2d_igemm_stats_n64"),
+];
+/// Input-gradient kernels by BN (`conv2d_backward.cu`).
+const BACKWARD_INPUT: [KernelRef; 3] = [
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_input_n16"),
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_input_n32"),
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_input_n64"),
+];
+/// Split-K weight-gradient kernels by BN.
+const BACKWARD_WEIGHT: [KernelRef; 3] = [
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_n16"),
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_n32"),
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_n64"),
+];
+/// The fixed-order reduction of the weight gradient's splits.
+const BACKWARD_WEIGHT_REDUCE: KernelRef =
+    KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_reduce");
+
+impl CudaKernels for Conv2dSpec {
+    const KERNELS: &'static [KernelRef] = &[
+        FORWARD[0],
+        FORWARD[1],
+        FORWARD[2],
+        FORWARD_STATS[0],
+        FORWARD_STATS[1],
+        FORWARD_STATS[2],
+        BACKWARD_INPUT[0],
+        BACKWARD_INPUT[1],
+        BACKWARD_INPUT[2],
+        BACKWARD_WEIGHT[0],
+        BACKWARD_WEIGHT[1],
+        BACKWARD_WEIGHT[2],
+        BACKWARD_WEIGHT_REDUCE,
+    ];
+}
+
+/// The variant of a kernel for tile width `bn` (16, 32 or 64).
+fn by_tile(kernels: &[KernelRef; 3], bn: usize) -> KernelRef {
+    match bn {
+        16 => kernels[0],
+        32 => kernels[1],
+        _ => kernels[2],
+    }
+}
+
+/// The geometry every conv kernel takes by value: the C struct `ConvGeom`
+/// of `conv2d.cuh`, field for field (14 `int`s).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvGeom {
+    /// Input `[n][h][w][cin]`.
+    pub n: i32,
+    pub h: i32,
+    pub w: i32,
+    pub cin: i32,
+    /// Output `[n][oh][ow][cout]`.
+    pub oh: i32,
+    pub ow: i32,
+    pub cout: i32,
+    /// Kernel window.
+    pub kh: i32,
+    pub kw: i32,
+    pub stride: i32,
+    pub pad: i32,
+    pub dilation: i32,
+    /// Channels per group.
+    pub cin_g: i32,
+    pub cout_g: i32,
+}
+
+// SAFETY: #[repr(C)], 14 i32 in the order of `struct ConvGeom` in
+// conv2d.cuh (which static_asserts the same size: no padding).
+unsafe impl KernelParams for ConvGeom {}
+
+/// The input of a conv as its kernels read it: the tensor, its shape, and
+/// whether it is read through a ReLU (fused into the conv).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvInput<'a, 'v> {
+    pub x: &'v DView<'a, f32>,
+    pub shape: Shape,
+    pub relu: bool,
+}
 
 /// Threads per block of every conv kernel (`CV_THREADS`).
 const THREADS: u32 = 256;
@@ -57,8 +151,7 @@ fn to_i32(what: &str, v: usize) -> Result<i32> {
 struct Launch {
     cfg: LaunchConfig,
     bn: usize,
-    /// N, H, W, CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G.
-    dims: [i32; 14],
+    geom: ConvGeom,
     parts: usize,
 }
 
@@ -111,22 +204,22 @@ fn plan(
         + spec.dilation * spec.kh.max(spec.kw)
         + input.h.max(input.w);
     to_i32("spatial extent", reach)?;
-    let dims = [
-        to_i32("n", input.n)?,
-        to_i32("h", input.h)?,
-        to_i32("w", input.w)?,
-        to_i32("cin", spec.cin)?,
-        to_i32("oh", out.h)?,
-        to_i32("ow", out.w)?,
-        to_i32("cout", spec.cout)?,
-        to_i32("kh", spec.kh)?,
-        to_i32("kw", spec.kw)?,
-        to_i32("stride", spec.stride)?,
-        to_i32("pad", spec.pad)?,
-        to_i32("dilation", spec.dilation)?,
-        to_i32("cin_g", spec.cin_g())?,
-        to_i32("cout_g", spec.cout_g())?,
-    ];
+    let geom = ConvGeom {
+        n: to_i32("n", input.n)?,
+        h: to_i32("h", input.h)?,
+        w: to_i32("w", input.w)?,
+        cin: to_i32("cin", spec.cin)?,
+        oh: to_i32("oh", out.h)?,
+        ow: to_i32("ow", out.w)?,
+        cout: to_i32("cout", spec.cout)?,
+        kh: to_i32("kh", spec.kh)?,
+        kw: to_i32("kw", spec.kw)?,
+        stride: to_i32("stride", spec.stride)?,
+        pad: to_i32("pad", spec.pad)?,
+        dilation: to_i32("dilation", spec.dilation)?,
+        cin_g: to_i32("cin_g", spec.cin_g())?,
+        cout_g: to_i32("cout_g", spec.cout_g())?,
+    };
     Ok(Launch {
         cfg: LaunchConfig {
             grid_dim: (grid_x as u32, grid_y as u32, spec.groups as u32),
@@ -134,46 +227,36 @@ fn plan(
             shared_mem_bytes: 0,
         },
         bn,
-        dims,
+        geom,
         parts: grid_x,
     })
 }
 
-/// `y = conv2d(relu_input ? relu(x) : x, w)` on the GPU; `input` is the
-/// shape of `x`. Errors (nothing launched) when a buffer length does not
-/// match the layout above or a size exceeds the kernel's 32-bit indexing.
+/// `y = conv2d(relu_input ? relu(x) : x, w)` on the GPU (`input.relu`
+/// applies the ReLU). Errors (nothing launched) when a buffer length does
+/// not match the layout above or a size exceeds the kernel's 32-bit
+/// indexing.
 pub fn conv2d_forward(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
-    input: Shape,
-    x: &DView<'_, f32>,
+    input: ConvInput<'_, '_>,
     w: &DView<'_, f32>,
     y: &mut DViewMut<'_, f32>,
-    relu_input: bool,
 ) -> Result<()> {
-    let l = plan(spec, input, x.len(), w.len(), y.len())?;
-    let name = match l.bn {
-        16 => "conv2d_igemm_n16",
-        32 => "conv2d_igemm_n32",
-        _ => "conv2d_igemm_n64",
-    };
-    let f = dev.function("conv2d", name)?;
-    let relu = i32::from(relu_input);
+    let l = plan(spec, input.shape, input.x.len(), w.len(), y.len())?;
+    let k = by_tile(&FORWARD, l.bn);
+    let f = dev.kernel(k)?;
+    let relu = i32::from(input.relu);
     let mut b = dev.launch_builder(&f);
-    b.arg(x).arg(w).arg(y);
-    for d in &l.dims {
-        b.arg(d);
-    }
-    b.arg(&relu);
+    b.arg(input.x).arg(w).arg(y).arg(&l.geom).arg(&relu);
     // SAFETY: the arguments match `conv2d_igemm_n{16,32,64}(const float* x,
-    // const float* w, float* y, int N, H, W, CIN, OH, OW, COUT, KH, KW, S,
-    // P, D, CIN_G, COUT_G, int relu_input)` in type and order; `plan`
-    // checked x, w and y against the layout, so the kernel reads only
-    // x[0..n·h·w·cin), w[0..weight_len) and writes only y[0..n·oh·ow·cout),
-    // with every index below 2³¹; the grid is (ceil(M/BM), ceil(cout_g/BN),
-    // groups) with 256 threads, as the kernel assumes for this BN.
-    unsafe { b.launch(l.cfg) }
-        .map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    // const float* w, float* y, ConvGeom geom, int relu_input)` in type and
+    // order; `plan` checked x, w and y against the layout, so the kernel
+    // reads only x[0..n·h·w·cin), w[0..weight_len) and writes only
+    // y[0..n·oh·ow·cout), with every index below 2³¹; the grid is
+    // (ceil(M/BM), ceil(cout_g/BN), groups) with 256 threads, as the kernel
+    // assumes for this BN.
+    unsafe { b.launch(l.cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
     Ok(())
 }
 
@@ -182,19 +265,16 @@ pub fn conv2d_forward(
 /// into `psum` / `psumsq`, for a following training-mode BatchNorm.
 /// Deterministic: every partial is written by one block in a fixed order.
 /// Returns `parts`.
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward_stats(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
-    input: Shape,
-    x: &DView<'_, f32>,
+    input: ConvInput<'_, '_>,
     w: &DView<'_, f32>,
     y: &mut DViewMut<'_, f32>,
-    relu_input: bool,
-    psum: &mut DViewMut<'_, f64>,
-    psumsq: &mut DViewMut<'_, f64>,
+    stats: &mut CudaPartials<'_>,
 ) -> Result<usize> {
-    let l = plan(spec, input, x.len(), w.len(), y.len())?;
+    let l = plan(spec, input.shape, input.x.len(), w.len(), y.len())?;
+    let (psum, psumsq) = (&mut stats.psum, &mut stats.psumsq);
     let need = l.parts.checked_mul(spec.cout);
     if need != Some(psum.len()) || need != Some(psumsq.len()) {
         return Err(Error::Shape(format!(
@@ -206,30 +286,22 @@ pub fn conv2d_forward_stats(
         )));
     }
     to_i32("partial-sum length", psum.len())?;
-    let name = match l.bn {
-        16 => "conv2d_igemm_stats_n16",
-        32 => "conv2d_igemm_stats_n32",
-        _ => "conv2d_igemm_stats_n64",
-    };
-    let f = dev.function("conv2d", name)?;
-    let relu = i32::from(relu_input);
+    let k = by_tile(&FORWARD_STATS, l.bn);
+    let f = dev.kernel(k)?;
+    let relu = i32::from(input.relu);
     let mut b = dev.launch_builder(&f);
-    b.arg(x).arg(w).arg(y);
-    for d in &l.dims {
-        b.arg(d);
-    }
-    b.arg(&relu).arg(psum).arg(psumsq);
+    b.arg(input.x).arg(w).arg(y).arg(&l.geom).arg(&relu);
+    b.arg(psum).arg(psumsq);
     // SAFETY: as in `conv2d_forward`, plus the two trailing `double*`
     // arguments of `conv2d_igemm_stats_n{16,32,64}`: the kernel writes
     // psum/psumsq[bx·cout + co] for bx < grid_x = parts and co < cout, and
     // both views hold exactly parts·cout values (checked above).
-    unsafe { b.launch(l.cfg) }
-        .map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    unsafe { b.launch(l.cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
     Ok(l.parts)
 }
 
 // ---------------------------------------------------------------------------
-// Backward: `cuda/conv2d_backward.cu`. CPU twin: the backward functions of
+// Backward: `src/ops/conv2d/conv2d_backward.cu`. CPU twin: the backward functions of
 // [`super::cpu`]. Layouts as above, plus `dy` (gradient of `y`, f32
 // `[n][oh][ow][cout]`), `dx` (like `x`), `dw` (like `w`), and the split-K
 // scratch `part` of the weight gradient: f32 `[splits][weight_len]`,
@@ -274,22 +346,22 @@ fn bwd_grid(spec: &Conv2dSpec, rows: usize, cols: usize, x_tiles: usize) -> Resu
 }
 
 /// Gradient of the input: `dx = (accumulate ? dx : 0) + mask ⊙ convᵀ(dy,
-/// w)`, where `mask` is `relu_mask > 0` elementwise when `relu_mask` is
-/// given (the input of a ReLU whose output the conv read: the ReLU's
-/// backward fused in) and 1 otherwise. `input` is the shape of `x` / `dx`.
-/// Errors (nothing launched) when a buffer length does not match the layout
-/// or a size exceeds the kernel's 32-bit indexing.
-#[allow(clippy::too_many_arguments)]
+/// w)` (`grad.dx`, `grad.accumulate`), where `mask` is `relu_mask > 0`
+/// elementwise when `relu_mask` is given (the input of a ReLU whose output
+/// the conv read: the ReLU's backward fused in) and 1 otherwise. `input` is
+/// the shape of `x` / `dx`. Errors (nothing launched) when a buffer length
+/// does not match the layout or a size exceeds the kernel's 32-bit
+/// indexing.
 pub fn conv2d_backward_input(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
     input: Shape,
     dy: &DView<'_, f32>,
     w: &DView<'_, f32>,
-    dx: &mut DViewMut<'_, f32>,
+    grad: &mut CudaGrad<'_>,
     relu_mask: Option<&DView<'_, f32>>,
-    accumulate: bool,
 ) -> Result<()> {
+    let dx = &mut grad.dx;
     let l = plan(spec, input, dx.len(), w.len(), dy.len())?;
     if let Some(m) = relu_mask {
         if m.len() != dx.len() {
@@ -303,31 +375,24 @@ pub fn conv2d_backward_input(
     let rows = input.n * input.h * input.w;
     let bn = tile_n(spec.cin_g());
     let cfg = bwd_grid(spec, rows, spec.cin_g(), rows.div_ceil(BLOCK_OUTPUTS / bn))?;
-    let name = match bn {
-        16 => "conv2d_bwd_input_n16",
-        32 => "conv2d_bwd_input_n32",
-        _ => "conv2d_bwd_input_n64",
-    };
-    let f = dev.function("conv2d_backward", name)?;
-    let (mask, acc) = (i32::from(relu_mask.is_some()), i32::from(accumulate));
+    let k = by_tile(&BACKWARD_INPUT, bn);
+    let f = dev.kernel(k)?;
+    let (mask, acc) = (i32::from(relu_mask.is_some()), i32::from(grad.accumulate));
     let mut b = dev.launch_builder(&f);
     b.arg(dy).arg(w).arg(dx);
     // Without a mask the kernel never reads `xmask`: dy stands in for it.
     b.arg(relu_mask.unwrap_or(dy));
-    for d in &l.dims {
-        b.arg(d);
-    }
-    b.arg(&mask).arg(&acc);
+    b.arg(&l.geom).arg(&mask).arg(&acc);
     // SAFETY: the arguments match `conv2d_bwd_input_n{16,32,64}(const
-    // float* dy, const float* w, float* dx, const float* xmask, int N, H, W,
-    // CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G, int mask, int
-    // accumulate)`; `plan` checked dx (the input's length), w and dy against
-    // the layout and every index against 2³¹, and xmask (read only when
-    // mask = 1) has dx's length: the kernel reads dy, w, xmask and reads /
-    // writes dx only inside those views. dx is an exclusive borrow, so it
-    // does not alias the read-only buffers. The grid is (ceil(n·h·w / BM),
-    // ceil(cin_g / BN), groups) with 256 threads, as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    // float* dy, const float* w, float* dx, const float* xmask, ConvGeom
+    // geom, int mask, int accumulate)`; `plan` checked dx (the input's
+    // length), w and dy against the layout and every index against 2³¹, and
+    // xmask (read only when mask = 1) has dx's length: the kernel reads dy,
+    // w, xmask and reads / writes dx only inside those views. dx is an
+    // exclusive borrow, so it does not alias the read-only buffers. The grid
+    // is (ceil(n·h·w / BM), ceil(cin_g / BN), groups) with 256 threads, as
+    // the kernel assumes.
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
     Ok(())
 }
 
@@ -336,17 +401,16 @@ pub fn conv2d_backward_input(
 /// Two launches: the split-K GEMM into `part` (f32 `[splits][weight_len]`,
 /// `splits =` [`conv2d_backward_weight_splits`]), then the reduction of the
 /// splits in a fixed order in f64: deterministic, no atomics.
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_weight(
     dev: &CudaDevice,
     spec: &Conv2dSpec,
-    input: Shape,
-    x: &DView<'_, f32>,
+    input: ConvInput<'_, '_>,
     dy: &DView<'_, f32>,
     dw: &mut DViewMut<'_, f32>,
     part: &mut DViewMut<'_, f32>,
-    relu_input: bool,
 ) -> Result<()> {
+    let (x, relu_input) = (input.x, input.relu);
+    let input = input.shape;
     let l = plan(spec, input, x.len(), dw.len(), dy.len())?;
     let out = spec.out_shape(input)?;
     let pixels = out.n * out.h * out.w;
@@ -367,35 +431,27 @@ pub fn conv2d_backward_weight(
     let bn = tile_n(spec.cout_g());
     let mtiles = rows.div_ceil(BLOCK_OUTPUTS / bn);
     let cfg = bwd_grid(spec, rows, spec.cout_g(), mtiles * splits)?;
-    let name = match bn {
-        16 => "conv2d_bwd_weight_n16",
-        32 => "conv2d_bwd_weight_n32",
-        _ => "conv2d_bwd_weight_n64",
-    };
-    let f = dev.function("conv2d_backward", name)?;
+    let k = by_tile(&BACKWARD_WEIGHT, bn);
+    let f = dev.kernel(k)?;
     let (relu, pps_i, mtiles_i) = (
         i32::from(relu_input),
         to_i32("pixels per split", pps)?,
         to_i32("row tiles", mtiles)?,
     );
     let mut b = dev.launch_builder(&f);
-    b.arg(x).arg(dy).arg(&*part);
-    for d in &l.dims {
-        b.arg(d);
-    }
+    b.arg(x).arg(dy).arg(&*part).arg(&l.geom);
     b.arg(&relu).arg(&pps_i).arg(&mtiles_i);
     // SAFETY: the arguments match `conv2d_bwd_weight_n{16,32,64}(const
-    // float* x, const float* dy, float* part, int N, H, W, CIN, OH, OW,
-    // COUT, KH, KW, S, P, D, CIN_G, COUT_G, int relu_input, int
-    // pix_per_split, int mtiles)`; `plan` checked x, dy and the weight
+    // float* x, const float* dy, float* part, ConvGeom geom, int
+    // relu_input, int pix_per_split, int mtiles)`; `plan` checked x, dy and the weight
     // length against the layout and 2³¹; block (x, y, g) writes
     // part[s·wlen + r·cout + co] for s = x / mtiles < splits, r <
     // kh·kw·cin_g, co < cout: inside `part` (splits·wlen floats, checked),
     // and reads x and dy inside their views. Grid (mtiles·splits,
     // ceil(cout_g / BN), groups), 256 threads, as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{name}`: {e}")))?;
+    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
 
-    let f = dev.function("conv2d_backward", "conv2d_bwd_weight_reduce")?;
+    let f = dev.kernel(BACKWARD_WEIGHT_REDUCE)?;
     let (wlen_i, splits_i) = (to_i32("weight length", wlen)?, to_i32("splits", splits)?);
     let part = part.as_view();
     let mut b = dev.launch_builder(&f);
@@ -406,7 +462,7 @@ pub fn conv2d_backward_weight(
     // = dw.len() (checked by `plan`); the index plus one grid stays below
     // 2³¹ (checked above).
     unsafe { b.launch(crate::ops::cuda_launch::grid_1d(wlen as u64)) }
-        .map_err(|e| Error::Device(format!("CUDA launch of `conv2d_bwd_weight_reduce`: {e}")))?;
+        .map_err(|e| Error::Device(format!("CUDA launch of `{BACKWARD_WEIGHT_REDUCE}`: {e}")))?;
     Ok(())
 }
 
@@ -414,22 +470,16 @@ impl crate::ops::Forward<crate::ops::Cuda> for Conv2dSpec {
     /// `conv2d_forward`, or `conv2d_forward_stats` when the plan asks for
     /// the output's partial sums.
     fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
-        let (x, xs) = a.input("conv2d", 0)?;
+        let (x, shape) = a.input("conv2d", 0)?;
         let w = a.param("conv2d", 0)?;
+        let input = ConvInput {
+            x: &x,
+            shape,
+            relu: a.relu_input,
+        };
         match a.partials_out.as_mut() {
-            Some(p) => conv2d_forward_stats(
-                a.dev,
-                self,
-                xs,
-                &x,
-                &w,
-                &mut a.out,
-                a.relu_input,
-                &mut p.psum,
-                &mut p.psumsq,
-            )
-            .map(|_| ()),
-            None => conv2d_forward(a.dev, self, xs, &x, &w, &mut a.out, a.relu_input),
+            Some(p) => conv2d_forward_stats(a.dev, self, input, &w, &mut a.out, p).map(|_| ()),
+            None => conv2d_forward(a.dev, self, input, &w, &mut a.out),
         }
     }
 }
@@ -452,18 +502,15 @@ impl crate::ops::Backward<crate::ops::Cuda> for Conv2dSpec {
             .dparams
             .get_mut(0)
             .ok_or_else(|| internal("weight gradient"))?;
-        conv2d_backward_weight(a.dev, self, xs, &x, &a.dy, dw, &mut part, a.relu_input)?;
+        let input = ConvInput {
+            x: &x,
+            shape: xs,
+            relu: a.relu_input,
+        };
+        conv2d_backward_weight(a.dev, self, input, &a.dy, dw, &mut part)?;
         if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
-            conv2d_backward_input(
-                a.dev,
-                self,
-                xs,
-                &a.dy,
-                &w,
-                &mut g.dx,
-                a.relu_input.then_some(&x),
-                g.accumulate,
-            )?;
+            let mask = a.relu_input.then_some(&x);
+            conv2d_backward_input(a.dev, self, xs, &a.dy, &w, g, mask)?;
         }
         Ok(())
     }

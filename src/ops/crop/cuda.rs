@@ -1,4 +1,4 @@
-//! CUDA crop: launches `crop` of `cuda/crop.cu`; CPU twin [`super::cpu`].
+//! CUDA crop: launches `crop` of `src/ops/crop/crop.cu`; CPU twin [`super::cpu`].
 //!
 //! Layout: NHWC, flat. x is [n][ih][iw][ic], y is [n][h][w][c] with
 //! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
@@ -7,9 +7,59 @@ use crate::device::cuda::{DView, DViewMut};
 
 use super::CropSpec;
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::{KernelParams, KernelRef};
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::grid_1d;
 use crate::tensor::Shape;
+
+/// `crop_backward` of `crop.cu`.
+const CROP_BACKWARD: KernelRef = KernelRef::backward("crop", "crop_backward");
+/// `crop` of `crop.cu`.
+const CROP: KernelRef = KernelRef::forward("crop", "crop");
+
+/// The geometry both crop kernels take by value: the C struct `CropGeom`
+/// of `crop.cu`, field for field (9 `u64`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CropGeom {
+    /// Input rows, columns, channels.
+    pub ih: u64,
+    pub iw: u64,
+    pub ic: u64,
+    /// The window's origin.
+    pub top: u64,
+    pub left: u64,
+    pub c0: u64,
+    /// The window's (the output's) size.
+    pub h: u64,
+    pub w: u64,
+    pub c: u64,
+}
+
+// SAFETY: #[repr(C)], 9 u64 in the order of `struct CropGeom` in crop.cu
+// (which static_asserts the same size).
+unsafe impl KernelParams for CropGeom {}
+
+impl CropGeom {
+    fn new(spec: &CropSpec, input: Shape) -> CropGeom {
+        let u = |v: usize| v as u64;
+        CropGeom {
+            ih: u(input.h),
+            iw: u(input.w),
+            ic: u(input.c),
+            top: u(spec.top),
+            left: u(spec.left),
+            c0: u(spec.c0),
+            h: u(spec.h),
+            w: u(spec.w),
+            c: u(spec.c),
+        }
+    }
+}
+
+impl crate::ops::CudaKernels for super::CropSpec {
+    const KERNELS: &'static [KernelRef] = &[CROP_BACKWARD, CROP];
+}
 
 /// `y = crop(x)`; `input` is x's shape (batch included). Errors (before any
 /// launch) when the window does not fit or a length does not match.
@@ -64,18 +114,14 @@ pub fn crop_backward(
     if len == 0 {
         return Ok(());
     }
-    let f = dev.function("crop", "crop_backward")?;
-    let dims = kernel_dims(spec, input);
+    let f = dev.kernel(CROP_BACKWARD)?;
+    let geom = CropGeom::new(spec, input);
     let acc = i32::from(accumulate);
     let mut lb = dev.launch_builder(&f);
     lb.arg(dy).arg(dx).arg(&len);
-    for d in &dims {
-        lb.arg(d);
-    }
-    lb.arg(&acc);
+    lb.arg(&geom).arg(&acc);
     // SAFETY: the arguments match `crop_backward(const float* dy, float* dx,
-    // u64 len, u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h,
-    // u64 w, u64 c, int accumulate)`; it writes dx[0..len) (dx's length,
+    // u64 len, CropGeom geom, int accumulate)`; it writes dx[0..len) (dx's length,
     // checked) and reads dy only inside the window, at indices below
     // n·h·w·c = dy's length (checked).
     unsafe { lb.launch(grid_1d(len)) }?;
@@ -104,32 +150,19 @@ fn crop_launch(
         )));
     }
     let len = y.len() as u64;
-    let f = dev.function("crop", "crop")?;
-    let dims = kernel_dims(spec, input);
+    let f = dev.kernel(CROP)?;
+    let geom = CropGeom::new(spec, input);
     let acc = i32::from(accumulate);
     let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(y).arg(&len);
-    for d in &dims {
-        lb.arg(d);
-    }
-    lb.arg(&acc);
+    lb.arg(&geom).arg(&acc);
     // SAFETY: the arguments match `crop(const float* x, float* y, u64 len,
-    // u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h, u64 w,
-    // u64 c, int accumulate)`; the kernel writes y[0..len) (len = y's length = n·h·w·c,
+    // CropGeom geom, int accumulate)`; the kernel writes y[0..len) (len = y's length = n·h·w·c,
     // checked) and reads x at ((n·ih + top + i)·iw + left + j)·ic + c0 + k
     // with top + i < ih, left + j < iw, c0 + k < ic (the window fits,
     // checked), inside x's n·ih·iw·ic floats; x and y are distinct borrows.
     unsafe { lb.launch(grid_1d(len)) }?;
     Ok(())
-}
-
-/// `ih, iw, ic, top, left, c0, h, w, c`: the geometry arguments shared by
-/// `crop` and `crop_backward`.
-fn kernel_dims(spec: &CropSpec, input: Shape) -> [u64; 9] {
-    [
-        input.h, input.w, input.c, spec.top, spec.left, spec.c0, spec.h, spec.w, spec.c,
-    ]
-    .map(|v| v as u64)
 }
 
 impl crate::ops::Forward<crate::ops::Cuda> for CropSpec {
@@ -141,7 +174,10 @@ impl crate::ops::Forward<crate::ops::Cuda> for CropSpec {
 
 impl crate::ops::Backward<crate::ops::Cuda> for CropSpec {
     fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
-        let xs = a.in_shapes[0];
+        let xs = *a
+            .in_shapes
+            .first()
+            .ok_or_else(|| Error::Shape("crop backward: no input shape (internal)".into()))?;
         if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
             crop_backward(a.dev, self, xs, &a.dy, &mut g.dx, g.accumulate)?;
         }

@@ -1,5 +1,5 @@
 //! CUDA global average pooling: launches `global_avg_pool_nhwc` of
-//! `cuda/global_avg_pool.cu`; CPU twin [`super::cpu::global_avg_pool_forward`].
+//! `src/ops/global_avg_pool/global_avg_pool.cu`; CPU twin [`super::cpu::global_avg_pool_forward`].
 //!
 //! Layout: `x` is f32 NHWC `[n][h][w][c]` (`x_shape`), `y` is f32
 //! `[n][1][1][c]`. One thread per (sample, channel) sums the pixels in
@@ -8,10 +8,22 @@
 use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::Result;
 use crate::ops::check_len;
 use crate::ops::cuda_launch::grid_1d;
 use crate::tensor::Shape;
+
+/// `global_avg_pool_nhwc` of `global_avg_pool.cu`.
+const GLOBAL_AVG_POOL_NHWC: KernelRef =
+    KernelRef::forward("global_avg_pool", "global_avg_pool_nhwc");
+/// `global_avg_pool_backward_nhwc` of `global_avg_pool.cu`.
+const GLOBAL_AVG_POOL_BACKWARD_NHWC: KernelRef =
+    KernelRef::backward("global_avg_pool", "global_avg_pool_backward_nhwc");
+
+impl crate::ops::CudaKernels for super::GlobalAvgPoolOp {
+    const KERNELS: &'static [KernelRef] = &[GLOBAL_AVG_POOL_NHWC, GLOBAL_AVG_POOL_BACKWARD_NHWC];
+}
 
 /// `y[n][c] = mean over (h, w) of x[n][.][.][c]`; returns the output shape
 /// `[n, 1, 1, c]`. Errors (before any launch) on an empty input shape or
@@ -25,7 +37,7 @@ pub fn global_avg_pool_forward(
     let out = super::out_shape(x_shape)?;
     check_len("global_avg_pool", "input", x_shape, x.len())?;
     check_len("global_avg_pool", "output", out, y.len())?;
-    let f = dev.function("global_avg_pool", "global_avg_pool_nhwc")?;
+    let f = dev.kernel(GLOBAL_AVG_POOL_NHWC)?;
     let n = x_shape.n as u64;
     let hw = (x_shape.h * x_shape.w) as u64;
     let c = x_shape.c as u64;
@@ -60,7 +72,7 @@ pub fn global_avg_pool_backward(
         dx.len(),
     )?;
     check_len("global_avg_pool backward", "output gradient", out, dy.len())?;
-    let f = dev.function("global_avg_pool", "global_avg_pool_backward_nhwc")?;
+    let f = dev.kernel(GLOBAL_AVG_POOL_BACKWARD_NHWC)?;
     let n = x_shape.n as u64;
     let hw = (x_shape.h * x_shape.w) as u64;
     let c = x_shape.c as u64;

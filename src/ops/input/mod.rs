@@ -45,3 +45,8 @@ impl<B: super::BackendBwd> super::Backward<B> for InputOp {
         Ok(())
     }
 }
+
+/// The input launches no kernel.
+impl super::CudaKernels for InputOp {
+    const KERNELS: &'static [crate::device::cuda::KernelRef] = &[];
+}

@@ -1,4 +1,4 @@
-//! CUDA linear layer: launches `linear_fwd` of `cuda/linear.cu`; CPU twin
+//! CUDA linear layer: launches `linear_fwd` of `src/ops/linear/linear.cu`; CPU twin
 //! [`super::cpu::linear_forward`], bit for bit (same order, no FMA).
 //!
 //! Layout: `x` is f32 `[n][inputs]` (each sample's flat NHWC values, shape
@@ -9,10 +9,22 @@ use crate::device::cuda::{DView, DViewMut};
 
 use super::LinearSpec;
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::Result;
 use crate::ops::cuda_launch::grid_1d;
 use crate::ops::{check_len, check_param};
 use crate::tensor::Shape;
+
+/// `linear_fwd` of `linear.cu`.
+const LINEAR_FWD: KernelRef = KernelRef::forward("linear", "linear_fwd");
+/// `linear_bwd_input` of `linear.cu`.
+const LINEAR_BWD_INPUT: KernelRef = KernelRef::backward("linear", "linear_bwd_input");
+/// `linear_bwd_params` of `linear.cu`.
+const LINEAR_BWD_PARAMS: KernelRef = KernelRef::backward("linear", "linear_bwd_params");
+
+impl crate::ops::CudaKernels for super::LinearSpec {
+    const KERNELS: &'static [KernelRef] = &[LINEAR_FWD, LINEAR_BWD_INPUT, LINEAR_BWD_PARAMS];
+}
 
 /// `y[n][o] = b[o] + sum_i x[n][i] * w[i][o]`; returns the output shape.
 /// Errors (before any launch) on a spec that does not fit `x_shape` or
@@ -31,7 +43,7 @@ pub fn linear_forward(
     check_param("linear", "weight", spec.weight_len(), w.len())?;
     check_param("linear", "bias", spec.outputs, b.len())?;
     check_len("linear", "output", out, y.len())?;
-    let f = dev.function("linear", "linear_fwd")?;
+    let f = dev.kernel(LINEAR_FWD)?;
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
     let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(w).arg(b).arg(y).arg(&n).arg(&ni).arg(&no);
@@ -83,7 +95,7 @@ pub fn linear_backward(
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
     if let Some((dx, accumulate)) = dx {
         let acc = i32::from(accumulate);
-        let f = dev.function("linear", "linear_bwd_input")?;
+        let f = dev.kernel(LINEAR_BWD_INPUT)?;
         let mut lb = dev.launch_builder(&f);
         lb.arg(dy)
             .arg(w)
@@ -99,7 +111,7 @@ pub fn linear_backward(
         // borrow, distinct from dy and w.
         unsafe { lb.launch(grid_1d(n * ni)) }?;
     }
-    let f = dev.function("linear", "linear_bwd_params")?;
+    let f = dev.kernel(LINEAR_BWD_PARAMS)?;
     let mut lb = dev.launch_builder(&f);
     lb.arg(x).arg(dy).arg(dw).arg(db).arg(&n).arg(&ni).arg(&no);
     // SAFETY: the arguments match `linear_bwd_params(const float* x, const

@@ -1,4 +1,4 @@
-//! CUDA pooling: launches `pool_nhwc` / `pool_nhwc_vec4` of `cuda/pool.cu`;
+//! CUDA pooling: launches `pool_nhwc` / `pool_nhwc_vec4` of `src/ops/pool/pool.cu`;
 //! CPU twin [`super::cpu::pool_forward`], bit for bit (same taps in the
 //! same order, same f32 operations).
 //!
@@ -12,10 +12,73 @@ use crate::device::cuda::{DView, DViewMut};
 
 use super::{PoolKind, PoolSpec};
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::{KernelParams, KernelRef};
 use crate::error::{Error, Result};
 use crate::ops::check_len;
 use crate::ops::cuda_launch::{aligned16, grid_1d};
 use crate::tensor::Shape;
+
+/// `pool_nhwc` of `pool.cu`.
+const POOL_NHWC: KernelRef = KernelRef::forward("pool", "pool_nhwc");
+/// `pool_nhwc_vec4` of `pool.cu`.
+const POOL_NHWC_VEC4: KernelRef = KernelRef::forward("pool", "pool_nhwc_vec4");
+/// `pool_backward_nhwc` of `pool.cu`.
+const POOL_BACKWARD_NHWC: KernelRef = KernelRef::backward("pool", "pool_backward_nhwc");
+
+/// The geometry every pool kernel takes by value: the C struct `PoolGeom`
+/// of `pool.cu`, field for field (9 `u64`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PoolGeom {
+    /// Input `[n][h][w][c]`.
+    pub n: u64,
+    pub h: u64,
+    pub w: u64,
+    pub c: u64,
+    /// Output rows and columns.
+    pub oh: u64,
+    pub ow: u64,
+    /// Square window, stride, padding.
+    pub k: u64,
+    pub stride: u64,
+    pub pad: u64,
+}
+
+// SAFETY: #[repr(C)], 9 u64 in the order of `struct PoolGeom` in pool.cu
+// (which static_asserts the same size).
+unsafe impl KernelParams for PoolGeom {}
+
+impl PoolGeom {
+    /// The geometry of `spec` on input `x` with output `out`.
+    fn new(spec: &PoolSpec, x: Shape, out: Shape) -> PoolGeom {
+        let u = |v: usize| v as u64;
+        PoolGeom {
+            n: u(x.n),
+            h: u(x.h),
+            w: u(x.w),
+            c: u(x.c),
+            oh: u(out.h),
+            ow: u(out.w),
+            k: u(spec.k),
+            stride: u(spec.stride),
+            pad: u(spec.pad),
+        }
+    }
+}
+
+/// The kernels' `mode`: 0 max, 1 average over the in-bounds taps, 2
+/// average over `k * k`.
+fn mode(spec: &PoolSpec) -> u32 {
+    match spec.kind {
+        PoolKind::Max => 0,
+        PoolKind::Avg if spec.count_include_pad => 2,
+        PoolKind::Avg => 1,
+    }
+}
+
+impl crate::ops::CudaKernels for super::PoolSpec {
+    const KERNELS: &'static [KernelRef] = &[POOL_NHWC, POOL_NHWC_VEC4, POOL_BACKWARD_NHWC];
+}
 
 /// `y = pool(x)`; returns the output shape. Errors (before any launch) on
 /// a bad spec or input shape, or buffers whose lengths do not match the
@@ -30,40 +93,19 @@ pub fn pool_forward(
     let out = spec.out_shape(x_shape)?;
     check_len("pool", "input", x_shape, x.len())?;
     check_len("pool", "output", out, y.len())?;
-    // Kernel `mode`: 0 max, 1 avg over in-bounds taps, 2 avg over k * k.
-    let mode: u32 = match spec.kind {
-        PoolKind::Max => 0,
-        PoolKind::Avg if spec.count_include_pad => 2,
-        PoolKind::Avg => 1,
-    };
+    let mode = mode(spec);
     let vec = out.c.is_multiple_of(4) && aligned16(dev, x) && aligned16(dev, y);
-    let (name, work) = if vec {
-        ("pool_nhwc_vec4", out.len() / 4)
+    let (k, work) = if vec {
+        (POOL_NHWC_VEC4, out.len() / 4)
     } else {
-        ("pool_nhwc", out.len())
+        (POOL_NHWC, out.len())
     };
-    let f = dev.function("pool", name)?;
-    let dims = [
-        x_shape.n,
-        x_shape.h,
-        x_shape.w,
-        x_shape.c,
-        out.h,
-        out.w,
-        spec.k,
-        spec.stride,
-        spec.pad,
-    ]
-    .map(|v| v as u64);
+    let f = dev.kernel(k)?;
+    let geom = PoolGeom::new(spec, x_shape, out);
     let mut b = dev.launch_builder(&f);
-    b.arg(x).arg(y);
-    for d in &dims {
-        b.arg(d);
-    }
-    b.arg(&mode);
+    b.arg(x).arg(y).arg(&geom).arg(&mode);
     // SAFETY: the arguments match `pool_nhwc(_vec4)(const float* x, float*
-    // y, u64 n, u64 h, u64 w, u64 c, u64 oh, u64 ow, u64 k, u64 stride, u64
-    // pad, u32 mode)`. out_shape checked pad <= k / 2 and that every window
+    // y, PoolGeom geom, u32 mode)`. out_shape checked pad <= k / 2 and that every window
     // fits the padded input, so each clipped window lies inside the image:
     // the kernel reads x[0..n*h*w*c) and writes y[0..n*oh*ow*c), the two
     // view lengths checked above; y is an exclusive borrow, distinct from x
@@ -103,24 +145,9 @@ pub fn pool_backward(
     }
     check_len("pool backward", "input gradient", x_shape, dx.len())?;
     check_len("pool backward", "output gradient", out, dy.len())?;
-    let mode: u32 = match spec.kind {
-        PoolKind::Max => 0,
-        PoolKind::Avg if spec.count_include_pad => 2,
-        PoolKind::Avg => 1,
-    };
-    let f = dev.function("pool", "pool_backward_nhwc")?;
-    let dims = [
-        x_shape.n,
-        x_shape.h,
-        x_shape.w,
-        x_shape.c,
-        out.h,
-        out.w,
-        spec.k,
-        spec.stride,
-        spec.pad,
-    ]
-    .map(|v| v as u64);
+    let mode = mode(spec);
+    let f = dev.kernel(POOL_BACKWARD_NHWC)?;
+    let geom = PoolGeom::new(spec, x_shape, out);
     let acc = i32::from(accumulate);
     let null = crate::device::cuda::NullPtr::new();
     let mut b = dev.launch_builder(&f);
@@ -129,14 +156,9 @@ pub fn pool_backward(
         // Average pooling never reads x (mode != 0 in the kernel).
         None => b.arg(&null),
     };
-    b.arg(dy).arg(dx);
-    for d in &dims {
-        b.arg(d);
-    }
-    b.arg(&mode).arg(&acc);
+    b.arg(dy).arg(dx).arg(&geom).arg(&mode).arg(&acc);
     // SAFETY: the arguments match `pool_backward_nhwc(const float* x, const
-    // float* dy, float* dx, u64 n, h, w, c, oh, ow, k, stride, pad, u32
-    // mode, int accumulate)`. out_shape checked pad <= k / 2 and that every
+    // float* dy, float* dx, PoolGeom geom, u32 mode, int accumulate)`. out_shape checked pad <= k / 2 and that every
     // window fits the padded input; the kernel visits only windows oy < oh,
     // ox < ow whose clipped taps lie inside the image, so it reads
     // x[0..n*h*w*c), dy[0..n*oh*ow*c) and reads / writes dx[0..n*h*w*c),

@@ -1,4 +1,4 @@
-//! CUDA ReLU: launches `cuda/relu.cu`; CPU twin [`super::cpu`].
+//! CUDA ReLU: launches `src/ops/relu/relu.cu`; CPU twin [`super::cpu`].
 //!
 //! Layout: flat f32 buffers of equal length (elementwise, any shape). The
 //! float4 kernels are used when every buffer is 16-byte aligned; the result
@@ -7,8 +7,30 @@
 use crate::device::cuda::{DView, DViewMut};
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::{aligned16, grid_1d};
+
+/// `relu` of `relu.cu`.
+const RELU: KernelRef = KernelRef::forward("relu", "relu");
+/// `relu_vec4` of `relu.cu`.
+const RELU_VEC4: KernelRef = KernelRef::forward("relu", "relu_vec4");
+/// `relu_inplace` of `relu.cu`.
+const RELU_INPLACE: KernelRef = KernelRef::forward("relu", "relu_inplace");
+/// `relu_inplace_vec4` of `relu.cu`.
+const RELU_INPLACE_VEC4: KernelRef = KernelRef::forward("relu", "relu_inplace_vec4");
+/// `relu_backward` of `relu.cu`.
+const RELU_BACKWARD: KernelRef = KernelRef::backward("relu", "relu_backward");
+
+impl crate::ops::CudaKernels for super::ReluOp {
+    const KERNELS: &'static [KernelRef] = &[
+        RELU,
+        RELU_VEC4,
+        RELU_INPLACE,
+        RELU_INPLACE_VEC4,
+        RELU_BACKWARD,
+    ];
+}
 
 /// `y = relu(x)`; errors (before any launch) when the lengths differ.
 pub fn relu_forward(dev: &CudaDevice, x: &DView<'_, f32>, y: &mut DViewMut<'_, f32>) -> Result<()> {
@@ -24,8 +46,7 @@ pub fn relu_forward(dev: &CudaDevice, x: &DView<'_, f32>, y: &mut DViewMut<'_, f
         return Ok(());
     }
     let vec = aligned16(dev, x) && aligned16(dev, y);
-    let name = if vec { "relu_vec4" } else { "relu" };
-    let f = dev.function("relu", name)?;
+    let f = dev.kernel(if vec { RELU_VEC4 } else { RELU })?;
     // The vec4 kernel: one thread per float4, the tail (< 4) by the first threads.
     let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
     let mut b = dev.launch_builder(&f);
@@ -46,12 +67,7 @@ pub fn relu_forward_inplace(dev: &CudaDevice, x: &mut DViewMut<'_, f32>) -> Resu
         return Ok(());
     }
     let vec = aligned16(dev, x);
-    let name = if vec {
-        "relu_inplace_vec4"
-    } else {
-        "relu_inplace"
-    };
-    let f = dev.function("relu", name)?;
+    let f = dev.kernel(if vec { RELU_INPLACE_VEC4 } else { RELU_INPLACE })?;
     let cfg = grid_1d(if vec { len.div_ceil(4) } else { len });
     let mut b = dev.launch_builder(&f);
     b.arg(x).arg(&len);
@@ -87,7 +103,7 @@ pub fn relu_backward(
     if len == 0 {
         return Ok(());
     }
-    let f = dev.function("relu", "relu_backward")?;
+    let f = dev.kernel(RELU_BACKWARD)?;
     let acc = i32::from(accumulate);
     let mut b = dev.launch_builder(&f);
     b.arg(x).arg(dy).arg(dx).arg(&len).arg(&acc);

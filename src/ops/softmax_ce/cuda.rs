@@ -1,5 +1,5 @@
 //! CUDA softmax cross-entropy, forward and backward in one launch of
-//! `softmax_ce_fwd_bwd` (`cuda/softmax_ce.cu`); CPU twin in
+//! `softmax_ce_fwd_bwd` (`src/ops/softmax_ce/softmax_ce.cu`); CPU twin in
 //! `super::cpu`.
 //!
 //! Layouts: `logits` f32 `[batch][classes]`, `labels` i32 `[batch]`,
@@ -10,7 +10,14 @@
 use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 
 use crate::device::cuda::CudaDevice;
+use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
+
+/// `softmax_ce_fwd_bwd` of `softmax_ce.cu`.
+pub const SOFTMAX_CE_FWD_BWD: KernelRef = KernelRef::backward("softmax_ce", "softmax_ce_fwd_bwd");
+
+/// The loss's kernels, for the kernel table (the loss is not a graph node).
+pub const KERNELS: &[KernelRef] = &[SOFTMAX_CE_FWD_BWD];
 
 /// Per-sample loss `lse(logits[b]) − logits[b][label]`, its batch mean,
 /// the correct flags, and `dlogits = (softmax − onehot) / batch` (the
@@ -65,7 +72,7 @@ pub fn softmax_ce(
         (Ok(b), Ok(k)) if b < i32::MAX - 256 => (b, k),
         _ => return bad(format!("batch {batch} or classes {classes} exceed 32 bits")),
     };
-    let f = dev.function("softmax_ce", "softmax_ce_fwd_bwd")?;
+    let f = dev.kernel(SOFTMAX_CE_FWD_BWD)?;
     let mut b = dev.launch_builder(&f);
     b.arg(logits)
         .arg(labels)

@@ -1,7 +1,12 @@
 //! CUDA zeros: a memset of the output (no kernel). Layout: any f32 buffer.
 
+use crate::device::cuda::KernelRef;
 use crate::device::cuda::{CudaDevice, DViewMut};
 use crate::error::Result;
+
+impl crate::ops::CudaKernels for super::ZerosOp {
+    const KERNELS: &'static [KernelRef] = &[];
+}
 
 /// `y = 0` (every element), queued on the device's stream.
 pub fn zeros_forward(dev: &CudaDevice, y: &mut DViewMut<'_, f32>) -> Result<()> {

@@ -6,9 +6,23 @@
 // a channel window of the output's). One thread per output element,
 // grid-stride.
 
+// The geometry both crop kernels take by value. Rust twin:
+// `ops::crop::cuda::CropGeom` (#[repr(C)], the same 9 u64 in this order).
+struct CropGeom {
+    u64 ih, iw, ic;      // input [n][ih][iw][ic]
+    u64 top, left, c0;   // window origin
+    u64 h, w, c;         // window (output) size
+};
+static_assert(sizeof(CropGeom) == 9 * sizeof(u64), "CropGeom is 9 u64, no padding");
+
+#define CROP_GEOM_LOCALS(geom)                                                      \
+    [[maybe_unused]] const u64 ih = (geom).ih, iw = (geom).iw, ic = (geom).ic;      \
+    [[maybe_unused]] const u64 top = (geom).top, left = (geom).left, c0 = (geom).c0; \
+    [[maybe_unused]] const u64 h = (geom).h, w = (geom).w, c = (geom).c
+
 extern "C" __global__ void crop(const float* __restrict__ x, float* __restrict__ y, u64 len,
-                                u64 ih, u64 iw, u64 ic, u64 top, u64 left, u64 c0, u64 h,
-                                u64 w, u64 c, int accumulate) {
+                                const CropGeom geom, int accumulate) {
+    CROP_GEOM_LOCALS(geom);
     const u64 step = (u64)gridDim.x * blockDim.x;
     for (u64 o = (u64)blockIdx.x * blockDim.x + threadIdx.x; o < len; o += step) {
         const u64 k = o % c;
@@ -27,8 +41,8 @@ extern "C" __global__ void crop(const float* __restrict__ x, float* __restrict__
 // [n][ih][iw][ic] (len elements), dy [n][h][w][c]. One thread per dx
 // element, grid-stride: a gather, every element written once.
 extern "C" __global__ void crop_backward(const float* __restrict__ dy, float* __restrict__ dx,
-                                         u64 len, u64 ih, u64 iw, u64 ic, u64 top, u64 left,
-                                         u64 c0, u64 h, u64 w, u64 c, int accumulate) {
+                                         u64 len, const CropGeom geom, int accumulate) {
+    CROP_GEOM_LOCALS(geom);
     const u64 step = (u64)gridDim.x * blockDim.x;
     for (u64 o = (u64)blockIdx.x * blockDim.x + threadIdx.x; o < len; o += step) {
         const u64 k = o % ic;

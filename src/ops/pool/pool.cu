@@ -19,6 +19,20 @@
 // one thread per (output pixel, 4 channels), cv = c / 4 float4 per pixel,
 // index g = ((b*oh + oy)*ow + ox)*cv + q. Grid-stride loops over both.
 
+// The geometry every pool kernel takes by value. Rust twin:
+// `ops::pool::cuda::PoolGeom` (#[repr(C)], the same 9 u64 in this order).
+struct PoolGeom {
+    u64 n, h, w, c;     // input [n][h][w][c]
+    u64 oh, ow;         // output [n][oh][ow][c]
+    u64 k, stride, pad; // square window
+};
+static_assert(sizeof(PoolGeom) == 9 * sizeof(u64), "PoolGeom is 9 u64, no padding");
+
+#define POOL_GEOM_LOCALS(geom)                                                          \
+    [[maybe_unused]] const u64 n = (geom).n, h = (geom).h, w = (geom).w, c = (geom).c;  \
+    [[maybe_unused]] const u64 oh = (geom).oh, ow = (geom).ow;                          \
+    [[maybe_unused]] const u64 k = (geom).k, stride = (geom).stride, pad = (geom).pad
+
 #define DN_NEG_INF __int_as_float(0xff800000)
 
 __device__ __forceinline__ float dn_pool_max(float acc, float v) {
@@ -35,9 +49,9 @@ __device__ __forceinline__ void dn_pool_clip(u64 o, u64 stride, u64 k, u64 pad, 
     *hi = (w1 < lim ? w1 : lim) - pad;
 }
 
-extern "C" __global__ void pool_nhwc(const float* __restrict__ x, float* __restrict__ y, u64 n,
-                                     u64 h, u64 w, u64 c, u64 oh, u64 ow, u64 k, u64 stride,
-                                     u64 pad, u32 mode) {
+extern "C" __global__ void pool_nhwc(const float* __restrict__ x, float* __restrict__ y,
+                                     const PoolGeom geom, u32 mode) {
+    POOL_GEOM_LOCALS(geom);
     const u64 total = n * oh * ow * c;
     const u64 step = (u64)gridDim.x * blockDim.x;
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += step) {
@@ -75,8 +89,8 @@ extern "C" __global__ void pool_nhwc(const float* __restrict__ x, float* __restr
 }
 
 extern "C" __global__ void pool_nhwc_vec4(const float* __restrict__ x, float* __restrict__ y,
-                                          u64 n, u64 h, u64 w, u64 c, u64 oh, u64 ow, u64 k,
-                                          u64 stride, u64 pad, u32 mode) {
+                                          const PoolGeom geom, u32 mode) {
+    POOL_GEOM_LOCALS(geom);
     const u64 cv = c >> 2;
     const u64 total = n * oh * ow * cv;
     const u64 step = (u64)gridDim.x * blockDim.x;
@@ -151,9 +165,9 @@ extern "C" __global__ void pool_nhwc_vec4(const float* __restrict__ x, float* __
 // image row iy iff oy*stride <= iy + pad < oy*stride + k.
 extern "C" __global__ void pool_backward_nhwc(const float* __restrict__ x,
                                               const float* __restrict__ dy,
-                                              float* __restrict__ dx, u64 n, u64 h, u64 w, u64 c,
-                                              u64 oh, u64 ow, u64 k, u64 stride, u64 pad,
+                                              float* __restrict__ dx, const PoolGeom geom,
                                               u32 mode, int accumulate) {
+    POOL_GEOM_LOCALS(geom);
     const u64 total = n * h * w * c;
     const u64 step = (u64)gridDim.x * blockDim.x;
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += step) {

@@ -146,8 +146,8 @@ __device__ __forceinline__ void cb_gemm_tile(int kb, int ke, const LoadA& load_a
 template <int BN>
 __device__ __forceinline__ void conv2d_bwd_input(
     const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-    const float* __restrict__ xmask, int N, int H, int W, int CIN, int OH, int OW, int COUT,
-    int KH, int KW, int S, int P, int D, int CIN_G, int COUT_G, int mask, int accumulate) {
+    const float* __restrict__ xmask, const ConvGeom geom, int mask, int accumulate) {
+    CONV_GEOM_LOCALS(geom);
     constexpr int BM = CB_THREADS * 16 / BN;
     const int g = blockIdx.z;
     const int m0 = blockIdx.x * BM;
@@ -206,8 +206,8 @@ __device__ __forceinline__ void conv2d_bwd_input(
 template <int BN>
 __device__ __forceinline__ void conv2d_bwd_weight(
     const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
-    int N, int H, int W, int CIN, int OH, int OW, int COUT, int KH, int KW, int S, int P, int D,
-    int CIN_G, int COUT_G, int relu_input, int pix_per_split, int mtiles) {
+    const ConvGeom geom, int relu_input, int pix_per_split, int mtiles) {
+    CONV_GEOM_LOCALS(geom);
     constexpr int BM = CB_THREADS * 16 / BN;
     const int g = blockIdx.z;
     const int split = blockIdx.x / mtiles;
@@ -258,13 +258,10 @@ __device__ __forceinline__ void conv2d_bwd_weight(
     }
 }
 
-#define CB_DX_PARAMS                                                                         \
-    const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,       \
-        const float* __restrict__ xmask, int N, int H, int W, int CIN, int OH, int OW,       \
-        int COUT, int KH, int KW, int S, int P, int D, int CIN_G, int COUT_G, int mask,      \
-        int accumulate
-#define CB_DX_ARGS \
-    dy, w, dx, xmask, N, H, W, CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G, mask, accumulate
+#define CB_DX_PARAMS                                                                   \
+    const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,  \
+        const float* __restrict__ xmask, const ConvGeom geom, int mask, int accumulate
+#define CB_DX_ARGS dy, w, dx, xmask, geom, mask, accumulate
 
 // dx entry points: BN = 16 / 32 / 64 input channels per block (the launch
 // picks the smallest >= CIN_G, capped at 64). Grid (ceil(N*H*W / BM),
@@ -279,13 +276,10 @@ extern "C" __global__ void __launch_bounds__(CB_THREADS) conv2d_bwd_input_n64(CB
     conv2d_bwd_input<64>(CB_DX_ARGS);
 }
 
-#define CB_DW_PARAMS                                                                         \
-    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,     \
-        int N, int H, int W, int CIN, int OH, int OW, int COUT, int KH, int KW, int S, int P, \
-        int D, int CIN_G, int COUT_G, int relu_input, int pix_per_split, int mtiles
-#define CB_DW_ARGS                                                                         \
-    x, dy, part, N, H, W, CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G, relu_input, \
-        pix_per_split, mtiles
+#define CB_DW_PARAMS                                                                   \
+    const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part, \
+        const ConvGeom geom, int relu_input, int pix_per_split, int mtiles
+#define CB_DW_ARGS x, dy, part, geom, relu_input, pix_per_split, mtiles
 
 // dw entry points: BN = 16 / 32 / 64 output channels per block (smallest >=
 // COUT_G, capped at 64). Grid (mtiles * splits, ceil(COUT_G / BN), groups)

@@ -49,8 +49,8 @@ template <int BN, bool STATS>
 __device__ __forceinline__ void conv2d_igemm(
     const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
     double* __restrict__ psum, double* __restrict__ psumsq,
-    int N, int H, int W, int CIN, int OH, int OW, int COUT,
-    int KH, int KW, int S, int P, int D, int CIN_G, int COUT_G, int relu_input) {
+    const ConvGeom geom, int relu_input) {
+    CONV_GEOM_LOCALS(geom);
     constexpr int BM = CV_THREADS * CV_TM * CV_TN / BN;  // 64, 128, 256
     constexpr int AS_LD = BM + 4;                         // padded row of As
     constexpr int THREADS_N = BN / CV_TN;                 // threads along n
@@ -221,11 +221,10 @@ __device__ __forceinline__ void conv2d_igemm(
     }
 }
 
-#define CV_PARAMS                                                                       \
-    const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,    \
-        int N, int H, int W, int CIN, int OH, int OW, int COUT, int KH, int KW, int S,  \
-        int P, int D, int CIN_G, int COUT_G, int relu_input
-#define CV_ARGS N, H, W, CIN, OH, OW, COUT, KH, KW, S, P, D, CIN_G, COUT_G, relu_input
+#define CV_PARAMS                                                                    \
+    const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, \
+        const ConvGeom geom, int relu_input
+#define CV_ARGS geom, relu_input
 
 // Entry points: conv2d_igemm_n{16,32,64} (block tile BN = 16/32/64 output
 // channels; the launch picks the smallest >= COUT_G, capped at 64) and the
