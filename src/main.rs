@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::error::{Error, Result};
-use dasnas::space::{self, Arch, Space};
+use dasnas::space::{self, Arch, Space, SpaceOptions};
 use dasnas::Tensor;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -133,23 +133,48 @@ struct RunArgs {
     /// Cells in flight on a GPU (one CUDA stream and host thread each).
     #[arg(long, default_value_t = dasnas::device::cuda::executor::DEFAULT_LANES)]
     lanes: usize,
-    /// DARTS space: channels C of the first cells (DARTS's --init_channels).
-    #[arg(long, default_value_t = 16)]
-    init_channels: usize,
-    /// DARTS space: number of cells (DARTS's --layers).
-    #[arg(long, default_value_t = 8)]
-    layers: usize,
+    /// DARTS space: channels C of the first cells (DARTS's --init_channels;
+    /// default 16). Short for --space-option init_channels=C.
+    #[arg(long)]
+    init_channels: Option<usize>,
+    /// DARTS space: number of cells (DARTS's --layers; default 8). Short
+    /// for --space-option layers=L.
+    #[arg(long)]
+    layers: Option<usize>,
     /// NB101 weight init: `default` (uniform ±1/√fan_in, as every space) or
-    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier).
-    #[arg(long, default_value = "default")]
-    init: dasnas::net::InitScheme,
+    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01)
+    /// classifier). Short for --space-option init=INIT.
+    #[arg(long)]
+    init: Option<String>,
+    /// An option of the search space's network, KEY=VALUE (repeatable); a
+    /// space rejects keys it does not take.
+    #[arg(long = "space-option", value_name = "KEY=VALUE")]
+    space_option: Vec<String>,
 }
 
 impl RunArgs {
-    /// The architecture built at this run's network size (DARTS C and layers).
-    fn sized(&self, arch: Arch) -> Arch {
-        arch.with_darts_size(self.init_channels, self.layers)
-            .with_nb101_init(self.init)
+    /// The space options of --space-option and the flags that stand for them.
+    fn space_options(&self) -> Result<SpaceOptions> {
+        let mut opts = SpaceOptions::new();
+        for pair in &self.space_option {
+            opts.insert_pair(pair)?;
+        }
+        let flags = [
+            ("init_channels", self.init_channels.map(|c| c.to_string())),
+            ("layers", self.layers.map(|l| l.to_string())),
+            ("init", self.init.clone()),
+        ];
+        for (key, value) in flags {
+            if let Some(v) = value {
+                opts.insert(key, v)?;
+            }
+        }
+        Ok(opts)
+    }
+
+    /// The architecture built with this run's space options.
+    fn sized(&self, arch: Arch) -> Result<Arch> {
+        arch.with_options(&self.space_options()?)
     }
 }
 
@@ -334,16 +359,7 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
             run.batch
         )));
     }
-    if run.init_channels == 0 || run.layers == 0 {
-        return Err(Error::Arg(
-            "--init-channels and --layers must be at least 1".into(),
-        ));
-    }
-    let size = match run.space {
-        Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
-        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
-        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
-    };
+    let size = run.space.image_size(&run.space_options()?)?;
     if run.data == "gaussian" {
         Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
     } else {
@@ -439,7 +455,10 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         space::enumerate(space)?
     };
-    let archs: Vec<Arch> = archs.into_iter().map(|x| a.run.sized(x)).collect();
+    let archs: Vec<Arch> = archs
+        .into_iter()
+        .map(|x| a.run.sized(x))
+        .collect::<Result<_>>()?;
     let batch = prepare(&a.run)?;
     let mut scorer = open_scorer(&a.run, batch.clone())?;
     let done = match (&a.out, a.resume) {
@@ -709,7 +728,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
                 .into(),
         ));
     }
-    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?);
+    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?)?;
     let batch = prepare(&a.run)?;
     let setup = TrainSetup::load(&a.run, &a.train)?;
     let graph = arch.network()?;
@@ -843,7 +862,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
                 }
                 let arch = Arch::parse(a.run.space, &r.arch)
                     .map_err(|e| Error::Data(format!("{}: {e}", p.display())))?;
-                pool.push(a.run.sized(arch));
+                pool.push(a.run.sized(arch)?);
             }
             (cache, pool)
         }
@@ -866,8 +885,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         seed: a.run.seed,
         strategy,
         from_cache,
-        size: Some((a.run.init_channels, a.run.layers)),
-        nb101_init: a.run.init,
+        space_options: a.run.space_options()?,
     };
     let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
     if a.json {
@@ -895,7 +913,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let archs: Vec<Arch> = space::sample(a.run.space, a.cells + 1, a.run.seed)?
         .into_iter()
         .map(|x| a.run.sized(x))
-        .collect();
+        .collect::<Result<_>>()?;
     let threads = rayon::current_num_threads();
     eprintln!(
         "dasnas bench: {:?}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",
@@ -975,7 +993,7 @@ fn bench_training(a: &BenchArgs, batch: Tensor) -> Result<()> {
     let archs: Vec<Arch> = space::sample(a.run.space, a.cells, a.run.seed)?
         .into_iter()
         .map(|x| a.run.sized(x))
-        .collect();
+        .collect::<Result<_>>()?;
     // Seeded synthetic CIFAR records: 10 classes, random pixels.
     let records = (4 * a.train_batch).max(256);
     let mut bytes = Vec::with_capacity(records * 3073);
@@ -1067,7 +1085,7 @@ fn bench_cuda(mut g: dasnas::device::cuda::executor::GpuScorer, a: &BenchArgs) -
     let archs: Vec<Arch> = space::sample(a.run.space, a.cells + warm, a.run.seed)?
         .into_iter()
         .map(|x| a.run.sized(x))
-        .collect();
+        .collect::<Result<_>>()?;
     let (warm_archs, timed) = archs.split_at(warm);
     eprintln!(
         "dasnas bench: {:?}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
