@@ -113,7 +113,7 @@ fn cell(c: &mut Criterion) {
     g.sample_size(10);
     let batch = gaussian_batch(B, 32, 0);
     let arch = Arch::parse(
-        Space::Nb201,
+        Space::NB201,
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
     )
     .unwrap();

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use dasnas::{data, space::{Arch, Space}};
-//! let arch = Arch::parse(Space::Nb201,
+//! let arch = Arch::parse(Space::NB201,
 //!     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")?;
 //! let batch = data::gaussian_batch(128, 32, 0);
 //! let cell = dasnas::score_arch(&arch, &batch, 0, 1.0)?;

@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::error::{Error, Result};
-use dasnas::space::{self, Arch, Space};
+use dasnas::space::{self, Arch, Space, SpaceOptions};
 use dasnas::Tensor;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -137,23 +137,54 @@ struct RunArgs {
     /// Cells in flight on a GPU (one CUDA stream and host thread each).
     #[arg(long, default_value_t = dasnas::device::cuda::executor::DEFAULT_LANES)]
     lanes: usize,
-    /// DARTS space: channels C of the first cells (DARTS's --init_channels).
-    #[arg(long, default_value_t = 16)]
-    init_channels: usize,
-    /// DARTS space: number of cells (DARTS's --layers).
-    #[arg(long, default_value_t = 8)]
-    layers: usize,
+    /// DARTS space: channels C of the first cells (DARTS's --init_channels;
+    /// default 16). Short for --space-option init_channels=C.
+    #[arg(long)]
+    init_channels: Option<usize>,
+    /// DARTS space: number of cells (DARTS's --layers; default 8). Short
+    /// for --space-option layers=L.
+    #[arg(long)]
+    layers: Option<usize>,
     /// NB101 weight init: `default` (uniform ±1/√fan_in, as every space) or
-    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier).
-    #[arg(long, default_value = "default")]
-    init: dasnas::net::InitScheme,
+    /// `naswot` (the NASWOT code's He-normal fan-out convs, N(0, 0.01)
+    /// classifier). Short for --space-option init=INIT.
+    #[arg(long)]
+    init: Option<String>,
+    /// An option of the search space's network, KEY=VALUE (repeatable); a
+    /// space rejects keys it does not take.
+    #[arg(long = "space-option", value_name = "KEY=VALUE")]
+    space_option: Vec<String>,
 }
 
 impl RunArgs {
-    /// The architecture built at this run's network size (DARTS C and layers).
-    fn sized(&self, arch: Arch) -> Arch {
-        arch.with_darts_size(self.init_channels, self.layers)
-            .with_nb101_init(self.init)
+    /// The space options of --space-option and the flags that stand for them.
+    fn space_options(&self) -> Result<SpaceOptions> {
+        let mut opts = SpaceOptions::new();
+        for pair in &self.space_option {
+            opts.insert_pair(pair)?;
+        }
+        let flags = [
+            ("init_channels", self.init_channels.map(|c| c.to_string())),
+            ("layers", self.layers.map(|l| l.to_string())),
+            ("init", self.init.clone()),
+        ];
+        for (key, value) in flags {
+            if let Some(v) = value {
+                opts.insert(key, v)?;
+            }
+        }
+        Ok(opts)
+    }
+
+    /// The architecture built with this run's space options.
+    fn sized(&self, arch: Arch) -> Result<Arch> {
+        arch.with_options(&self.space_options()?)
+    }
+
+    /// The architectures built with this run's space options.
+    fn sized_all(&self, archs: Vec<Arch>) -> Result<Vec<Arch>> {
+        let opts = self.space_options()?;
+        archs.into_iter().map(|a| a.with_options(&opts)).collect()
     }
 }
 
@@ -330,15 +361,6 @@ fn finite(what: &str, v: f64) -> Result<f64> {
     }
 }
 
-/// Input image size of a space's networks.
-fn image_size(space: Space) -> usize {
-    match space {
-        Space::Nb201 => dasnas::space::nb201::Nb201Net::default().image_size,
-        Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
-        Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
-    }
-}
-
 /// Sets the thread count and loads the scoring batch.
 fn prepare(run: &RunArgs) -> Result<Tensor> {
     if let Some(t) = run.threads {
@@ -350,25 +372,19 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
             .build_global()
             .map_err(|e| Error::Arg(format!("--threads {t}: {e}")))?;
     }
-    if run.init_channels == 0 || run.layers == 0 {
-        return Err(Error::Arg(
-            "--init-channels and --layers must be at least 1".into(),
-        ));
-    }
     if run.batch < 2 {
         return Err(Error::Arg(format!(
             "--batch {} is too small: the kernel matrix needs at least 2 images",
             run.batch
         )));
     }
+    let size = run.space.image_size(&run.space_options()?)?;
     let source = dasnas::data::BatchSource::parse(&run.data, run.dataset);
-    dasnas::data::scoring_batch(&source, run.batch, image_size(run.space), run.seed).map_err(|e| {
-        match e {
-            Error::Data(m) if source != dasnas::data::BatchSource::Gaussian => {
-                Error::Data(format!("--data {m}"))
-            }
-            e => e,
+    dasnas::data::scoring_batch(&source, run.batch, size, run.seed).map_err(|e| match e {
+        Error::Data(m) if source != dasnas::data::BatchSource::Gaussian => {
+            Error::Data(format!("--data {m}"))
         }
+        e => e,
     })
 }
 
@@ -397,7 +413,7 @@ fn score_cells(a: &ScoreArgs) -> Result<Vec<Arch>> {
     } else {
         space::enumerate(space)?
     };
-    Ok(archs.into_iter().map(|x| a.run.sized(x)).collect())
+    a.run.sized_all(archs)
 }
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
@@ -553,7 +569,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         ));
     }
     finite("--alpha", a.alpha)?;
-    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?);
+    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?)?;
     let batch = prepare(&a.run)?;
     let setup = training(&a.run, &a.train, a.steps.max(1))?;
     let graph = arch.network()?;
@@ -681,7 +697,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
                 }
                 let arch = Arch::parse(a.run.space, &r.arch)
                     .map_err(|e| Error::Data(format!("{}: {e}", p.display())))?;
-                pool.push(a.run.sized(arch));
+                pool.push(a.run.sized(arch)?);
             }
             (cache, pool)
         }
@@ -704,8 +720,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         seed: a.run.seed,
         strategy,
         from_cache,
-        size: Some((a.run.init_channels, a.run.layers)),
-        nb101_init: a.run.init,
+        space_options: a.run.space_options()?,
     };
     let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
     if a.json {
@@ -730,10 +745,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let space_name = format!("{:?}", a.run.space).to_lowercase();
     let mut scorer = open_scorer(&a.run, batch.clone())?;
     let sample = |n: usize| -> Result<Vec<Arch>> {
-        Ok(space::sample(a.run.space, n, a.run.seed)?
-            .into_iter()
-            .map(|x| a.run.sized(x))
-            .collect())
+        a.run.sized_all(space::sample(a.run.space, n, a.run.seed)?)
     };
     if a.train_steps > 0 {
         let archs = sample(a.cells)?;

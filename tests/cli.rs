@@ -156,6 +156,23 @@ fn bad_inputs_exit_non_zero_with_a_message() {
         "unknown search space",
     );
     fails_with(&["score", "--sample", "1", "--batch", "1"], "--batch 1");
+    // Space options: a key the space does not take, a bad value.
+    fails_with(
+        &["score", "--sample", "1", "--layers", "5"],
+        "space `nb201` has no option `layers`",
+    );
+    fails_with(
+        &[
+            "score",
+            "--sample",
+            "1",
+            "--space",
+            "darts",
+            "--space-option",
+            "init_channels=0",
+        ],
+        "`init_channels` must be at least 1",
+    );
     let short = tmp("short.bin");
     std::fs::write(&short, vec![0u8; 3073 * 3]).unwrap();
     fails_with(

@@ -135,7 +135,7 @@ fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
         (128, 50, 5)
     };
     let batch = dasnas::data::gaussian_batch(b, 32, 0);
-    let archs = space::sample(Space::Nb201, cells, 3).expect("sample");
+    let archs = space::sample(Space::NB201, cells, 3).expect("sample");
     let mut scorer = GpuScorer::new(dev, &batch, 4).expect("scorer");
     let gpu_cells = scorer
         .score(archs.len(), |i| archs[i].network(), 0, 1.0, None)
@@ -191,7 +191,7 @@ fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
     // the emulation).
     let (b, cells) = if dev.is_emulated() { (8, 17) } else { (64, 21) };
     let batch = dasnas::data::gaussian_batch(b, 32, 1);
-    let archs = space::sample(Space::Nb201, cells, 5).expect("sample");
+    let archs = space::sample(Space::NB201, cells, 5).expect("sample");
     let build = |i: usize| archs[i].network();
     let mut one = GpuScorer::new(dev, &batch, 1).expect("scorer");
     let mut four = GpuScorer::new(dev, &batch, 4).expect("scorer");
@@ -220,7 +220,7 @@ fn errors_name_the_problem_and_leave_the_scorer_usable(dev: &CudaDevice) {
     assert!(GpuScorer::new(dev, &batch, 0).is_err());
     let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
     // An NB201 network wants 32x32x3 images: a shape error, not a crash.
-    let nb = space::sample(Space::Nb201, 1, 0).expect("sample")[0]
+    let nb = space::sample(Space::NB201, 1, 0).expect("sample")[0]
         .network()
         .expect("net");
     let e = scorer.relu_codes(&nb, 0).expect_err("shape mismatch");
@@ -526,12 +526,15 @@ fn nb101_and_darts_cells_agree_with_the_cpu(dev: &CudaDevice) {
         (32, 4, 3)
     };
     let batch = dasnas::data::gaussian_batch(b, 32, 2);
-    let mut archs: Vec<space::Arch> = space::sample(Space::Darts, darts, 1)
+    let mut archs: Vec<space::Arch> = space::sample(Space::DARTS, darts, 1)
         .expect("sample")
         .into_iter()
-        .map(|a| a.with_darts_size(16, 8))
+        .map(|a| {
+            a.with_options(&"init_channels=16,layers=8".parse().unwrap())
+                .expect("darts size")
+        })
         .collect();
-    archs.extend(space::sample(Space::Nb101, nb101, 1).expect("sample"));
+    archs.extend(space::sample(Space::NB101, nb101, 1).expect("sample"));
     let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
     for arch in &archs {
         let net = arch.network().expect("net");

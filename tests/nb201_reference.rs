@@ -59,7 +59,7 @@ fn wot_ranks_like_the_pytorch_reference() {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for r in &subset {
-        let arch = Arch::parse(Space::Nb201, &r.arch).unwrap();
+        let arch = Arch::parse(Space::NB201, &r.arch).unwrap();
         let s = dasnas::score_arch(&arch, &batch, 0, 1.0).unwrap().scores;
         assert_eq!(s.n_units, r.n_units);
         // The reference never saw a singular cell among these.

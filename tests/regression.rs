@@ -47,13 +47,16 @@ fn bits(v: Option<f64>) -> String {
 }
 
 fn cells() -> Vec<Arch> {
-    let mut archs = space::sample(Space::Nb201, 12, 11).expect("nb201");
-    archs.extend(space::sample(Space::Nb101, 2, 12).expect("nb101"));
+    let mut archs = space::sample(Space::NB201, 12, 11).expect("nb201");
+    archs.extend(space::sample(Space::NB101, 2, 12).expect("nb101"));
     archs.extend(
-        space::sample(Space::Darts, 2, 13)
+        space::sample(Space::DARTS, 2, 13)
             .expect("darts")
             .into_iter()
-            .map(|a| a.with_darts_size(8, 5)),
+            .map(|a| {
+                a.with_options(&"init_channels=8,layers=5".parse().unwrap())
+                    .expect("darts size")
+            }),
     );
     archs
 }

@@ -2,7 +2,7 @@
 //! crop, depthwise and dilated convs, zeros): the scores are finite, N_A is
 //! the network's counted units, and a rerun gives the same bits.
 
-use dasnas::space::{self, Arch, Space};
+use dasnas::space::{self, Arch, Space, SpaceOptions};
 
 fn check(arch: &Arch) {
     let batch = dasnas::data::gaussian_batch(8, 32, 1);
@@ -20,12 +20,12 @@ fn check(arch: &Arch) {
 
 #[test]
 fn nb101_cells_score() {
-    for arch in space::sample(Space::Nb101, 2, 5).unwrap() {
+    for arch in space::sample(Space::NB101, 2, 5).unwrap() {
         check(&arch);
         // The NASWOT He-normal init: other weights, other scores, same units.
         let he = arch
-            .clone()
-            .with_nb101_init(dasnas::net::InitScheme::Naswot);
+            .with_options(&SpaceOptions::new().with("init", "naswot"))
+            .unwrap();
         check(&he);
         let batch = dasnas::data::gaussian_batch(8, 32, 1);
         let a = dasnas::score_arch(&arch, &batch, 3, 1.0).unwrap().scores;
@@ -44,9 +44,10 @@ fn darts_cells_score() {
               ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), \
               ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('none', 0), \
               ('none', 1), ('skip_connect', 2), ('sep_conv_5x5', 1)], reduce_concat=[2, 3, 4, 5])";
-    let mut archs = vec![Arch::parse(Space::Darts, v2).unwrap()];
-    archs.extend(space::sample(Space::Darts, 1, 7).unwrap());
+    let mut archs = vec![Arch::parse(Space::DARTS, v2).unwrap()];
+    archs.extend(space::sample(Space::DARTS, 1, 7).unwrap());
+    let small: SpaceOptions = "init_channels=8,layers=5".parse().unwrap();
     for arch in archs {
-        check(&arch.with_darts_size(8, 5));
+        check(&arch.with_options(&small).unwrap());
     }
 }

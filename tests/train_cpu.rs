@@ -190,7 +190,7 @@ fn sgd_memorises_one_batch() {
 #[test]
 fn nb201_gradients_are_the_same_on_one_and_two_threads() {
     let arch = dasnas::space::Arch::parse(
-        dasnas::space::Space::Nb201,
+        dasnas::space::Space::NB201,
         "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
     )
     .unwrap();
@@ -226,7 +226,7 @@ fn nb201_gradients_are_the_same_on_one_and_two_threads() {
 #[test]
 fn scoring_with_initial_params_equals_score_graph() {
     let arch = dasnas::space::Arch::parse(
-        dasnas::space::Space::Nb201,
+        dasnas::space::Space::NB201,
         "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
     )
     .unwrap();

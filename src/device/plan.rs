@@ -868,17 +868,18 @@ mod tests {
 
     #[test]
     fn plans_of_every_space_are_sound() {
-        for arch in space::sample(Space::Nb201, 12, 11).unwrap() {
+        for arch in space::sample(Space::NB201, 12, 11).unwrap() {
             let g = arch.network().unwrap();
             let plan = Plan::new(&g, 5).unwrap();
             assert_eq!(plan.n_units, g.n_units());
             check_dataflow(&plan, &g);
         }
-        for arch in space::sample(Space::Darts, 3, 4).unwrap() {
-            let g = arch.with_darts_size(8, 5).network().unwrap();
+        for arch in space::sample(Space::DARTS, 3, 4).unwrap() {
+            let small = "init_channels=8,layers=5".parse().unwrap();
+            let g = arch.with_options(&small).unwrap().network().unwrap();
             check_dataflow(&Plan::new(&g, 3).unwrap(), &g);
         }
-        for arch in space::sample(Space::Nb101, 3, 4).unwrap() {
+        for arch in space::sample(Space::NB101, 3, 4).unwrap() {
             let g = arch.network().unwrap();
             check_dataflow(&Plan::new(&g, 2).unwrap(), &g);
         }

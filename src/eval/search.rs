@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::eval::fit::{Atoms, Rule};
 use crate::eval::join::ScoreTable;
 use crate::net::rng::{bits, mix64, name_id, stream_key};
-use crate::space::{self, Arch, Space};
+use crate::space::{self, Arch, Space, SpaceOptions};
 use std::collections::{HashMap, VecDeque};
 
 /// A seeded stream of uniform integers.
@@ -143,10 +143,9 @@ pub struct SearchOptions {
     pub strategy: Strategy,
     /// Random search: draw from the cache's cells instead of the space.
     pub from_cache: bool,
-    /// DARTS network size (init channels, layers) of every sampled cell.
-    pub size: Option<(usize, usize)>,
-    /// NB101 weight init of every sampled cell.
-    pub nb101_init: crate::net::InitScheme,
+    /// Options of the space's network (DARTS size, NB101 init, …) for
+    /// every sampled cell.
+    pub space_options: SpaceOptions,
 }
 
 /// One run's outcome.
@@ -246,13 +245,8 @@ pub fn search(
     if opts.n == 0 || opts.runs == 0 {
         return Err(Error::Arg("--n and --runs must be at least 1".into()));
     }
-    let size = |a: Arch| {
-        let a = a.with_nb101_init(opts.nb101_init);
-        match opts.size {
-            Some((c, l)) => a.with_darts_size(c, l),
-            None => a,
-        }
-    };
+    opts.space.check_options(&opts.space_options)?;
+    let size = |a: Arch| a.with_options(&opts.space_options);
     let mut results = Vec::with_capacity(opts.runs);
     for run in 0..opts.runs {
         let run_seed = mix64(opts.seed ^ mix64(run as u64 + 1));
@@ -278,7 +272,7 @@ pub fn search(
                     space::sample(opts.space, opts.n, run_seed)?
                         .into_iter()
                         .map(size)
-                        .collect()
+                        .collect::<Result<_>>()?
                 };
                 let atoms = cells
                     .iter()
@@ -307,10 +301,8 @@ pub fn search(
                 let mut history: Vec<Arch> = Vec::with_capacity(opts.n);
                 let mut hist_scores: Vec<f64> = Vec::with_capacity(opts.n);
                 let mut popl: VecDeque<(Arch, f64)> = VecDeque::with_capacity(p);
-                for a in space::sample(opts.space, p, run_seed)?
-                    .into_iter()
-                    .map(size)
-                {
+                for a in space::sample(opts.space, p, run_seed)? {
+                    let a = size(a)?;
                     let s = opts.rule.score_one(&eval.atoms(&a)?).expect("per-cell");
                     popl.push_back((a.clone(), s));
                     history.push(a);
@@ -391,7 +383,6 @@ impl std::fmt::Display for SearchReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::space::nb201::Nb201Cell;
 
     /// A synthetic cache over all NB201 cells: D is a function of the cell
     /// index, truth increases with D. Random search with the D metric must
@@ -399,7 +390,7 @@ mod tests {
     /// a misleading N_A must not always; evolution must beat random picks.
     #[test]
     fn search_on_a_synthetic_cache() {
-        let cells: Vec<Arch> = Nb201Cell::enumerate().map(Arch::Nb201).collect();
+        let cells: Vec<Arch> = space::enumerate(Space::NB201).unwrap();
         let mut cache = HashMap::new();
         let mut truth = HashMap::new();
         for (i, a) in cells.iter().enumerate() {
@@ -417,15 +408,14 @@ mod tests {
         }
         let pool: Vec<Arch> = cells[..1000].to_vec();
         let mut opts = SearchOptions {
-            space: Space::Nb201,
+            space: Space::NB201,
             n: 10,
             runs: 50,
             rule: Rule::D,
             seed: 3,
             strategy: Strategy::Random,
             from_cache: true,
-            size: None,
-            nb101_init: Default::default(),
+            space_options: SpaceOptions::new(),
         };
         let mut ev = Evaluator::new(cache.clone(), None, 0);
         let r = search(&opts, &mut ev, &pool, Some(&truth)).unwrap();

@@ -32,6 +32,7 @@ use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 use crate::tensor::Shape;
 
 /// A DARTS edge op.
@@ -686,6 +687,97 @@ impl Default for DartsNet {
             classes: 10,
             image_size: 32,
         }
+    }
+}
+
+/// The DARTS space, registered as `darts`: [`Genotype`]s in the CIFAR
+/// network of [`DartsNet`], sized by the options `init_channels` (C,
+/// default 16) and `layers` (default 8).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Darts;
+
+impl SearchSpace for Darts {
+    type Cell = Genotype;
+    type Net = DartsNet;
+
+    fn name(&self) -> &'static str {
+        "darts"
+    }
+
+    fn options(&self) -> &'static [SpaceOption] {
+        &[
+            SpaceOption {
+                key: "init_channels",
+                default: "16",
+                help: "channels C of the first cells (DARTS's --init_channels), at least 1",
+            },
+            SpaceOption {
+                key: "layers",
+                default: "8",
+                help: "number of cells (DARTS's --layers), at least 1",
+            },
+        ]
+    }
+
+    fn net(&self, opts: &SpaceOptions) -> Result<DartsNet> {
+        let d = DartsNet::default();
+        Ok(DartsNet {
+            init_channels: opts.count("init_channels", d.init_channels)?,
+            layers: opts.count("layers", d.layers)?,
+            ..d
+        })
+    }
+
+    fn image_size(&self, net: &DartsNet) -> usize {
+        net.image_size
+    }
+
+    fn parse(&self, s: &str) -> Result<Genotype> {
+        Genotype::parse(s)
+    }
+
+    fn sample(&self, n: usize, seed: u64) -> Result<Vec<Genotype>> {
+        Genotype::sample(n, seed)
+    }
+
+    fn enumerate(&self) -> Result<Vec<Genotype>> {
+        Err(Error::Arg(
+            "the DARTS space (~10^18 genotypes) cannot be enumerated; sample it".into(),
+        ))
+    }
+
+    /// In the normal or the reduction cell, one edge gets another non-`none`
+    /// op, or another input state (not its sibling edge's), half and half.
+    fn mutate(&self, genotype: &Genotype, below: &mut dyn FnMut(u64) -> u64) -> Genotype {
+        let mut g = genotype.clone();
+        let cell = if below(2) == 0 {
+            &mut g.normal
+        } else {
+            &mut g.reduce
+        };
+        let e = below(cell.edges.len() as u64) as usize;
+        let node = e / 2;
+        let sibling = cell.edges[e ^ 1].1;
+        // Inputs other than the current one and the sibling's.
+        let others: Vec<usize> = (0..node + 2)
+            .filter(|&j| j != cell.edges[e].1 && j != sibling)
+            .collect();
+        if below(2) == 0 || others.is_empty() {
+            let ops = &DartsOp::ALL[1..];
+            let choices: Vec<DartsOp> = ops
+                .iter()
+                .copied()
+                .filter(|&o| o != cell.edges[e].0)
+                .collect();
+            cell.edges[e].0 = choices[below(choices.len() as u64) as usize];
+        } else {
+            cell.edges[e].1 = others[below(others.len() as u64) as usize];
+        }
+        g
+    }
+
+    fn network(&self, genotype: &Genotype, net: &DartsNet) -> Result<Graph> {
+        genotype.network(net)
     }
 }
 

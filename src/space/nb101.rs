@@ -34,6 +34,7 @@ use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, InitScheme, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 
 /// Most vertices of an NB101 cell.
 pub const MAX_VERTICES: usize = 7;
@@ -479,6 +480,98 @@ impl Default for Nb101Net {
             image_size: 32,
             init: InitScheme::Default,
         }
+    }
+}
+
+/// The NB101 space, registered as `nb101`: [`Nb101Cell`]s in the CIFAR
+/// network of [`Nb101Net::default`]. Its one option, `init`, picks the
+/// weight init ([`Nb101Net::init`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Nb101;
+
+impl SearchSpace for Nb101 {
+    type Cell = Nb101Cell;
+    type Net = Nb101Net;
+
+    fn name(&self) -> &'static str {
+        "nb101"
+    }
+
+    fn options(&self) -> &'static [SpaceOption] {
+        &[SpaceOption {
+            key: "init",
+            default: "default",
+            help: "weight init: `default` (uniform ±1/√fan_in, as every space) or `naswot` \
+                   (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier)",
+        }]
+    }
+
+    fn net(&self, opts: &SpaceOptions) -> Result<Nb101Net> {
+        let d = Nb101Net::default();
+        Ok(Nb101Net {
+            init: opts.value("init", d.init)?,
+            ..d
+        })
+    }
+
+    fn image_size(&self, net: &Nb101Net) -> usize {
+        net.image_size
+    }
+
+    fn parse(&self, s: &str) -> Result<Nb101Cell> {
+        Nb101Cell::parse(s)
+    }
+
+    fn sample(&self, n: usize, seed: u64) -> Result<Vec<Nb101Cell>> {
+        Nb101Cell::sample(n, seed)
+    }
+
+    fn enumerate(&self) -> Result<Vec<Nb101Cell>> {
+        Err(Error::Arg(
+            "the NB101 space is not enumerated here (423,624 cells up to isomorphism); \
+             sample it"
+                .into(),
+        ))
+    }
+
+    /// One upper-triangle bit is flipped or one interior op replaced by
+    /// another (uniformly among those changes), redrawn until the cell is
+    /// valid and its pruned spec differs.
+    fn mutate(&self, cell: &Nb101Cell, below: &mut dyn FnMut(u64) -> u64) -> Nb101Cell {
+        let c = cell;
+        let n = c.ops.len();
+        let edges = n * (n - 1) / 2;
+        let old = c.pruned().ok();
+        loop {
+            let mut m = c.clone();
+            let k = below((edges + n - 2) as u64) as usize;
+            if k < edges {
+                // The k-th upper-triangle entry, row-major.
+                let (mut i, mut rest) = (0, k);
+                while rest >= n - 1 - i {
+                    rest -= n - 1 - i;
+                    i += 1;
+                }
+                let j = i + 1 + rest;
+                m.matrix[i][j] = !m.matrix[i][j];
+            } else {
+                let v = 1 + k - edges;
+                let cur = Nb101Op::INTERIOR
+                    .iter()
+                    .position(|&o| o == m.ops[v])
+                    .unwrap_or(0);
+                m.ops[v] = Nb101Op::INTERIOR[(cur + 1 + below(2) as usize) % 3];
+            }
+            if let Ok(p) = m.pruned() {
+                if Some(&p) != old.as_ref() {
+                    return m;
+                }
+            }
+        }
+    }
+
+    fn network(&self, cell: &Nb101Cell, net: &Nb101Net) -> Result<Graph> {
+        cell.network(net)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::space::{SearchSpace, SpaceOptions};
 
 /// The five NB201 edge ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -314,7 +315,7 @@ impl std::fmt::Display for Nb201Cell {
 }
 
 /// The NB201 macro network's hyper-parameters.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nb201Net {
     pub channels: usize,
     pub cells_per_stage: usize,
@@ -331,6 +332,63 @@ impl Default for Nb201Net {
             classes: 10,
             image_size: 32,
         }
+    }
+}
+
+/// The NB201 space, registered as `nb201`: [`Nb201Cell`]s in the CIFAR
+/// network of [`Nb201Net::default`]. It takes no options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Nb201;
+
+impl SearchSpace for Nb201 {
+    type Cell = Nb201Cell;
+    type Net = Nb201Net;
+
+    fn name(&self) -> &'static str {
+        "nb201"
+    }
+
+    fn net(&self, _opts: &SpaceOptions) -> Result<Nb201Net> {
+        Ok(Nb201Net::default())
+    }
+
+    fn image_size(&self, net: &Nb201Net) -> usize {
+        net.image_size
+    }
+
+    fn parse(&self, s: &str) -> Result<Nb201Cell> {
+        Nb201Cell::parse(s)
+    }
+
+    /// Every assignment of ops to the six edges is a cell.
+    fn validate(&self, _cell: &Nb201Cell) -> Result<()> {
+        Ok(())
+    }
+
+    fn sample(&self, n: usize, seed: u64) -> Result<Vec<Nb201Cell>> {
+        Nb201Cell::sample(n, seed)
+    }
+
+    /// All 15,625 cells in [`Nb201Cell::index`] order.
+    fn enumerate(&self) -> Result<Vec<Nb201Cell>> {
+        Ok(Nb201Cell::enumerate().collect())
+    }
+
+    /// One edge gets one of the 4 other ops.
+    fn mutate(&self, cell: &Nb201Cell, below: &mut dyn FnMut(u64) -> u64) -> Nb201Cell {
+        let mut c = *cell;
+        let e = below(6) as usize;
+        let cur = Nb201Op::ALL
+            .iter()
+            .position(|&o| o == c.ops[e])
+            .unwrap_or(0);
+        let k = (cur + 1 + below(4) as usize) % 5;
+        c.ops[e] = Nb201Op::ALL[k];
+        c
+    }
+
+    fn network(&self, cell: &Nb201Cell, net: &Nb201Net) -> Result<Graph> {
+        cell.network(net)
     }
 }
 
