@@ -585,9 +585,11 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         &mut batches,
         &setup.config,
         a.steps,
-        a.every,
-        &batch,
-        a.alpha,
+        dasnas::train::ScoreEvery {
+            every: a.every,
+            scoring: &batch,
+            alpha: a.alpha,
+        },
         |r| {
             let mut obj = serde_json::json!({
                 "step": r.step,

@@ -234,7 +234,11 @@ fn batchnorm_gradients_match_finite_differences() {
         let dy = Tensor::from_vec(xs, r.clone()).unwrap();
         let mut dx = Tensor::filled(xs, f32::NAN);
         let (mut dg, mut db) = (vec![f32::NAN; c], vec![f32::NAN; c]);
-        bn::batchnorm_backward(&spec, &x, &gamma, &st, &dy, &mut dx, &mut dg, &mut db).unwrap();
+        let grads = bn::BnParamGrads {
+            dgamma: &mut dg,
+            dbeta: &mut db,
+        };
+        bn::batchnorm_backward(&spec, &x, &gamma, &st, &dy, &mut dx, grads).unwrap();
         check_grad(&format!("bn dx {xs}"), &x.data, &dx.data, 1e-5, |xv| {
             dot(&bn_ref(xs, xv, &g64, &b64, eps), &r)
         });

@@ -16,19 +16,19 @@ mod common;
 use common::Rng;
 use dasnas::device::cuda::kernels::{sgd_update, SgdStep};
 use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
-use dasnas::ops::batchnorm::cuda::{batchnorm_backward, batchnorm_parts};
+use dasnas::ops::batchnorm::cuda::{batchnorm_backward, batchnorm_parts, BnGrads, BnSaved};
 use dasnas::ops::batchnorm::BatchNormSpec;
 use dasnas::ops::conv2d::cuda::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_splits, ConvInput,
 };
 use dasnas::ops::conv2d::Conv2dSpec;
 use dasnas::ops::global_avg_pool::cuda::global_avg_pool_backward;
-use dasnas::ops::linear::cuda::linear_backward;
+use dasnas::ops::linear::cuda::{linear_backward, LinearGrads};
 use dasnas::ops::linear::LinearSpec;
 use dasnas::ops::pool::cuda::pool_backward;
 use dasnas::ops::pool::{PoolKind, PoolSpec};
 use dasnas::ops::relu::cuda::relu_backward;
-use dasnas::ops::softmax_ce::cuda::softmax_ce;
+use dasnas::ops::softmax_ce::cuda::{softmax_ce, SoftmaxCeOut};
 use dasnas::ops::CudaGrad;
 use dasnas::tensor::Shape;
 
@@ -351,22 +351,24 @@ fn batchnorm_backward_matches_reference(dev: &CudaDevice) {
         let mut db = up(dev, &vec![POISON; c]);
         let mut p1 = up(dev, &vec![f64::NAN; parts * c]);
         let mut p2 = up(dev, &vec![f64::NAN; parts * c]);
-        batchnorm_backward(
-            dev,
-            &spec,
-            shape,
-            &xd.slice(..),
-            &dyd.slice(..),
-            &md.slice(..),
-            &sd.slice(..),
-            &gd.slice(..),
-            Some((&mut dxd.slice_mut(..), acc)),
-            &mut dg.slice_mut(..),
-            &mut db.slice_mut(..),
-            &mut p1.slice_mut(..),
-            &mut p2.slice_mut(..),
-        )
-        .unwrap();
+        let (xv, mv, sv, gv) = (xd.slice(..), md.slice(..), sd.slice(..), gd.slice(..));
+        let saved = BnSaved {
+            x: &xv,
+            mean: &mv,
+            inv_std: &sv,
+            gamma: &gv,
+        };
+        let grads = BnGrads {
+            dx: Some(CudaGrad {
+                dx: dxd.slice_mut(..),
+                accumulate: acc,
+            }),
+            dgamma: dg.slice_mut(..),
+            dbeta: db.slice_mut(..),
+            pdy: p1.slice_mut(..),
+            pdyx: p2.slice_mut(..),
+        };
+        batchnorm_backward(dev, &spec, shape, saved, &dyd.slice(..), grads).unwrap();
         check(
             &format!("bn dbeta {shape}"),
             &down(dev, &db),
@@ -625,9 +627,14 @@ fn linear_backward_matches_reference(dev: &CudaDevice) {
             &xd.slice(..),
             &wd.slice(..),
             &dyd.slice(..),
-            Some((&mut dxd.slice_mut(..), acc)),
-            &mut dwd.slice_mut(..),
-            &mut dbd.slice_mut(..),
+            LinearGrads {
+                dx: Some(CudaGrad {
+                    dx: dxd.slice_mut(..),
+                    accumulate: acc,
+                }),
+                dw: dwd.slice_mut(..),
+                db: dbd.slice_mut(..),
+            },
         )
         .unwrap();
         check(
@@ -676,10 +683,12 @@ fn softmax_ce_matches_reference(dev: &CudaDevice) {
             classes,
             &ld.slice(..),
             &lbd.slice(..),
-            &mut loss.slice_mut(..),
-            &mut correct.slice_mut(..),
-            &mut dl.slice_mut(..),
-            &mut mean.slice_mut(..),
+            SoftmaxCeOut {
+                loss: loss.slice_mut(..),
+                correct: correct.slice_mut(..),
+                dlogits: dl.slice_mut(..),
+                mean_loss: mean.slice_mut(..),
+            },
         )
         .unwrap();
         let (mut rloss, mut rdl) = (vec![0f64; batch], vec![0f64; batch * classes]);

@@ -340,18 +340,20 @@ fn batchnorm_matches_cpu_and_is_deterministic(dev: &CudaDevice) {
             let mut sd = upload(dev, &nan_f32(c));
             let mut ps = upload(dev, &nan_f64(parts * c));
             let mut pq = upload(dev, &nan_f64(parts * c));
+            let stats = bn_cuda::BnStatsOut {
+                mean: md.as_view_mut(),
+                inv_std: sd.as_view_mut(),
+                psum: ps.as_view_mut(),
+                psumsq: pq.as_view_mut(),
+            };
             bn_cuda::batchnorm_forward(
                 dev,
                 &bn,
                 shape,
                 &xd.as_view(),
-                &gd.as_view(),
-                &bd.as_view(),
+                [&gd.as_view(), &bd.as_view()],
                 &mut yd.as_view_mut(),
-                &mut md.as_view_mut(),
-                &mut sd.as_view_mut(),
-                &mut ps.as_view_mut(),
-                &mut pq.as_view_mut(),
+                stats,
             )
             .expect("launch bn");
             (download(dev, &yd), download(dev, &md), download(dev, &sd))
@@ -381,17 +383,15 @@ fn batchnorm_matches_cpu_and_is_deterministic(dev: &CudaDevice) {
         // up to the statistics' rounding.
         let mut xi = upload(dev, &x.data);
         let (md, sd) = (upload(dev, &m), upload(dev, &s));
-        bn_cuda::batchnorm_normalize_inplace(
-            dev,
-            &bn,
-            shape,
-            &mut xi.as_view_mut(),
-            &md.as_view(),
-            &sd.as_view(),
-            &gd.as_view(),
-            &bd.as_view(),
-        )
-        .expect("launch bn in place");
+        let (mv, sv, gv, bv) = (md.as_view(), sd.as_view(), gd.as_view(), bd.as_view());
+        let ch = bn_cuda::BnChannels {
+            mean: &mv,
+            inv_std: &sv,
+            gamma: &gv,
+            beta: &bv,
+        };
+        bn_cuda::batchnorm_normalize_inplace(dev, &bn, shape, &mut xi.as_view_mut(), ch)
+            .expect("launch bn in place");
         assert_eq!(bits(&download(dev, &xi)), bits(&y), "{what}: in place");
         let mut cpu_in_place = x.clone();
         batchnorm_forward_inplace(&bn, &mut cpu_in_place, &gamma, &beta).expect("cpu in place");

@@ -468,15 +468,19 @@ fn fused_add_and_batchnorm_packing_match_the_cpu(dev: &CudaDevice) {
     let d = |v: &Vec<f32>| dev.upload(v).unwrap();
     let (xd, md, id, gd, bd) = (d(&x), d(&mean), d(&inv), d(&gam), d(&bet));
     let mut plain = d(&vec![f32::NAN; shape.len()]);
+    let (mv, iv, gv, bv) = (md.as_view(), id.as_view(), gd.as_view(), bd.as_view());
+    let ch = dasnas::ops::batchnorm::cuda::BnChannels {
+        mean: &mv,
+        inv_std: &iv,
+        gamma: &gv,
+        beta: &bv,
+    };
     dasnas::ops::batchnorm::cuda::batchnorm_normalize(
         dev,
         &spec,
         shape,
         &xd.as_view(),
-        &md.as_view(),
-        &id.as_view(),
-        &gd.as_view(),
-        &bd.as_view(),
+        ch,
         &mut plain.as_view_mut(),
     )
     .unwrap();
@@ -498,10 +502,7 @@ fn fused_add_and_batchnorm_packing_match_the_cpu(dev: &CudaDevice) {
             shape,
             (!in_place).then_some(&xv),
             &mut y.as_view_mut(),
-            &md.as_view(),
-            &id.as_view(),
-            &gd.as_view(),
-            &bd.as_view(),
+            ch,
             PackDest {
                 codes: &mut codes.as_view_mut(),
                 row_stride: wps,

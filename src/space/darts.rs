@@ -473,16 +473,11 @@ impl Genotype {
             } else {
                 &self.normal
             };
-            let out = build_cell(
-                &mut b,
-                cell,
-                s0,
-                s1,
-                c,
+            let place = CellPlace {
                 reduction,
                 reduction_prev,
-                &format!("cell{i}"),
-            )?;
+            };
+            let out = build_cell(&mut b, cell, [s0, s1], c, place, &format!("cell{i}"))?;
             reduction_prev = reduction;
             s0 = s1;
             s1 = out;
@@ -493,34 +488,15 @@ impl Genotype {
     }
 }
 
-/// ReLU → conv k×k (stride, pad, dilation, groups) without bias.
-#[allow(clippy::too_many_arguments)]
-fn relu_conv(
-    b: &mut GraphBuilder,
-    x: NodeId,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-    groups: usize,
-    name: &str,
-) -> Result<NodeId> {
+/// ReLU → conv (`layer`) without bias.
+fn relu_conv(b: &mut GraphBuilder, x: NodeId, layer: ConvLayer, name: &str) -> Result<NodeId> {
     let r = b.relu(x, &format!("{name}.relu"));
-    b.conv(
-        r,
-        ConvLayer::new(cout, k)
-            .stride(stride)
-            .pad(pad)
-            .dilation(dilation)
-            .groups(groups),
-        &format!("{name}.conv"),
-    )
+    b.conv(r, layer, &format!("{name}.conv"))
 }
 
 /// DARTS's `ReLUConvBN(cin, cout, 1, 1, 0)`.
 fn relu_conv_bn(b: &mut GraphBuilder, x: NodeId, cout: usize, name: &str) -> Result<NodeId> {
-    let y = relu_conv(b, x, cout, 1, 1, 0, 1, 1, name)?;
+    let y = relu_conv(b, x, ConvLayer::new(cout, 1), name)?;
     Ok(b.batchnorm(y, &format!("{name}.bn")))
 }
 
@@ -564,16 +540,21 @@ fn edge(
     name: &str,
 ) -> Result<Option<NodeId>> {
     let sep = |b: &mut GraphBuilder, k: usize| -> Result<NodeId> {
-        let p = k / 2;
-        let y = relu_conv(b, x, c, k, stride, p, 1, c, &format!("{name}.dw1"))?;
+        let dw = ConvLayer::new(c, k).pad(k / 2).groups(c);
+        let y = relu_conv(b, x, dw.stride(stride), &format!("{name}.dw1"))?;
         let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw1"))?;
         let y = b.batchnorm(y, &format!("{name}.bn1"));
-        let y = relu_conv(b, y, c, k, 1, p, 1, c, &format!("{name}.dw2"))?;
+        let y = relu_conv(b, y, dw, &format!("{name}.dw2"))?;
         let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw2"))?;
         Ok(b.batchnorm(y, &format!("{name}.bn2")))
     };
     let dil = |b: &mut GraphBuilder, k: usize| -> Result<NodeId> {
-        let y = relu_conv(b, x, c, k, stride, k - 1, 2, c, &format!("{name}.dw"))?;
+        let dw = ConvLayer::new(c, k)
+            .stride(stride)
+            .pad(k - 1)
+            .dilation(2)
+            .groups(c);
+        let y = relu_conv(b, x, dw, &format!("{name}.dw"))?;
         let y = b.conv(y, ConvLayer::new(c, 1), &format!("{name}.pw"))?;
         Ok(b.batchnorm(y, &format!("{name}.bn")))
     };
@@ -590,18 +571,28 @@ fn edge(
     }))
 }
 
-/// One DARTS cell (`model.py`, `Cell`) with inputs `s0`, `s1`, `c` channels.
-#[allow(clippy::too_many_arguments)]
+/// Where a cell sits in the network: whether it reduces (stride 2 on the
+/// edges from its inputs) and whether the cell before it did (its first
+/// input is then brought to size by a factorized reduce).
+#[derive(Clone, Copy, Debug)]
+struct CellPlace {
+    reduction: bool,
+    reduction_prev: bool,
+}
+
+/// One DARTS cell (`model.py`, `Cell`) with inputs `[s0, s1]`, `c` channels.
 fn build_cell(
     b: &mut GraphBuilder,
     cell: &DartsCell,
-    s0: NodeId,
-    s1: NodeId,
+    [s0, s1]: [NodeId; 2],
     c: usize,
-    reduction: bool,
-    reduction_prev: bool,
+    place: CellPlace,
     prefix: &str,
 ) -> Result<NodeId> {
+    let CellPlace {
+        reduction,
+        reduction_prev,
+    } = place;
     let p0 = if reduction_prev {
         factorized_reduce(b, s0, c, &format!("{prefix}.pre0"))?
     } else {

@@ -347,26 +347,19 @@ impl TrainRunner for Runner<'_> {
                 .as_ref()
                 .ok_or_else(|| internal("no logits"))?,
         )?;
-        let mut dl = bufs.grads.view_mut(
+        let dl = bufs.grads.view_mut(
             plan.nodes[out]
                 .grad
                 .as_ref()
                 .ok_or_else(|| internal("no output gradient"))?,
         )?;
-        let mut loss = bufs.sample_loss.view_mut(&(0..b))?;
-        let mut correct = bufs.correct.view_mut(&self.correct_at)?;
-        let mut mean = bufs.losses.view_mut(&(self.mean_at..self.mean_at + 1))?;
-        crate::ops::softmax_ce::cuda::softmax_ce(
-            self.dev,
-            b,
-            classes,
-            &logits,
-            &self.labels,
-            &mut loss,
-            &mut correct,
-            &mut dl,
-            &mut mean,
-        )
+        let out = crate::ops::softmax_ce::cuda::SoftmaxCeOut {
+            loss: bufs.sample_loss.view_mut(&(0..b))?,
+            correct: bufs.correct.view_mut(&self.correct_at)?,
+            dlogits: dl,
+            mean_loss: bufs.losses.view_mut(&(self.mean_at..self.mean_at + 1))?,
+        };
+        crate::ops::softmax_ce::cuda::softmax_ce(self.dev, b, classes, &logits, &self.labels, out)
     }
 
     fn zero_param_grads(&mut self, plan: &TrainPlan) -> Result<()> {

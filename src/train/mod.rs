@@ -117,22 +117,34 @@ impl SgdConfig {
     }
 }
 
+/// One step's hyper-parameters of [`sgd_update`], in the f32 it computes in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdUpdate {
+    /// This step's learning rate.
+    pub lr: f32,
+    /// Momentum factor; 0 turns the buffer off.
+    pub momentum: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// The buffer's first step (`buf ← g`).
+    pub first_step: bool,
+}
+
 /// One SGD update of one parameter tensor, in f32, PyTorch's order:
 /// `g ← g + wd·p`; with momentum, `buf ← g` on the first step, else
 /// `buf ← momentum·buf + g`; `g ← g + momentum·buf` (Nesterov) or
 /// `g ← buf`; `p ← p − lr·g`. `buf` is ignored when `momentum == 0`.
 /// Multiplies and adds are separate f32 operations (no FMA).
-#[allow(clippy::too_many_arguments)]
-pub fn sgd_update(
-    p: &mut [f32],
-    g: &[f32],
-    buf: &mut [f32],
-    first_step: bool,
-    lr: f32,
-    momentum: f32,
-    nesterov: bool,
-    weight_decay: f32,
-) {
+pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], h: SgdUpdate) {
+    let SgdUpdate {
+        lr,
+        momentum,
+        nesterov,
+        weight_decay,
+        first_step,
+    } = h;
     let use_buf = momentum != 0.0;
     for i in 0..p.len() {
         let mut d = g[i];
@@ -197,16 +209,14 @@ impl Sgd {
                     g.len()
                 )));
             }
-            sgd_update(
-                p,
-                g,
-                &mut self.bufs[k],
-                first,
-                lr as f32,
-                c.momentum as f32,
-                c.nesterov,
-                c.weight_decay as f32,
-            );
+            let h = SgdUpdate {
+                lr: lr as f32,
+                momentum: c.momentum as f32,
+                nesterov: c.nesterov,
+                weight_decay: c.weight_decay as f32,
+                first_step: first,
+            };
+            sgd_update(p, g, &mut self.bufs[k], h);
         }
         self.steps += 1;
         Ok(())
@@ -461,23 +471,34 @@ pub struct StepRecord {
     pub scores: Option<crate::Scores>,
 }
 
+/// When [`train_recorded`] scores the network: on `scoring` (DAS with
+/// `alpha`) at step 0, every `every` steps (0: none between) and after the
+/// last step.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreEvery<'a> {
+    pub every: usize,
+    pub scoring: &'a crate::Tensor,
+    pub alpha: f64,
+}
+
 /// Trains `params` like [`train_cpu`] and hands a [`StepRecord`] to
 /// `on_record` before the first step and after every step, with the scores
-/// on `scoring` (DAS with `alpha`) at step 0, every `every` steps (0: none
-/// between) and after the last. Returns the run's summary and the wall
-/// time of every step (scoring excluded).
-#[allow(clippy::too_many_arguments)]
+/// as `score_every` asks. Returns the run's summary and the wall time of
+/// every step (scoring excluded).
 pub fn train_recorded(
     graph: &crate::net::Graph,
     params: &mut [Vec<f32>],
     batches: &mut batches::LabelledBatches,
     config: &SgdConfig,
     steps: usize,
-    every: usize,
-    scoring: &crate::Tensor,
-    alpha: f64,
+    score_every: ScoreEvery<'_>,
     mut on_record: impl FnMut(StepRecord) -> Result<()>,
 ) -> Result<(TrainStats, Vec<f64>)> {
+    let ScoreEvery {
+        every,
+        scoring,
+        alpha,
+    } = score_every;
     let scores = |p: &[Vec<f32>]| -> Result<crate::Scores> {
         Ok(crate::score_graph_with_params(graph, p, scoring, alpha)?.scores)
     };

@@ -265,10 +265,20 @@ fn batch_stats(spec: &BatchNormSpec, x: &Tensor) -> BnStats {
     }
 }
 
+/// The gradients of BatchNorm's parameters, `[c]` each, overwritten by
+/// [`batchnorm_backward`].
+#[derive(Debug)]
+pub struct BnParamGrads<'a> {
+    /// γ's gradient.
+    pub dgamma: &'a mut [f32],
+    /// β's gradient.
+    pub dbeta: &'a mut [f32],
+}
+
 /// Backward of training-mode BatchNorm (batch statistics): given the
 /// forward's input `x`, its statistics `stats` (as [`batchnorm_forward`]
-/// returned them) and `dy`, writes `dx`, `dgamma` and `dbeta` (all fully
-/// overwritten).
+/// returned them) and `dy`, writes `dx` and `grads` (`dgamma`, `dbeta`),
+/// all fully overwritten.
 ///
 /// Per channel, with `M = n·h·w` and `x̂ = (x − mean)·inv_std`:
 /// `dβ = Σ dy`, `dγ = Σ dy·x̂`,
@@ -277,7 +287,6 @@ fn batch_stats(spec: &BatchNormSpec, x: &Tensor) -> BnStats {
 /// computed in f64; the sums are per-sample partials (pixels in order)
 /// added in sample order, so the result does not depend on the thread
 /// count.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     spec: &BatchNormSpec,
     x: &Tensor,
@@ -285,9 +294,9 @@ pub fn batchnorm_backward(
     stats: &BnStats,
     dy: &Tensor,
     dx: &mut Tensor,
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
+    grads: BnParamGrads<'_>,
 ) -> Result<()> {
+    let BnParamGrads { dgamma, dbeta } = grads;
     let op = "batchnorm backward";
     spec.out_shape(x.shape)?;
     check_len(op, "input", x.shape, x.data.len())?;
@@ -394,12 +403,20 @@ impl crate::ops::Backward<crate::ops::Cpu> for BatchNormSpec {
         let dy = a.dy;
         let (mut dg, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
         match a.dx.get_mut(0).and_then(Option::as_mut) {
-            Some(g) => {
-                g.write(|dx| batchnorm_backward(self, x, gamma, &st, dy, dx, &mut dg, &mut db))?
-            }
+            Some(g) => g.write(|dx| {
+                let grads = BnParamGrads {
+                    dgamma: &mut dg,
+                    dbeta: &mut db,
+                };
+                batchnorm_backward(self, x, gamma, &st, dy, dx, grads)
+            })?,
             None => {
                 let mut dx = Tensor::zeros(x.shape);
-                batchnorm_backward(self, x, gamma, &st, dy, &mut dx, &mut dg, &mut db)?;
+                let grads = BnParamGrads {
+                    dgamma: &mut dg,
+                    dbeta: &mut db,
+                };
+                batchnorm_backward(self, x, gamma, &st, dy, &mut dx, grads)?;
             }
         }
         a.add_param_grad("batchnorm", 0, &dg)?;

@@ -144,7 +144,6 @@ pub fn batchnorm_partial_sums(
 /// Mean and `1 / sqrt(var + eps)` per channel from per-part sums (of
 /// [`batchnorm_partial_sums`], or of the conv statistics variant, with
 /// `count` = values summed per channel = `n·oh·ow`).
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_stats_from_partials(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
@@ -217,31 +216,82 @@ fn check_params(c: usize, params: [(&str, usize); 4]) -> Result<()> {
     Ok(())
 }
 
+/// The per-channel vectors a normalisation reads, f32 `[c]` each: the
+/// batch statistics and the affine parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct BnChannels<'v, 'a> {
+    pub mean: &'v DView<'a, f32>,
+    pub inv_std: &'v DView<'a, f32>,
+    pub gamma: &'v DView<'a, f32>,
+    pub beta: &'v DView<'a, f32>,
+}
+
+impl BnChannels<'_, '_> {
+    fn check(&self, c: usize) -> Result<()> {
+        check_params(
+            c,
+            [
+                ("mean", self.mean.len()),
+                ("inv_std", self.inv_std.len()),
+                ("gamma", self.gamma.len()),
+                ("beta", self.beta.len()),
+            ],
+        )
+    }
+}
+
+/// What [`batchnorm_forward`] computes besides the output: the statistics
+/// (`mean`, `inv_std`: f32 `[c]`, the backward reads them) and their f64
+/// scratch (`psum`, `psumsq`: `[batchnorm_parts(shape)][c]`).
+#[derive(Debug)]
+pub struct BnStatsOut<'a> {
+    pub mean: DViewMut<'a, f32>,
+    pub inv_std: DViewMut<'a, f32>,
+    pub psum: DViewMut<'a, f64>,
+    pub psumsq: DViewMut<'a, f64>,
+}
+
+/// What the backward reads of the forward: its input `x` (`[rows][c]`),
+/// its statistics `mean`, `inv_std` and the scale `gamma` (`[c]`).
+#[derive(Clone, Copy, Debug)]
+pub struct BnSaved<'v, 'a> {
+    pub x: &'v DView<'a, f32>,
+    pub mean: &'v DView<'a, f32>,
+    pub inv_std: &'v DView<'a, f32>,
+    pub gamma: &'v DView<'a, f32>,
+}
+
+/// What [`batchnorm_backward`] writes: the input gradient when asked for
+/// (written, or added to with `accumulate`), γ's and β's gradients (`[c]`),
+/// and its f64 scratch `pdy`, `pdyx` (`[batchnorm_parts(shape)][c]`: the
+/// per-part channel sums of `dy` and `dy·x̂`).
+pub struct BnGrads<'a> {
+    pub dx: Option<crate::ops::CudaGrad<'a>>,
+    pub dgamma: DViewMut<'a, f32>,
+    pub dbeta: DViewMut<'a, f32>,
+    pub pdy: DViewMut<'a, f64>,
+    pub pdyx: DViewMut<'a, f64>,
+}
+
 /// `y = (x − mean) * (gamma * inv_std) + beta` per channel (the CPU's
 /// expression and rounding).
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_normalize(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
     x: &DView<'_, f32>,
-    mean: &DView<'_, f32>,
-    inv_std: &DView<'_, f32>,
-    gamma: &DView<'_, f32>,
-    beta: &DView<'_, f32>,
+    ch: BnChannels<'_, '_>,
     y: &mut DViewMut<'_, f32>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, x.len())?;
     check_len("output", y.len(), x.len())?;
-    check_params(
-        c,
-        [
-            ("mean", mean.len()),
-            ("inv_std", inv_std.len()),
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-        ],
-    )?;
+    ch.check(c)?;
+    let BnChannels {
+        mean,
+        inv_std,
+        gamma,
+        beta,
+    } = ch;
     let (total, c_i) = (x.len() as i32, c as i32);
     let f = dev.kernel(BN_NORMALIZE)?;
     let mut b = dev.launch_builder(&f);
@@ -263,27 +313,21 @@ pub fn batchnorm_normalize(
 }
 
 /// [`batchnorm_normalize`] overwriting `x`.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_normalize_inplace(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
     x: &mut DViewMut<'_, f32>,
-    mean: &DView<'_, f32>,
-    inv_std: &DView<'_, f32>,
-    gamma: &DView<'_, f32>,
-    beta: &DView<'_, f32>,
+    ch: BnChannels<'_, '_>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, x.len())?;
-    check_params(
-        c,
-        [
-            ("mean", mean.len()),
-            ("inv_std", inv_std.len()),
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-        ],
-    )?;
+    ch.check(c)?;
+    let BnChannels {
+        mean,
+        inv_std,
+        gamma,
+        beta,
+    } = ch;
     let (total, c_i) = (x.len() as i32, c as i32);
     let cfg = norm_cfg(x.len());
     let f = dev.kernel(BN_NORMALIZE_INPLACE)?;
@@ -303,23 +347,28 @@ pub fn batchnorm_normalize_inplace(
     Ok(())
 }
 
-/// Training-mode BatchNorm: statistics of `x` into `mean` / `inv_std`
-/// (using `psum` / `psumsq`, `[batchnorm_parts(shape)][c]` each, as
-/// scratch), then `y` normalised. Three launches, no host synchronisation.
-#[allow(clippy::too_many_arguments)]
+/// Training-mode BatchNorm: statistics of `x` into `stats.mean` /
+/// `stats.inv_std` (using `stats.psum` / `stats.psumsq` as scratch), then
+/// `y = (x − mean)·γ·inv_std + β` with `affine = [γ, β]`. Three launches,
+/// no host synchronisation.
 pub fn batchnorm_forward(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
     x: &DView<'_, f32>,
-    gamma: &DView<'_, f32>,
-    beta: &DView<'_, f32>,
+    affine: [&DView<'_, f32>; 2],
     y: &mut DViewMut<'_, f32>,
-    mean: &mut DViewMut<'_, f32>,
-    inv_std: &mut DViewMut<'_, f32>,
-    psum: &mut DViewMut<'_, f64>,
-    psumsq: &mut DViewMut<'_, f64>,
+    stats: BnStatsOut<'_>,
 ) -> Result<()> {
+    let [gamma, beta] = affine;
+    let BnStatsOut {
+        mut mean,
+        mut inv_std,
+        mut psum,
+        mut psumsq,
+    } = stats;
+    let (mean, inv_std) = (&mut mean, &mut inv_std);
+    let (psum, psumsq) = (&mut psum, &mut psumsq);
     // Check everything before the first launch, so an error launches nothing.
     let (rows, c) = check_input(spec, shape, x.len())?;
     check_len("output", y.len(), x.len())?;
@@ -342,17 +391,14 @@ pub fn batchnorm_forward(
         mean,
         inv_std,
     )?;
-    batchnorm_normalize(
-        dev,
-        spec,
-        shape,
-        x,
-        &mean.as_view(),
-        &inv_std.as_view(),
+    let (mean, inv_std) = (mean.as_view(), inv_std.as_view());
+    let ch = BnChannels {
+        mean: &mean,
+        inv_std: &inv_std,
         gamma,
         beta,
-        y,
-    )
+    };
+    batchnorm_normalize(dev, spec, shape, x, ch, y)
 }
 
 // ---------------------------------------------------------------------------
@@ -366,29 +412,36 @@ pub fn batchnorm_forward(
 /// `M = n·h·w`: `dbeta = Σ dy`, `dgamma = Σ dy·x̂` (per channel, f64
 /// partials reduced in a fixed order: deterministic), and
 /// `dx = (accumulate ? dx : 0) + gamma·inv_std·(dy − dbeta/M − x̂·dgamma/M)`
-/// (`dx` is `Some((dx, accumulate))`; `None` when the input needs no
-/// gradient). Three launches (two without `dx`), no host synchronisation;
-/// errors (nothing launched) when a buffer does not match the layout.
-#[allow(clippy::too_many_arguments)]
+/// (`grads.dx`; `None` when the input needs no gradient). Three launches
+/// (two without `dx`), no host synchronisation; errors (nothing launched)
+/// when a buffer does not match the layout.
 pub fn batchnorm_backward(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
-    x: &DView<'_, f32>,
+    saved: BnSaved<'_, '_>,
     dy: &DView<'_, f32>,
-    mean: &DView<'_, f32>,
-    inv_std: &DView<'_, f32>,
-    gamma: &DView<'_, f32>,
-    dx: Option<(&mut DViewMut<'_, f32>, bool)>,
-    dgamma: &mut DViewMut<'_, f32>,
-    dbeta: &mut DViewMut<'_, f32>,
-    pdy: &mut DViewMut<'_, f64>,
-    pdyx: &mut DViewMut<'_, f64>,
+    grads: BnGrads<'_>,
 ) -> Result<()> {
+    let BnSaved {
+        x,
+        mean,
+        inv_std,
+        gamma,
+    } = saved;
+    let BnGrads {
+        dx,
+        mut dgamma,
+        mut dbeta,
+        mut pdy,
+        mut pdyx,
+    } = grads;
+    let (dgamma, dbeta) = (&mut dgamma, &mut dbeta);
+    let (pdy, pdyx) = (&mut pdy, &mut pdyx);
     let (rows, c) = check_input(spec, shape, x.len())?;
     check_len("output gradient", dy.len(), x.len())?;
-    if let Some((dx, _)) = &dx {
-        check_len("input gradient", dx.len(), x.len())?;
+    if let Some(g) = &dx {
+        check_len("input gradient", g.dx.len(), x.len())?;
     }
     check_params(
         c,
@@ -462,7 +515,7 @@ pub fn batchnorm_backward(
     // power of two its tree reduction assumes.
     unsafe { b.launch(cfg) }?;
 
-    let Some((dx, accumulate)) = dx else {
+    let Some(crate::ops::CudaGrad { dx, accumulate }) = dx else {
         return Ok(());
     };
     let f = dev.kernel(BNB_DX)?;
@@ -471,7 +524,7 @@ pub fn batchnorm_backward(
     let mut b = dev.launch_builder(&f);
     b.arg(x)
         .arg(dy)
-        .arg(&*dx)
+        .arg(&dx)
         .arg(&total)
         .arg(&c_i)
         .arg(mean)
@@ -495,32 +548,26 @@ pub fn batchnorm_backward(
 /// packs the sign bits of the output for `shape.n` samples into `pack`: a
 /// BatchNorm output read by a counted ReLU is coded in the same pass.
 /// Same arithmetic as the plain normalisation, so the same bits.
-#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_normalize_pack(
     dev: &CudaDevice,
     spec: &BatchNormSpec,
     shape: Shape,
     x: Option<&DView<'_, f32>>,
     y: &mut DViewMut<'_, f32>,
-    mean: &DView<'_, f32>,
-    inv_std: &DView<'_, f32>,
-    gamma: &DView<'_, f32>,
-    beta: &DView<'_, f32>,
+    ch: BnChannels<'_, '_>,
     pack: crate::ops::cuda_launch::PackDest<'_, '_>,
 ) -> Result<()> {
     let (_, c) = check_input(spec, shape, y.len())?;
     if let Some(x) = x {
         check_len("input", x.len(), y.len())?;
     }
-    check_params(
-        c,
-        [
-            ("mean", mean.len()),
-            ("inv_std", inv_std.len()),
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-        ],
-    )?;
+    ch.check(c)?;
+    let BnChannels {
+        mean,
+        inv_std,
+        gamma,
+        beta,
+    } = ch;
     let (n, wps) = crate::ops::cuda_launch::check_pack("batchnorm", y.len(), shape.n, &pack)?;
     let words = (shape.n * wps) as u64;
     if words == 0 {
@@ -601,26 +648,20 @@ impl crate::ops::Forward<crate::ops::Cuda> for BatchNormSpec {
             &mut inv_std,
         )?;
         let (mean, inv_std) = (mean.as_view(), inv_std.as_view());
+        let ch = BnChannels {
+            mean: &mean,
+            inv_std: &inv_std,
+            gamma: &gamma,
+            beta: &beta,
+        };
         let shape = a.out_shape;
         match (x, a.pack.take()) {
-            (None, None) => batchnorm_normalize_inplace(
-                a.dev, self, shape, &mut a.out, &mean, &inv_std, &gamma, &beta,
-            ),
-            (Some((xv, _)), None) => batchnorm_normalize(
-                a.dev, self, shape, &xv, &mean, &inv_std, &gamma, &beta, &mut a.out,
-            ),
-            (x, Some(dest)) => batchnorm_normalize_pack(
-                a.dev,
-                self,
-                shape,
-                x.as_ref().map(|(v, _)| v),
-                &mut a.out,
-                &mean,
-                &inv_std,
-                &gamma,
-                &beta,
-                dest,
-            ),
+            (None, None) => batchnorm_normalize_inplace(a.dev, self, shape, &mut a.out, ch),
+            (Some((xv, _)), None) => batchnorm_normalize(a.dev, self, shape, &xv, ch, &mut a.out),
+            (x, Some(dest)) => {
+                let x = x.as_ref().map(|(v, _)| v);
+                batchnorm_normalize_pack(a.dev, self, shape, x, &mut a.out, ch, dest)
+            }
         }
     }
 }
@@ -640,10 +681,10 @@ impl crate::ops::Backward<crate::ops::Cuda> for BatchNormSpec {
         let inv_std = saved.try_slice(c..2 * c).ok_or_else(|| internal("1/std"))?;
         let parts = batchnorm_parts(xs);
         let scratch = a.scratch64.as_mut().ok_or_else(|| internal("scratch"))?;
-        let (mut pdy, rest) = scratch
+        let (pdy, rest) = scratch
             .try_split_at_mut(parts * c)
             .ok_or_else(|| internal("scratch of 2·parts·c"))?;
-        let mut pdyx = rest
+        let pdyx = rest
             .into_slice_mut(0..parts * c)
             .ok_or_else(|| internal("scratch of 2·parts·c"))?;
         let (dg, db) = a.dparams.split_at_mut(1);
@@ -651,13 +692,27 @@ impl crate::ops::Backward<crate::ops::Cuda> for BatchNormSpec {
             dg.first_mut().ok_or_else(|| internal("γ gradient"))?,
             db.first_mut().ok_or_else(|| internal("β gradient"))?,
         );
-        let dx =
-            a.dx.get_mut(0)
+        let saved = BnSaved {
+            x: &x,
+            mean: &mean,
+            inv_std: &inv_std,
+            gamma: &gamma,
+        };
+        let grads = BnGrads {
+            dx: a
+                .dx
+                .get_mut(0)
                 .and_then(Option::as_mut)
-                .map(|g| (&mut g.dx, g.accumulate));
-        batchnorm_backward(
-            a.dev, self, xs, &x, &a.dy, &mean, &inv_std, &gamma, dx, dg, db, &mut pdy, &mut pdyx,
-        )
+                .map(|g| crate::ops::CudaGrad {
+                    dx: g.dx.as_view_mut(),
+                    accumulate: g.accumulate,
+                }),
+            dgamma: dg.as_view_mut(),
+            dbeta: db.as_view_mut(),
+            pdy,
+            pdyx,
+        };
+        batchnorm_backward(a.dev, self, xs, saved, &a.dy, grads)
     }
 }
 

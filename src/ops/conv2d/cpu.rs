@@ -178,7 +178,11 @@ fn conv_impl(
         } else {
             ximg
         };
-        plan.run_image(src, w, wpk, yimg, simd, next.unwrap_or(&[]), stats);
+        let weights = ImageWeights {
+            plain: w,
+            packed: wpk,
+        };
+        plan.run_image(src, weights, yimg, simd, next.unwrap_or(&[]), stats);
     };
     // Zeroed once per rayon job; only the interior is ever written, so the
     // padding border stays zero across images.
@@ -309,6 +313,15 @@ struct Plan {
     /// same in every group).
     scalar_from: usize,
     depthwise: bool,
+}
+
+/// A conv's weights as one image's pass reads them: the plain layout
+/// `[kh][kw][cin_g][cout]` (scalar and depthwise paths) and the packed
+/// panels of the tiled paths.
+#[derive(Clone, Copy)]
+struct ImageWeights<'a> {
+    plain: &'a [f32],
+    packed: &'a [f32],
 }
 
 impl Plan {
@@ -470,17 +483,19 @@ impl Plan {
     ///
     /// With `stats` (`2 * cout` zeros: `[Σ y][Σ y²]` per channel), also
     /// accumulates this image's channel sums in pixel order.
-    #[allow(clippy::too_many_arguments)]
     fn run_image(
         &self,
         src: &[f32],
-        w: &[f32],
-        wpk: &[f32],
+        weights: ImageWeights<'_>,
         yimg: &mut [f32],
         simd: Simd,
         next: &[f32],
         stats: Option<&mut [f64]>,
     ) {
+        let ImageWeights {
+            plain: w,
+            packed: wpk,
+        } = weights;
         if self.depthwise {
             self.depthwise_image(src, w, yimg);
             if let Some(st) = stats {

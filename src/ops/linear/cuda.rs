@@ -58,15 +58,23 @@ pub fn linear_forward(
     Ok(out)
 }
 
+/// What [`linear_backward`] writes: the input gradient when asked for
+/// (written, or added to with `accumulate`), and the weight and bias
+/// gradients (overwritten).
+pub struct LinearGrads<'a> {
+    pub dx: Option<crate::ops::CudaGrad<'a>>,
+    pub dw: DViewMut<'a, f32>,
+    pub db: DViewMut<'a, f32>,
+}
+
 /// Linear backward: `dx[b][i] = (accumulate ? dx : 0) + Σ_o dy[b][o]·w[i][o]`,
 /// `dw[i][o] = Σ_b x[b][i]·dy[b][o]`, `db[o] = Σ_b dy[b][o]` (every sum in
 /// f64 in index order, one thread per value: deterministic). `dw` and `db`
 /// are overwritten. Layouts as the forward's, `dy` f32 `[n][outputs]`, `dx`
-/// like `x`, `dw` like `w`, `db` like the bias; `dx` is `Some((dx,
-/// accumulate))`, or `None` when the input needs no gradient. Two launches
+/// like `x`, `dw` like `w`, `db` like the bias (all in `grads`; `dx` is
+/// `None` when the input needs no gradient). Two launches
 /// (one without `dx`); errors (before any launch) on lengths that do not
 /// match.
-#[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dev: &CudaDevice,
     spec: &LinearSpec,
@@ -74,14 +82,14 @@ pub fn linear_backward(
     x: &DView<'_, f32>,
     w: &DView<'_, f32>,
     dy: &DView<'_, f32>,
-    dx: Option<(&mut DViewMut<'_, f32>, bool)>,
-    dw: &mut DViewMut<'_, f32>,
-    db: &mut DViewMut<'_, f32>,
+    grads: LinearGrads<'_>,
 ) -> Result<()> {
+    let LinearGrads { dx, mut dw, mut db } = grads;
+    let (dw, db) = (&mut dw, &mut db);
     let out = spec.out_shape(x_shape)?;
     check_len("linear backward", "input", x_shape, x.len())?;
-    if let Some((dx, _)) = &dx {
-        check_len("linear backward", "input gradient", x_shape, dx.len())?;
+    if let Some(g) = &dx {
+        check_len("linear backward", "input gradient", x_shape, g.dx.len())?;
     }
     check_param("linear backward", "weight", spec.weight_len(), w.len())?;
     check_param(
@@ -93,13 +101,13 @@ pub fn linear_backward(
     check_param("linear backward", "bias gradient", spec.outputs, db.len())?;
     check_len("linear backward", "output gradient", out, dy.len())?;
     let (n, ni, no) = (x_shape.n as u64, spec.inputs as u64, spec.outputs as u64);
-    if let Some((dx, accumulate)) = dx {
+    if let Some(crate::ops::CudaGrad { dx, accumulate }) = dx {
         let acc = i32::from(accumulate);
         let f = dev.kernel(LINEAR_BWD_INPUT)?;
         let mut lb = dev.launch_builder(&f);
         lb.arg(dy)
             .arg(w)
-            .arg(&*dx)
+            .arg(&dx)
             .arg(&n)
             .arg(&ni)
             .arg(&no)
@@ -143,10 +151,18 @@ impl crate::ops::Backward<crate::ops::Cuda> for LinearSpec {
             dw.first_mut().ok_or_else(|| internal("weight gradient"))?,
             db.first_mut().ok_or_else(|| internal("bias gradient"))?,
         );
-        let dx =
-            a.dx.get_mut(0)
+        let grads = LinearGrads {
+            dx: a
+                .dx
+                .get_mut(0)
                 .and_then(Option::as_mut)
-                .map(|g| (&mut g.dx, g.accumulate));
-        linear_backward(a.dev, self, xs, &x, &w, &a.dy, dx, dw, db)
+                .map(|g| crate::ops::CudaGrad {
+                    dx: g.dx.as_view_mut(),
+                    accumulate: g.accumulate,
+                }),
+            dw: dw.as_view_mut(),
+            db: db.as_view_mut(),
+        };
+        linear_backward(a.dev, self, xs, &x, &w, &a.dy, grads)
     }
 }

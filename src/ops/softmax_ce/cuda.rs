@@ -19,6 +19,16 @@ pub const SOFTMAX_CE_FWD_BWD: KernelRef = KernelRef::backward("softmax_ce", "sof
 /// The loss's kernels, for the kernel table (the loss is not a graph node).
 pub const KERNELS: &[KernelRef] = &[SOFTMAX_CE_FWD_BWD];
 
+/// What [`softmax_ce`] writes: per-sample `loss` (f32 `[batch]`) and
+/// `correct` flags (i32 `[batch]`), `dlogits` (f32 `[batch][classes]`) and
+/// the batch's `mean_loss` (one f32).
+pub struct SoftmaxCeOut<'a> {
+    pub loss: DViewMut<'a, f32>,
+    pub correct: DViewMut<'a, i32>,
+    pub dlogits: DViewMut<'a, f32>,
+    pub mean_loss: DViewMut<'a, f32>,
+}
+
 /// Per-sample loss `lse(logits[b]) − logits[b][label]`, its batch mean,
 /// the correct flags, and `dlogits = (softmax − onehot) / batch` (the
 /// gradient of the mean loss), all computed in f64 and rounded once; the
@@ -29,18 +39,20 @@ pub const KERNELS: &[KernelRef] = &[SOFTMAX_CE_FWD_BWD];
 /// outside `0..classes` gives a NaN loss (and NaN mean and gradient row)
 /// rather than an error; check them on the host before uploading. Errors
 /// (before the launch) on zero sizes or buffer lengths that do not match.
-#[allow(clippy::too_many_arguments)]
 pub fn softmax_ce(
     dev: &CudaDevice,
     batch: usize,
     classes: usize,
     logits: &DView<'_, f32>,
     labels: &DView<'_, i32>,
-    loss: &mut DViewMut<'_, f32>,
-    correct: &mut DViewMut<'_, i32>,
-    dlogits: &mut DViewMut<'_, f32>,
-    mean_loss: &mut DViewMut<'_, f32>,
+    out: SoftmaxCeOut<'_>,
 ) -> Result<()> {
+    let SoftmaxCeOut {
+        loss,
+        correct,
+        dlogits,
+        mean_loss,
+    } = out;
     let bad = |msg: String| Err(Error::Shape(format!("softmax_ce (CUDA): {msg}")));
     if batch == 0 || classes == 0 {
         return bad(format!("batch {batch} x classes {classes} is empty"));
@@ -76,10 +88,10 @@ pub fn softmax_ce(
     let mut b = dev.launch_builder(&f);
     b.arg(logits)
         .arg(labels)
-        .arg(loss)
-        .arg(correct)
-        .arg(dlogits)
-        .arg(mean_loss)
+        .arg(&loss)
+        .arg(&correct)
+        .arg(&dlogits)
+        .arg(&mean_loss)
         .arg(&b_i)
         .arg(&k_i);
     let cfg = LaunchConfig {
