@@ -132,8 +132,15 @@ impl Scorer {
         lanes: usize,
     ) -> Result<(Scorer, Option<String>)> {
         use device::DeviceKind;
+        // A CPU batch whose B×B matrices cannot fit is refused here, before
+        // the first cell (each cell is checked again with its plan).
+        let cpu_fits =
+            |b: &Tensor| device::budget::check_host_batch(b.shape.n, b.shape.per_sample(), true);
         match kind {
-            DeviceKind::Cpu => Ok((Scorer::Cpu { batch }, None)),
+            DeviceKind::Cpu => {
+                cpu_fits(&batch)?;
+                Ok((Scorer::Cpu { batch }, None))
+            }
             DeviceKind::Cuda(n) => {
                 let s = Self::open_cuda(n, &batch, lanes)?;
                 let notes = s.device_notes();
@@ -144,10 +151,13 @@ impl Scorer {
                     let notes = s.device_notes();
                     Ok((s, notes))
                 }
-                Err(e) => Ok((
-                    Scorer::Cpu { batch },
-                    Some(format!("no usable GPU ({e}); running on the CPU")),
-                )),
+                Err(e) => {
+                    cpu_fits(&batch)?;
+                    Ok((
+                        Scorer::Cpu { batch },
+                        Some(format!("no usable GPU ({e}); running on the CPU")),
+                    ))
+                }
             },
         }
     }

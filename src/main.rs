@@ -344,8 +344,12 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
         Space::Nb101 => dasnas::space::nb101::Nb101Net::default().image_size,
         Space::Darts => dasnas::space::darts::DartsNet::default().image_size,
     };
+    // Before the batch is made (seconds at a huge B): refuse one whose input
+    // and B×B matrices cannot fit (on a GPU the host holds the input only).
+    let on_gpu = matches!(run.device, dasnas::device::DeviceKind::Cuda(_));
+    dasnas::device::budget::check_host_batch(run.batch, size * size * 3, !on_gpu)?;
     if run.data == "gaussian" {
-        Ok(dasnas::data::gaussian_batch(run.batch, size, run.seed))
+        dasnas::data::try_gaussian_batch(run.batch, size, run.seed)
     } else {
         CifarImages::load(Path::new(&run.data), run.dataset)?
             .first(run.batch)
