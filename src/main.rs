@@ -379,6 +379,10 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
         )));
     }
     let size = run.space.image_size(&run.space_options()?)?;
+    // Before the batch is made (seconds at a huge B): refuse one whose input
+    // and B×B matrices cannot fit (on a GPU the host holds the input only).
+    let on_gpu = matches!(run.device, dasnas::device::DeviceKind::Cuda(_));
+    dasnas::device::budget::check_host_batch(run.batch, size * size * 3, !on_gpu)?;
     let source = dasnas::data::BatchSource::parse(&run.data, run.dataset);
     dasnas::data::scoring_batch(&source, run.batch, size, run.seed).map_err(|e| match e {
         Error::Data(m) if source != dasnas::data::BatchSource::Gaussian => {

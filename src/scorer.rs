@@ -156,8 +156,15 @@ impl Scorer {
             training: None,
             uploaded: None,
         };
+        // A CPU batch whose B×B matrices cannot fit is refused here, before
+        // the first cell (each cell is checked again with its plan).
+        let cpu_fits =
+            |b: &Tensor| device::budget::check_host_batch(b.shape.n, b.shape.per_sample(), true);
         match kind {
-            DeviceKind::Cpu => Ok((wrap(Backend::Cpu { batch }), None)),
+            DeviceKind::Cpu => {
+                cpu_fits(&batch)?;
+                Ok((wrap(Backend::Cpu { batch }), None))
+            }
             DeviceKind::Cuda(n) => {
                 let s = wrap(Self::open_cuda(n, &batch, lanes)?);
                 let notes = s.device_notes();
@@ -169,10 +176,13 @@ impl Scorer {
                     let notes = s.device_notes();
                     Ok((s, notes))
                 }
-                Err(e) => Ok((
-                    wrap(Backend::Cpu { batch }),
-                    Some(format!("no usable GPU ({e}); running on the CPU")),
-                )),
+                Err(e) => {
+                    cpu_fits(&batch)?;
+                    Ok((
+                        wrap(Backend::Cpu { batch }),
+                        Some(format!("no usable GPU ({e}); running on the CPU")),
+                    ))
+                }
             },
         }
     }

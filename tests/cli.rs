@@ -244,3 +244,31 @@ fn bench_times_fast_training() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--train-batch must be at least 1"));
 }
+
+#[test]
+fn batch_too_large_for_memory_is_refused_before_allocating() {
+    // B = 100,000: its B×B matrices alone take 320 GB; the batch itself
+    // would take seconds to draw. Refused at once, with status 1.
+    // Where the available memory is unknown (not Linux) nothing is refused,
+    // and a machine with that much would score the cell for hours.
+    match dasnas::device::budget::host_available() {
+        Some(a) if a < 300_000_000_000 => {}
+        other => {
+            eprintln!("SKIPPED batch_too_large_for_memory_is_refused_before_allocating: {other:?} bytes available");
+            return;
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let o = dasnas(&[
+        "score", "--space", "nb201", "--sample", "1", "--batch", "100000", "--device", "cpu",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("dasnas: error:"), "{err}");
+    assert!(err.contains("batch 100000 needs at least"), "{err}");
+    assert!(err.contains("use a smaller --batch"), "{err}");
+    assert!(!err.contains("memory allocation"), "{err}");
+    assert!(o.stdout.is_empty());
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(secs < 10.0, "took {secs:.1} s");
+}

@@ -66,6 +66,9 @@ fn run(
     }
     check_params(graph, params)?;
     let plan = Plan::with_fusions(graph, s.n, fuse)?;
+    // Before H (B×B) and the activations are allocated: a failed
+    // allocation would abort the process instead of returning an error.
+    super::budget::check_host(&plan)?;
     let mut runner = CpuRunner {
         params,
         input,

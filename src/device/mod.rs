@@ -3,6 +3,7 @@
 //! it with the same entry point (a graph, its parameters and a batch in; the
 //! Hamming matrix of the counted ReLUs out).
 
+pub mod budget;
 pub mod cpu;
 pub mod cuda;
 pub mod plan;

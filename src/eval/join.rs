@@ -100,6 +100,13 @@ impl<'de> Deserialize<'de> for OrderedObject {
 pub fn read_scores(path: impl AsRef<Path>) -> Result<ScoreTable> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    scores_from_reader(BufReader::new(file), path)
+}
+
+/// [`read_scores`] of text already open (a file, stdin, a byte slice):
+/// `path` only names the source in error messages.
+pub fn scores_from_reader(reader: impl BufRead, path: impl AsRef<Path>) -> Result<ScoreTable> {
+    let path = path.as_ref();
 
     // All candidate field names in order of first appearance; which of them
     // ever held a number; per distinct arch, its values indexed like `names`.
@@ -110,7 +117,7 @@ pub fn read_scores(path: impl AsRef<Path>) -> Result<ScoreTable> {
     let mut row_index: HashMap<String, usize> = HashMap::new();
     let (mut lines, mut duplicates) = (0usize, 0usize);
 
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
         let line = line.map_err(|e| {
             Error::Data(format!(
@@ -199,9 +206,21 @@ pub fn read_scores(path: impl AsRef<Path>) -> Result<ScoreTable> {
 pub fn read_truth(path: impl AsRef<Path>, key: &str, target: &str) -> Result<HashMap<String, f64>> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    truth_from_reader(BufReader::new(file), path, key, target)
+}
+
+/// [`read_truth`] of CSV text already open (a file, a byte slice): `path`
+/// only names the source in error messages.
+pub fn truth_from_reader(
+    reader: impl std::io::Read,
+    path: impl AsRef<Path>,
+    key: &str,
+    target: &str,
+) -> Result<HashMap<String, f64>> {
+    let path = path.as_ref();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(BufReader::new(file));
+        .from_reader(reader);
     let csv_err = |e: csv::Error| Error::Data(format!("{}: {e}", path.display()));
 
     let headers = reader.headers().map_err(csv_err)?.clone();

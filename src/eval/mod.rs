@@ -12,7 +12,8 @@ pub mod rank;
 pub mod search;
 
 pub use join::{
-    evaluate, evaluate_tables, read_scores, read_truth, EvalOptions, EvalReport, FieldReport,
-    NullPolicy, ScoreRow, ScoreTable, DEFAULT_KEY, DEFAULT_TARGET, NON_SCORE_FIELDS,
+    evaluate, evaluate_tables, read_scores, read_truth, scores_from_reader, truth_from_reader,
+    EvalOptions, EvalReport, FieldReport, NullPolicy, ScoreRow, ScoreTable, DEFAULT_KEY,
+    DEFAULT_TARGET, NON_SCORE_FIELDS,
 };
 pub use rank::{average_ranks, kendall_tau_b, pearson_r, spearman_rho};

@@ -7,7 +7,9 @@
 //! `steps = len(ops) / 2` intermediate nodes (4 in DARTS); node `i` (state
 //! `i + 2`) is the sum of its two edges `op(state[index])`, index < i + 2.
 //! The cell output is the channel concatenation of the `concat` states.
-//! `range(2, 6)` is accepted for a concat list, and either quote style.
+//! `range(2, 6)` is accepted for a concat list, and either quote style. A
+//! reduction cell's concat list may not name its inputs (states 0 and 1):
+//! they have twice the resolution of its nodes.
 //!
 //! Network (C = `init_channels`, L = `layers`): stem conv3×3 (3→3C) + BN;
 //! s0 = s1 = stem; L cells, the cells at L/3 and 2L/3 are reduction cells
@@ -143,7 +145,11 @@ fn tokenize(s: &str) -> std::result::Result<Vec<(Tok, usize)>, (usize, String)> 
             }
             out.push((Tok::Ident(s[start..i].to_string()), start));
         } else {
-            return Err((i, format!("unexpected character `{c}`")));
+            // `i` is on a character boundary (only ASCII has been skipped),
+            // so the message shows the character as written, not its first
+            // byte read as Latin-1.
+            let ch = s[i..].chars().next().unwrap_or(c);
+            return Err((i, format!("unexpected character `{ch}`")));
         }
     }
     Ok(out)
@@ -234,7 +240,13 @@ impl Reader<'_> {
             if b <= a {
                 return Err((pa, format!("range({a}, {b}) is empty")));
             }
-            return Ok((a..b).map(|v| (v, pa)).collect());
+            // A cell has fewer states than the string has tokens (an edge
+            // takes 5), so a range longer than that runs past the states of
+            // any cell, and its first `tokens + 3` values already include
+            // the first one out of range, the one `check_cell` names: listing
+            // only those keeps `range(2, 10**12)` from asking for terabytes.
+            let end = b.min(a.saturating_add(self.toks.len() + 3));
+            return Ok((a..end).map(|v| (v, pa)).collect());
         }
         self.punct('[')?;
         let mut out = Vec::new();
@@ -299,6 +311,16 @@ fn check_cell(
             return Err((
                 pos,
                 format!("{which}_concat names state {v}; the cell has states 0..{states}"),
+            ));
+        }
+        // Found by tests/parsers.rs: such a genotype parsed, and then its
+        // network failed to build with a shape error on a concat.
+        if which == "reduce" && v < 2 {
+            return Err((
+                pos,
+                format!(
+                    "reduce_concat names input state {v}: a reduction cell's inputs have twice                      the resolution of its nodes, so they cannot be concatenated with them"
+                ),
             ));
         }
         if seen[v] {

@@ -22,6 +22,7 @@
 
 use super::lane::{disjoint_mut, run_lanes, with_views, Grow, Lane};
 use super::{kernels, CudaDevice, DeviceBuffer, Event};
+use crate::device::budget::{self, CellMemory};
 use crate::device::plan::{CodeGroup, NodeStep, PackStep, Plan, Region, Src};
 use crate::device::run::{run_plan, PlanRunner};
 use crate::device::ReluCodes;
@@ -157,6 +158,52 @@ impl ScoreBufs {
 
     fn event(dev: &CudaDevice) -> Result<Event> {
         dev.record_event()
+    }
+
+    /// Refuses a cell of `plan` whose lane buffers (one chunk's, see
+    /// [`CellMemory::gpu`]) do not fit in what the GPU has free plus what
+    /// this lane and the input already hold, before any buffer grows: the
+    /// driver's own failure would come after the lane dropped its buffers,
+    /// and would not name the batch. Nothing to check when none must grow.
+    fn check_room(&self, dev: &CudaDevice, plan: &Plan) -> Result<()> {
+        let grows = self.arena.must_grow(plan.arena_len)
+            || self.params.must_grow(plan.params_len)
+            || self.stats.must_grow(plan.stats_len)
+            || self.saved.must_grow(plan.saved_len)
+            || self.codes.must_grow(plan.codes_len);
+        if !grows {
+            return Ok(());
+        }
+        // Unknown (the emulation, or a failed query): not refused, as on
+        // the CPU; a real driver failure shows in the next call anyway.
+        let Some(free) = dev.free_memory().ok().flatten() else {
+            return Ok(());
+        };
+        let held = [
+            self.arena.bytes(),
+            self.params.bytes(),
+            self.table.bytes(),
+            self.stats.bytes(),
+            self.saved.bytes(),
+            self.codes.bytes(),
+            self.h.bytes(),
+            self.k.bytes(),
+        ];
+        let need = CellMemory::gpu(plan, CHUNK);
+        let available = held
+            .iter()
+            .fold(free.saturating_add(need.input), |a, &b| a.saturating_add(b));
+        if need.total <= available {
+            return Ok(());
+        }
+        Err(budget::too_big(
+            plan.batch,
+            "about",
+            need.total,
+            need.pairwise,
+            Some(available),
+            "are available on the GPU",
+        ))
     }
 
     /// Queues the seeded initialisation of the plan's parameters.
@@ -595,6 +642,7 @@ impl GpuScorer {
             for (slot, i) in cells.clone().enumerate() {
                 let graph = build(i)?;
                 let plan = plan_for(&graph, shape)?;
+                lane.state.check_room(&lane.dev, &plan)?;
                 let profiled = profile.is_some();
                 lane.state.init_params(&lane.dev, &plan, seed, profiled)?;
                 lane.state
@@ -630,6 +678,7 @@ impl GpuScorer {
             .first_mut()
             .ok_or_else(|| Error::Device("no lane".into()))?;
         lane.dev.bind_to_thread()?;
+        lane.state.check_room(&lane.dev, &plan)?;
         lane.state.init_params(&lane.dev, &plan, seed, false)?;
         lane.state
             .enqueue_scoring(&lane.dev, &plan, graph, &self.input, 0, false)?;

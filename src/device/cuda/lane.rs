@@ -48,6 +48,16 @@ impl<T: Pod> Grow<T> {
         Ok(())
     }
 
+    /// Whether [`Self::ensure`]`(len)` would allocate.
+    pub fn must_grow(&self, len: usize) -> bool {
+        self.buf.len() < len
+    }
+
+    /// Bytes of device memory held.
+    pub fn bytes(&self) -> u64 {
+        (self.buf.len() as u64).saturating_mul(std::mem::size_of::<T>() as u64)
+    }
+
     /// The whole buffer.
     pub fn buffer(&self) -> &DeviceBuffer<T> {
         &self.buf

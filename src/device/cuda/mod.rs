@@ -646,6 +646,20 @@ impl CudaDevice {
         }
     }
 
+    /// Free device memory in bytes, as the driver reports it (every
+    /// process's allocations taken); `None` under the host emulation, whose
+    /// memory is the host's and is not checked.
+    pub fn free_memory(&self) -> Result<Option<u64>> {
+        match &self.shared.backend {
+            Backend::Driver(ctx) => {
+                ctx.bind_to_thread().map_err(drv_err("context binding"))?;
+                let (free, _total) = drv::mem_get_info().map_err(drv_err("memory query"))?;
+                Ok(Some(free as u64))
+            }
+            Backend::Emulated(_) => Ok(None),
+        }
+    }
+
     /// A buffer of `len` zeros (the zeroing is queued on this stream).
     pub fn alloc_zeros<T: Pod>(&self, len: usize) -> Result<DeviceBuffer<T>> {
         let bytes = len
