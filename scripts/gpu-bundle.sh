@@ -2,7 +2,8 @@
 # Builds what the GPU machine runs (it has no Rust toolchain, DESIGN.md §4)
 # into the git-ignored folder gpu-bundle/:
 #
-#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs,
+#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs (and lib: the
+#                             library's unit tests, with the ops' own GPU tests),
 #                             tests/ops_concat_crop.rs and
 #                             tests/nvrtc_compile.rs (debug info stripped)
 #   gpu-bundle/dasnas         the command line (debug info stripped)
@@ -56,7 +57,8 @@ for f in tests/gpu_*.rs; do
     [ -e "$f" ] || continue
     tests+=("$(basename "$f" .rs)")
 done
-test_args=()
+# The library's unit tests too: an op's folder carries its own GPU tests.
+test_args=(--lib)
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 
 # Prints "kind<TAB>name<TAB>path" for every executable artifact in cargo's
@@ -91,11 +93,12 @@ dasnas_path=""
 while IFS=$'\t' read -r kind name path; do
     case "$kind:$name" in
         test:*) strip_copy "$path" "$out/tests/$name"; found=$((found + 1)) ;;
+        lib:dasnas) strip_copy "$path" "$out/tests/lib"; found=$((found + 1)) ;;
         bin:dasnas) dasnas_path=$path ;;
     esac
 done <<< "$artifacts"$'\n'"$bin_artifacts"
-if [ "$found" -ne "${#tests[@]}" ]; then
-    echo "gpu-bundle: expected ${#tests[@]} test binaries, cargo reported $found" >&2
+if [ "$found" -ne $((${#tests[@]} + 1)) ]; then
+    echo "gpu-bundle: expected $((${#tests[@]} + 1)) test binaries (tests and lib), cargo reported $found" >&2
     exit 1
 fi
 [ -n "$dasnas_path" ] || { echo "gpu-bundle: cargo reported no dasnas binary" >&2; exit 1; }

@@ -12,6 +12,10 @@
 //! # Ok::<(), dasnas::Error>(())
 //! ```
 
+#[cfg(test)]
+#[macro_use]
+mod testing;
+
 pub mod bench;
 pub mod data;
 pub mod device;
