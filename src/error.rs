@@ -1,5 +1,14 @@
 //! The crate's one error type. Every failure is an `Err` carrying a message
 //! that names the bad input; nothing on a user path panics.
+//!
+//! An error keeps its cause: the I/O error ([`Error::Io`]), the CUDA
+//! driver's error code ([`Error::Driver`]), the CSV reader's error
+//! ([`Error::Csv`]) stay reachable through [`std::error::Error::source`].
+//! What was being done when it happened (which cell, which file, which
+//! line) is added with [`Error::context`] / [`Context::context`], which
+//! wraps the error instead of flattening it into another variant's string:
+//! the message reads `context: cause`, and [`Error::root`] still tells a
+//! caller what kind of failure it was.
 
 use std::path::PathBuf;
 
@@ -40,16 +49,92 @@ pub enum Error {
         #[source]
         source: cudarc::driver::DriverError,
     },
+    /// A CSV file (scores, truth tables) that could not be read or parsed.
+    #[error("{path}: {source}")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    /// An error with what was being done when it happened (the cell, the
+    /// file and line, the network node); the cause is its source.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
+    /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
     }
+
+    /// This error, with what was being done when it happened.
+    pub fn context(self, what: impl Into<String>) -> Error {
+        Error::Context {
+            context: what.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error under every [`Error::Context`]: the kind of failure
+    /// (`Shape`, `Arg`, `Io`, …), for callers that act on it.
+    pub fn root(&self) -> &Error {
+        let mut e = self;
+        while let Error::Context { source, .. } = e {
+            e = source;
+        }
+        e
+    }
+}
+
+/// Adds context to the error of a `Result` (see [`Error::context`]).
+pub trait Context<T> {
+    /// On `Err`, wraps the error with `what`.
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    /// On `Err`, wraps the error with what `what()` says (built only then).
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> Context<T> for Result<T> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| e.context(what))
+    }
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| e.context(what()))
+    }
 }
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_the_cause_and_its_kind() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = Error::io("a.txt", io).context("line 3").context("cell |x|");
+        assert_eq!(e.to_string(), "cell |x|: line 3: a.txt: gone");
+        assert!(matches!(e.root(), Error::Io { .. }));
+        // The chain: context → context → Io → the io::Error.
+        let mut depth = 0;
+        let mut cur: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cur {
+            depth += 1;
+            cur = c.source();
+        }
+        assert_eq!(depth, 4);
+        let r: Result<()> = Err(Error::Shape("bad".into()));
+        let r = r.with_context(|| "node `n3`");
+        assert!(matches!(r.as_ref().unwrap_err().root(), Error::Shape(_)));
+        assert_eq!(r.unwrap_err().to_string(), "node `n3`: shape: bad");
+    }
+}

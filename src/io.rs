@@ -26,7 +26,7 @@ pub fn read_archs(space: Space, path: &Path) -> Result<Vec<Arch>> {
         }
         out.push(
             Arch::parse(space, s)
-                .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?,
+                .map_err(|e| e.context(format!("{} line {}", path.display(), i + 1)))?,
         );
     }
     Ok(out)
@@ -67,8 +67,13 @@ pub fn resume(path: &Path) -> Result<Resume> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| Error::Data(format!("{} line {}: {e}", path.display(), i + 1)))?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            Error::Data(format!("not a JSON score line ({e})")).context(format!(
+                "{} line {}",
+                path.display(),
+                i + 1
+            ))
+        })?;
         if let Some(a) = v.get("arch").and_then(|a| a.as_str()) {
             r.done.insert(a.to_string());
         }

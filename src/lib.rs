@@ -30,7 +30,7 @@ pub mod space;
 pub mod tensor;
 pub mod train;
 
-pub use error::{Error, Result};
+pub use error::{Context, Error, Result};
 pub use score::metrics::Scores;
 pub use scorer::{Scorer, Training};
 pub use tensor::{Shape, Tensor};

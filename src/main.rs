@@ -384,11 +384,12 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
     let on_gpu = matches!(run.device, dasnas::device::DeviceKind::Cuda(_));
     dasnas::device::budget::check_host_batch(run.batch, size * size * 3, !on_gpu)?;
     let source = dasnas::data::BatchSource::parse(&run.data, run.dataset);
-    dasnas::data::scoring_batch(&source, run.batch, size, run.seed).map_err(|e| match e {
-        Error::Data(m) if source != dasnas::data::BatchSource::Gaussian => {
-            Error::Data(format!("--data {m}"))
+    dasnas::data::scoring_batch(&source, run.batch, size, run.seed).map_err(|e| {
+        if source == dasnas::data::BatchSource::Gaussian {
+            e
+        } else {
+            e.context("--data")
         }
-        e => e,
     })
 }
 
@@ -702,7 +703,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
                     continue;
                 }
                 let arch = Arch::parse(a.run.space, &r.arch)
-                    .map_err(|e| Error::Data(format!("{}: {e}", p.display())))?;
+                    .map_err(|e| e.context(p.display().to_string()))?;
                 pool.push(a.run.sized(arch)?);
             }
             (cache, pool)

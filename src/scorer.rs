@@ -59,7 +59,7 @@ impl Training {
         }
         config
             .validate()
-            .map_err(|e| Error::Arg(format!("training options: {e}")))?;
+            .map_err(|e| e.context("training options"))?;
         Ok(Training {
             steps,
             config,
@@ -264,7 +264,7 @@ impl Scorer {
         seed: u64,
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
-        let named = |a: &Arch, e: Error| Error::Data(format!("scoring {a}: {e}"));
+        let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
         match (&mut self.backend, &self.training) {
             (Backend::Cpu { batch }, None) => archs
                 .iter()

@@ -66,10 +66,7 @@ impl CifarImages {
     /// that layout and not the 2-byte one. A size that fits neither is an error.
     pub fn load(path: &Path, dataset: Dataset) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, dataset).map_err(|e| match e {
-            Error::Data(msg) => Error::Data(format!("{}: {msg}", path.display())),
-            e => e,
-        })
+        Self::from_bytes(&bytes, dataset).map_err(|e| e.context(path.display().to_string()))
     }
 
     pub fn from_bytes(bytes: &[u8], dataset: Dataset) -> Result<Self> {

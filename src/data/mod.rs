@@ -91,10 +91,7 @@ pub fn scoring_batch(
         BatchSource::Gaussian => try_gaussian_batch(batch, size, seed),
         BatchSource::Cifar(path, dataset) => cifar::CifarImages::load(path, *dataset)?
             .first(batch)
-            .map_err(|e| match e {
-                crate::Error::Data(msg) => crate::Error::Data(format!("{}: {msg}", path.display())),
-                e => e,
-            }),
+            .map_err(|e| e.context(path.display().to_string())),
     }
 }
 

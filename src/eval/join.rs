@@ -221,7 +221,10 @@ pub fn truth_from_reader(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(reader);
-    let csv_err = |e: csv::Error| Error::Data(format!("{}: {e}", path.display()));
+    let csv_err = |e: csv::Error| Error::Csv {
+        path: path.to_path_buf(),
+        source: e,
+    };
 
     let headers = reader.headers().map_err(csv_err)?.clone();
     let column = |name: &str| {

@@ -228,7 +228,7 @@ impl GraphBuilder {
         let shape = op
             .spec()
             .out_shape(&shapes)
-            .map_err(|e| Error::Shape(format!("{name}: {e}")))?;
+            .map_err(|e| e.context(format!("node `{name}`")))?;
         let params = op
             .spec()
             .params(self.init)

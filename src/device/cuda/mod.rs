@@ -557,7 +557,10 @@ impl CudaDevice {
                 // name is a valid C string.
                 let func =
                     unsafe { drv::module::get_function(module.module, c_name) }.map_err(|e| {
-                        Error::Device(format!("CUDA kernel `{name}` in `{family}.cu`: {e}"))
+                        Error::Driver {
+                            what: format!("kernel `{name}` in `{family}.cu`"),
+                            source: e,
+                        }
                     })?;
                 let params = if self.shared.param_info {
                     driver_param_sizes(func)

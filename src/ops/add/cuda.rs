@@ -245,7 +245,7 @@ fn add_n_launch(
     // kernel touches elements < len of each, and the code words written
     // lie inside `codes` (check_pack); blockDim 256 is a multiple of 32 as
     // the ballots need.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 

@@ -256,7 +256,7 @@ pub fn conv2d_forward(
     // y[0..n·oh·ow·cout), with every index below 2³¹; the grid is
     // (ceil(M/BM), ceil(cout_g/BN), groups) with 256 threads, as the kernel
     // assumes for this BN.
-    unsafe { b.launch(l.cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
+    unsafe { b.launch(l.cfg) }?;
     Ok(())
 }
 
@@ -296,7 +296,7 @@ pub fn conv2d_forward_stats(
     // arguments of `conv2d_igemm_stats_n{16,32,64}`: the kernel writes
     // psum/psumsq[bx·cout + co] for bx < grid_x = parts and co < cout, and
     // both views hold exactly parts·cout values (checked above).
-    unsafe { b.launch(l.cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
+    unsafe { b.launch(l.cfg) }?;
     Ok(l.parts)
 }
 
@@ -392,7 +392,7 @@ pub fn conv2d_backward_input(
     // exclusive borrow, so it does not alias the read-only buffers. The grid
     // is (ceil(n·h·w / BM), ceil(cin_g / BN), groups) with 256 threads, as
     // the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
+    unsafe { b.launch(cfg) }?;
     Ok(())
 }
 
@@ -449,7 +449,7 @@ pub fn conv2d_backward_weight(
     // kh·kw·cin_g, co < cout: inside `part` (splits·wlen floats, checked),
     // and reads x and dy inside their views. Grid (mtiles·splits,
     // ceil(cout_g / BN), groups), 256 threads, as the kernel assumes.
-    unsafe { b.launch(cfg) }.map_err(|e| Error::Device(format!("CUDA launch of `{k}`: {e}")))?;
+    unsafe { b.launch(cfg) }?;
 
     let f = dev.kernel(BACKWARD_WEIGHT_REDUCE)?;
     let (wlen_i, splits_i) = (to_i32("weight length", wlen)?, to_i32("splits", splits)?);
@@ -461,8 +461,7 @@ pub fn conv2d_backward_weight(
     // (s < splits, i < wlen: the whole scratch) and writes dw[i], i < wlen
     // = dw.len() (checked by `plan`); the index plus one grid stays below
     // 2³¹ (checked above).
-    unsafe { b.launch(crate::ops::cuda_launch::grid_1d(wlen as u64)) }
-        .map_err(|e| Error::Device(format!("CUDA launch of `{BACKWARD_WEIGHT_REDUCE}`: {e}")))?;
+    unsafe { b.launch(crate::ops::cuda_launch::grid_1d(wlen as u64)) }?;
     Ok(())
 }
 
