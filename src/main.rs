@@ -661,17 +661,20 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_fit(a: FitArgs) -> Result<()> {
-    let r = dasnas::eval::fit::fit_files(&a.scores, &a.truth, &a.key, &a.target, a.folds, a.seed)?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
-        );
+/// Prints a report as one JSON object or as text.
+fn print_report<R: serde::Serialize + std::fmt::Display>(r: &R, json: bool) -> Result<()> {
+    if json {
+        let text = serde_json::to_string(r).map_err(|e| Error::Data(e.to_string()))?;
+        println!("{text}");
     } else {
         print!("{r}");
     }
     Ok(())
+}
+
+fn cmd_fit(a: FitArgs) -> Result<()> {
+    let r = dasnas::eval::fit::fit_files(&a.scores, &a.truth, &a.key, &a.target, a.folds, a.seed)?;
+    print_report(&r, a.json)
 }
 
 fn cmd_search(a: SearchArgs) -> Result<()> {
@@ -730,15 +733,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         space_options: a.run.space_options()?,
     };
     let r = search::search(&opts, &mut eval, &pool, truth.as_ref())?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?
-        );
-    } else {
-        print!("{r}");
-    }
-    Ok(())
+    print_report(&r, a.json)
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {

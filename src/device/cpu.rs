@@ -64,7 +64,7 @@ fn run(
             in_shape.h, in_shape.w, in_shape.c
         )));
     }
-    check_params(graph, params)?;
+    graph.check_params(params, "parameter")?;
     let plan = Plan::with_fusions(graph, s.n, fuse)?;
     // Before H (B×B) and the activations are allocated: a failed
     // allocation would abort the process instead of returning an error.
@@ -90,28 +90,6 @@ fn run(
         },
         timing,
     ))
-}
-
-/// Errors unless `params` are shaped like `graph.params`.
-pub(crate) fn check_params(graph: &Graph, params: &[Vec<f32>]) -> Result<()> {
-    if params.len() != graph.params.len() {
-        return Err(Error::Arg(format!(
-            "{} parameter tensors given, the network has {}",
-            params.len(),
-            graph.params.len()
-        )));
-    }
-    for (p, v) in graph.params.iter().zip(params) {
-        if p.len != v.len() {
-            return Err(Error::Arg(format!(
-                "parameter {} has {} values, needs {}",
-                p.name,
-                v.len(),
-                p.len
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Most bytes of idle activation buffers a thread keeps between passes.

@@ -95,6 +95,30 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Errors unless `tensors` are shaped like this network's parameters
+    /// (one per parameter, each of its length); `what` names them in the
+    /// message ("parameter", "gradient").
+    pub fn check_params(&self, tensors: &[Vec<f32>], what: &str) -> Result<()> {
+        if tensors.len() != self.params.len() {
+            return Err(Error::Arg(format!(
+                "{} {what} tensors given, the network has {}",
+                tensors.len(),
+                self.params.len()
+            )));
+        }
+        for (p, v) in self.params.iter().zip(tensors) {
+            if p.len != v.len() {
+                return Err(Error::Arg(format!(
+                    "{what} {} has {} values, needs {}",
+                    p.name,
+                    v.len(),
+                    p.len
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Per-sample shape of the input node (errors if the graph has none).
     pub fn input_shape(&self) -> Result<Shape> {
         self.nodes

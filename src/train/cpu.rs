@@ -38,8 +38,8 @@ pub fn forward_backward(
     labels: &[u32],
     grads: &mut [Vec<f32>],
 ) -> Result<(CeStats, PassTiming)> {
-    check_params(graph, params, "parameter")?;
-    check_params(graph, grads, "gradient")?;
+    graph.check_params(params, "parameter")?;
+    graph.check_params(grads, "gradient")?;
     check_input(graph, input)?;
     let plan = TrainPlan::new(graph, input.shape.n)?;
     let mut t = Trainer::new(graph, &plan, params, input, labels, grads);
@@ -52,7 +52,7 @@ pub fn forward_backward(
 /// Loss and batch accuracy of one labelled batch (forward only, nothing
 /// kept beyond its last reader).
 pub fn loss(graph: &Graph, params: &[Vec<f32>], input: &Tensor, labels: &[u32]) -> Result<CeStats> {
-    check_params(graph, params, "parameter")?;
+    graph.check_params(params, "parameter")?;
     check_input(graph, input)?;
     let plan = TrainPlan::new(graph, input.shape.n)?;
     let mut unused: Vec<Vec<f32>> = Vec::new();
@@ -67,27 +67,6 @@ pub fn loss(graph: &Graph, params: &[Vec<f32>], input: &Tensor, labels: &[u32]) 
     }
     let logits = t.value(graph, graph.output)?;
     crate::ops::softmax_ce::cpu::softmax_ce_loss(logits, labels)
-}
-
-fn check_params(graph: &Graph, params: &[Vec<f32>], what: &str) -> Result<()> {
-    if params.len() != graph.params.len() {
-        return Err(Error::Arg(format!(
-            "{} {what} tensors given, the network has {}",
-            params.len(),
-            graph.params.len()
-        )));
-    }
-    for (p, v) in graph.params.iter().zip(params) {
-        if p.len != v.len() {
-            return Err(Error::Arg(format!(
-                "{what} {} has {} values, needs {}",
-                p.name,
-                v.len(),
-                p.len
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn check_input(graph: &Graph, input: &Tensor) -> Result<()> {

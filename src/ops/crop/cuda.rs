@@ -9,6 +9,7 @@ use super::CropSpec;
 use crate::device::cuda::CudaDevice;
 use crate::device::cuda::{KernelParams, KernelRef};
 use crate::error::{Error, Result};
+use crate::ops::check_len;
 use crate::ops::cuda_launch::grid_1d;
 use crate::tensor::Shape;
 
@@ -98,18 +99,8 @@ pub fn crop_backward(
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(input)?;
-    if Some(dx.len()) != input.n.checked_mul(input.per_sample()) {
-        return Err(Error::Shape(format!(
-            "crop backward: input gradient has {} elements, shape {input}",
-            dx.len()
-        )));
-    }
-    if dy.len() != out.n * out.per_sample() {
-        return Err(Error::Shape(format!(
-            "crop backward: output gradient has {} elements, shape {out}",
-            dy.len()
-        )));
-    }
+    check_len("crop backward", "input gradient", input, dx.len())?;
+    check_len("crop backward", "output gradient", out, dy.len())?;
     let len = dx.len() as u64;
     if len == 0 {
         return Ok(());
@@ -137,18 +128,8 @@ fn crop_launch(
     accumulate: bool,
 ) -> Result<()> {
     let out = spec.out_shape(input)?;
-    if Some(x.len()) != input.n.checked_mul(input.per_sample()) {
-        return Err(Error::Shape(format!(
-            "crop: input has {} elements, shape {input}",
-            x.len()
-        )));
-    }
-    if y.len() != out.n * out.per_sample() {
-        return Err(Error::Shape(format!(
-            "crop: output has {} elements, shape {out}",
-            y.len()
-        )));
-    }
+    check_len("crop", "input", input, x.len())?;
+    check_len("crop", "output", out, y.len())?;
     let len = y.len() as u64;
     let f = dev.kernel(CROP)?;
     let geom = CropGeom::new(spec, input);
