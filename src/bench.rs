@@ -18,18 +18,30 @@ use std::time::Instant;
 /// Scoring throughput on the CPU, and where the time went.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CpuBench {
+    /// Label of the search space the cells come from (`nb201`, `nb101`, `darts`).
     pub space: String,
+    /// Rayon worker threads the cells were scored on.
     pub threads: usize,
+    /// Images in the scoring batch (B).
     pub batch: usize,
+    /// Cells timed (the warm-up cell excluded).
     pub cells: usize,
+    /// Timed cells over the wall time of the timed loop.
     pub cells_per_s: f64,
+    /// Wall milliseconds per timed cell, every phase included.
     pub ms_per_cell: f64,
+    /// Milliseconds per cell building the network and drawing its weights.
     pub build_ms: f64,
+    /// Milliseconds per cell in the network's ops (the forward pass).
     pub forward_ms: f64,
+    /// Milliseconds per cell packing sign bits and accumulating Hamming distances.
     pub codes_hamming_ms: f64,
+    /// Milliseconds per cell computing K_H, its Cholesky and the metrics.
     pub logdet_ms: f64,
     /// Forward time by op kind (ms per cell), largest first.
     pub forward_by_op_ms: Vec<(String, f64)>,
+    /// Conv and linear GFLOP of one cell's forward pass at this batch, mean over the
+    /// timed cells.
     pub gflop_per_cell: f64,
     /// Conv and linear FLOP rate over the forward time.
     pub conv_gflops: f64,
@@ -127,12 +139,19 @@ impl fmt::Display for CpuBench {
 /// One op shape of a GPU profile.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OpShapeRate {
+    /// The op's kind ([`crate::net::Op::kind`]).
     pub kind: String,
+    /// The op itself (its spec, as `Debug` prints it).
     pub op: String,
+    /// Its input's shape, batch included.
     pub input: String,
+    /// Launches of this op shape over the profiled cells.
     pub launches: u64,
+    /// Mean GPU time of one launch, in microseconds (CUDA events).
     pub us_per_launch: f64,
+    /// Achieved rate of this shape: its FLOPs over its GPU time, in TFLOP/s.
     pub tflops: f64,
+    /// `tflops` as a percentage of the device's fp32 peak.
     pub percent_of_peak: f64,
 }
 
@@ -140,15 +159,26 @@ pub struct OpShapeRate {
 /// one lane with CUDA events around every step.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CudaBench {
+    /// Label of the search space the cells come from (`nb201`, `nb101`, `darts`).
     pub space: String,
+    /// `cuda:N`, the device's ordinal.
     pub device: String,
+    /// The GPU's name, as the driver reports it.
     pub gpu: String,
+    /// Cell pipelines (streams) in flight at once.
     pub lanes: usize,
+    /// Images in the scoring batch (B).
     pub batch: usize,
+    /// Cells timed (the warm-up cells excluded).
     pub cells: usize,
+    /// Timed cells over the wall time, all lanes in flight.
     pub cells_per_s: f64,
+    /// Wall milliseconds per timed cell (lanes overlapping, so not one cell's latency).
     pub ms_per_cell: f64,
+    /// The device's fp32 peak, in TFLOP/s (an FMA counts 2).
     pub fp32_peak_tflops: f64,
+    /// Conv and linear GFLOP of one cell's forward pass at this batch, mean over the
+    /// timed cells.
     pub gflop_per_cell: f64,
     /// Conv and linear FLOPs over the wall time, all lanes in flight.
     pub achieved_tflops: f64,
@@ -158,7 +188,10 @@ pub struct CudaBench {
     pub profile_us_per_cell: Vec<(String, f64)>,
     /// Every op shape with arithmetic, slowest first.
     pub shapes: Vec<OpShapeRate>,
+    /// XOR-popcounted word pairs per second in the Hamming kernels: code words
+    /// streamed × B(B−1)/2, over their profiled GPU time.
     pub hamming_word_pairs_per_s: f64,
+    /// Profiled GPU time of K_H and the Cholesky per matrix factorised, in microseconds.
     pub logdet_us_per_matrix: f64,
 }
 
@@ -301,11 +334,19 @@ impl fmt::Display for CudaBench {
 /// Fast-training throughput.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainBench {
+    /// `cpu` or `cuda:N (name)` ([`Scorer::describe`]).
     pub device: String,
+    /// Cells trained and scored in the timed loop (every cell given; the untimed
+    /// warm-up trained the first one 2 steps before it).
     pub cells: usize,
+    /// SGD steps per cell.
     pub train_steps: usize,
+    /// Images per training step.
     pub train_batch: usize,
+    /// Wall seconds of the timed loop, training and scoring.
     pub seconds: f64,
+    /// Training steps (cells × steps) over `seconds`; scoring time is in the
+    /// denominator too.
     pub steps_per_s: f64,
 }
 

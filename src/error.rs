@@ -18,14 +18,19 @@ pub enum Error {
     /// A malformed or invalid architecture description.
     #[error("invalid architecture `{arch}`: {msg} (at byte {pos})")]
     Arch {
+        /// The architecture string as given.
         arch: String,
+        /// Byte offset in `arch` where the problem was found (0 for the whole string).
         pos: usize,
+        /// What is wrong there.
         msg: String,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -45,14 +50,18 @@ pub enum Error {
     /// driver's error.
     #[error("device: CUDA {what}: {source}")]
     Driver {
+        /// What was being done (the call, the kernel, the allocation).
         what: String,
+        /// The driver's error.
         #[source]
         source: cudarc::driver::DriverError,
     },
     /// A CSV file (scores, truth tables) that could not be read or parsed.
     #[error("{path}: {source}")]
     Csv {
+        /// The file.
         path: PathBuf,
+        /// The CSV reader's error.
         #[source]
         source: csv::Error,
     },
@@ -60,7 +69,9 @@ pub enum Error {
     /// file and line, the network node); the cause is its source.
     #[error("{context}: {source}")]
     Context {
+        /// What was being done (`cell …`, `<file> line <n>`, ``node `…` ``).
         context: String,
+        /// The error that happened while doing it.
         #[source]
         source: Box<Error>,
     },

@@ -11,6 +11,7 @@
 //! println!("WOT {:?}  D {:?}  N_A {}", cell.scores.wot, cell.scores.d, cell.scores.n_units);
 //! # Ok::<(), dasnas::Error>(())
 //! ```
+#![warn(missing_docs)]
 
 #[cfg(test)]
 #[macro_use]
@@ -53,6 +54,7 @@ pub struct CellTiming {
 }
 
 impl CellTiming {
+    /// Sum of the four phases, in seconds (`by_op` splits `ops_s`, so it is not added).
     pub fn total_s(&self) -> f64 {
         self.build_s + self.ops_s + self.codes_s + self.logdet_s
     }
@@ -62,7 +64,9 @@ impl CellTiming {
 /// training) the training summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellResult {
+    /// The cell's scores.
     pub scores: Scores,
+    /// Wall time of the scoring, by phase.
     pub timing: CellTiming,
     /// Set when the cell was fast-trained before scoring.
     pub train: Option<train::TrainStats>,

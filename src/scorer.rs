@@ -18,11 +18,17 @@ use std::sync::Arc;
 /// images drawn (with the scoring seed) from records `pool` of `images`.
 #[derive(Clone, Debug)]
 pub struct Training {
+    /// SGD steps per cell.
     pub steps: usize,
+    /// Optimiser hyper-parameters and learning-rate schedule.
     pub config: SgdConfig,
+    /// The labelled images the batches are drawn from.
     pub images: Arc<CifarImages>,
+    /// Indices of the records of `images` the batches are drawn from.
     pub pool: Vec<usize>,
+    /// Images per training step.
     pub batch: usize,
+    /// Augmentation of the training images (random crop, flip).
     pub augment: Augment,
 }
 

@@ -10,13 +10,18 @@ use crate::error::{Error, Result};
 /// Shape of an NHWC tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Shape {
+    /// Batch: samples.
     pub n: usize,
+    /// Height: rows of pixels.
     pub h: usize,
+    /// Width: columns of pixels.
     pub w: usize,
+    /// Channels per pixel (innermost).
     pub c: usize,
 }
 
 impl Shape {
+    /// The shape `[n, h, w, c]`.
     pub const fn new(n: usize, h: usize, w: usize, c: usize) -> Self {
         Shape { n, h, w, c }
     }
@@ -24,6 +29,7 @@ impl Shape {
     pub const fn len(&self) -> usize {
         self.n * self.h * self.w * self.c
     }
+    /// Whether the tensor has no elements (some dimension is 0).
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -46,11 +52,14 @@ impl std::fmt::Display for Shape {
 /// An owned NHWC f32 tensor on the host.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// The tensor's shape.
     pub shape: Shape,
+    /// The elements in NHWC order, `shape.len()` of them.
     pub data: Vec<f32>,
 }
 
 impl Tensor {
+    /// A tensor of zeros.
     pub fn zeros(shape: Shape) -> Self {
         Tensor {
             shape,
@@ -64,6 +73,7 @@ impl Tensor {
             data: vec![value; shape.len()],
         }
     }
+    /// A tensor of `data` (NHWC order); errors when its length is not `shape.len()`.
     pub fn from_vec(shape: Shape, data: Vec<f32>) -> Result<Self> {
         if data.len() != shape.len() {
             return Err(Error::Shape(format!(

@@ -8,13 +8,16 @@ use crate::error::{Error, Result};
 use crate::tensor::{Shape, Tensor};
 use std::path::Path;
 
+/// Height and width of a CIFAR image, in pixels.
 pub const IMAGE_SIZE: usize = 32;
 const PIXELS: usize = 3 * IMAGE_SIZE * IMAGE_SIZE;
 
 /// Which CIFAR dataset: decides the normalisation constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dataset {
+    /// CIFAR-10: 10 classes, one label byte per record.
     Cifar10,
+    /// CIFAR-100: 100 fine classes, two label bytes per record (coarse, fine).
     Cifar100,
 }
 
@@ -52,6 +55,7 @@ impl Dataset {
 /// Images and labels of one CIFAR file, kept as raw bytes.
 #[derive(Clone, Debug)]
 pub struct CifarImages {
+    /// Which dataset the file holds (decides the normalisation).
     pub dataset: Dataset,
     /// One label per image (the fine label for CIFAR-100).
     pub labels: Vec<u8>,
@@ -69,6 +73,7 @@ impl CifarImages {
         Self::from_bytes(&bytes, dataset).map_err(|e| e.context(path.display().to_string()))
     }
 
+    /// Parses the bytes of a CIFAR binary file (layouts as in [`Self::load`]).
     pub fn from_bytes(bytes: &[u8], dataset: Dataset) -> Result<Self> {
         let want = dataset.label_bytes();
         let fits = |lb: usize| !bytes.is_empty() && bytes.len().is_multiple_of(lb + PIXELS);
@@ -99,10 +104,12 @@ impl CifarImages {
         })
     }
 
+    /// Images in the file.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the file holds no image.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 /// CPU), `cpu`, `cuda` (GPU 0) or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKind {
+    /// The first GPU when one works, else the CPU.
     Auto,
+    /// The CPU (the rayon thread pool).
     Cpu,
     /// The CUDA GPU of this ordinal.
     Cuda(usize),
@@ -51,6 +53,7 @@ impl std::fmt::Display for DeviceKind {
 /// What a forward pass over the scoring batch produces for the scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReluCodes {
+    /// Images in the scoring batch (B): `hamming` is B×B.
     pub batch: usize,
     /// N_A: counted ReLU units per sample.
     pub n_units: u64,

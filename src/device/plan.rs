@@ -56,8 +56,11 @@ pub enum Src {
 /// BatchNorm partial sums in the `stats` buffer: f64 `[parts][c]` each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partials {
+    /// Per-channel partial sums of `x`: f64 `[parts][c]`, a region of `stats`.
     pub psum: Region,
+    /// Per-channel partial sums of `x²`: f64 `[parts][c]`, a region of `stats`.
     pub psumsq: Region,
+    /// Partial rows per channel (summed on use).
     pub parts: usize,
 }
 
@@ -65,7 +68,9 @@ pub struct Partials {
 /// stores it (see [`PackStep`] for the fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackInto {
+    /// The code group ([`Plan::groups`] index).
     pub group: usize,
+    /// Word (u64) of each sample's row of the group where this tensor's bits start.
     pub word_offset: usize,
 }
 
@@ -73,14 +78,18 @@ pub struct PackInto {
 /// read, and its shape (batch included).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepInput {
+    /// The node whose value this input is.
     pub node: NodeId,
+    /// Where the value is read.
     pub src: Src,
+    /// Its shape, batch included.
     pub shape: Shape,
 }
 
 /// Partial sums of a step's input that it normalises by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartialsIn {
+    /// The partial sums (regions of `stats`).
     pub partials: Partials,
     /// Already filled by the input's producer (else: scratch the step sums
     /// its input into first).
@@ -92,12 +101,14 @@ pub struct PartialsIn {
 /// Computes one node by its op.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeStep {
+    /// The node computed.
     pub node: NodeId,
     /// The op's inputs in order. The one at `in_place` (if any) is held in
     /// `out` when the step starts; its `src` is then `out`.
     pub inputs: Vec<StepInput>,
     /// The output region and its shape (batch included).
     pub out: Region,
+    /// The output's shape, batch included.
     pub out_shape: Shape,
     /// The input (position) whose buffer the op writes its output over.
     pub in_place: Option<usize>,
@@ -116,18 +127,27 @@ pub struct NodeStep {
 /// into code group `group` at word `word_offset` of each sample's row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackStep {
+    /// The node whose stored value is packed: the tensor the counted ReLUs read
+    /// (the ReLUs' input).
     pub node: NodeId,
+    /// Where that tensor is stored.
     pub x: Src,
+    /// Its shape, batch included.
     pub shape: Shape,
+    /// Units per sample: bits of each sample's code this tensor fills.
     pub per_sample: usize,
+    /// The code group ([`Plan::groups`] index).
     pub group: usize,
+    /// Word (u64) of each sample's row of the group where this tensor's bits start.
     pub word_offset: usize,
 }
 
 /// One step of a plan.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
+    /// Computes one node.
     Node(NodeStep),
+    /// Packs a stored tensor's sign bits that no op packed as it stored it.
     Pack(PackStep),
 }
 
@@ -157,7 +177,9 @@ pub struct CodeGroup {
 pub struct ParamSlot {
     /// Elements `offset..offset + len` of the parameter buffer.
     pub offset: usize,
+    /// Number of f32 values.
     pub len: usize,
+    /// How the values are drawn.
     pub init: crate::net::ParamInit,
     /// `name_id` of the parameter's name (its random stream).
     pub name_id: u64,
@@ -190,18 +212,28 @@ pub fn param_slots(graph: &Graph) -> (Vec<ParamSlot>, usize) {
 /// A network compiled for one batch size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// Samples per batch the plan is laid out for (B).
     pub batch: usize,
     /// Per-sample input shape.
     pub input: Shape,
+    /// The steps, in execution order.
     pub steps: Vec<Step>,
+    /// f32 elements of the arena (its high-water mark).
     pub arena_len: usize,
+    /// Each parameter tensor's slot in the parameter buffer, indexed by
+    /// [`ParamId`].
     pub params: Vec<ParamSlot>,
+    /// f32 elements of the parameter buffer (each tensor padded to [`ALIGN`]).
     pub params_len: usize,
+    /// f64 elements of the `stats` scratch (BatchNorm partial sums).
     pub stats_len: usize,
     /// Largest `saved_len` of a step (BatchNorm: 2 × channels): the scratch
     /// for its mean and 1/std.
     pub saved_len: usize,
+    /// Code groups, one per ReLU multiplicity, in increasing multiplicity.
     pub groups: Vec<CodeGroup>,
+    /// u64 words of the code buffer: `batch × words_per_sample`, summed over the
+    /// groups.
     pub codes_len: usize,
     /// N_A: counted units per sample, with multiplicity.
     pub n_units: u64,

@@ -48,9 +48,23 @@ pub struct Atoms {
 /// A combination rule of D and N_A (module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
-    Linear { alpha: f64 },
-    Units { alpha: f64 },
-    RankSum { beta: f64 },
+    /// `D + α·B·ln N_A`: α = 1 is WOT, α = 0 is D.
+    Linear {
+        /// α, the weight of `B·ln N_A`.
+        alpha: f64,
+    },
+    /// `D + α·B·N_A / 10⁵`: N_A linear instead of logarithmic.
+    Units {
+        /// α, the weight of `B·N_A / 10⁵`.
+        alpha: f64,
+    },
+    /// `rank(D) + β·rank(ln N_A)`, average ranks within the scored set
+    /// scaled to [0, 1]; a set rule ([`Rule::scores`] only).
+    RankSum {
+        /// β, the weight of the N_A rank.
+        beta: f64,
+    },
+    /// ln N_A alone (a baseline; a singular cell keeps its score).
     NUnits,
 }
 
@@ -249,34 +263,44 @@ fn best_of(family: &[Rule], atoms: &[Atoms], truth: &[f64], idx: &[usize]) -> (R
 /// One family's (or baseline's) cross-validated figures.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FamilyReport {
+    /// The family's name (`linear`, `units`, `ranksum`) or the baseline's (`wot`,
+    /// `d`, `n_units`).
     pub family: String,
     /// The rule fitted on each fold's training rows (a baseline: itself).
     pub fold_rules: Vec<String>,
     /// Held-out τ per fold.
     pub fold_tau: Vec<f64>,
+    /// Mean of `fold_tau`.
     pub mean_tau: f64,
+    /// Sample standard deviation of `fold_tau` (n − 1 in the denominator).
     pub std_tau: f64,
     /// The rule fitted on all rows.
     pub full_rule: String,
     /// τ and Spearman ρ of `full_rule` on all rows (in-sample for fitted families).
     pub full_tau: f64,
+    /// Spearman ρ of `full_rule` on all rows.
     pub full_rho: f64,
     /// Held-out τ minus WOT's on the same fold: mean and std over folds (a
     /// paired comparison, much tighter than comparing the two means).
     pub vs_wot_mean: f64,
+    /// Standard deviation over folds of the held-out τ minus WOT's (see `vs_wot_mean`).
     pub vs_wot_std: f64,
 }
 
 /// What [`fit`] found.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FitReport {
+    /// Rows scored and with truth.
     pub rows: usize,
+    /// Number of cross-validation folds.
     pub folds: usize,
+    /// B, the scoring batch size (from the atoms).
     pub batch: usize,
     /// The fitted families, then the baselines wot, d, n_units.
     pub families: Vec<FamilyReport>,
     /// The family with the best mean held-out τ, and its rule fitted on all rows.
     pub chosen: String,
+    /// The chosen family's rule fitted on all rows (e.g. `linear:0.35`).
     pub chosen_rule: String,
 }
 

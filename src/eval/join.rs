@@ -291,8 +291,10 @@ pub struct EvalOptions {
 /// [`NullPolicy::Drop`] leaves such rows out of that field's correlation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NullPolicy {
+    /// Ranked below every finite score (the default): what the score means.
     #[default]
     Lowest,
+    /// Left out of that field's correlation.
     Drop,
 }
 

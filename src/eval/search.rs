@@ -35,6 +35,7 @@ pub struct Draws {
 }
 
 impl Draws {
+    /// The stream named `stream` of `seed` (each name an independent stream).
     pub fn new(seed: u64, stream: &str) -> Self {
         Draws {
             key: stream_key(seed, name_id(stream)),
@@ -92,6 +93,8 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 
+    /// The atoms of `arch`: from the cache, else scored on the fly (and cached);
+    /// an error when the cache lacks it and there is no scorer.
     pub fn atoms(&mut self, arch: &Arch) -> Result<Atoms> {
         let name = arch.to_string();
         if let Some(a) = self.cache.get(&name) {
@@ -126,7 +129,9 @@ pub enum Strategy {
     Random,
     /// Regularised evolution with population P and tournament size S.
     Evolution {
+        /// P, members of the population (capped at the cells evaluated per run).
         population: usize,
+        /// S, members drawn (with replacement) for each tournament.
         tournament: usize,
     },
 }
@@ -134,12 +139,17 @@ pub enum Strategy {
 /// What to search.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
+    /// The space cells are sampled (or mutated) from.
     pub space: Space,
     /// Cells evaluated per run.
     pub n: usize,
+    /// R, the independent seeded runs.
     pub runs: usize,
+    /// The score cells are ranked by.
     pub rule: Rule,
+    /// Seed of the runs (each run's seed is derived from it and the run index).
     pub seed: u64,
+    /// Random search or evolution.
     pub strategy: Strategy,
     /// Random search: draw from the cache's cells instead of the space.
     pub from_cache: bool,
@@ -151,7 +161,9 @@ pub struct SearchOptions {
 /// One run's outcome.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RunResult {
+    /// The chosen cell's architecture string.
     pub chosen: String,
+    /// Its score by the search's rule.
     pub score: f64,
     /// Truth of the chosen cell.
     pub truth: Option<f64>,
@@ -164,12 +176,16 @@ pub struct RunResult {
 /// Mean and sample standard deviation.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct MeanStd {
+    /// The mean.
     pub mean: f64,
+    /// The sample standard deviation (n − 1 in the denominator; 0 for one value).
     pub std: f64,
+    /// Values summarised.
     pub n: usize,
 }
 
 impl MeanStd {
+    /// Mean and standard deviation of `v`; `None` when it is empty.
     pub fn of(v: &[f64]) -> Option<MeanStd> {
         if v.is_empty() {
             return None;
@@ -188,17 +204,25 @@ impl MeanStd {
 /// The runs and their summary.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SearchReport {
+    /// `random` or `evolution(P=…, S=…)`.
     pub strategy: String,
+    /// The rule cells were ranked by (as [`Rule`] prints it).
     pub metric: String,
+    /// N, cells evaluated per run.
     pub n: usize,
+    /// R, the runs.
     pub runs: usize,
     /// Cells the pool held (random search from a cache), else 0.
     pub pool: usize,
+    /// Over runs with truth: truth of the chosen cell.
     pub chosen_truth: Option<MeanStd>,
+    /// Over runs with truth: best truth among the evaluated cells (the oracle).
     pub best_truth: Option<MeanStd>,
+    /// Over runs with truth: mean truth of the evaluated cells (a random pick).
     pub mean_truth: Option<MeanStd>,
     /// Cells scored on the fly (not from the cache).
     pub scored: usize,
+    /// Each run's outcome, in run order.
     pub results: Vec<RunResult>,
 }
 

@@ -29,14 +29,21 @@ pub const BN_EPS: f32 = 1e-5;
 pub use crate::ops::Op;
 
 /// A node: its op, its input nodes, the parameter tensors it owns (in the
-/// order of its op's [`OpSpec::params`]) and its per-sample output shape
-/// (`n = 1`).
+/// order of its op's [`OpSpec::params`](crate::ops::OpSpec::params)) and its
+/// per-sample output shape (`n = 1`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
+    /// What the node computes.
     pub op: Op,
+    /// Input nodes, in the order the op takes them (each id smaller than this
+    /// node's).
     pub inputs: Vec<NodeId>,
+    /// Parameter tensors the node owns, in its op's declaration order.
     pub params: Vec<ParamId>,
+    /// Per-sample output shape (`n = 1`).
     pub shape: Shape,
+    /// The node's name; its parameters are named `<name>.<suffix>`, which seeds
+    /// their values.
     pub name: String,
 }
 
@@ -44,13 +51,19 @@ pub struct Node {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParamInit {
     /// Uniform in [-bound, bound), PyTorch's default for conv and linear.
-    Uniform { bound: f32 },
+    Uniform {
+        /// Half-width of the interval (> 0).
+        bound: f32,
+    },
     /// Every element equal (BatchNorm gamma = 1, beta = 0).
     Const(f32),
     /// Normal with mean 0 and this standard deviation (Box–Muller on the
     /// host in f64, rounded to f32: a GPU must upload these values rather
     /// than draw them, its log/cos are not bitwise the host's).
-    Normal { std: f32 },
+    Normal {
+        /// Standard deviation.
+        std: f32,
+    },
 }
 
 /// How a network's conv and linear weights are drawn.
@@ -81,16 +94,22 @@ impl std::str::FromStr for InitScheme {
 /// A parameter tensor: its name (which also seeds its values), length and init.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
+    /// `<node name>.<suffix>`; also the seed of its random stream ([`rng`]).
     pub name: String,
+    /// Number of f32 values.
     pub len: usize,
+    /// How the values are drawn.
     pub init: ParamInit,
 }
 
 /// A whole network.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
+    /// The nodes in topological order (every input id smaller than its user's).
     pub nodes: Vec<Node>,
+    /// The parameter tensors, indexed by [`ParamId`].
     pub params: Vec<Param>,
+    /// The node whose result is the network's output.
     pub output: NodeId,
 }
 
@@ -196,9 +215,9 @@ impl Graph {
         self.params.iter().map(|p| p.len).sum()
     }
 
-    /// Floating-point operations of every node ([`OpSpec::flops`]: the
-    /// multiply-adds of convs and linears, times 2) for a batch of `batch`
-    /// samples.
+    /// Floating-point operations of every node
+    /// ([`OpSpec::flops`](crate::ops::OpSpec::flops): the multiply-adds of
+    /// convs and linears, times 2) for a batch of `batch` samples.
     pub fn flops(&self, batch: usize) -> u64 {
         self.nodes
             .iter()
@@ -219,6 +238,7 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// An empty builder with the default init scheme ([`InitScheme::Default`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -231,6 +251,7 @@ impl GraphBuilder {
         }
     }
 
+    /// The per-sample shape (`n = 1`) of node `x`; panics if `x` is not a node.
     pub fn shape(&self, x: NodeId) -> Shape {
         self.graph.nodes[x].shape
     }
@@ -321,10 +342,14 @@ impl GraphBuilder {
         self.infallible(spec, &[x], name)
     }
 
+    /// A ReLU of `x` (a counted ReLU: its input's sign bits are part of the code).
     pub fn relu(&mut self, x: NodeId, name: &str) -> NodeId {
         self.infallible(crate::ops::relu::ReluOp, &[x], name)
     }
 
+    /// Pooling of `x` over a square `k × k` window at `stride`, with `pad` implicit
+    /// padding per side (at most `k / 2`); an average excludes the padding from its
+    /// divisor (see [`PoolSpec`]).
     pub fn pool(
         &mut self,
         x: NodeId,
@@ -377,6 +402,7 @@ impl GraphBuilder {
         self.op(spec, &[x], name)
     }
 
+    /// The per-channel mean over all pixels of `x`: per-sample shape `1 × 1 × c`.
     pub fn global_avg_pool(&mut self, x: NodeId, name: &str) -> NodeId {
         self.infallible(crate::ops::global_avg_pool::GlobalAvgPoolOp, &[x], name)
     }

@@ -93,18 +93,22 @@ impl<'a> CpuFwd<'a> {
 
 /// Per-channel partial sums of a tensor on the GPU: f64 `[parts][c]` each.
 pub struct CudaPartials<'a> {
+    /// Sums of the values, f64 `[parts][c]`.
     pub psum: DViewMut<'a, f64>,
+    /// Sums of the squared values, f64 `[parts][c]`.
     pub psumsq: DViewMut<'a, f64>,
 }
 
 /// The forward pass of one node on a CUDA device.
 pub struct CudaFwd<'a> {
+    /// The device, on the stream of the cell being computed.
     pub dev: &'a CudaDevice,
     /// The inputs, in the op's order, except the one at `in_place`, with
     /// their shapes (batch included).
     pub inputs: Vec<(DView<'a, f32>, Shape)>,
     /// The output and its shape (batch included).
     pub out: DViewMut<'a, f32>,
+    /// The output's shape, batch included.
     pub out_shape: Shape,
     /// The node's parameter tensors, in the op's order.
     pub params: Vec<DView<'a, f32>>,
@@ -144,7 +148,9 @@ impl<'a> CudaFwd<'a> {
 /// The gradient of one input on the CPU: written, or added to what is
 /// there when `accumulate` (another reader's contribution came first).
 pub struct CpuGrad<'a> {
+    /// The input's gradient tensor.
     pub t: &'a mut Tensor,
+    /// Add to `t` instead of overwriting it.
     pub accumulate: bool,
 }
 
@@ -171,6 +177,7 @@ pub struct CpuBwd<'a> {
     pub inputs: Vec<Option<&'a Tensor>>,
     /// Every input's shape (batch included).
     pub in_shapes: Vec<Shape>,
+    /// The node's parameter tensors, in the op's order.
     pub params: Vec<&'a [f32]>,
     /// What the forward pass saved (`OpSpec::saved_len` values).
     pub saved: Option<&'a [f32]>,
@@ -217,18 +224,22 @@ impl<'a> CpuBwd<'a> {
 /// The gradient of one input on a CUDA device: the kernel writes it, or
 /// adds to it when `accumulate`.
 pub struct CudaGrad<'a> {
+    /// The input's gradient, on the device.
     pub dx: DViewMut<'a, f32>,
+    /// The kernel adds to `dx` instead of overwriting it.
     pub accumulate: bool,
 }
 
 /// The backward pass of one node on a CUDA device.
 pub struct CudaBwd<'a> {
+    /// The device, on the stream the training step runs on.
     pub dev: &'a CudaDevice,
     /// The values of the node's inputs when its backward reads them, else
     /// `None` (with `relu_input`, input 0 is the ReLU's source).
     pub inputs: Vec<Option<DView<'a, f32>>>,
     /// Every input's shape (batch included).
     pub in_shapes: Vec<Shape>,
+    /// The node's parameter tensors, in the op's order.
     pub params: Vec<DView<'a, f32>>,
     /// What the forward pass saved.
     pub saved: Option<DView<'a, f32>>,
@@ -243,6 +254,7 @@ pub struct CudaBwd<'a> {
     pub relu_input: bool,
     /// Scratch of `OpSpec::backward_scratch` f32 and f64 elements.
     pub scratch32: Option<DViewMut<'a, f32>>,
+    /// The f64 part of the backward scratch (see `scratch32`).
     pub scratch64: Option<DViewMut<'a, f64>>,
 }
 

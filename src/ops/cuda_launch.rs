@@ -35,8 +35,11 @@ pub(crate) fn aligned16<T: bytemuck::Pod, V: AsDView<T>>(_dev: &CudaDevice, p: &
 /// layout of `device::cuda::kernels::pack_signs_into`): sample `b`'s words
 /// go to `codes[b * row_stride + word_offset ..]`.
 pub struct PackDest<'a, 'b> {
+    /// The code buffer the bits go to.
     pub codes: &'a mut DViewMut<'b, u64>,
+    /// u64 words between two samples' rows of `codes`.
     pub row_stride: usize,
+    /// Word of each sample's row where this tensor's bits start.
     pub word_offset: usize,
 }
 

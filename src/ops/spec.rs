@@ -12,8 +12,11 @@ use crate::tensor::Shape;
 /// drawn by `init` (the name seeds its random stream, `net::rng`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParamDecl {
+    /// Suffix of the parameter's name after `<node name>.`: `weight`, `bias`, `gamma`, `beta`.
     pub suffix: &'static str,
+    /// Number of f32 values.
     pub len: usize,
+    /// How the values are drawn.
     pub init: ParamInit,
 }
 

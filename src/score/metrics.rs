@@ -20,10 +20,14 @@ pub struct Scores {
     pub d: Option<f64>,
     /// N_A: counted ReLU units per sample.
     pub n_units: u64,
+    /// ln N_A (−∞ when N_A = 0).
     pub ln_n_units: f64,
     /// DAS_α = D + α·B·ln N_A (None when singular).
     pub das: Option<f64>,
+    /// The α `das` was computed with.
     pub alpha: f64,
+    /// K_H is singular (two equal codes, no units, or not positive definite
+    /// in Cholesky's arithmetic): `wot`, `d` and `das` are `None`.
     pub singular: bool,
 }
 

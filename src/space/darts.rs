@@ -40,13 +40,23 @@ use crate::tensor::Shape;
 /// A DARTS edge op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DartsOp {
+    /// `none`: the edge contributes nothing.
     None,
+    /// `max_pool_3x3`: 3×3 max pool, padding 1.
     MaxPool3x3,
+    /// `avg_pool_3x3`: 3×3 average pool, padding 1 (not counted in the average).
     AvgPool3x3,
+    /// `skip_connect`: identity, or a factorized reduce at stride 2.
     SkipConnect,
+    /// `sep_conv_3x3`: (ReLU, depthwise 3×3, 1×1, BN) twice, the stride on
+    /// the first depthwise conv.
     SepConv3x3,
+    /// `sep_conv_5x5`: (ReLU, depthwise 5×5, 1×1, BN) twice, the stride on
+    /// the first depthwise conv.
     SepConv5x5,
+    /// `dil_conv_3x3`: ReLU, depthwise 3×3 with dilation 2, 1×1, BN.
     DilConv3x3,
+    /// `dil_conv_5x5`: ReLU, depthwise 5×5 with dilation 2, 1×1, BN.
     DilConv5x5,
 }
 
@@ -63,6 +73,7 @@ impl DartsOp {
         DartsOp::DilConv5x5,
     ];
 
+    /// The op's name in DARTS's genotypes (`sep_conv_3x3`, …).
     pub fn name(self) -> &'static str {
         match self {
             DartsOp::None => "none",
@@ -85,7 +96,10 @@ impl DartsOp {
 /// states concatenated into its output.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DartsCell {
+    /// `(op, input state)` of each edge, two per intermediate node in node order;
+    /// states 0 and 1 are the cell's inputs, node `i` is state `i + 2`.
     pub edges: Vec<(DartsOp, usize)>,
+    /// The states concatenated (over channels, in this order) into the cell's output.
     pub concat: Vec<usize>,
 }
 
@@ -99,7 +113,9 @@ impl DartsCell {
 /// A DARTS genotype: the normal and the reduction cell.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Genotype {
+    /// The normal cell (stride 1).
     pub normal: DartsCell,
+    /// The reduction cell (stride 2 on the edges from its inputs, channels ×2).
     pub reduce: DartsCell,
 }
 
@@ -453,7 +469,10 @@ impl Genotype {
         Genotype { normal, reduce }
     }
 
-    /// `n` distinct genotypes drawn with `seed` (see [`Self::draw`]).
+    /// `n` distinct genotypes (at most 10,000,000) drawn with `seed`: in each
+    /// cell, each of the 4 intermediate nodes picks 2 distinct earlier states
+    /// and an op for each edge among the 7 non-`none` ops, uniformly; both
+    /// cells concatenate all intermediate nodes.
     pub fn sample(n: usize, seed: u64) -> Result<Vec<Genotype>> {
         if n > 10_000_000 {
             return Err(Error::Arg(format!(
@@ -685,8 +704,11 @@ pub struct DartsNet {
     pub init_channels: usize,
     /// Cells (DARTS's `--layers`).
     pub layers: usize,
+    /// The stem conv has `stem_multiplier·C` output channels (3 in DARTS).
     pub stem_multiplier: usize,
+    /// Outputs of the linear classifier.
     pub classes: usize,
+    /// Height and width of the input images, in pixels.
     pub image_size: usize,
 }
 

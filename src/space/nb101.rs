@@ -44,10 +44,15 @@ pub const MAX_EDGES: usize = 9;
 /// A vertex label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Nb101Op {
+    /// The cell's input vertex (first).
     Input,
+    /// `conv3x3-bn-relu`: 3×3 conv, BN, ReLU.
     Conv3x3,
+    /// `conv1x1-bn-relu`: 1×1 conv, BN, ReLU.
     Conv1x1,
+    /// `maxpool3x3`: 3×3 stride-1 max pool.
     MaxPool3x3,
+    /// The cell's output vertex (last).
     Output,
 }
 
@@ -55,6 +60,7 @@ impl Nb101Op {
     /// The three interior ops.
     pub const INTERIOR: [Nb101Op; 3] = [Nb101Op::Conv3x3, Nb101Op::Conv1x1, Nb101Op::MaxPool3x3];
 
+    /// The label in NB101's strings (`conv3x3-bn-relu`, …).
     pub fn name(self) -> &'static str {
         match self {
             Nb101Op::Input => "input",
@@ -81,7 +87,9 @@ impl Nb101Op {
 /// An NB101 cell as given (before pruning): `matrix[i][j]` is the edge i→j.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Nb101Cell {
+    /// The adjacency matrix, `n × n`, upper triangular with a zero diagonal.
     pub matrix: Vec<Vec<bool>>,
+    /// One label per vertex: `Input` first, `Output` last.
     pub ops: Vec<Nb101Op>,
 }
 
@@ -264,7 +272,10 @@ impl Nb101Cell {
         }
     }
 
-    /// `n` cells with distinct pruned specs drawn with `seed` (see [`Self::draw`]).
+    /// `n` cells (at most 1,000,000) with distinct pruned specs drawn with
+    /// `seed` like NB101's `random_spec`: 7 vertices, each upper-triangle
+    /// entry 1 with probability ½, each interior op uniform of three, redrawn
+    /// until the cell is valid.
     pub fn sample(n: usize, seed: u64) -> Result<Vec<Nb101Cell>> {
         let key = stream_key(seed, name_id("nb101.sample"));
         let mut seen = std::collections::HashSet::with_capacity(n);
@@ -460,10 +471,16 @@ impl std::fmt::Display for Nb101Cell {
 /// The NB101 macro network's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nb101Net {
+    /// Channels of the stem conv (and of the first stack).
     pub stem_channels: usize,
+    /// Stacks of cells; each after the first starts with a 2×2 stride-2 max pool
+    /// and doubles the channels.
     pub stacks: usize,
+    /// Cells per stack.
     pub modules_per_stack: usize,
+    /// Outputs of the linear classifier.
     pub classes: usize,
+    /// Height and width of the input images, in pixels.
     pub image_size: usize,
     /// Weight init: the crate's default, or the NASWOT code's He-normal.
     pub init: InitScheme,

@@ -16,14 +16,20 @@ use crate::space::{SearchSpace, SpaceOptions};
 /// The five NB201 edge ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Nb201Op {
+    /// `none`: the edge contributes nothing.
     None,
+    /// `skip_connect`: identity.
     SkipConnect,
+    /// `nor_conv_1x1`: ReLU, 1×1 conv, BN.
     NorConv1x1,
+    /// `nor_conv_3x3`: ReLU, 3×3 conv (padding 1), BN.
     NorConv3x3,
+    /// `avg_pool_3x3`: 3×3 average pool, stride 1, padding 1.
     AvgPool3x3,
 }
 
 impl Nb201Op {
+    /// Every op, in NB201's order (`none` first).
     pub const ALL: [Nb201Op; 5] = [
         Nb201Op::None,
         Nb201Op::SkipConnect,
@@ -32,6 +38,7 @@ impl Nb201Op {
         Nb201Op::AvgPool3x3,
     ];
 
+    /// The op's name in NB201's cell strings (`nor_conv_3x3`, …).
     pub fn name(self) -> &'static str {
         match self {
             Nb201Op::None => "none",
@@ -60,6 +67,7 @@ pub const NUM_CELLS: usize = 15_625;
 /// An NB201 cell: the op of each edge, in the order of [`EDGES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nb201Cell {
+    /// The op of each edge, in the order of [`EDGES`].
     pub ops: [Nb201Op; 6],
 }
 
@@ -317,9 +325,13 @@ impl std::fmt::Display for Nb201Cell {
 /// The NB201 macro network's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nb201Net {
+    /// C: channels of the first stage (2C and 4C after the two residual blocks).
     pub channels: usize,
+    /// N: cells per stage (three stages).
     pub cells_per_stage: usize,
+    /// Outputs of the linear classifier.
     pub classes: usize,
+    /// Height and width of the input images, in pixels.
     pub image_size: usize,
 }
 

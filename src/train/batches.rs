@@ -22,7 +22,9 @@ use crate::tensor::{Shape, Tensor};
 /// Random crop with padding 4 and horizontal flip, each optional.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Augment {
+    /// Pad by [`CROP_PAD`] zeros on every side and take a random 32×32 window.
     pub crop: bool,
+    /// Mirror the columns with probability 1/2 (after the crop).
     pub flip: bool,
 }
 

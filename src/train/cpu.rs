@@ -22,7 +22,9 @@ use std::time::Instant;
 /// Wall time of one training pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PassTiming {
+    /// Seconds in the forward pass, the loss included.
     pub forward_s: f64,
+    /// Seconds in the backward pass.
     pub backward_s: f64,
 }
 

@@ -41,7 +41,10 @@ pub struct TrainData {
     lr: DeviceBuffer<f32>,
     /// Shape of one batch.
     pub batch: Shape,
+    /// K: training steps (batches uploaded).
     pub steps: usize,
+    /// The SGD hyper-parameters of every step (the rates in `lr` follow its
+    /// schedule).
     pub config: SgdConfig,
 }
 

@@ -77,6 +77,7 @@ pub struct SgdConfig {
     pub nesterov: bool,
     /// L2 weight decay added to every parameter's gradient.
     pub weight_decay: f64,
+    /// How the learning rate changes over the run's steps.
     pub schedule: LrSchedule,
 }
 
@@ -163,6 +164,7 @@ pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], h: SgdUpdate) {
 /// SGD state: the configuration and one momentum buffer per parameter.
 #[derive(Clone, Debug)]
 pub struct Sgd {
+    /// The hyper-parameters every step uses.
     pub config: SgdConfig,
     bufs: Vec<Vec<f32>>,
     steps: usize,
@@ -241,6 +243,7 @@ pub struct StepStats {
 /// Summary of a training run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct TrainStats {
+    /// Steps taken.
     pub steps: usize,
     /// Loss of the last step's batch (before its update); `None` for 0 steps.
     pub final_loss: Option<f64>,
@@ -254,6 +257,9 @@ pub struct TrainStats {
 /// ([`CpuBackend`]) or a device backend. Parameters and gradients are host
 /// vectors indexed like `graph.params`; `grads` is overwritten.
 pub trait Backend {
+    /// Forward, loss and backward of `graph` on one labelled batch: overwrites
+    /// `grads` with ∂loss/∂param and returns the batch's cross-entropy statistics
+    /// (taken before any update).
     fn forward_backward(
         &mut self,
         graph: &crate::net::Graph,
@@ -463,8 +469,11 @@ pub struct StepRecord {
     /// Loss and accuracy of the step's batch (before its update), its
     /// learning rate and wall time; `None` at step 0.
     pub loss: Option<f64>,
+    /// Batch accuracy of the step (before its update); `None` at step 0.
     pub accuracy: Option<f64>,
+    /// Learning rate of the step's update; `None` at step 0.
     pub lr: Option<f64>,
+    /// Wall seconds of the step (scoring excluded); `None` at step 0.
     pub seconds: Option<f64>,
     /// The scores on the scoring batch, at step 0, every `every` steps and
     /// after the last step.
@@ -476,8 +485,11 @@ pub struct StepRecord {
 /// last step.
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreEvery<'a> {
+    /// Steps between scorings (0: only at step 0 and after the last step).
     pub every: usize,
+    /// The scoring batch (NHWC).
     pub scoring: &'a crate::Tensor,
+    /// α of the DAS score.
     pub alpha: f64,
 }
 

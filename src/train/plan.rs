@@ -84,18 +84,29 @@ pub struct NodePlan {
 /// A network planned for training at one batch size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainPlan {
+    /// Samples per training batch (B).
     pub batch: usize,
     /// Per-sample input shape.
     pub input: Shape,
+    /// One plan per graph node, by node id.
     pub nodes: Vec<NodePlan>,
+    /// Each parameter tensor's slot in the parameter buffer, indexed like
+    /// `graph.params` (the CUDA trainer's gradient and momentum buffers
+    /// share the layout).
     pub params: Vec<ParamSlot>,
+    /// f32 elements of the parameter buffer.
     pub params_len: usize,
+    /// f32 elements of the `values` buffer.
     pub values_len: usize,
+    /// f32 elements of the `grads` buffer.
     pub grads_len: usize,
+    /// f32 elements of the `saved` buffer.
     pub saved_len: usize,
+    /// f64 elements of the `stats` buffer.
     pub stats_len: usize,
     /// Largest backward scratch of a node: f32 and f64 elements.
     pub scratch32_len: usize,
+    /// Largest backward scratch of a node, f64 elements (see `scratch32_len`).
     pub scratch64_len: usize,
 }
 

@@ -63,8 +63,11 @@ pub struct OpTime {
     pub op: String,
     /// Its input's shape (batch included).
     pub input: Shape,
+    /// Launches of this op shape over the profiled cells.
     pub launches: u64,
+    /// GPU seconds of those launches (CUDA events), summed.
     pub seconds: f64,
+    /// FLOPs of those launches ([`crate::ops::OpSpec::flops`] at this shape), summed.
     pub flops: u64,
 }
 
@@ -510,6 +513,7 @@ fn code_rows<'a>(
 /// The scores of one cell scored on the GPU.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuCell {
+    /// The cell's scores.
     pub scores: Scores,
     /// The cell's share of its chunk's wall time (host planning included).
     pub seconds: f64,
@@ -575,10 +579,12 @@ impl GpuScorer {
         })
     }
 
+    /// The device this scorer runs on.
     pub fn device(&self) -> &CudaDevice {
         &self.dev
     }
 
+    /// Lanes: cell pipelines, each on its own stream, in flight at once.
     pub fn lanes(&self) -> usize {
         self.lanes.len()
     }

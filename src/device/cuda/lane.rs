@@ -169,8 +169,12 @@ pub fn with_views<T: Pod, R>(
 
 /// One lane: its index among the lanes, its stream, and its job state.
 pub struct Lane<S> {
+    /// Position among the scorer's lanes (0 first; with a profile, lane 0 does
+    /// all the work).
     pub index: usize,
+    /// A handle of the device on this lane's own stream.
     pub dev: CudaDevice,
+    /// The job's per-lane state (its buffers, grown as needed).
     pub state: S,
 }
 

@@ -103,6 +103,7 @@ impl<T: Pod> DeviceBuffer<T> {
         self.len
     }
 
+    /// Whether the buffer has no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -200,10 +201,12 @@ impl<'a, T: Pod> DView<'a, T> {
         }
     }
 
+    /// Elements in the view.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the view has no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -258,10 +261,12 @@ impl<'a, T: Pod> DViewMut<'a, T> {
         }
     }
 
+    /// Elements in the view.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the view has no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -345,6 +350,7 @@ impl<'a, T: Pod> DViewMut<'a, T> {
 
 /// Anything that reads as a shared device view: buffers and both views.
 pub trait AsDView<T> {
+    /// The whole of `self` as a shared view.
     fn dview(&self) -> DView<'_, T>;
 }
 
@@ -366,6 +372,7 @@ impl<T: Pod> AsDView<T> for DViewMut<'_, T> {
 
 /// Anything that writes as an exclusive device view: buffers and views.
 pub trait AsDViewMut<T> {
+    /// The whole of `self` as an exclusive view.
     fn dview_mut(&mut self) -> DViewMut<'_, T>;
 }
 
@@ -471,6 +478,7 @@ unsafe impl<T: KernelParams> KernelArg for T {
 pub struct NullPtr(u64);
 
 impl NullPtr {
+    /// The null pointer (address 0).
     pub const fn new() -> Self {
         NullPtr(0)
     }

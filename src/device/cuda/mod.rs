@@ -51,6 +51,7 @@ use std::time::Instant;
 pub struct DeviceInfo {
     /// CUDA device ordinal (as in `CUDA_VISIBLE_DEVICES` order).
     pub ordinal: usize,
+    /// The device's name, as the driver reports it (e.g. `NVIDIA H100 80GB HBM3`).
     pub name: String,
     /// (major, minor), e.g. (9, 0) for an H100.
     pub compute_capability: (u32, u32),
@@ -231,8 +232,11 @@ fn device_info(ordinal: usize) -> Result<DeviceInfo> {
 /// dynamic shared memory (none of our kernels uses any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchConfig {
+    /// Blocks in the grid, (x, y, z).
     pub grid_dim: (u32, u32, u32),
+    /// Threads per block, (x, y, z).
     pub block_dim: (u32, u32, u32),
+    /// Bytes of dynamic shared memory per block (0 for every kernel here).
     pub shared_mem_bytes: u32,
 }
 
@@ -475,6 +479,8 @@ impl CudaDevice {
         })
     }
 
+    /// What the driver says about this GPU (on the host emulation: an H100 SXM's
+    /// figures, memory 0).
     pub fn info(&self) -> &DeviceInfo {
         &self.shared.info
     }
@@ -842,7 +848,10 @@ impl CudaDevice {
 
 /// A point in a stream's work, for timing.
 pub enum Event {
+    /// A CUDA event recorded on a driver stream.
     Driver(cudarc::driver::CudaEvent),
+    /// The host clock when the event was recorded (host emulation: its work runs
+    /// as it is queued, so host time is device time).
     Host(Instant),
 }
 

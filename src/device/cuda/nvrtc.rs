@@ -324,9 +324,19 @@ pub fn source(family: &str) -> Result<&'static str> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Image {
     /// An ELF CUBIN for `sm_{arch}`.
-    Cubin { bytes: Vec<u8>, arch: u32 },
+    Cubin {
+        /// The ELF image.
+        bytes: Vec<u8>,
+        /// The architecture number it was compiled for, e.g. 90.
+        arch: u32,
+    },
     /// PTX for virtual architecture `compute_{target}`.
-    Ptx { text: String, target: u32 },
+    Ptx {
+        /// The PTX source.
+        text: String,
+        /// The virtual architecture number it targets, e.g. 121.
+        target: u32,
+    },
 }
 
 impl Image {
@@ -342,6 +352,7 @@ impl Image {
 /// One compiled kernel family.
 #[derive(Clone, Debug)]
 pub struct Compiled {
+    /// The machine code or PTX the driver loads.
     pub image: Image,
     /// NVRTC's log of a successful compile (warnings; empty when clean).
     pub log: String,

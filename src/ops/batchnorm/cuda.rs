@@ -220,9 +220,13 @@ fn check_params(c: usize, params: [(&str, usize); 4]) -> Result<()> {
 /// batch statistics and the affine parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct BnChannels<'v, 'a> {
+    /// Per-channel batch mean, f32 `[c]`.
     pub mean: &'v DView<'a, f32>,
+    /// Per-channel `1 / sqrt(var + eps)` (biased variance), f32 `[c]`.
     pub inv_std: &'v DView<'a, f32>,
+    /// Scale γ, f32 `[c]`.
     pub gamma: &'v DView<'a, f32>,
+    /// Shift β, f32 `[c]`.
     pub beta: &'v DView<'a, f32>,
 }
 
@@ -245,9 +249,13 @@ impl BnChannels<'_, '_> {
 /// scratch (`psum`, `psumsq`: `[batchnorm_parts(shape)][c]`).
 #[derive(Debug)]
 pub struct BnStatsOut<'a> {
+    /// Written: per-channel batch mean, f32 `[c]`.
     pub mean: DViewMut<'a, f32>,
+    /// Written: per-channel `1 / sqrt(var + eps)` (biased variance), f32 `[c]`.
     pub inv_std: DViewMut<'a, f32>,
+    /// Scratch: per-part channel sums of `x`, f64 `[parts][c]`.
     pub psum: DViewMut<'a, f64>,
+    /// Scratch: per-part channel sums of `x²`, f64 `[parts][c]`.
     pub psumsq: DViewMut<'a, f64>,
 }
 
@@ -255,9 +263,13 @@ pub struct BnStatsOut<'a> {
 /// its statistics `mean`, `inv_std` and the scale `gamma` (`[c]`).
 #[derive(Clone, Copy, Debug)]
 pub struct BnSaved<'v, 'a> {
+    /// The forward's input, f32 `[rows][c]`.
     pub x: &'v DView<'a, f32>,
+    /// The forward's per-channel batch mean, f32 `[c]`.
     pub mean: &'v DView<'a, f32>,
+    /// The forward's per-channel `1 / sqrt(var + eps)`, f32 `[c]`.
     pub inv_std: &'v DView<'a, f32>,
+    /// Scale γ, f32 `[c]`.
     pub gamma: &'v DView<'a, f32>,
 }
 
@@ -266,10 +278,15 @@ pub struct BnSaved<'v, 'a> {
 /// and its f64 scratch `pdy`, `pdyx` (`[batchnorm_parts(shape)][c]`: the
 /// per-part channel sums of `dy` and `dy·x̂`).
 pub struct BnGrads<'a> {
+    /// The input's gradient, f32 `[rows][c]`; `None` when the input needs none.
     pub dx: Option<crate::ops::CudaGrad<'a>>,
+    /// Written: γ's gradient, f32 `[c]`.
     pub dgamma: DViewMut<'a, f32>,
+    /// Written: β's gradient, f32 `[c]`.
     pub dbeta: DViewMut<'a, f32>,
+    /// Scratch: per-part channel sums of `dy`, f64 `[parts][c]`.
     pub pdy: DViewMut<'a, f64>,
+    /// Scratch: per-part channel sums of `dy·x̂`, f64 `[parts][c]`.
     pub pdyx: DViewMut<'a, f64>,
 }
 

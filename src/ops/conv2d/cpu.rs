@@ -698,12 +698,12 @@ fn tile_portable<const M: usize, const V: usize>(
 ///
 /// The gradient of a convolution with respect to its input is itself a
 /// convolution, run by the fast forward kernel: of `dy` (upsampled by the
-/// stride, i.e. zeros between its pixels, and offset by `L = dilation · (k −
-/// 1) − pad` pixels on each axis) with the weights flipped in (ky, kx) and
-/// transposed per group to `[kh][kw][cout_g][cin]`, stride 1, same
-/// dilation. When `stride == 1`, `kh == kw` and `L ≥ 0` that offset is the
-/// forward kernel's own symmetric zero padding, so `dy` is read in place;
-/// otherwise `dy` is first scattered into a zero buffer of
+/// stride, i.e. zeros between its pixels, and offset by
+/// `L = dilation · (k − 1) − pad` pixels on each axis) with the weights
+/// flipped in (ky, kx) and transposed per group to `[kh][kw][cout_g][cin]`,
+/// stride 1, same dilation. When `stride == 1`, `kh == kw` and `L ≥ 0` that
+/// offset is the forward kernel's own symmetric zero padding, so `dy` is
+/// read in place; otherwise `dy` is first scattered into a zero buffer of
 /// `[n, h + dil·(kh−1), w + dil·(kw−1), cout]`.
 pub fn conv2d_backward_input(
     spec: &Conv2dSpec,

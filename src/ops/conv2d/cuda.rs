@@ -83,21 +83,31 @@ fn by_tile(kernels: &[KernelRef; 3], bn: usize) -> KernelRef {
 pub struct ConvGeom {
     /// Input `[n][h][w][cin]`.
     pub n: i32,
+    /// Input rows.
     pub h: i32,
+    /// Input columns.
     pub w: i32,
+    /// Input channels.
     pub cin: i32,
     /// Output `[n][oh][ow][cout]`.
     pub oh: i32,
+    /// Output columns.
     pub ow: i32,
+    /// Output channels.
     pub cout: i32,
     /// Kernel window.
     pub kh: i32,
+    /// Kernel width.
     pub kw: i32,
+    /// Stride (both axes).
     pub stride: i32,
+    /// Zero padding on every side.
     pub pad: i32,
+    /// Dilation (both axes).
     pub dilation: i32,
     /// Channels per group.
     pub cin_g: i32,
+    /// Output channels per group.
     pub cout_g: i32,
 }
 
@@ -109,8 +119,11 @@ unsafe impl KernelParams for ConvGeom {}
 /// whether it is read through a ReLU (fused into the conv).
 #[derive(Clone, Copy, Debug)]
 pub struct ConvInput<'a, 'v> {
+    /// The input, f32 `[n][h][w][cin]`.
     pub x: &'v DView<'a, f32>,
+    /// Its shape, batch included.
     pub shape: Shape,
+    /// Read through a ReLU (`max(x, 0)` on load, the ReLU fused into the conv).
     pub relu: bool,
 }
 

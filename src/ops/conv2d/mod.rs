@@ -48,9 +48,13 @@ pub struct ConvLayer {
     pub cout: usize,
     /// Kernel size (both axes).
     pub k: usize,
+    /// Stride (both axes); 1 unless set.
     pub stride: usize,
+    /// Zero padding on every side; 0 unless set.
     pub pad: usize,
+    /// Dilation (both axes); 1 unless set.
     pub dilation: usize,
+    /// Groups (`groups == cin == cout`: depthwise); 1 unless set.
     pub groups: usize,
 }
 

@@ -1,6 +1,6 @@
 //! CUDA crop: launches `crop` of `src/ops/crop/crop.cu`; CPU twin [`super::cpu`].
 //!
-//! Layout: NHWC, flat. x is [n][ih][iw][ic], y is [n][h][w][c] with
+//! Layout: NHWC, flat. x is `[n][ih][iw][ic]`, y is `[n][h][w][c]` with
 //! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
 
 use crate::device::cuda::{DView, DViewMut};
@@ -25,15 +25,21 @@ const CROP: KernelRef = KernelRef::forward("crop", "crop");
 pub struct CropGeom {
     /// Input rows, columns, channels.
     pub ih: u64,
+    /// Input columns.
     pub iw: u64,
+    /// Input channels.
     pub ic: u64,
     /// The window's origin.
     pub top: u64,
+    /// Column of the window's left edge.
     pub left: u64,
+    /// First channel of the window.
     pub c0: u64,
     /// The window's (the output's) size.
     pub h: u64,
+    /// Output columns.
     pub w: u64,
+    /// Output channels.
     pub c: u64,
 }
 

@@ -14,9 +14,13 @@ use crate::tensor::Shape;
 /// The window: its top-left corner and its size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CropSpec {
+    /// Row of the window's top edge.
     pub top: usize,
+    /// Column of the window's left edge.
     pub left: usize,
+    /// Rows of the window (the output's height).
     pub h: usize,
+    /// Columns of the window (the output's width).
     pub w: usize,
     /// First channel of the window.
     pub c0: usize,

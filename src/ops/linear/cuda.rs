@@ -62,8 +62,11 @@ pub fn linear_forward(
 /// (written, or added to with `accumulate`), and the weight and bias
 /// gradients (overwritten).
 pub struct LinearGrads<'a> {
+    /// The input's gradient, f32 like `x`; `None` when the input needs none.
     pub dx: Option<crate::ops::CudaGrad<'a>>,
+    /// Overwritten: the weight gradient, f32 `[inputs][outputs]`.
     pub dw: DViewMut<'a, f32>,
+    /// Overwritten: the bias gradient, f32 `[outputs]`.
     pub db: DViewMut<'a, f32>,
 }
 

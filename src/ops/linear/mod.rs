@@ -14,7 +14,9 @@ use crate::tensor::Shape;
 /// Linear-layer sizes (plain data; weights and bias live elsewhere).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinearSpec {
+    /// Values per input sample (its flattened `h·w·c`).
     pub inputs: usize,
+    /// Output features (the output is `[n, 1, 1, outputs]`).
     pub outputs: usize,
 }
 

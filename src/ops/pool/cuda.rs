@@ -32,15 +32,21 @@ const POOL_BACKWARD_NHWC: KernelRef = KernelRef::backward("pool", "pool_backward
 pub struct PoolGeom {
     /// Input `[n][h][w][c]`.
     pub n: u64,
+    /// Input rows.
     pub h: u64,
+    /// Input columns.
     pub w: u64,
+    /// Channels (input and output).
     pub c: u64,
     /// Output rows and columns.
     pub oh: u64,
+    /// Output columns.
     pub ow: u64,
     /// Square window, stride, padding.
     pub k: u64,
+    /// Step between windows, in pixels.
     pub stride: u64,
+    /// Implicit padding per side, in pixels (at most `k / 2`).
     pub pad: u64,
 }
 

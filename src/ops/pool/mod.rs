@@ -17,16 +17,20 @@ use crate::tensor::Shape;
 /// Average or max.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolKind {
+    /// Mean over the window's taps (see `count_include_pad`).
     Avg,
+    /// Maximum over the window's in-bounds taps.
     Max,
 }
 
 /// Pooling hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PoolSpec {
+    /// Average or max.
     pub kind: PoolKind,
     /// Window size (square).
     pub k: usize,
+    /// Step between windows, in pixels, on both axes (at least 1).
     pub stride: usize,
     /// Implicit padding on every side, at most `k / 2`.
     pub pad: usize,

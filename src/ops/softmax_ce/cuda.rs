@@ -23,9 +23,14 @@ pub const KERNELS: &[KernelRef] = &[SOFTMAX_CE_FWD_BWD];
 /// `correct` flags (i32 `[batch]`), `dlogits` (f32 `[batch][classes]`) and
 /// the batch's `mean_loss` (one f32).
 pub struct SoftmaxCeOut<'a> {
+    /// Per-sample loss, f32 `[batch]`.
     pub loss: DViewMut<'a, f32>,
+    /// Per-sample flags, i32 `[batch]`: 1 when the argmax (ties to the lowest
+    /// index) is the label.
     pub correct: DViewMut<'a, i32>,
+    /// Gradient of the mean loss, f32 `[batch][classes]`.
     pub dlogits: DViewMut<'a, f32>,
+    /// The batch's mean loss, one f32.
     pub mean_loss: DViewMut<'a, f32>,
 }
 
