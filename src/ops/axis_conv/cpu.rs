@@ -1,6 +1,6 @@
 //! CPU axis convolution: forward, input gradient and weight gradient, the
-//! twins of the kernels of `axis_conv.cu` / `axis_conv_backward.cu`, bit
-//! for bit (same f32 operations in the same order; see [`super`]).
+//! twins of the kernels of `axis_conv.cu`, bit for bit (same f32
+//! operations in the same order; see [`super`]).
 //!
 //! Plain loops over the line view `[n][rows][len][inner][c]` of
 //! [`super::Lines`]. The innermost loop runs over channels whose values

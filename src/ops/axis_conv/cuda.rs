@@ -1,7 +1,7 @@
 //! CUDA axis convolution: launches the kernels of
-//! `src/ops/axis_conv/axis_conv.cu` (forward) and `axis_conv_backward.cu`
-//! (gradients). CPU twins: [`super::cpu`], bit for bit (same f32
-//! operations in the same order, see [`super`]).
+//! `src/ops/axis_conv/axis_conv.cu` (forward, input gradient, weight
+//! gradient). CPU twins: [`super::cpu`], bit for bit (same f32 operations
+//! in the same order, see [`super`]).
 //!
 //! Layouts (as the kernels' headers state them), every buffer checked
 //! against them before any launch:
@@ -23,14 +23,14 @@ use crate::tensor::Shape;
 
 /// `axis_conv_forward` of `axis_conv.cu`.
 const FORWARD: KernelRef = KernelRef::forward("axis_conv", "axis_conv_forward");
-/// `axis_conv_bwd_input` of `axis_conv_backward.cu`.
-const BACKWARD_INPUT: KernelRef = KernelRef::backward("axis_conv_backward", "axis_conv_bwd_input");
-/// `axis_conv_bwd_weight_part` of `axis_conv_backward.cu`.
+/// `axis_conv_bwd_input` of `axis_conv.cu`.
+const BACKWARD_INPUT: KernelRef = KernelRef::backward("axis_conv", "axis_conv_bwd_input");
+/// `axis_conv_bwd_weight_part` of `axis_conv.cu`.
 const BACKWARD_WEIGHT_PART: KernelRef =
-    KernelRef::backward("axis_conv_backward", "axis_conv_bwd_weight_part");
-/// `axis_conv_bwd_weight_reduce` of `axis_conv_backward.cu`.
+    KernelRef::backward("axis_conv", "axis_conv_bwd_weight_part");
+/// `axis_conv_bwd_weight_reduce` of `axis_conv.cu`.
 const BACKWARD_WEIGHT_REDUCE: KernelRef =
-    KernelRef::backward("axis_conv_backward", "axis_conv_bwd_weight_reduce");
+    KernelRef::backward("axis_conv", "axis_conv_bwd_weight_reduce");
 
 impl CudaKernels for AxisConvSpec {
     const KERNELS: &'static [KernelRef] = &[
@@ -42,12 +42,12 @@ impl CudaKernels for AxisConvSpec {
 }
 
 /// The geometry every axis_conv kernel takes by value: the C struct
-/// `AxisConvGeom` of `axis_conv.cuh`, field for field (10 `u64`). The
+/// `AxisGeom` of `axis_conv.cu`, field for field (10 `u64`). The
 /// tensors are seen as lines `[n][rows][len][inner][c]` (see
 /// [`super::Lines`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AxisConvGeom {
+pub struct AxisGeom {
     /// Input `[n][rows][len][inner][cin]`.
     pub n: u64,
     pub rows: u64,
@@ -63,17 +63,17 @@ pub struct AxisConvGeom {
     pub pad: u64,
 }
 
-// SAFETY: #[repr(C)], 10 u64 in the order of `struct AxisConvGeom` in
-// axis_conv.cuh (which static_asserts the same size: no padding).
-unsafe impl KernelParams for AxisConvGeom {}
+// SAFETY: #[repr(C)], 10 u64 in the order of `struct AxisGeom` in
+// axis_conv.cu (which static_asserts the same size: no padding).
+unsafe impl KernelParams for AxisGeom {}
 
-impl AxisConvGeom {
+impl AxisGeom {
     /// The geometry of `spec` on an input of shape `input` (batch
     /// included), after [`AxisConvSpec::out_shape`] accepted it.
-    fn new(spec: &AxisConvSpec, input: Shape, out: Shape) -> AxisConvGeom {
+    fn new(spec: &AxisConvSpec, input: Shape, out: Shape) -> AxisGeom {
         let (li, lo) = (spec.lines(input), spec.lines(out));
         let u = |v: usize| v as u64;
-        AxisConvGeom {
+        AxisGeom {
             n: u(li.n),
             rows: u(li.rows),
             len: u(li.len),
@@ -111,13 +111,13 @@ pub fn axis_conv_forward(
     check_len("axis_conv (CUDA)", "input", input.shape, input.x.len())?;
     check_param("axis_conv (CUDA)", "weight", spec.weight_len(), w.len())?;
     check_len("axis_conv (CUDA)", "output", out, y.len())?;
-    let geom = AxisConvGeom::new(spec, input.shape, out);
+    let geom = AxisGeom::new(spec, input.shape, out);
     let relu = i32::from(input.relu);
     let f = dev.kernel(FORWARD)?;
     let mut b = dev.launch_builder(&f);
     b.arg(input.x).arg(w).arg(y).arg(&geom).arg(&relu);
     // SAFETY: the arguments match `axis_conv_forward(const float* x, const
-    // float* w, float* y, AxisConvGeom geom, int relu_input)` in type and
+    // float* w, float* y, AxisGeom geom, int relu_input)` in type and
     // order. Thread g < n·rows·out_len·inner·cout = out.len() = y.len()
     // (checked) writes y[g] only; it reads x at line l < n·rows, position
     // q − pad in [0, len) (tested), pixel j < inner, channel < cin: below
@@ -151,7 +151,7 @@ pub fn axis_conv_backward_input(
     if let Some(m) = relu_mask {
         check_len(op, "ReLU mask", input, m.len())?;
     }
-    let geom = AxisConvGeom::new(spec, input, out);
+    let geom = AxisGeom::new(spec, input, out);
     let (mask, acc) = (i32::from(relu_mask.is_some()), i32::from(grad.accumulate));
     let f = dev.kernel(BACKWARD_INPUT)?;
     let mut b = dev.launch_builder(&f);
@@ -160,7 +160,7 @@ pub fn axis_conv_backward_input(
     b.arg(relu_mask.unwrap_or(dy));
     b.arg(&grad.dx).arg(&geom).arg(&mask).arg(&acc);
     // SAFETY: the arguments match `axis_conv_bwd_input(const float* dy,
-    // const float* w, const float* xmask, float* dx, AxisConvGeom geom, int
+    // const float* w, const float* xmask, float* dx, AxisGeom geom, int
     // mask, int accumulate)`. Thread g < n·rows·len·inner·cin = input.len()
     // = dx.len() (checked) reads and writes dx[g] only, and reads xmask[g]
     // only when mask = 1, when xmask has dx's length (checked); it reads dy
@@ -199,13 +199,13 @@ pub fn axis_conv_backward_weight(
         input.shape.n * wlen,
         part.len(),
     )?;
-    let geom = AxisConvGeom::new(spec, input.shape, out);
+    let geom = AxisGeom::new(spec, input.shape, out);
     let relu = i32::from(input.relu);
     let f = dev.kernel(BACKWARD_WEIGHT_PART)?;
     let mut b = dev.launch_builder(&f);
     b.arg(input.x).arg(dy).arg(&*part).arg(&geom).arg(&relu);
     // SAFETY: the arguments match `axis_conv_bwd_weight_part(const float* x,
-    // const float* dy, float* part, AxisConvGeom geom, int relu_input)`.
+    // const float* dy, float* part, AxisGeom geom, int relu_input)`.
     // Thread g < n·weight_len = part.len() (checked) writes part[g] only;
     // it reads x at line b·rows + r < n·rows, position in [0, len)
     // (tested), pixel j < inner, channel ci < cin: below x.len() (checked),
