@@ -48,18 +48,25 @@ impl CudaKernels for AxisConvSpec {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AxisGeom {
-    /// Input `[n][rows][len][inner][cin]`.
+    /// Samples.
     pub n: u64,
+    /// Lines per sample (1 along H, `h` along W).
     pub rows: u64,
+    /// Input positions along a line (`h` along H, `w` along W).
     pub len: u64,
+    /// Pixels between two positions of a line (`w` along H, 1 along W).
     pub inner: u64,
+    /// Input channels.
     pub cin: u64,
-    /// Output `[n][rows][out_len][inner][cout]`.
+    /// Output positions along a line.
     pub out_len: u64,
+    /// Output channels.
     pub cout: u64,
-    /// Taps, stride and zero padding along the line.
+    /// Taps of the kernel.
     pub k: u64,
+    /// Stride along the line.
     pub stride: u64,
+    /// Zero padding at both ends of the line.
     pub pad: u64,
 }
 
@@ -92,8 +99,11 @@ impl AxisGeom {
 /// (batch included), and whether it is read through a ReLU (fused).
 #[derive(Clone, Copy, Debug)]
 pub struct AxisConvInput<'a, 'v> {
+    /// The input tensor, f32 NHWC `[n][h][w][cin]`.
     pub x: &'v DView<'a, f32>,
+    /// Its shape (batch included).
     pub shape: Shape,
+    /// Read it through a ReLU (the op fused the ReLU that feeds it).
     pub relu: bool,
 }
 

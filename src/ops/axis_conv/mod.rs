@@ -83,7 +83,7 @@ pub struct AxisConvSpec {
 pub struct Lines {
     /// Samples.
     pub n: usize,
-    /// Lines per sample and channel: 1 along H, `h` along W.
+    /// Lines per sample: 1 along H, `h` along W.
     pub rows: usize,
     /// Positions along the convolved axis: `h` along H, `w` along W.
     pub len: usize,
