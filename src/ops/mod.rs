@@ -13,6 +13,7 @@
 //! fine).
 
 pub mod add;
+pub mod axis_conv;
 pub mod backend;
 pub mod batchnorm;
 pub mod concat;
@@ -123,6 +124,8 @@ ops! {
     Concat(concat::ConcatOp),
     /// A window of rows, columns and channels.
     Crop(crop::CropSpec),
+    /// 1-d convolution along one spatial axis (`k × 1` or `1 × k`), no bias.
+    AxisConv(axis_conv::AxisConvSpec),
 }
 
 impl Op {
