@@ -35,7 +35,10 @@ struct Family {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: `env!` would bake in the folder the build script was
+    // first compiled in (a copied target/ would embed another tree's kernels).
+    let root_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&root_dir);
     let shared = root.join("cuda");
     let ops = root.join("src").join("ops");
     println!("cargo:rerun-if-changed={}", shared.display());

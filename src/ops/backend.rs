@@ -186,7 +186,10 @@ pub struct CpuBwd<'a> {
     /// Where each input's gradient goes; `None` for an input that needs
     /// none.
     pub dx: Vec<Option<CpuGrad<'a>>>,
-    /// The parameters' gradients, zeroed: the op adds its gradient in.
+    /// The parameters' gradients. Each parameter belongs to one node; its
+    /// gradient is zeroed before the backward pass and this node's
+    /// backward is the only one to set it (adding to the zeros, as
+    /// [`CpuBwd::add_param_grad`] does, or writing it: the same).
     pub dparams: Vec<&'a mut [f32]>,
     /// Input 0 was read through a ReLU (its gradient is masked by it).
     pub relu_input: bool,
@@ -247,12 +250,15 @@ pub struct CudaBwd<'a> {
     pub dy: DView<'a, f32>,
     /// Where each input's gradient goes; `None` for one that needs none.
     pub dx: Vec<Option<CudaGrad<'a>>>,
-    /// The parameters' gradients (zeroed before the backward pass; each
-    /// parameter belongs to one node, which writes it).
+    /// The parameters' gradients. Each parameter belongs to one node; its
+    /// gradient is zeroed before the backward pass and this node's
+    /// backward is the only one to set it (its kernels write it).
     pub dparams: Vec<DViewMut<'a, f32>>,
     /// Input 0 was read through a ReLU.
     pub relu_input: bool,
-    /// Scratch of `OpSpec::backward_scratch` f32 and f64 elements.
+    /// The f32 part of the backward scratch: exactly the f32 elements
+    /// `OpSpec::backward_scratch` asked for this node's input shape (`None`
+    /// when it asked for none); contents stale.
     pub scratch32: Option<DViewMut<'a, f32>>,
     /// The f64 part of the backward scratch (see `scratch32`).
     pub scratch64: Option<DViewMut<'a, f64>>,

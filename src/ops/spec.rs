@@ -76,6 +76,15 @@ pub trait OpSpec {
 
     /// Whether the op applies a ReLU that feeds it while it loads its
     /// input, so that ReLU needs no buffer (a conv).
+    ///
+    /// An op that says yes is handed, when its input 0 is a counted ReLU,
+    /// the ReLU's *input* as input 0 and `relu_input = true`, on both
+    /// backends and in both passes. It must then apply `max(x, 0)` as it
+    /// loads input 0 in the forward, and in the backward mask input 0's
+    /// gradient by `x > 0` (the ReLU's backward, fused in); the training
+    /// plan keeps that input for the backward. Every reader that fuses a
+    /// ReLU does so, even when another reader (one that does not fuse)
+    /// makes the planner store the ReLU too.
     fn fuses_relu_input(&self) -> bool {
         false
     }

@@ -141,6 +141,12 @@ impl TrainPlan {
                     keep[j] = true;
                 }
             }
+            // A ReLU fused into its reader is undone in that reader's
+            // backward, masked by the ReLU's input: keep it, whatever else
+            // the op reads.
+            if let Some(src) = f.fused_relu_source[i] {
+                keep[src] = true;
+            }
             needs_grad[i] = !node.params.is_empty()
                 || (spec.passes_gradient() && node.inputs.iter().any(|&j| needs_grad[j]));
         }

@@ -251,6 +251,13 @@ impl crate::ops::spec::OpSpec for AxisConvSpec {
     /// `[n][k][cin][cout]`.
     fn backward_scratch(&self, input: Shape) -> Result<(usize, usize)> {
         self.out_shape(input)?;
-        Ok((input.n * self.weight_len(), 0))
+        let len = input.n.checked_mul(self.weight_len()).ok_or_else(|| {
+            Error::Shape(format!(
+                "axis conv: backward scratch of {} samples x {} weights overflows",
+                input.n,
+                self.weight_len()
+            ))
+        })?;
+        Ok((len, 0))
     }
 }
