@@ -375,7 +375,17 @@ impl fmt::Display for TrainBench {
 /// `records` seeded synthetic CIFAR-10 records: labels 0–9 in turn, random
 /// pixels (the data do not change the work of a training step).
 pub fn synthetic_images(records: usize, seed: u64) -> Result<CifarImages> {
-    let mut bytes = Vec::with_capacity(records * 3073);
+    // Reserved fallibly: a count too large for memory is an error.
+    let mut bytes = Vec::new();
+    records
+        .checked_mul(3073)
+        .filter(|&n| n <= isize::MAX as usize)
+        .and_then(|n| bytes.try_reserve_exact(n).ok())
+        .ok_or_else(|| {
+            Error::Arg(format!(
+                "{records} synthetic CIFAR records cannot be allocated"
+            ))
+        })?;
     let key = crate::net::rng::stream_key(seed, 0x7261_696e);
     for r in 0..records {
         bytes.push((r % 10) as u8);
@@ -389,6 +399,9 @@ pub fn synthetic_images(records: usize, seed: u64) -> Result<CifarImages> {
 /// Trains and scores `archs` on `scorer`'s device, `steps` SGD steps each
 /// at `train_batch` images (seeded synthetic data; lr 0.1, momentum 0.9,
 /// weight decay 5e-4, cosine), after one cell trained 2 steps untimed.
+/// A `train_batch` whose synthetic records and labelled batch, or (on the
+/// CPU) a cell's training step, cannot fit in the host's available memory
+/// is refused before the records are made.
 pub fn bench_training(
     scorer: &mut Scorer,
     archs: &[Arch],
@@ -404,7 +417,29 @@ pub fn bench_training(
     let first = archs
         .first()
         .ok_or_else(|| Error::Arg("bench: no cells".into()))?;
-    let records = (4 * train_batch).max(256);
+    // On the CPU, each cell's training step with its plan (checked again
+    // when it trains), before seconds are spent making the records.
+    if scorer.gpu().is_none() {
+        for arch in archs {
+            let plan = crate::train::plan::TrainPlan::new(&arch.network()?, train_batch)?;
+            crate::device::budget::TrainMemory::cpu(&plan)
+                .check(crate::device::budget::host_available())?;
+        }
+    }
+    let records = train_batch.saturating_mul(4).max(256);
+    // At the peak the file's bytes and their parsed copy (records of 3,073
+    // bytes, twice), and one labelled batch.
+    let per_sample = crate::train::batches::batch_shape(1).per_sample();
+    let synthetic = (records as u64).saturating_mul(2 * 3073);
+    crate::device::budget::check_train_host(
+        crate::device::budget::TRAIN_BATCH,
+        train_batch,
+        synthetic.saturating_add(crate::device::budget::labelled_batch_bytes(
+            train_batch,
+            per_sample,
+        )),
+        Some(("synthetic records alone", synthetic)),
+    )?;
     let images = Arc::new(synthetic_images(records, seed)?);
     let config = SgdConfig {
         lr: 0.1,
@@ -442,4 +477,19 @@ pub fn bench_training(
         seconds: wall,
         steps_per_s: total_steps / wall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_records_too_many_for_memory_are_errors() {
+        let e = synthetic_images(usize::MAX / 2, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("synthetic CIFAR records cannot be allocated"),
+            "{e}"
+        );
+        assert_eq!(synthetic_images(3, 0).unwrap().len(), 3);
+    }
 }

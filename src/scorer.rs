@@ -35,7 +35,11 @@ pub struct Training {
 impl Training {
     /// Training on records `records` of `images` (all of them when
     /// `None`), checked: a non-empty pool inside the file, a batch of at
-    /// least one image, valid SGD hyper-parameters.
+    /// least one image whose labelled images fit in the host's available
+    /// memory (the check that needs no network, see
+    /// [`device::budget::check_train_batch`]; each cell's training step is
+    /// checked with its plan before its first batch is drawn), valid SGD
+    /// hyper-parameters.
     pub fn new(
         images: Arc<CifarImages>,
         records: Option<Range<usize>>,
@@ -63,6 +67,11 @@ impl Training {
                 "the training batch must have at least 1 image".into(),
             ));
         }
+        device::budget::check_train_batch(
+            device::budget::TRAIN_BATCH,
+            batch,
+            crate::train::batches::batch_shape(1).per_sample(),
+        )?;
         config
             .validate()
             .map_err(|e| e.context("training options"))?;

@@ -272,3 +272,128 @@ fn batch_too_large_for_memory_is_refused_before_allocating() {
     let secs = t0.elapsed().as_secs_f64();
     assert!(secs < 10.0, "took {secs:.1} s");
 }
+
+#[test]
+fn training_batch_too_large_for_memory_is_refused_before_allocating() {
+    // 10^9 training images: 12 TB of labelled images alone (the process
+    // used to abort allocating them). Refused at once with status 1 by
+    // `score`, `train` and `bench`, before the training file is read.
+    // Where the available memory is unknown (not Linux) only the
+    // impossible is refused, and a machine with that much would train.
+    match dasnas::device::budget::host_available() {
+        Some(a) if a < 12_000_000_000_000 => {}
+        other => {
+            eprintln!("SKIPPED training_batch_too_large_for_memory_is_refused_before_allocating: {other:?} bytes available");
+            return;
+        }
+    }
+    // A tiny labelled file: 4 CIFAR-10 records.
+    let data = tmp("train4.bin");
+    std::fs::write(&data, vec![1u8; 4 * 3073]).unwrap();
+    let d = data.to_str().unwrap();
+    let record = tmp("huge-train.jsonl");
+    let huge = ["--train-batch", "1000000000"];
+    let runs: [Vec<&str>; 3] = [
+        vec![
+            "score",
+            "--space",
+            "nb201",
+            "--sample",
+            "2",
+            "--data",
+            "gaussian",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--train-steps",
+            "1",
+            "--train-data",
+            d,
+        ],
+        vec![
+            "train",
+            "--arch",
+            CELL,
+            "--steps",
+            "1",
+            "--record",
+            record.to_str().unwrap(),
+            "--data",
+            d,
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        vec![
+            "bench",
+            "--device",
+            "cpu",
+            "--cells",
+            "1",
+            "--batch",
+            "8",
+            "--train-steps",
+            "1",
+        ],
+    ];
+    for args in runs {
+        let t0 = std::time::Instant::now();
+        let o = dasnas(&[&args[..], &huge[..]].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("dasnas: error:"), "{err}");
+        assert!(
+            err.contains("--train-batch 1000000000 needs at least 12 TB for one training step"),
+            "{err}"
+        );
+        assert!(err.contains("use a smaller --train-batch"), "{err}");
+        assert!(!err.contains("memory allocation"), "{err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        let secs = t0.elapsed().as_secs_f64();
+        assert!(secs < 10.0, "{args:?} took {secs:.1} s");
+    }
+    assert!(!record.exists());
+}
+
+#[test]
+fn training_step_too_large_for_memory_is_refused_before_training() {
+    // 10^5 training images fit (1.2 GB) but one NB201 training step does
+    // not (hundreds of GB): refused, with the cell's plan, before the
+    // first batch is drawn.
+    match dasnas::device::budget::host_available() {
+        Some(a) if a > 2_000_000_000 && a < 100_000_000_000 => {}
+        other => {
+            eprintln!("SKIPPED training_step_too_large_for_memory_is_refused_before_training: {other:?} bytes available");
+            return;
+        }
+    }
+    let data = tmp("train4b.bin");
+    std::fs::write(&data, vec![1u8; 4 * 3073]).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = dasnas(&[
+        "score",
+        "--arch",
+        CELL,
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--train-steps",
+        "1",
+        "--train-batch",
+        "100000",
+        "--train-data",
+        data.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("dasnas: error:"), "{err}");
+    assert!(err.contains("training batch 100000 needs about"), "{err}");
+    assert!(err.contains("(its values and gradients: "), "{err}");
+    assert!(err.contains("use a smaller --train-batch"), "{err}");
+    assert!(o.stdout.is_empty());
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(secs < 10.0, "took {secs:.1} s");
+}

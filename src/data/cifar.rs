@@ -119,7 +119,20 @@ impl CifarImages {
     pub fn batch(&self, indices: &[usize]) -> Result<Tensor> {
         let (mean, std) = self.dataset.mean_std();
         let hw = IMAGE_SIZE * IMAGE_SIZE;
-        let mut data = Vec::with_capacity(indices.len() * PIXELS);
+        // Reserved fallibly: a batch too large for memory is an error.
+        let mut data = Vec::new();
+        indices
+            .len()
+            .checked_mul(PIXELS)
+            .filter(|&n| n <= isize::MAX as usize / 4)
+            .and_then(|n| data.try_reserve_exact(n).ok())
+            .ok_or_else(|| {
+                Error::Arg(format!(
+                    "a batch of {} images cannot be allocated ({} f32 values each)",
+                    indices.len(),
+                    PIXELS
+                ))
+            })?;
         for &i in indices {
             if i >= self.len() {
                 return Err(Error::Data(format!(

@@ -100,21 +100,42 @@ impl<'a> LabelledBatches<'a> {
     }
 
     /// Batch `t`: NHWC images `[B, 32, 32, 3]` (normalised, augmented if
-    /// asked) and their labels.
+    /// asked) and their labels. Its buffers are reserved fallibly: a batch too large for memory is
+    /// an error naming it, not an abort.
     pub fn batch_at(&mut self, t: u64) -> Result<(Tensor, Vec<u32>)> {
         let b = self.batch as u64;
-        let positions: Vec<u64> = (t * b..(t + 1) * b).collect();
-        let records: Vec<usize> = positions.iter().map(|&q| self.record_at(q)).collect();
+        let first = t
+            .checked_mul(b)
+            .filter(|q| q.checked_add(b).is_some())
+            .ok_or_else(|| {
+                Error::Arg(format!(
+                    "training batch {b}: step {t} is past the last position of the batch \
+                     sequence (2^64 images)"
+                ))
+            })?;
+        let mut records: Vec<usize> = Vec::new();
+        let mut labels: Vec<u32> = Vec::new();
+        records
+            .try_reserve_exact(self.batch)
+            .and_then(|_| labels.try_reserve_exact(self.batch))
+            .map_err(|_| {
+                Error::Arg(format!(
+                    "training batch {b}: its record indices and labels cannot be allocated; \
+                     use a smaller --train-batch"
+                ))
+            })?;
+        for q in first..first + b {
+            let r = self.record_at(q);
+            records.push(r);
+            labels.push(self.images.labels[r] as u32);
+        }
         let mut x = self.images.batch(&records)?;
-        let labels = records
-            .iter()
-            .map(|&r| self.images.labels[r] as u32)
-            .collect();
+        drop(records);
         if self.augment.crop || self.augment.flip {
             let key = stream_key(self.seed, name_id("train.augment"));
             let per = x.shape.per_sample();
             let mut tmp = vec![0.0f32; per];
-            for (img, &q) in x.data.chunks_exact_mut(per).zip(&positions) {
+            for (img, q) in x.data.chunks_exact_mut(per).zip(first..) {
                 let r = bits(key, q);
                 let (oy, ox) = if self.augment.crop {
                     let span = 2 * CROP_PAD as u64 + 1;
@@ -195,6 +216,29 @@ mod tests {
         assert_eq!(labels, recs);
         assert!(LabelledBatches::new(&imgs, vec![12], 4, 0, aug).is_err());
         assert!(LabelledBatches::new(&imgs, vec![], 4, 0, aug).is_err());
+    }
+
+    #[test]
+    fn huge_batches_and_far_steps_are_errors_not_aborts() {
+        let imgs = file(3);
+        let aug = Augment::default();
+        // Record indices of 2^61 images cannot be reserved.
+        let mut big = LabelledBatches::new(&imgs, vec![0, 1, 2], 1 << 61, 0, aug).unwrap();
+        let e = big.batch_at(0).unwrap_err().to_string();
+        assert!(e.contains("training batch 2305843009213693952"), "{e}");
+        assert!(e.contains("cannot be allocated"), "{e}");
+        // Positions past 2^64: step 2^40 of batches of 2^30.
+        let mut far = LabelledBatches::new(&imgs, vec![0, 1, 2], 1 << 30, 0, aug).unwrap();
+        let e = far.batch_at(1 << 40).unwrap_err().to_string();
+        assert!(
+            e.contains("training batch 1073741824: step 1099511627776"),
+            "{e}"
+        );
+        // The last batch before the end of the sequence is still drawn.
+        let mut two = LabelledBatches::new(&imgs, vec![0, 1, 2], 2, 0, aug).unwrap();
+        let (x, l) = two.batch_at(u64::MAX / 2 - 1).unwrap();
+        assert_eq!((x.shape.n, l.len()), (2, 2));
+        assert!(two.batch_at(u64::MAX / 2).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
+use crate::device::budget::{host_available, TrainMemory};
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::ops::softmax_ce::CeStats;
@@ -32,7 +33,9 @@ pub struct PassTiming {
 /// like `graph.params`; `grads` must be shaped like `params` and is
 /// overwritten with `∂loss/∂param` (a parameter no path to the loss
 /// reaches gets zeros). The logits are the output node's values
-/// `[n, 1, 1, classes]`.
+/// `[n, 1, 1, classes]`. A batch whose step cannot fit in the host's
+/// available memory ([`TrainMemory::cpu`]) is refused before anything is
+/// allocated.
 pub fn forward_backward(
     graph: &Graph,
     params: &[Vec<f32>],
@@ -40,10 +43,37 @@ pub fn forward_backward(
     labels: &[u32],
     grads: &mut [Vec<f32>],
 ) -> Result<(CeStats, PassTiming)> {
+    pass(graph, params, input, labels, grads, true)
+}
+
+/// [`forward_backward`] without the memory check: for a training loop that
+/// checked its batch once before the first step
+/// ([`super::Backend::check_batch`]).
+pub fn forward_backward_unchecked(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    labels: &[u32],
+    grads: &mut [Vec<f32>],
+) -> Result<(CeStats, PassTiming)> {
+    pass(graph, params, input, labels, grads, false)
+}
+
+fn pass(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    labels: &[u32],
+    grads: &mut [Vec<f32>],
+    check_memory: bool,
+) -> Result<(CeStats, PassTiming)> {
     graph.check_params(params, "parameter")?;
     graph.check_params(grads, "gradient")?;
     check_input(graph, input)?;
     let plan = TrainPlan::new(graph, input.shape.n)?;
+    if check_memory {
+        TrainMemory::cpu(&plan).check(host_available())?;
+    }
     let mut t = Trainer::new(graph, &plan, params, input, labels, grads);
     train_pass(&mut t, graph, &plan)?;
     let ce =
@@ -52,11 +82,14 @@ pub fn forward_backward(
 }
 
 /// Loss and batch accuracy of one labelled batch (forward only, nothing
-/// kept beyond its last reader).
+/// kept beyond its last reader). Refused like [`forward_backward`] when a
+/// training step at this batch would not fit (an over-estimate of the
+/// forward pass alone).
 pub fn loss(graph: &Graph, params: &[Vec<f32>], input: &Tensor, labels: &[u32]) -> Result<CeStats> {
     graph.check_params(params, "parameter")?;
     check_input(graph, input)?;
     let plan = TrainPlan::new(graph, input.shape.n)?;
+    TrainMemory::cpu(&plan).check(host_available())?;
     let mut unused: Vec<Vec<f32>> = Vec::new();
     let mut t = Trainer::new(graph, &plan, params, input, labels, &mut unused);
     for (i, node) in plan.nodes.iter().enumerate() {

@@ -21,6 +21,7 @@
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
 use super::SgdConfig;
+use crate::device::budget::{self, TrainMemory};
 use crate::device::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
 use crate::device::cuda::lane::{disjoint_mut, with_views, Grow};
 use crate::device::cuda::{kernels, CudaDevice, DView, DeviceBuffer};
@@ -50,7 +51,11 @@ pub struct TrainData {
 
 impl TrainData {
     /// Draws batches `0..steps` of `batches` (the same ones the CPU
-    /// trainer draws) and uploads them with their labels and the rates.
+    /// trainer draws) and uploads them with their labels and the rates,
+    /// one batch at a time (the host holds one). The device buffers are
+    /// allocated first; batches that cannot fit in the GPU's free memory
+    /// ([`budget::train_data_bytes`]; unknown under the emulation, then not
+    /// checked) are refused before any is drawn.
     pub fn upload(
         dev: &CudaDevice,
         batches: &mut super::batches::LabelledBatches,
@@ -67,25 +72,68 @@ impl TrainData {
         for family in crate::device::cuda::table::families(crate::device::cuda::Pass::Backward) {
             dev.module_loaded(family)?;
         }
-        let mut inputs = Vec::new();
-        let mut labels = Vec::new();
-        let mut shape = Shape::new(0, 0, 0, 0);
+        let b = batches.batch_size();
+        let shape = super::batches::batch_shape(b);
+        let per_sample = shape.per_sample();
+        let too_big = || {
+            Error::Arg(format!(
+                "{} {b}: the batches of {steps} steps are more than this machine can \
+                 address; use a smaller --train-batch or fewer --train-steps",
+                budget::TRAIN_BATCH
+            ))
+        };
+        let per_batch = b.checked_mul(per_sample).ok_or_else(too_big)?;
+        let inputs_len = steps.checked_mul(per_batch).ok_or_else(too_big)?;
+        let labels_len = steps.checked_mul(b).ok_or_else(too_big)?;
+        let need = budget::train_data_bytes(b, per_sample, steps);
+        // Unknown (the emulation, or a failed query): not refused, as on
+        // the scoring lanes.
+        if let Some(free) = dev.free_memory().ok().flatten() {
+            if need > free {
+                return Err(Error::Arg(format!(
+                    "{} {b}: the batches of {steps} steps need {} on the GPU, {} are free \
+                     there; use a smaller --train-batch or fewer --train-steps",
+                    budget::TRAIN_BATCH,
+                    budget::human(need),
+                    budget::human(free)
+                )));
+            }
+        }
+        let mut inputs = dev.alloc_zeros::<f32>(inputs_len)?;
+        let mut labels = dev.alloc_zeros::<i32>(labels_len)?;
+        let mut lr: Vec<f32> = Vec::new();
+        lr.try_reserve_exact(steps).map_err(|_| too_big())?;
+        lr.extend((0..steps).map(|t| config.schedule.lr_at(config.lr, t, steps) as f32));
+        let mut l32: Vec<i32> = Vec::new();
+        l32.try_reserve_exact(b).map_err(|_| too_big())?;
         for t in 0..steps {
             let (x, l) = batches.batch_at(t as u64)?;
-            shape = x.shape;
-            inputs.extend_from_slice(&x.data);
+            if x.shape != shape || l.len() != b {
+                return Err(Error::Shape(format!(
+                    "internal: training batch {} where {shape} was expected",
+                    x.shape
+                )));
+            }
+            l32.clear();
             for v in l {
-                labels.push(i32::try_from(v).map_err(|_| {
+                l32.push(i32::try_from(v).map_err(|_| {
                     Error::Data(format!("label {v} does not fit the GPU's 32-bit labels"))
                 })?);
             }
+            // The host copies are staged by the driver before each call
+            // returns, so `x` and `l32` can be reused at once.
+            let mut xs = inputs
+                .try_slice_mut(t * per_batch..(t + 1) * per_batch)
+                .ok_or_else(|| internal("training batch outside its buffer"))?;
+            dev.copy_htod(&x.data, &mut xs)?;
+            let mut ls = labels
+                .try_slice_mut(t * b..(t + 1) * b)
+                .ok_or_else(|| internal("labels outside their buffer"))?;
+            dev.copy_htod(&l32, &mut ls)?;
         }
-        let lr: Vec<f32> = (0..steps)
-            .map(|t| config.schedule.lr_at(config.lr, t, steps) as f32)
-            .collect();
         let data = TrainData {
-            inputs: dev.upload(&inputs)?,
-            labels: dev.upload(&labels)?,
+            inputs,
+            labels,
             lr: dev.upload(&lr)?,
             batch: shape,
             steps,
@@ -135,15 +183,24 @@ impl TrainBufs {
         }
     }
 
-    /// Grows every buffer to what `plan` needs, with room for `losses`
-    /// step losses and `correct` per-sample hits.
-    fn size_for(
-        &mut self,
-        dev: &CudaDevice,
-        plan: &TrainPlan,
-        losses: usize,
-        correct: usize,
-    ) -> Result<()> {
+    /// Grows every buffer to what `plan` needs to train `steps` steps of a
+    /// chunk of [`CHUNK`] cells: room for `CHUNK × steps` step losses and
+    /// `CHUNK × B` per-sample hits. Before growing, refuses (an
+    /// [`Error::Arg`] naming the training batch) buffers that cannot fit
+    /// in the GPU's free memory and what these buffers hold already
+    /// ([`TrainMemory::gpu`]; not checked under the emulation, which does
+    /// not know its free memory).
+    fn size_for(&mut self, dev: &CudaDevice, plan: &TrainPlan, steps: usize) -> Result<()> {
+        let overflow = || {
+            Error::Arg(format!(
+                "{} {}: the losses of {steps} steps are more than this machine can address",
+                budget::TRAIN_BATCH,
+                plan.batch
+            ))
+        };
+        let losses = CHUNK.checked_mul(steps).ok_or_else(overflow)?;
+        let correct = CHUNK.checked_mul(plan.batch).ok_or_else(overflow)?;
+        self.check_room(dev, plan, steps, losses, correct)?;
         self.values.ensure(dev, plan.values_len)?;
         self.grads.ensure(dev, plan.grads_len)?;
         self.saved.ensure(dev, plan.saved_len)?;
@@ -156,6 +213,52 @@ impl TrainBufs {
         self.correct.ensure(dev, correct)?;
         self.sample_loss.ensure(dev, plan.batch)?;
         Ok(())
+    }
+
+    /// The check of [`Self::size_for`] (as the scorer's lanes check their
+    /// scoring buffers).
+    fn check_room(
+        &self,
+        dev: &CudaDevice,
+        plan: &TrainPlan,
+        steps: usize,
+        losses: usize,
+        correct: usize,
+    ) -> Result<()> {
+        let grows = self.values.must_grow(plan.values_len)
+            || self.grads.must_grow(plan.grads_len)
+            || self.saved.must_grow(plan.saved_len)
+            || self.stats.must_grow(plan.stats_len)
+            || self.scratch32.must_grow(plan.scratch32_len)
+            || self.scratch64.must_grow(plan.scratch64_len)
+            || self.pgrads.must_grow(plan.params_len)
+            || self.momentum.must_grow(plan.params_len)
+            || self.losses.must_grow(losses)
+            || self.correct.must_grow(correct)
+            || self.sample_loss.must_grow(plan.batch);
+        if !grows {
+            return Ok(());
+        }
+        // Unknown (the emulation, or a failed query): not refused, as on
+        // the scoring lanes.
+        let Some(free) = dev.free_memory().ok().flatten() else {
+            return Ok(());
+        };
+        let held = [
+            self.values.bytes(),
+            self.grads.bytes(),
+            self.saved.bytes(),
+            self.stats.bytes(),
+            self.scratch32.bytes(),
+            self.scratch64.bytes(),
+            self.pgrads.bytes(),
+            self.momentum.bytes(),
+            self.losses.bytes(),
+            self.correct.bytes(),
+            self.sample_loss.bytes(),
+        ];
+        let available = held.iter().fold(free, |a, &b| a.saturating_add(b));
+        TrainMemory::gpu(plan, steps, CHUNK).check_as(Some(available), "are available on the GPU")
     }
 }
 
@@ -181,7 +284,7 @@ pub fn enqueue_training(
         )));
     }
     let k = data.steps;
-    bufs.size_for(dev, plan, CHUNK * k, CHUNK * b)?;
+    bufs.size_for(dev, plan, k)?;
     let per_batch = data.batch.len();
     for t in 0..k {
         let input = data
@@ -503,7 +606,7 @@ pub fn gradients(
     let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
     let lab = dev.upload(&lab)?;
     let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, 1, b)?;
+    bufs.size_for(dev, &plan, 1)?;
     {
         let mut runner = Runner {
             dev,
@@ -628,4 +731,104 @@ where
         }
         Ok(cells_out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::batches::LabelledBatches;
+
+    fn images(n: usize) -> crate::data::cifar::CifarImages {
+        let mut bytes = Vec::new();
+        for i in 0..n {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|k| ((k * 7 + i * 13) % 256) as u8));
+        }
+        crate::data::cifar::CifarImages::from_bytes(&bytes, crate::data::cifar::Dataset::Cifar10)
+            .unwrap()
+    }
+
+    /// Training memory is refused with an error naming the training batch
+    /// before anything is drawn or allocated: batches whose length
+    /// overflows (anywhere), and on a GPU, batches and training buffers
+    /// beyond its free memory (the emulation does not know its free
+    /// memory, and refuses nothing it can address).
+    fn training_memory_is_checked_before_allocating(dev: &CudaDevice) {
+        let imgs = images(3);
+        let config = SgdConfig::default();
+        let mut batches =
+            LabelledBatches::new(&imgs, vec![0, 1, 2], 4, 0, Default::default()).unwrap();
+        let steps = usize::MAX / 4;
+        let e = TrainData::upload(dev, &mut batches, steps, config)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, Error::Arg(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains(&format!("training batch 4: the batches of {steps} steps")),
+            "{e}"
+        );
+        let arch = crate::space::Arch::parse(
+            "nb201".parse::<crate::space::Space>().unwrap(),
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        )
+        .unwrap();
+        let graph = arch.network().unwrap();
+        // About 560 GB of training buffers: more than any GPU has.
+        let plan = TrainPlan::new(&graph, 100_000).unwrap();
+        let bufs = TrainBufs::new();
+        let room = bufs.check_room(dev, &plan, 1, CHUNK, CHUNK * 100_000);
+        if dev.is_emulated() {
+            room.unwrap();
+            return;
+        }
+        let e = room.unwrap_err().to_string();
+        assert!(e.contains("training batch 100000 needs about"), "{e}");
+        assert!(e.contains("are available on the GPU"), "{e}");
+        let e = TrainBufs::new()
+            .size_for(dev, &plan, 1)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("training batch 100000 needs about"), "{e}");
+        // 10^5 images for each of 1,000 steps: 1.2 TB on the GPU.
+        let mut batches =
+            LabelledBatches::new(&imgs, vec![0, 1, 2], 100_000, 0, Default::default()).unwrap();
+        let e = TrainData::upload(dev, &mut batches, 1000, config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("training batch 100000: the batches of 1000 steps need 1.2 TB on the GPU"),
+            "{e}"
+        );
+    }
+    gpu_test!(training_memory_is_checked_before_allocating);
+
+    /// The batches are uploaded one at a time into their slice of the
+    /// device buffer: the same data as drawing them all on the host.
+    fn uploaded_batches_are_the_drawn_ones(dev: &CudaDevice) {
+        let imgs = images(7);
+        let aug = crate::train::batches::Augment {
+            crop: true,
+            flip: true,
+        };
+        let pool: Vec<usize> = (1..7).collect();
+        let mut batches = LabelledBatches::new(&imgs, pool.clone(), 4, 3, aug).unwrap();
+        let data = TrainData::upload(dev, &mut batches, 3, SgdConfig::default()).unwrap();
+        assert_eq!(data.batch, Shape::new(4, 32, 32, 3));
+        let mut again = LabelledBatches::new(&imgs, pool, 4, 3, aug).unwrap();
+        let inputs = dev.download(&data.inputs.as_view()).unwrap();
+        let labels = dev.download(&data.labels.as_view()).unwrap();
+        let per = 4 * 3072;
+        for t in 0..3 {
+            let (x, l) = again.batch_at(t as u64).unwrap();
+            assert_eq!(inputs[t * per..(t + 1) * per], x.data[..]);
+            let l: Vec<i32> = l.iter().map(|&v| v as i32).collect();
+            assert_eq!(labels[t * 4..(t + 1) * 4], l[..]);
+        }
+        let lr = dev.download(&data.lr.as_view()).unwrap();
+        assert_eq!(lr.len(), 3);
+        assert_eq!(lr[0], 0.1);
+    }
+    gpu_test!(uploaded_batches_are_the_drawn_ones);
 }

@@ -268,6 +268,16 @@ pub trait Backend {
         labels: &[u32],
         grads: &mut [Vec<f32>],
     ) -> Result<CeStats>;
+
+    /// Called once by [`train`] before the first batch is drawn: refuses
+    /// (an [`Error::Arg`] naming the training batch) a batch of `batch`
+    /// samples that cannot fit in the backend's memory. Checking once,
+    /// rather than at every step, keeps memory the allocator retains
+    /// between steps from being counted against the next one.
+    fn check_batch(&mut self, graph: &crate::net::Graph, batch: usize) -> Result<()> {
+        let _ = (graph, batch);
+        Ok(())
+    }
 }
 
 /// The CPU training executor of [`cpu`].
@@ -283,7 +293,15 @@ impl Backend for CpuBackend {
         labels: &[u32],
         grads: &mut [Vec<f32>],
     ) -> Result<CeStats> {
-        cpu::forward_backward(graph, params, input, labels, grads).map(|r| r.0)
+        cpu::forward_backward_unchecked(graph, params, input, labels, grads).map(|r| r.0)
+    }
+
+    /// [`crate::device::budget::TrainMemory::cpu`] against the host's
+    /// available memory.
+    fn check_batch(&mut self, graph: &crate::net::Graph, batch: usize) -> Result<()> {
+        let plan = plan::TrainPlan::new(graph, batch)?;
+        crate::device::budget::TrainMemory::cpu(&plan)
+            .check(crate::device::budget::host_available())
     }
 }
 
@@ -311,7 +329,8 @@ pub fn train_cpu(
 /// drawing batch `t` of `batches` for step `t` (0-based) with learning
 /// rate `config.schedule.lr_at(config.lr, t, steps)`, and calls `on_step`
 /// after every update with the step's statistics and the new parameters.
-/// A non-finite loss stops the run with an error.
+/// A non-finite loss stops the run with an error, and a batch that cannot
+/// fit in memory ([`Backend::check_batch`]) stops it before the first step.
 pub fn train<B: Backend>(
     backend: &mut B,
     graph: &crate::net::Graph,
@@ -323,12 +342,19 @@ pub fn train<B: Backend>(
 ) -> Result<TrainStats> {
     let start = std::time::Instant::now();
     let mut sgd = Sgd::new(*config, params)?;
+    if steps > 0 {
+        backend.check_batch(graph, batches.batch_size())?;
+    }
     let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let mut stats = TrainStats::default();
     for t in 0..steps {
         let t0 = std::time::Instant::now();
-        let (x, labels) = batches.batch_at(t as u64)?;
-        let ce = backend.forward_backward(graph, params, &x, &labels, &mut grads)?;
+        // The batch is dropped before `on_step` (which may score the
+        // network: its memory is not held twice).
+        let ce = {
+            let (x, labels) = batches.batch_at(t as u64)?;
+            backend.forward_backward(graph, params, &x, &labels, &mut grads)?
+        };
         if !ce.loss.is_finite() {
             return Err(Error::Data(format!(
                 "training diverged: loss {} at step {}",
@@ -439,6 +465,81 @@ mod tests {
         assert!("linear".parse::<LrSchedule>().is_err());
     }
 
+    /// A CIFAR-10 file of `n` records, in memory.
+    fn images(n: usize) -> crate::data::cifar::CifarImages {
+        let mut bytes = Vec::new();
+        for i in 0..n {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|k| ((k * 7 + i * 13) % 256) as u8));
+        }
+        crate::data::cifar::CifarImages::from_bytes(&bytes, crate::data::cifar::Dataset::Cifar10)
+            .unwrap()
+    }
+
+    /// A batch whose training step cannot fit is refused before the first
+    /// batch is drawn (drawing 10^7 images would take seconds and 123 GB;
+    /// the step needs tens of TB), and nothing is trained.
+    #[test]
+    fn cpu_training_refuses_a_batch_that_cannot_fit_before_drawing_it() {
+        let arch = crate::space::Arch::parse(
+            "nb201".parse::<crate::space::Space>().unwrap(),
+            "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|",
+        )
+        .unwrap();
+        let graph = arch.network().unwrap();
+        let b = 10_000_000;
+        let need =
+            crate::device::budget::TrainMemory::cpu(&plan::TrainPlan::new(&graph, b).unwrap());
+        // Where the available memory is unknown, or that large, nothing is
+        // refused.
+        match crate::device::budget::host_available() {
+            Some(avail) if avail < need.total => {}
+            _ => return,
+        }
+        let mut params = crate::net::init::init_params(&graph, 0);
+        let before = params.clone();
+        let imgs = images(4);
+        let mut batches =
+            batches::LabelledBatches::new(&imgs, vec![0, 1, 2, 3], b, 0, Default::default())
+                .unwrap();
+        let t0 = std::time::Instant::now();
+        let mut called = false;
+        let e = train_cpu(
+            &graph,
+            &mut params,
+            &mut batches,
+            &SgdConfig::default(),
+            3,
+            |_, _| {
+                called = true;
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Arg(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("training batch 10000000 needs about"), "{e}");
+        assert!(e.contains("use a smaller --train-batch"), "{e}");
+        assert!(!called);
+        assert_eq!(params, before);
+        assert!(t0.elapsed().as_secs_f64() < 5.0);
+        // A batch that fits trains.
+        let mut small =
+            batches::LabelledBatches::new(&imgs, vec![0, 1, 2, 3], 2, 0, Default::default())
+                .unwrap();
+        let st = train_cpu(
+            &graph,
+            &mut params,
+            &mut small,
+            &SgdConfig::default(),
+            1,
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(st.steps, 1);
+        assert_ne!(params, before);
+    }
+
     #[test]
     fn bad_configs_are_errors() {
         let ok = SgdConfig::default();
@@ -522,7 +623,8 @@ pub fn train_recorded(
         seconds: None,
         scores: Some(scores(params)?),
     })?;
-    let mut step_s = Vec::with_capacity(steps);
+    // Grown as steps are taken (`steps` is the user's number).
+    let mut step_s = Vec::new();
     let st = train_cpu(graph, params, batches, config, steps, |s, p| {
         step_s.push(s.seconds);
         let scored = (every > 0 && s.step % every == 0) || s.step == steps;

@@ -108,6 +108,10 @@ pub struct TrainPlan {
     pub scratch32_len: usize,
     /// Largest backward scratch of a node, f64 elements (see `scratch32_len`).
     pub scratch64_len: usize,
+    /// The most parameter values one node has: the CPU backward holds a
+    /// partial gradient of them per sample (a conv's per-image weight
+    /// gradients), see [`crate::device::budget::TrainMemory::cpu`].
+    pub max_node_params: usize,
 }
 
 impl TrainPlan {
@@ -117,6 +121,23 @@ impl TrainPlan {
     pub fn new(graph: &Graph, batch: usize) -> Result<TrainPlan> {
         if batch == 0 {
             return Err(Error::Arg("training plan: batch must be at least 1".into()));
+        }
+        // Every tensor of the plan is some node's shape at this batch; with
+        // their sum addressable in bytes, no length or offset below
+        // overflows.
+        let per_sample = graph
+            .nodes
+            .iter()
+            .try_fold(0usize, |a, node| a.checked_add(node.shape.per_sample()));
+        if per_sample
+            .and_then(|p| p.checked_mul(batch))
+            .is_none_or(|len| len > isize::MAX as usize / 16)
+        {
+            return Err(Error::Arg(format!(
+                "{} {batch}: the network's tensors at this batch are more than this \
+                 machine can address; use a smaller --train-batch",
+                crate::device::budget::TRAIN_BATCH
+            )));
         }
         let n = graph.nodes.len();
         let mut owner = vec![None::<NodeId>; graph.params.len()];
@@ -295,6 +316,12 @@ impl TrainPlan {
             }
         }
         let (params, params_len) = param_slots(graph);
+        let max_node_params = graph
+            .nodes
+            .iter()
+            .map(|node| node.params.iter().map(|&p| graph.params[p].len).sum())
+            .max()
+            .unwrap_or(0);
         Ok(TrainPlan {
             batch,
             input: graph.input_shape()?,
@@ -307,6 +334,7 @@ impl TrainPlan {
             stats_len: stats.end,
             scratch32_len: scratch.0,
             scratch64_len: scratch.1,
+            max_node_params,
         })
     }
 
