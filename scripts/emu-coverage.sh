@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 trace=$(mktemp)
 trap 'rm -f "$trace"' EXIT
-DASNAS_EMU_TRACE=$trace cargo test --release -q --test 'gpu_*' --test ops_concat_crop >/dev/null
+DASNAS_EMU_TRACE=$trace cargo test --release -q --lib --test 'gpu_*' --test ops_concat_crop >/dev/null
 missing=0
 for f in cuda/*.cu src/ops/*/*.cu; do
     for k in $(grep -A1 "__global__" "$f" | grep -oE "[a-z_0-9]+\(" | tr -d '(' | grep -v "^__launch_bounds__$"); do
