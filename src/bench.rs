@@ -422,7 +422,7 @@ pub fn bench_training(
     if scorer.gpu().is_none() {
         for arch in archs {
             let plan = crate::train::plan::TrainPlan::new(&arch.network()?, train_batch)?;
-            crate::device::budget::TrainMemory::cpu(&plan)
+            crate::train::budget::TrainMemory::cpu(&plan)
                 .check(crate::device::budget::host_available())?;
         }
     }
@@ -431,10 +431,10 @@ pub fn bench_training(
     // bytes, twice), and one labelled batch.
     let per_sample = crate::train::batches::batch_shape(1).per_sample();
     let synthetic = (records as u64).saturating_mul(2 * 3073);
-    crate::device::budget::check_train_host(
-        crate::device::budget::TRAIN_BATCH,
+    crate::train::budget::check_train_host(
+        crate::train::budget::TRAIN_BATCH,
         train_batch,
-        synthetic.saturating_add(crate::device::budget::labelled_batch_bytes(
+        synthetic.saturating_add(crate::train::budget::labelled_batch_bytes(
             train_batch,
             per_sample,
         )),

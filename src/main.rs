@@ -514,7 +514,7 @@ fn training(run: &RunArgs, t: &TrainOpts, steps: usize) -> Result<dasnas::Traini
         return Err(Error::Arg("--train-batch must be at least 1".into()));
     }
     // Before the file is read: labelled images that cannot fit are refused.
-    dasnas::device::budget::check_train_batch("--train-batch", t.train_batch, 3 * 32 * 32)?;
+    dasnas::train::budget::check_train_batch("--train-batch", t.train_batch, 3 * 32 * 32)?;
     let images = CifarImages::load(&path, run.dataset)?;
     let range = match &t.train_records {
         Some(spec) => parse_range(spec, images.len())?,
@@ -746,7 +746,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         return Err(Error::Arg("--train-batch must be at least 1".into()));
     }
     if a.train_steps > 0 {
-        dasnas::device::budget::check_train_batch("--train-batch", a.train_batch, 3 * 32 * 32)?;
+        dasnas::train::budget::check_train_batch("--train-batch", a.train_batch, 3 * 32 * 32)?;
     }
     let batch = prepare(&a.run)?;
     let space_name = format!("{:?}", a.run.space).to_lowercase();

@@ -37,7 +37,7 @@ impl Training {
     /// `None`), checked: a non-empty pool inside the file, a batch of at
     /// least one image whose labelled images fit in the host's available
     /// memory (the check that needs no network, see
-    /// [`device::budget::check_train_batch`]; each cell's training step is
+    /// [`crate::train::budget::check_train_batch`]; each cell's training step is
     /// checked with its plan before its first batch is drawn), valid SGD
     /// hyper-parameters.
     pub fn new(
@@ -67,8 +67,8 @@ impl Training {
                 "the training batch must have at least 1 image".into(),
             ));
         }
-        device::budget::check_train_batch(
-            device::budget::TRAIN_BATCH,
+        crate::train::budget::check_train_batch(
+            crate::train::budget::TRAIN_BATCH,
             batch,
             crate::train::batches::batch_shape(1).per_sample(),
         )?;

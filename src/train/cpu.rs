@@ -11,12 +11,13 @@
 
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
-use crate::device::budget::{host_available, TrainMemory};
+use crate::device::budget::host_available;
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::ops::softmax_ce::CeStats;
 use crate::ops::{Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Forward, Role};
 use crate::tensor::Tensor;
+use crate::train::budget::TrainMemory;
 use std::collections::HashMap;
 use std::time::Instant;
 

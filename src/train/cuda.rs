@@ -21,7 +21,7 @@
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
 use super::SgdConfig;
-use crate::device::budget::{self, TrainMemory};
+use crate::device::budget;
 use crate::device::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
 use crate::device::cuda::lane::{disjoint_mut, with_views, Grow};
 use crate::device::cuda::{kernels, CudaDevice, DView, DeviceBuffer};
@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::ops::{Backward, Cuda, CudaBwd, CudaFwd, CudaGrad, CudaPartials, Forward, Role};
 use crate::tensor::{Shape, Tensor};
+use crate::train::budget::{self as train_budget, TrainMemory};
 
 /// The training batches of every step, their labels and the learning
 /// rates, on the device (read-only once uploaded).
@@ -54,7 +55,7 @@ impl TrainData {
     /// trainer draws) and uploads them with their labels and the rates,
     /// one batch at a time (the host holds one). The device buffers are
     /// allocated first; batches that cannot fit in the GPU's free memory
-    /// ([`budget::train_data_bytes`]; unknown under the emulation, then not
+    /// ([`train_budget::train_data_bytes`]; unknown under the emulation, then not
     /// checked) are refused before any is drawn.
     pub fn upload(
         dev: &CudaDevice,
@@ -79,13 +80,13 @@ impl TrainData {
             Error::Arg(format!(
                 "{} {b}: the batches of {steps} steps are more than this machine can \
                  address; use a smaller --train-batch or fewer --train-steps",
-                budget::TRAIN_BATCH
+                train_budget::TRAIN_BATCH
             ))
         };
         let per_batch = b.checked_mul(per_sample).ok_or_else(too_big)?;
         let inputs_len = steps.checked_mul(per_batch).ok_or_else(too_big)?;
         let labels_len = steps.checked_mul(b).ok_or_else(too_big)?;
-        let need = budget::train_data_bytes(b, per_sample, steps);
+        let need = train_budget::train_data_bytes(b, per_sample, steps);
         // Unknown (the emulation, or a failed query): not refused, as on
         // the scoring lanes.
         if let Some(free) = dev.free_memory().ok().flatten() {
@@ -93,7 +94,7 @@ impl TrainData {
                 return Err(Error::Arg(format!(
                     "{} {b}: the batches of {steps} steps need {} on the GPU, {} are free \
                      there; use a smaller --train-batch or fewer --train-steps",
-                    budget::TRAIN_BATCH,
+                    train_budget::TRAIN_BATCH,
                     budget::human(need),
                     budget::human(free)
                 )));
@@ -194,7 +195,7 @@ impl TrainBufs {
         let overflow = || {
             Error::Arg(format!(
                 "{} {}: the losses of {steps} steps are more than this machine can address",
-                budget::TRAIN_BATCH,
+                train_budget::TRAIN_BATCH,
                 plan.batch
             ))
         };

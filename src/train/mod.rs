@@ -21,6 +21,7 @@
 //!   normalise with the statistics of the batch at hand.
 
 pub mod batches;
+pub mod budget;
 pub mod cpu;
 pub mod cuda;
 pub mod plan;
@@ -296,12 +297,11 @@ impl Backend for CpuBackend {
         cpu::forward_backward_unchecked(graph, params, input, labels, grads).map(|r| r.0)
     }
 
-    /// [`crate::device::budget::TrainMemory::cpu`] against the host's
+    /// [`crate::train::budget::TrainMemory::cpu`] against the host's
     /// available memory.
     fn check_batch(&mut self, graph: &crate::net::Graph, batch: usize) -> Result<()> {
         let plan = plan::TrainPlan::new(graph, batch)?;
-        crate::device::budget::TrainMemory::cpu(&plan)
-            .check(crate::device::budget::host_available())
+        crate::train::budget::TrainMemory::cpu(&plan).check(crate::device::budget::host_available())
     }
 }
 
@@ -489,7 +489,7 @@ mod tests {
         let graph = arch.network().unwrap();
         let b = 10_000_000;
         let need =
-            crate::device::budget::TrainMemory::cpu(&plan::TrainPlan::new(&graph, b).unwrap());
+            crate::train::budget::TrainMemory::cpu(&plan::TrainPlan::new(&graph, b).unwrap());
         // Where the available memory is unknown, or that large, nothing is
         // refused.
         match crate::device::budget::host_available() {

@@ -110,7 +110,7 @@ pub struct TrainPlan {
     pub scratch64_len: usize,
     /// The most parameter values one node has: the CPU backward holds a
     /// partial gradient of them per sample (a conv's per-image weight
-    /// gradients), see [`crate::device::budget::TrainMemory::cpu`].
+    /// gradients), see [`crate::train::budget::TrainMemory::cpu`].
     pub max_node_params: usize,
 }
 
@@ -136,7 +136,7 @@ impl TrainPlan {
             return Err(Error::Arg(format!(
                 "{} {batch}: the network's tensors at this batch are more than this \
                  machine can address; use a smaller --train-batch",
-                crate::device::budget::TRAIN_BATCH
+                crate::train::budget::TRAIN_BATCH
             )));
         }
         let n = graph.nodes.len();
