@@ -22,6 +22,7 @@ use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
 use dasnas::score::codes::pack_signs;
 use dasnas::score::hamming::kernel_from_hamming;
+use dasnas::score::metrics::singular_verdict_is_clear;
 use dasnas::space::{self, Space};
 use dasnas::{Shape, Tensor};
 
@@ -108,23 +109,6 @@ fn every_plan_step_matches_the_cpu_executor(dev: &CudaDevice) {
     }
 }
 
-/// Whether the GPU's and the CPU's `singular` of a cell must agree: only
-/// when the CPU's verdict is clearly away from the threshold. Two cases are
-/// near it, where the GPU's conv (which rounds differently by design) may
-/// legitimately decide otherwise: the smallest Cholesky pivot within a
-/// factor 100 of the tolerance, or two codes within 2 bits of each other
-/// (a flipped sign bit can make them equal, or tell equal ones apart).
-fn singular_is_clear(h: &[u64], n_units: u64, b: usize) -> bool {
-    let min_distance = (0..b)
-        .flat_map(|i| (0..i).map(move |j| (i, j)))
-        .map(|(i, j)| h[i * b + j])
-        .min()
-        .unwrap_or(u64::MAX);
-    let k: Vec<f64> = h.iter().map(|&v| (n_units - v) as f64).collect();
-    let margin = dasnas::score::logdet::pivot_margin(&k, b).unwrap_or(0.0);
-    min_distance > 2 && !(0.01..=100.0).contains(&margin)
-}
-
 gpu_test!(nb201_scores_agree_with_the_cpu);
 fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
     // The emulation runs a cell about 60x slower than the CPU: fewer cells
@@ -149,7 +133,7 @@ fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
         let net = arch.network().expect("net");
         let params = init::init_params(&net, 0);
         let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
-        if singular_is_clear(&want.hamming, want.n_units, b) {
+        if singular_verdict_is_clear(&want.hamming, want.n_units, b) {
             assert_eq!(g.scores.singular, c.scores.singular, "{arch}");
         } else if g.scores.singular != c.scores.singular {
             near_threshold.push(arch.to_string());

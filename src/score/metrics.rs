@@ -54,6 +54,29 @@ pub fn scores(codes: &ReluCodes, alpha: f64) -> Scores {
     scores_from_wot(b, n_units, wot, alpha)
 }
 
+/// Whether a cell's `singular` verdict is clear-cut, so that two forward
+/// passes that round differently (the GPU's conv sums in another order than
+/// the CPU's, by design) must agree on it. It is not when the smallest
+/// Cholesky pivot of K_H is within a factor 100 of the tolerance
+/// ([`pivot_margin`](super::logdet::pivot_margin) in [0.01, 100]), or when
+/// two codes are within 2 bits of each other (one flipped sign bit can make
+/// them equal, or tell equal ones apart). `hamming` is the `[batch][batch]`
+/// Hamming matrix of `n_units` units per code.
+pub fn singular_verdict_is_clear(hamming: &[u64], n_units: u64, batch: usize) -> bool {
+    let b = batch;
+    let min_distance = (0..b)
+        .flat_map(|i| (0..i).map(move |j| (i, j)))
+        .map(|(i, j)| hamming[i * b + j])
+        .min()
+        .unwrap_or(u64::MAX);
+    let k: Vec<f64> = hamming
+        .iter()
+        .map(|&v| n_units.saturating_sub(v) as f64)
+        .collect();
+    let margin = super::logdet::pivot_margin(&k, b).unwrap_or(0.0);
+    min_distance > 2 && !(0.01..=100.0).contains(&margin)
+}
+
 /// The scores of a batch of `batch` samples from N_A and WOT = ln det K_H
 /// (`None` when K_H is singular), wherever ln det was computed.
 pub fn scores_from_wot(batch: usize, n_units: u64, wot: Option<f64>, alpha: f64) -> Scores {

@@ -13,6 +13,7 @@
 //! | [`hamming_accumulate`] | `cuda/hamming.cu` | `score::hamming::hamming_accumulate` |
 //! | [`cholesky_logdet`] | `cuda/logdet.cu` | `score::logdet::cholesky_logdet` |
 //! | [`sgd_update`] | `cuda/sgd.cu` | the SGD step of `train` |
+//! | [`sum_parts`] | `cuda/reduce.cu` | the f64 loops over parts in the ops' CPU weight gradients |
 
 use super::CudaDevice;
 use crate::device::cuda::{DView, DViewMut, KernelRef, LaunchConfig};
@@ -32,6 +33,8 @@ pub const INIT_PARAMS_TABLE: KernelRef = KernelRef::forward("init", "init_params
 pub const CHOLESKY_LOGDET: KernelRef = KernelRef::forward("logdet", "cholesky_logdet");
 /// `sgd_update` of `cuda/sgd.cu`.
 pub const SGD_UPDATE: KernelRef = KernelRef::backward("sgd", "sgd_update");
+/// `sum_parts_f64` of `cuda/reduce.cu`.
+pub const SUM_PARTS_F64: KernelRef = KernelRef::backward("reduce", "sum_parts_f64");
 
 /// The kernels of `cuda/` (those that are not ops), for the kernel table.
 pub const KERNELS: &[KernelRef] = &[
@@ -42,6 +45,7 @@ pub const KERNELS: &[KernelRef] = &[
     INIT_PARAMS_TABLE,
     CHOLESKY_LOGDET,
     SGD_UPDATE,
+    SUM_PARTS_F64,
 ];
 
 /// Grid-stride kernels never need more blocks than this to fill a GPU
@@ -537,5 +541,39 @@ pub fn sgd_update(
     // three exactly len long (checked); p and buf are exclusive borrows,
     // distinct from each other and from g and lr.
     unsafe { b.launch(grid_1d(len, 256, 256)) }?;
+    Ok(())
+}
+
+/// `out[i] = Σ_p part[p·len + i]` over the parts in order, in f64, rounded
+/// once (`sum_parts_f64`): the deterministic last step of a weight gradient
+/// computed in parts (the conv's splits, the axis conv's samples).
+///
+/// Layout: `part` is f32 `[parts][len]` with `len = out.len()`; errors
+/// (nothing launched) unless `part.len()` is a whole number of parts.
+pub fn sum_parts(
+    dev: &CudaDevice,
+    part: &DView<'_, f32>,
+    out: &mut DViewMut<'_, f32>,
+) -> Result<()> {
+    let len = out.len();
+    if len == 0 {
+        return Ok(());
+    }
+    if !part.len().is_multiple_of(len) {
+        return Err(Error::Shape(format!(
+            "sum_parts: {} partial values are not a whole number of parts of {len}",
+            part.len()
+        )));
+    }
+    let (len_u, parts) = (len as u64, (part.len() / len) as u64);
+    let f = dev.kernel(SUM_PARTS_F64)?;
+    let mut b = dev.launch_builder(&f);
+    b.arg(part).arg(out).arg(&len_u).arg(&parts);
+    // SAFETY: the arguments match `sum_parts_f64(const float* part, float*
+    // out, u64 len, u64 parts)`; thread i < len = out.len() writes out[i]
+    // and reads part[p·len + i] for p < parts = part.len() / len: inside
+    // both views (checked above). out is an exclusive borrow, distinct
+    // from part.
+    unsafe { b.launch(grid_1d(len_u, 256, 256)) }?;
     Ok(())
 }

@@ -132,6 +132,8 @@ extern "C" __global__ void axis_conv_bwd_input(const float* __restrict__ dy,
 //   part[b][e] = sum_{r, o, j} xr[b*rows + r][o*stride + t - pad][j][ci]
 //                              * dy[b*rows + r][o][j][co]
 // xr = relu(x) when relu_input != 0 (the forward read relu(x)).
+// Step 2 adds the per-sample partials in sample order in f64: the shared
+// sum_parts_f64 of cuda/reduce.cu.
 extern "C" __global__ void axis_conv_bwd_weight_part(const float* __restrict__ x,
                                                      const float* __restrict__ dy,
                                                      float* __restrict__ part,
@@ -163,19 +165,5 @@ extern "C" __global__ void axis_conv_bwd_weight_part(const float* __restrict__ x
             }
         }
         part[g] = acc;
-    }
-}
-
-// dw, step 2: one thread per weight e < wlen, grid-stride: the per-sample
-// partials added in sample order in f64, rounded once:
-//   dw[e] = (float) sum_{b = 0, 1, ..} (double) part[b*wlen + e]
-extern "C" __global__ void axis_conv_bwd_weight_reduce(const float* __restrict__ part,
-                                                       float* __restrict__ dw, u64 wlen,
-                                                       u64 samples) {
-    const u64 step = (u64)gridDim.x * blockDim.x;
-    for (u64 e = (u64)blockIdx.x * blockDim.x + threadIdx.x; e < wlen; e += step) {
-        double s = 0.0;
-        for (u64 b = 0; b < samples; ++b) s += (double)part[b * wlen + e];
-        dw[e] = (float)s;
     }
 }

@@ -28,17 +28,9 @@ const BACKWARD_INPUT: KernelRef = KernelRef::backward("axis_conv", "axis_conv_bw
 /// `axis_conv_bwd_weight_part` of `axis_conv.cu`.
 const BACKWARD_WEIGHT_PART: KernelRef =
     KernelRef::backward("axis_conv", "axis_conv_bwd_weight_part");
-/// `axis_conv_bwd_weight_reduce` of `axis_conv.cu`.
-const BACKWARD_WEIGHT_REDUCE: KernelRef =
-    KernelRef::backward("axis_conv", "axis_conv_bwd_weight_reduce");
 
 impl CudaKernels for AxisConvSpec {
-    const KERNELS: &'static [KernelRef] = &[
-        FORWARD,
-        BACKWARD_INPUT,
-        BACKWARD_WEIGHT_PART,
-        BACKWARD_WEIGHT_REDUCE,
-    ];
+    const KERNELS: &'static [KernelRef] = &[FORWARD, BACKWARD_INPUT, BACKWARD_WEIGHT_PART];
 }
 
 /// The geometry every axis_conv kernel takes by value: the C struct
@@ -223,17 +215,9 @@ pub fn axis_conv_backward_weight(
     // (checked). part is an exclusive borrow, distinct from x and dy.
     unsafe { b.launch(grid_1d((input.shape.n * wlen) as u64)) }?;
 
-    let (wlen_u, samples) = (wlen as u64, input.shape.n as u64);
-    let part = part.as_view();
-    let f = dev.kernel(BACKWARD_WEIGHT_REDUCE)?;
-    let mut b = dev.launch_builder(&f);
-    b.arg(&part).arg(dw).arg(&wlen_u).arg(&samples);
-    // SAFETY: the arguments match `axis_conv_bwd_weight_reduce(const float*
-    // part, float* dw, u64 wlen, u64 samples)`; thread e < wlen = dw.len()
-    // (checked) writes dw[e] and reads part[b·wlen + e] for b < samples:
-    // inside part (samples·wlen values, checked). dw is an exclusive
-    // borrow, distinct from part.
-    unsafe { b.launch(grid_1d(wlen_u)) }?;
+    // The per-sample sums added in sample order in f64 (the shared
+    // `sum_parts` kernel).
+    crate::device::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
     Ok(())
 }
 

@@ -859,21 +859,6 @@ fn assert_close_hamming(gpu: &[u64], cpu: &[u64], n_units: u64, frac: f64, label
     );
 }
 
-/// Whether the GPU's and the CPU's `singular` must agree
-/// (`tests/gpu_scorer.rs`): only when the CPU's verdict is clearly away
-/// from the threshold (smallest Cholesky pivot not within a factor 100 of
-/// the tolerance, no two codes within 2 bits).
-fn singular_is_clear(h: &[u64], n_units: u64, b: usize) -> bool {
-    let min_distance = (0..b)
-        .flat_map(|i| (0..i).map(move |j| (i, j)))
-        .map(|(i, j)| h[i * b + j])
-        .min()
-        .unwrap_or(u64::MAX);
-    let k: Vec<f64> = h.iter().map(|&v| (n_units - v) as f64).collect();
-    let margin = crate::score::logdet::pivot_margin(&k, b).unwrap_or(0.0);
-    min_distance > 2 && !(0.01..=100.0).contains(&margin)
-}
-
 gpu_test!(nds_block_scores_agree_with_the_cpu);
 fn nds_block_scores_agree_with_the_cpu(dev: &CudaDevice) {
     use crate::device::cuda::executor::GpuScorer;
@@ -896,7 +881,7 @@ fn nds_block_scores_agree_with_the_cpu(dev: &CudaDevice) {
         assert!(gpu.iter().all(|c| c.scores == gpu[0].scores));
         let gs = gpu[0].scores;
         assert_eq!(gs.n_units, cpu.scores.n_units);
-        if singular_is_clear(&want.hamming, want.n_units, b) {
+        if crate::score::metrics::singular_verdict_is_clear(&want.hamming, want.n_units, b) {
             assert_eq!(gs.singular, cpu.scores.singular, "seed {seed}");
         }
         let (a, c) = (gs.wot.unwrap(), cpu.scores.wot.unwrap());

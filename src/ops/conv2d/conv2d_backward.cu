@@ -39,8 +39,8 @@
 //             read relu(x))
 //   B[k][n] = dy[k*COUT + g*COUT_G + n]
 //   part[s][r*COUT + g*COUT_G + n] = split s's sum, each written by one block;
-//   conv2d_bwd_weight_reduce then sums the splits in order s = 0, 1, ... in
-//   f64: dw = (float) sum_s part[s][i]. No atomics, so dw is the same on
+//   sum_parts_f64 (cuda/reduce.cu) then sums the splits in order s = 0, 1,
+//   ... in f64: dw = (float) sum_s part[s][i]. No atomics, so dw is the same on
 //   every run and every GPU (the split size depends on the shape only).
 //
 // Tiling (both GEMMs): 256 threads compute a BM x BN tile (BN = 16, 32 or
@@ -293,17 +293,4 @@ extern "C" __global__ void __launch_bounds__(CB_THREADS) conv2d_bwd_weight_n32(C
 }
 extern "C" __global__ void __launch_bounds__(CB_THREADS) conv2d_bwd_weight_n64(CB_DW_PARAMS) {
     conv2d_bwd_weight<64>(CB_DW_ARGS);
-}
-
-// dw[i] = (float) sum over s = 0, 1, ..., splits - 1 of part[s * len + i],
-// in f64 and in that order. Grid-stride over i < len, any geometry.
-extern "C" __global__ void __launch_bounds__(256)
-    conv2d_bwd_weight_reduce(const float* __restrict__ part, float* __restrict__ dw, int len,
-                             int splits) {
-    const int stride = gridDim.x * blockDim.x;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < len; i += stride) {
-        double s = 0.0;
-        for (int p = 0; p < splits; ++p) s += (double)part[p * len + i];
-        dw[i] = (float)s;
-    }
 }

@@ -45,9 +45,6 @@ const BACKWARD_WEIGHT: [KernelRef; 3] = [
     KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_n32"),
     KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_n64"),
 ];
-/// The fixed-order reduction of the weight gradient's splits.
-const BACKWARD_WEIGHT_REDUCE: KernelRef =
-    KernelRef::backward("conv2d_backward", "conv2d_bwd_weight_reduce");
 
 impl CudaKernels for Conv2dSpec {
     const KERNELS: &'static [KernelRef] = &[
@@ -63,7 +60,6 @@ impl CudaKernels for Conv2dSpec {
         BACKWARD_WEIGHT[0],
         BACKWARD_WEIGHT[1],
         BACKWARD_WEIGHT[2],
-        BACKWARD_WEIGHT_REDUCE,
     ];
 }
 
@@ -437,9 +433,8 @@ pub fn conv2d_backward_weight(
             part.len()
         )));
     }
-    // The reduce's grid-stride index may pass wlen by one grid (2¹⁶·256).
+    // The GEMM indexes the scratch with 32-bit ints.
     to_i32("weight-gradient scratch length", part.len())?;
-    to_i32("weight length plus one grid", wlen + (1 << 24))?;
     let rows = spec.kh * spec.kw * spec.cin_g();
     let bn = tile_n(spec.cout_g());
     let mtiles = rows.div_ceil(BLOCK_OUTPUTS / bn);
@@ -464,17 +459,8 @@ pub fn conv2d_backward_weight(
     // ceil(cout_g / BN), groups), 256 threads, as the kernel assumes.
     unsafe { b.launch(cfg) }?;
 
-    let f = dev.kernel(BACKWARD_WEIGHT_REDUCE)?;
-    let (wlen_i, splits_i) = (to_i32("weight length", wlen)?, to_i32("splits", splits)?);
-    let part = part.as_view();
-    let mut b = dev.launch_builder(&f);
-    b.arg(&part).arg(dw).arg(&wlen_i).arg(&splits_i);
-    // SAFETY: the arguments match `conv2d_bwd_weight_reduce(const float*
-    // part, float* dw, int len, int splits)`; it reads part[s·wlen + i]
-    // (s < splits, i < wlen: the whole scratch) and writes dw[i], i < wlen
-    // = dw.len() (checked by `plan`); the index plus one grid stays below
-    // 2³¹ (checked above).
-    unsafe { b.launch(crate::ops::cuda_launch::grid_1d(wlen as u64)) }?;
+    // The splits summed in order in f64 (the shared `sum_parts` kernel).
+    crate::device::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
     Ok(())
 }
 
