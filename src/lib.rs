@@ -157,21 +157,3 @@ pub fn score_arch(arch: &space::Arch, batch: &Tensor, seed: u64, alpha: f64) -> 
     r.timing.build_s += build;
     Ok(r)
 }
-
-/// `../shared/data/<file>` for a unit test, or `None` after telling the
-/// terminal (past the harness's output capture) that `test` did not run.
-#[cfg(test)]
-pub(crate) fn test_data(test: &str, file: &str) -> Option<std::path::PathBuf> {
-    use std::io::Write;
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(file);
-    if p.exists() {
-        return Some(p);
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: needs ../shared/data/{file}, which is absent (it did not run)"
-    );
-    None
-}

@@ -280,6 +280,16 @@ impl Scorer {
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
         let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
+        // A GPU cell's result: the device time of its pass (the GPU scorer
+        // times a cell as a whole), and its training summary if trained.
+        let from_gpu = |scores, seconds, train| CellResult {
+            scores,
+            timing: CellTiming {
+                ops_s: seconds,
+                ..Default::default()
+            },
+            train,
+        };
         match (&mut self.backend, &self.training) {
             (Backend::Cpu { batch }, None) => archs
                 .iter()
@@ -312,30 +322,25 @@ impl Scorer {
                 )?;
                 Ok(cells
                     .into_iter()
-                    .map(|c| CellResult {
-                        scores: c.scores,
-                        timing: CellTiming {
-                            ops_s: c.seconds,
-                            ..Default::default()
-                        },
-                        train: None,
-                    })
+                    .map(|c| from_gpu(c.scores, c.seconds, None))
                     .collect())
             }
             (Backend::Cuda(g), Some(t)) => {
                 // The batches of every step are uploaded once per seed and
                 // shared by the lanes.
-                if self.uploaded.as_ref().is_none_or(|u| u.seed != seed) {
-                    let mut batches = t.batches(seed)?;
-                    let data = crate::train::cuda::TrainData::upload(
-                        g.device(),
-                        &mut batches,
-                        t.steps,
-                        t.config,
-                    )?;
-                    self.uploaded = Some(Uploaded { seed, data });
-                }
-                let data = &self.uploaded.as_ref().expect("uploaded above").data;
+                let data = match &mut self.uploaded {
+                    Some(u) if u.seed == seed => &u.data,
+                    slot => {
+                        let mut batches = t.batches(seed)?;
+                        let data = crate::train::cuda::TrainData::upload(
+                            g.device(),
+                            &mut batches,
+                            t.steps,
+                            t.config,
+                        )?;
+                        &slot.insert(Uploaded { seed, data }).data
+                    }
+                };
                 let cells = crate::train::cuda::score_trained(
                     g,
                     archs.len(),
@@ -346,14 +351,7 @@ impl Scorer {
                 )?;
                 Ok(cells
                     .into_iter()
-                    .map(|(c, st)| CellResult {
-                        scores: c.scores,
-                        timing: CellTiming {
-                            ops_s: c.seconds,
-                            ..Default::default()
-                        },
-                        train: Some(st),
-                    })
+                    .map(|(c, st)| from_gpu(c.scores, c.seconds, Some(st)))
                     .collect())
             }
         }

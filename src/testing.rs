@@ -1,5 +1,6 @@
 //! Test helpers for the library's own unit tests (compiled only with
-//! `cfg(test)`): the devices a GPU test runs on and [`gpu_test!`], the
+//! `cfg(test)`): the shared data a test reads ([`test_data`]), the devices
+//! a GPU test runs on and [`gpu_test!`], the
 //! unit-test twin of `tests/common`'s macro, so an op's folder can carry
 //! its CUDA-vs-CPU tests beside its code.
 //!
@@ -48,4 +49,21 @@ macro_rules! gpu_test {
             }
         }
     };
+}
+
+/// `../shared/data/<file>` for a unit test, or `None` after telling the
+/// terminal (past the harness's output capture) that `test` did not run.
+pub(crate) fn test_data(test: &str, file: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(file);
+    if p.exists() {
+        return Some(p);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs ../shared/data/{file}, which is absent (it did not run)"
+    );
+    None
 }

@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn shared_files_load_when_present() {
         let Some(path) =
-            crate::test_data("shared_files_load_when_present", "cifar10_test1000_q75.bin")
+            crate::testing::test_data("shared_files_load_when_present", "cifar10_test1000_q75.bin")
         else {
             return;
         };

@@ -196,8 +196,7 @@ fn check_bytes(
     available: Option<u64>,
     qualifier: &str,
 ) -> Result<()> {
-    let limit = available.unwrap_or(isize::MAX as u64);
-    if need <= limit {
+    if fits(need, available) {
         return Ok(());
     }
     Err(too_big(
@@ -208,6 +207,61 @@ fn check_bytes(
         available,
         "are available",
     ))
+}
+
+/// Whether `need` bytes fit in `available` (`None`, unknown: anything an
+/// allocation could ever satisfy, up to `isize::MAX`).
+pub fn fits(need: u64, available: Option<u64>) -> bool {
+    need <= available.unwrap_or(isize::MAX as u64)
+}
+
+/// A memory need that is refused, as both budgets (scoring here, training
+/// in `crate::train::budget`) word it: `{name} {batch} needs {qualifier}
+/// {need} for {unit} (its {part}), {available} {verb}; use a smaller
+/// {flag}`.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal<'a> {
+    /// What the batch is called: "batch", "training batch", a flag.
+    pub name: &'a str,
+    /// Its size.
+    pub batch: usize,
+    /// "at least" (a lower bound) or "about" (an estimate).
+    pub qualifier: &'a str,
+    /// Bytes needed.
+    pub need: u64,
+    /// What the need is for: "one cell", "one training step".
+    pub unit: &'a str,
+    /// A named part of the need worth showing, if any.
+    pub part: Option<(&'a str, u64)>,
+    /// Bytes available (`None`: beyond what the machine can address).
+    pub available: Option<u64>,
+    /// How they are available: "are available", "are free on the GPU".
+    pub verb: &'a str,
+    /// The flag that sets the batch.
+    pub flag: &'a str,
+}
+
+impl Refusal<'_> {
+    /// The [`Error::Arg`] saying all that.
+    pub fn error(&self) -> Error {
+        let have = match self.available {
+            Some(a) => format!("{} {}", human(a), self.verb),
+            None => "more than this machine can address".into(),
+        };
+        let part = match self.part {
+            Some((what, b)) => format!(" (its {what}: {})", human(b)),
+            None => String::new(),
+        };
+        Error::Arg(format!(
+            "{} {} needs {} {} for {}{part}, {have}; use a smaller {}",
+            self.name,
+            self.batch,
+            self.qualifier,
+            human(self.need),
+            self.unit,
+            self.flag,
+        ))
+    }
 }
 
 /// The error of a batch that needs `need` bytes for one cell (`pairwise` of
@@ -222,21 +276,20 @@ pub fn too_big(
     available: Option<u64>,
     verb: &str,
 ) -> Error {
-    let have = match available {
-        Some(a) => format!("{} {verb}", human(a)),
-        None => "more than this machine can address".into(),
-    };
-    // Without B×B matrices (a GPU's batch on the host) there is no part
-    // worth naming.
-    let part = if pairwise > 0 {
-        format!(" (its B×B matrices alone: {})", human(pairwise))
-    } else {
-        String::new()
-    };
-    Error::Arg(format!(
-        "batch {batch} needs {qualifier} {} for one cell{part}, {have}; use a smaller --batch",
-        human(need),
-    ))
+    Refusal {
+        name: "batch",
+        batch,
+        qualifier,
+        need,
+        unit: "one cell",
+        // Without B×B matrices (a GPU's batch on the host) there is no
+        // part worth naming.
+        part: (pairwise > 0).then_some(("B×B matrices alone", pairwise)),
+        available,
+        verb,
+        flag: "--batch",
+    }
+    .error()
 }
 
 /// Refuses a CPU scoring batch of `batch` images of `per_sample` values each

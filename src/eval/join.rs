@@ -706,7 +706,8 @@ mod tests {
 
     #[test]
     fn nb201_truth_file() {
-        let Some(path) = crate::test_data("nb201_truth_file", "nb201_acc_200ep.csv") else {
+        let Some(path) = crate::testing::test_data("nb201_truth_file", "nb201_acc_200ep.csv")
+        else {
             return;
         };
         let truth = read_truth(&path, DEFAULT_KEY, DEFAULT_TARGET).unwrap();

@@ -33,7 +33,7 @@
 //! and the batches of all K steps, uploaded once ([`train_data_bytes`]),
 //! are checked against the device's free memory as they are allocated.
 
-use crate::device::budget::{bytes, host_available, human};
+use crate::device::budget::{bytes, fits, host_available, Refusal};
 use crate::error::{Error, Result};
 use crate::train::plan::TrainPlan;
 
@@ -136,8 +136,7 @@ impl TrainMemory {
     /// [`Self::check`] with `verb` saying how `available` is available
     /// ("are available on the GPU").
     pub fn check_as(&self, available: Option<u64>, verb: &str) -> Result<()> {
-        let limit = available.unwrap_or(isize::MAX as u64);
-        if self.total <= limit {
+        if fits(self.total, available) {
             return Ok(());
         }
         Err(train_too_big(
@@ -172,19 +171,18 @@ pub fn train_too_big(
     available: Option<u64>,
     verb: &str,
 ) -> Error {
-    let have = match available {
-        Some(a) => format!("{} {verb}", human(a)),
-        None => "more than this machine can address".into(),
-    };
-    let part = match part {
-        Some((what, b)) => format!(" (its {what}: {})", human(b)),
-        None => String::new(),
-    };
-    Error::Arg(format!(
-        "{name} {batch} needs {qualifier} {} for one training step{part}, {have}; \
-         use a smaller --train-batch",
-        human(need),
-    ))
+    Refusal {
+        name,
+        batch,
+        qualifier,
+        need,
+        unit: "one training step",
+        part,
+        available,
+        verb,
+        flag: "--train-batch",
+    }
+    .error()
 }
 
 /// Refuses a training batch (called `name`) of `batch` samples of
@@ -206,7 +204,7 @@ pub fn check_train_host(
     part: Option<(&str, u64)>,
 ) -> Result<()> {
     let available = host_available();
-    if need <= available.unwrap_or(isize::MAX as u64) {
+    if fits(need, available) {
         return Ok(());
     }
     Err(train_too_big(
@@ -253,7 +251,7 @@ mod tests {
         assert!(
             (300e6..600e6).contains(&(m.total as f64)),
             "{}",
-            human(m.total)
+            crate::device::budget::human(m.total)
         );
         // Linear in B_t: each batch-sized part doubles (up to the plan's
         // alignment), the parameters do not grow.
