@@ -4,14 +4,13 @@
 //! flags, their defaults and checks, and the output formats.
 
 use clap::{Args, Parser, Subcommand};
-use dasnas::data::cifar::{CifarImages, Dataset};
+use dasnas::data::cifar::Dataset;
 use dasnas::error::{Error, Result};
 use dasnas::space::{self, Arch, Space, SpaceOptions};
 use dasnas::Tensor;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -515,21 +514,7 @@ fn training(run: &RunArgs, t: &TrainOpts, steps: usize) -> Result<dasnas::Traini
     }
     // Before the file is read: labelled images that cannot fit are refused.
     dasnas::train::budget::check_train_batch("--train-batch", t.train_batch, 3 * 32 * 32)?;
-    let images = CifarImages::load(&path, run.dataset)?;
-    let range = match &t.train_records {
-        Some(spec) => parse_range(spec, images.len())?,
-        None if same_as_data => run.batch.min(images.len())..images.len(),
-        None => 0..images.len(),
-    };
-    if range.is_empty() {
-        return Err(Error::Arg(format!(
-            "no training records: {} has {} records and the scoring batch takes the first {} \
-             (give --train-records START:END or another --train-data)",
-            path.display(),
-            images.len(),
-            run.batch
-        )));
-    }
+    let records = t.train_records.as_deref().map(parse_range).transpose()?;
     let config = dasnas::train::SgdConfig {
         lr: t.lr,
         momentum: t.momentum,
@@ -541,28 +526,29 @@ fn training(run: &RunArgs, t: &TrainOpts, steps: usize) -> Result<dasnas::Traini
         crop: t.augment,
         flip: t.augment,
     };
-    dasnas::Training::new(
-        Arc::new(images),
-        Some(range),
-        steps,
-        t.train_batch,
-        config,
-        augment,
-    )
+    let file = dasnas::scorer::TrainingFile {
+        path: &path,
+        dataset: run.dataset,
+        records,
+        records_name: "--train-records",
+        skip: if same_as_data { run.batch } else { 0 },
+    };
+    file.training(steps, t.train_batch, config, augment)
 }
 
-/// `START:END` (END exclusive) within `0..len`.
-fn parse_range(spec: &str, len: usize) -> Result<std::ops::Range<usize>> {
+/// `START:END` (END exclusive, START < END); the file's length is checked
+/// when it is read.
+fn parse_range(spec: &str) -> Result<std::ops::Range<usize>> {
     let bad = |why: &str| {
         Error::Arg(format!(
-            "--train-records {spec}: {why} (expected START:END with START < END <= {len})"
+            "--train-records {spec}: {why} (expected START:END with START < END)"
         ))
     };
     let (a, b) = spec.split_once(':').ok_or_else(|| bad("no `:`"))?;
     let a: usize = a.trim().parse().map_err(|_| bad("START is not a number"))?;
     let b: usize = b.trim().parse().map_err(|_| bad("END is not a number"))?;
-    if a >= b || b > len {
-        return Err(bad("out of range"));
+    if a >= b {
+        return Err(bad("empty range"));
     }
     Ok(a..b)
 }
@@ -699,20 +685,7 @@ fn cmd_search(a: SearchArgs) -> Result<()> {
         None => None,
     };
     let (cache, pool) = match &a.scores {
-        Some(p) => {
-            let table = dasnas::eval::read_scores(p)?;
-            let cache = Evaluator::cache_of(&table)?;
-            let mut pool = Vec::new();
-            for r in &table.rows {
-                if truth.as_ref().is_some_and(|t| !t.contains_key(&r.arch)) {
-                    continue;
-                }
-                let arch = Arch::parse(a.run.space, &r.arch)
-                    .map_err(|e| e.context(p.display().to_string()))?;
-                pool.push(a.run.sized(arch)?);
-            }
-            (cache, pool)
-        }
+        Some(p) => search::cache_and_pool(p, a.run.space, &a.run.space_options()?, truth.as_ref())?,
         None => (Default::default(), Vec::new()),
     };
     let batch = prepare(&a.run)?;

@@ -117,6 +117,77 @@ impl Training {
     }
 }
 
+/// Where fast training's labelled images come from: records of a CIFAR
+/// binary file.
+#[derive(Clone, Debug)]
+pub struct TrainingFile<'a> {
+    /// The CIFAR binary file.
+    pub path: &'a std::path::Path,
+    /// Its dataset (label bytes, normalisation).
+    pub dataset: crate::data::cifar::Dataset,
+    /// The records to draw from; `None`: every record after the first `skip`.
+    pub records: Option<Range<usize>>,
+    /// What the caller calls `records` (`--train-records`,
+    /// `train_records`), for the message when they are not in the file.
+    pub records_name: &'a str,
+    /// Records left out by default: a caller training on the file its
+    /// scoring batch came from skips that batch, so that cells are never
+    /// trained on the images they are scored on.
+    pub skip: usize,
+}
+
+impl TrainingFile<'_> {
+    /// The training of `steps` steps of `batch` images from this file, with
+    /// the checks of [`Training::new`]; the file is read only after a batch
+    /// is known to fit in memory.
+    pub fn training(
+        &self,
+        steps: usize,
+        batch: usize,
+        config: SgdConfig,
+        augment: Augment,
+    ) -> Result<Training> {
+        crate::train::budget::check_train_batch(
+            crate::train::budget::TRAIN_BATCH,
+            batch,
+            crate::train::batches::batch_shape(1).per_sample(),
+        )?;
+        let images = CifarImages::load(self.path, self.dataset)?;
+        let skip = self.skip;
+        let records = match &self.records {
+            Some(r) if r.is_empty() || r.end > images.len() => {
+                return Err(Error::Arg(format!(
+                    "{} {}:{}: out of range (expected START:END with START < END <= {}, the \
+                     records of {})",
+                    self.records_name,
+                    r.start,
+                    r.end,
+                    images.len(),
+                    self.path.display()
+                )))
+            }
+            Some(r) => r.clone(),
+            None => skip.min(images.len())..images.len(),
+        };
+        if records.is_empty() {
+            return Err(Error::Arg(format!(
+                "no training records: {} has {} records and the scoring batch takes the first \
+                 {skip} (choose the training records or another training file)",
+                self.path.display(),
+                images.len(),
+            )));
+        }
+        Training::new(
+            Arc::new(images),
+            Some(records),
+            steps,
+            batch,
+            config,
+            augment,
+        )
+    }
+}
+
 enum Backend {
     Cpu { batch: Tensor },
     Cuda(Box<GpuScorer>),
@@ -136,6 +207,9 @@ pub struct Scorer {
     backend: Backend,
     training: Option<Training>,
     uploaded: Option<Uploaded>,
+    /// This scorer's own worker threads ([`Scorer::set_threads`]); `None`:
+    /// rayon's global pool.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for Scorer {
@@ -170,6 +244,7 @@ impl Scorer {
             backend,
             training: None,
             uploaded: None,
+            pool: None,
         };
         // A CPU batch whose B×B matrices cannot fit is refused here, before
         // the first cell (each cell is checked again with its plan).
@@ -206,6 +281,25 @@ impl Scorer {
         let dev = device::cuda::CudaDevice::open(ordinal)?;
         let scorer = GpuScorer::new(&dev, batch, lanes)?;
         Ok(Backend::Cuda(Box::new(scorer)))
+    }
+
+    /// Runs this scorer's CPU work on a pool of its own `threads` worker
+    /// threads (`None`: rayon's global pool, all cores unless the program
+    /// set it otherwise). A library caller (the Python package, the C ABI)
+    /// sets it per scorer, where a program would size the global pool once.
+    /// Scores do not depend on it.
+    pub fn set_threads(&mut self, threads: Option<usize>) -> Result<()> {
+        self.pool = match threads {
+            None => None,
+            Some(0) => return Err(Error::Arg("threads must be at least 1".into())),
+            Some(t) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| Error::Arg(format!("threads {t}: {e}")))?,
+            )),
+        };
+        Ok(())
     }
 
     /// Fast-trains every cell scored from now on (`None`: score untrained).
@@ -274,6 +368,19 @@ impl Scorer {
     /// each fast-trained first when training is set. An error names the
     /// cell it happened in.
     pub fn score_archs(
+        &mut self,
+        archs: &[&Arch],
+        seed: u64,
+        alpha: f64,
+    ) -> Result<Vec<CellResult>> {
+        match self.pool.clone() {
+            Some(pool) => pool.install(|| self.score_archs_here(archs, seed, alpha)),
+            None => self.score_archs_here(archs, seed, alpha),
+        }
+    }
+
+    /// [`Self::score_archs`] on the current thread pool.
+    fn score_archs_here(
         &mut self,
         archs: &[&Arch],
         seed: u64,

@@ -1,6 +1,7 @@
 //! Input batches: CIFAR binary files and seeded Gaussian noise, as NHWC
 //! tensors `[n, 32, 32, 3]`.
 
+pub mod array;
 pub mod cifar;
 
 use crate::device::budget::human;

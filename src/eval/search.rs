@@ -122,6 +122,29 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// The cache and the pool of a scores file for [`search`]: every row's
+/// atoms keyed by architecture string, and its cells (those `truth` holds,
+/// when given) parsed in `space` and built with `options`.
+pub fn cache_and_pool(
+    path: &std::path::Path,
+    space: Space,
+    options: &SpaceOptions,
+    truth: Option<&HashMap<String, f64>>,
+) -> Result<(HashMap<String, Atoms>, Vec<Arch>)> {
+    let table = crate::eval::read_scores(path)?;
+    let cache = Evaluator::cache_of(&table)?;
+    let mut pool = Vec::new();
+    for r in &table.rows {
+        if truth.is_some_and(|t| !t.contains_key(&r.arch)) {
+            continue;
+        }
+        let arch =
+            Arch::parse(space, &r.arch).map_err(|e| e.context(path.display().to_string()))?;
+        pool.push(arch.with_options(options)?);
+    }
+    Ok((cache, pool))
+}
+
 /// Which search.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Strategy {
