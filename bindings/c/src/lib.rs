@@ -1,6 +1,6 @@
 //! The C ABI of `dasnas`: open a scorer once, score many cells with it.
 //!
-//! Built as `libdasnas.so` and `libdasnas.a`; the header `include/dasnas.h`
+//! Built as `libdasnas_c.so` and `libdasnas_c.a`; the header `include/dasnas.h`
 //! at the repository root is generated from this file by cbindgen (and
 //! checked against it by `tests/header.rs`). See `bindings/c/README.md`.
 //!

@@ -3,7 +3,7 @@
 //! errors name the input, the last error is per thread, the caller's
 //! images score like the core's tensor.
 
-use dasnas::*;
+use dasnas_c::*;
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 

@@ -9,10 +9,12 @@ const CELL: &str =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
 
 /// `target/release`: this test is `target/release/deps/c_program-HASH`.
+/// Where `cargo test` left this crate's libraries: `<target>/<profile>/deps`,
+/// the test binary's own folder (`cargo build` also copies them one level
+/// up, but `cargo test` alone does not).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     exe.parent()
-        .and_then(Path::parent)
         .expect("the test binary lies in <target>/<profile>/deps")
         .to_path_buf()
 }
@@ -93,10 +95,10 @@ fn check_output(stdout: &str) {
 #[test]
 fn c_program_against_the_shared_library() {
     let dir = lib_dir();
-    let so = dir.join("libdasnas.so");
+    let so = dir.join("libdasnas_c.so");
     assert!(
         so.exists(),
-        "{} is missing: build it with `cargo build --release -p dasnas-c`",
+        "{} is missing: built by `cargo test --release -p dasnas-c`",
         so.display()
     );
     let scratch = scratch("shared");
@@ -105,7 +107,7 @@ fn c_program_against_the_shared_library() {
         &scratch,
         &[
             format!("-L{d}"),
-            "-ldasnas".into(),
+            "-ldasnas_c".into(),
             format!("-Wl,-rpath,{d}"),
         ],
     );
@@ -115,10 +117,10 @@ fn c_program_against_the_shared_library() {
 
 #[test]
 fn c_program_against_the_static_library() {
-    let a = lib_dir().join("libdasnas.a");
+    let a = lib_dir().join("libdasnas_c.a");
     assert!(
         a.exists(),
-        "{} is missing: build it with `cargo build --release -p dasnas-c`",
+        "{} is missing: built by `cargo test --release -p dasnas-c`",
         a.display()
     );
     let scratch = scratch("static");
