@@ -10,7 +10,9 @@
 #   gpu-bundle/nvrtc/         libnvrtc + builtins, only with --with-nvrtc DIR
 #                             (~114 MB: leave it out; the GPU machine has
 #                             NVRTC in its CUDA toolkit and PyTorch's wheel)
-#   gpu-bundle/*.py           the PyTorch reference formulation and training
+#   gpu-bundle/*.py           the PyTorch reference formulation and training, and
+#                             python_gpu_smoke.py (the Python package on the GPU)
+#   gpu-bundle/wheel/         the Python package's abi3 wheel (when maturin is here)
 #   gpu-bundle/run.sh         the checks, writing one report (see below)
 #
 # run.sh, on the GPU machine:
@@ -30,6 +32,9 @@
 #      2000) with 4 and 8 lanes, the fast-training bench, and, where
 #      PyTorch sees the GPU, the PyTorch reference formulation on 50 of the
 #      same cells and PyTorch training of 4 of them;
+#   5b. with the wheel: unpacks it (no pip, no index: the GPU machine has
+#      no downloads) and runs python_gpu_smoke.py, the same wheel as on a
+#      CPU machine scoring on the GPU, checked against its CPU scores;
 #   6. writes report.md (also to $OUT/ when set): date, card, driver and
 #      NVRTC, every binary's result, the bench and reference figures, the
 #      failures. The report is written whatever fails (commit it under
@@ -103,7 +108,13 @@ if [ "$found" -ne $((${#tests[@]} + 1)) ]; then
 fi
 [ -n "$dasnas_path" ] || { echo "gpu-bundle: cargo reported no dasnas binary" >&2; exit 1; }
 strip_copy "$dasnas_path" "$out/dasnas"
-cp scripts/torch_reference.py scripts/torch_train_bench.py "$out/"
+cp scripts/torch_reference.py scripts/torch_train_bench.py scripts/python_gpu_smoke.py "$out/"
+rm -rf "$out/wheel"
+if command -v maturin >/dev/null; then
+    maturin build --release --quiet -m bindings/python/Cargo.toml -o "$out/wheel"
+else
+    echo "gpu-bundle: no maturin here: the bundle has no Python wheel" >&2
+fi
 git rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || echo unknown > "$out/COMMIT"
 git status --porcelain | grep -q . && echo "$(cat "$out/COMMIT") (uncommitted changes)" > "$out/COMMIT" || true
 
@@ -294,6 +305,15 @@ if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
     done
 else
     rows+=("PyTorch reference|not run: torch does not see a GPU|-|0")
+fi
+
+# 5b. The Python package: the wheel unpacked (a wheel is a zip), on the path.
+wheel=$(ls wheel/dasnas-*.whl 2>/dev/null | head -n 1)
+if [ -n "$wheel" ]; then
+    rm -rf pylib && python3 -m zipfile -e "$wheel" pylib
+    check python_gpu_smoke 300 env PYTHONPATH="$here/pylib" python3 python_gpu_smoke.py --cells 40
+else
+    rows+=("python_gpu_smoke|not run: the bundle has no wheel|-|0")
 fi
 
 write_report
