@@ -65,6 +65,10 @@ pub enum Error {
         #[source]
         source: csv::Error,
     },
+    /// A bug: a panic, caught where a library call returns to its caller
+    /// (the Python package, the C ABI) by [`catch_panic`].
+    #[error("dasnas internal error (a bug; please report it): {0}")]
+    Internal(String),
     /// An error with what was being done when it happened (the cell, the
     /// file and line, the network node); the cause is its source.
     #[error("{context}: {source}")]
@@ -105,6 +109,30 @@ impl Error {
     }
 }
 
+/// Runs `f`, turning a panic into [`Error::Internal`] with the panic's
+/// message, so that nothing unwinds past a foreign-language boundary. A
+/// payload whose message or drop panics again is contained too.
+pub fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(s) = payload.downcast_ref::<&str>() {
+                    (*s).to_string()
+                } else if let Some(s) = payload.downcast_ref::<String>() {
+                    s.clone()
+                } else {
+                    "a panic without a message".into()
+                }
+            }))
+            .unwrap_or_else(|_| "a panic".into());
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            Err(Error::Internal(msg))
+        }
+    }
+}
+
 /// Adds context to the error of a `Result` (see [`Error::context`]).
 pub trait Context<T> {
     /// On `Err`, wraps the error with `what`.
@@ -128,6 +156,18 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let e = catch_panic::<()>(|| panic!("boom {}", 7)).unwrap_err();
+        assert!(matches!(e, Error::Internal(ref m) if m == "boom 7"), "{e}");
+        assert!(e.to_string().starts_with("dasnas internal error (a bug"));
+        assert_eq!(catch_panic(|| Ok(3)).unwrap(), 3);
+        assert!(matches!(
+            catch_panic::<()>(|| Err(Error::Arg("x".into()))),
+            Err(Error::Arg(_))
+        ));
+    }
 
     #[test]
     fn context_keeps_the_cause_and_its_kind() {

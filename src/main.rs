@@ -378,18 +378,16 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
         )));
     }
     let size = run.space.image_size(&run.space_options()?)?;
-    // Before the batch is made (seconds at a huge B): refuse one whose input
-    // and B×B matrices cannot fit (on a GPU the host holds the input only).
-    let on_gpu = matches!(run.device, dasnas::device::DeviceKind::Cuda(_));
-    dasnas::device::budget::check_host_batch(run.batch, size * size * 3, !on_gpu)?;
     let source = dasnas::data::BatchSource::parse(&run.data, run.dataset);
-    dasnas::data::scoring_batch(&source, run.batch, size, run.seed).map_err(|e| {
-        if source == dasnas::data::BatchSource::Gaussian {
-            e
-        } else {
-            e.context("--data")
-        }
-    })
+    dasnas::data::checked_scoring_batch(&source, run.batch, size, run.seed, run.device).map_err(
+        |e| {
+            if source == dasnas::data::BatchSource::Gaussian {
+                e
+            } else {
+                e.context("--data")
+            }
+        },
+    )
 }
 
 /// Opens the device of `--device` for the scoring batch; prints the
@@ -668,18 +666,7 @@ fn cmd_fit(a: FitArgs) -> Result<()> {
 fn cmd_search(a: SearchArgs) -> Result<()> {
     use dasnas::eval::search::{self, Evaluator, SearchOptions, Strategy};
     let rule = dasnas::eval::fit::Rule::parse(&a.metric)?;
-    let strategy = match a.strategy.as_str() {
-        "random" => Strategy::Random,
-        "evolution" => Strategy::Evolution {
-            population: a.population,
-            tournament: a.tournament,
-        },
-        other => {
-            return Err(Error::Arg(format!(
-                "unknown --strategy `{other}` (expected random or evolution)"
-            )))
-        }
-    };
+    let strategy = Strategy::parse(&a.strategy, a.population, a.tournament)?;
     let truth = match &a.truth {
         Some(p) => Some(dasnas::eval::read_truth(p, &a.key, &a.target)?),
         None => None,

@@ -96,6 +96,22 @@ pub fn scoring_batch(
     }
 }
 
+/// [`scoring_batch`] for a scorer on `device`, refused before it is made
+/// (seconds at a huge B) when the batch, and on the CPU its B×B matrices,
+/// cannot fit in host memory (a GPU keeps the matrices on the device; see
+/// [`crate::device::budget::check_host_batch`]).
+pub fn checked_scoring_batch(
+    source: &BatchSource,
+    batch: usize,
+    size: usize,
+    seed: u64,
+    device: crate::device::DeviceKind,
+) -> crate::Result<Tensor> {
+    let on_gpu = matches!(device, crate::device::DeviceKind::Cuda(_));
+    crate::device::budget::check_host_batch(batch, size * size * 3, !on_gpu)?;
+    scoring_batch(source, batch, size, seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

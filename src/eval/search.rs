@@ -159,6 +159,22 @@ pub enum Strategy {
     },
 }
 
+impl Strategy {
+    /// `random`, or `evolution` with `population` and `tournament`.
+    pub fn parse(name: &str, population: usize, tournament: usize) -> Result<Strategy> {
+        match name {
+            "random" => Ok(Strategy::Random),
+            "evolution" => Ok(Strategy::Evolution {
+                population,
+                tournament,
+            }),
+            other => Err(Error::Arg(format!(
+                "unknown strategy `{other}` (expected random or evolution)"
+            ))),
+        }
+    }
+}
+
 /// What to search.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {

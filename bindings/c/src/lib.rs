@@ -8,7 +8,7 @@
 //! - a NULL pointer or a string that is not UTF-8 is an error, never
 //!   undefined behaviour or a crash;
 //! - no panic crosses the boundary: the body runs under
-//!   [`std::panic::catch_unwind`], and a panic is reported as an error
+//!   `dasnas::error::catch_panic`, and a panic is reported as an error
 //!   (`dasnas internal error (a bug; please report it): …`);
 //! - a failure returns -1 or NULL and sets this thread's last error
 //!   (`dasnas_last_error()`) to the library's message, which names the bad
@@ -22,7 +22,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::ptr;
 
 use dasnas_core::data::array::{batch_from_nchw, Pixels};
@@ -125,33 +125,13 @@ fn set_last_error(msg: String) {
     let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = Some(msg));
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".into()
-    }
-}
-
 /// Runs an exported function's body: its value, or `on_error` with the
-/// error (or the panic) stored as this thread's last error.
+/// error (or the panic, `catch_panic`) stored as this thread's last error.
 fn ffi<T>(on_error: T, body: impl FnOnce() -> Result<T>) -> T {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
+    match dasnas_core::error::catch_panic(body) {
+        Ok(v) => v,
+        Err(e) => {
             set_last_error(e.to_string());
-            on_error
-        }
-        Err(payload) => {
-            let msg = catch_unwind(AssertUnwindSafe(|| panic_message(&*payload)))
-                .unwrap_or_else(|_| "a panic".into());
-            set_last_error(format!(
-                "dasnas internal error (a bug; please report it): {msg}"
-            ));
-            // Dropping a payload can itself panic: keep that inside too.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
             on_error
         }
     }
@@ -292,8 +272,8 @@ pub unsafe extern "C" fn dasnas_scorer_open(opts: *const DasnasOptions) -> *mut 
         // SAFETY: the caller's promise about `opts`, passed on.
         let p = unsafe { parse_options(opts) }?;
         let source = dasnas_core::data::BatchSource::parse(p.data.unwrap_or("gaussian"), p.dataset);
-        dasnas_core::device::budget::check_host_batch(p.batch, p.size * p.size * 3, true)?;
-        let batch = dasnas_core::data::scoring_batch(&source, p.batch, p.size, p.seed)?;
+        let batch =
+            dasnas_core::data::checked_scoring_batch(&source, p.batch, p.size, p.seed, p.kind)?;
         open(&p, batch)
     })
 }

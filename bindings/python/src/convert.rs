@@ -4,7 +4,6 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 create_exception!(
     _dasnas,
@@ -30,26 +29,16 @@ pub fn to_py_err(e: dasnas::Error) -> PyErr {
         }
         E::Io { .. } | E::Csv { .. } => PyOSError::new_err(msg),
         E::Device(_) | E::Driver { .. } => DeviceError::new_err(msg),
+        E::Internal(_) => InternalError::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
 }
 
 /// Runs `f`, turning a library error into its Python exception and a panic
-/// into [`InternalError`]; nothing unwinds past this call.
+/// into [`InternalError`] (`dasnas::error::catch_panic`); nothing unwinds
+/// past this call.
 pub fn guarded<T>(f: impl FnOnce() -> dasnas::Result<T>) -> PyResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(to_py_err),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(InternalError::new_err(format!(
-                "dasnas internal error (a bug; please report it): {what}"
-            )))
-        }
-    }
+    dasnas::error::catch_panic(f).map_err(to_py_err)
 }
 
 /// A JSON value as the Python object `json.loads` would give.

@@ -189,18 +189,7 @@ fn run_search<'py>(
     let report = py.detach(|| {
         guarded(|| {
             let rule = Rule::parse(metric)?;
-            let strategy = match strategy {
-                "random" => Strategy::Random,
-                "evolution" => Strategy::Evolution {
-                    population,
-                    tournament,
-                },
-                other => {
-                    return Err(Error::Arg(format!(
-                        "unknown strategy `{other}` (expected random or evolution)"
-                    )))
-                }
-            };
+            let strategy = Strategy::parse(strategy, population, tournament)?;
             let (space, options, seed) = match scorer {
                 Some(s) => {
                     let (sp, o, seed) = s.setting();

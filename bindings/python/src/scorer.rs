@@ -251,10 +251,7 @@ impl PyScorer {
                 let b = batch.unwrap_or(128);
                 let source = dasnas::data::BatchSource::parse(&name, dataset);
                 let t = py.detach(|| {
-                    guarded(|| {
-                        dasnas::device::budget::check_host_batch(b, size * size * 3, true)?;
-                        dasnas::data::scoring_batch(&source, b, size, seed)
-                    })
+                    guarded(|| dasnas::data::checked_scoring_batch(&source, b, size, seed, kind))
                 })?;
                 (t, (name != "gaussian").then_some(name))
             }

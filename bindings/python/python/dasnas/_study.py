@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -72,11 +72,11 @@ def search(
     gives the chosen cells' ``target`` mean and std, an oracle and a random
     pick. Returns the report as a dict."""
     native = None if scorer is None else scorer._native
-    options: Mapping[str, str] = {k: _option_value(k, v) for k, v in space_options.items()}
+    options = {k: _option_value(k, v) for k, v in space_options.items()}
     return _dasnas.run_search(
         native,
         space,
-        dict(options),
+        options,
         seed,
         n,
         runs,
