@@ -37,6 +37,8 @@ use crate::ops::pool::PoolKind;
 use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 use crate::tensor::Shape;
 
+pub mod canonical;
+
 /// A DARTS edge op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DartsOp {
@@ -775,10 +777,20 @@ impl SearchSpace for Darts {
         Genotype::sample(n, seed)
     }
 
-    fn enumerate(&self) -> Result<Vec<Genotype>> {
+    fn enumerate(&self) -> Result<crate::space::Cells<Genotype>> {
         Err(Error::Arg(
             "the DARTS space (~10^18 genotypes) cannot be enumerated; sample it".into(),
         ))
+    }
+
+    /// Key: the canonical genotype ([`canonical::canonical`]).
+    fn identity(&self, g: &Genotype) -> crate::space::Identity {
+        let key = canonical::canonical(g).to_string();
+        crate::space::Identity {
+            score_key: key.clone(),
+            key,
+            index: None,
+        }
     }
 
     /// In the normal or the reduction cell, one edge gets another non-`none`

@@ -92,9 +92,44 @@ pub trait SearchSpace: Send + Sync + 'static {
     /// `n` distinct cells drawn with `seed`, the same on every machine.
     fn sample(&self, n: usize, seed: u64) -> Result<Vec<Self::Cell>>;
 
-    /// Every cell, in a fixed order; an `Err` saying why for spaces too
-    /// large to list.
-    fn enumerate(&self) -> Result<Vec<Self::Cell>>;
+    /// Every cell, in a fixed order, streamed (an item fails only when a
+    /// cache file cannot be read); an `Err` saying why for spaces too large
+    /// to list.
+    fn enumerate(&self) -> Result<Cells<Self::Cell>>;
+
+    /// True when [`SearchSpace::enumerate`] yields one cell per class of
+    /// [`Identity::key`] already (NB101's enumeration is of unique specs).
+    fn enumerates_classes(&self) -> bool {
+        false
+    }
+
+    /// How the cell is known outside dasnas: its class key (cells with
+    /// equal keys build the same network up to isomorphism) and official
+    /// index. By default the key is the canonical string and there is no
+    /// index.
+    fn identity(&self, cell: &Self::Cell) -> Identity {
+        let key = cell.to_string();
+        Identity {
+            score_key: key.clone(),
+            key,
+            index: None,
+        }
+    }
+
+    /// The name the space's own tools give [`Identity::key`] (NB101:
+    /// `hash`); result lines carry the key under this name too.
+    fn key_name(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The cell with official index `index`, for spaces that number their
+    /// cells (NB201); an `Err` otherwise or when out of range.
+    fn at_index(&self, index: usize) -> Result<Self::Cell> {
+        Err(Error::Arg(format!(
+            "the {} space has no official cell index (cell {index} asked for)",
+            self.name()
+        )))
+    }
 
     /// A neighbour of `cell` for evolution: one random change drawn with
     /// `below(m)` (uniform in `0..m`), always a valid cell different from
@@ -103,6 +138,28 @@ pub trait SearchSpace: Send + Sync + 'static {
 
     /// The pruned network of `cell` built with `net`.
     fn network(&self, cell: &Self::Cell, net: &Self::Net) -> Result<Graph>;
+}
+
+/// A stream of cells, as [`SearchSpace::enumerate`] gives them.
+pub type Cells<C> = Box<dyn Iterator<Item = Result<C>> + Send>;
+
+/// A stream of architectures, as [`Space::cells`] gives them.
+pub type Archs = Cells<Arch>;
+
+/// How a cell is known outside dasnas (see [`SearchSpace::identity`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The isomorphism-class key: NB201's `unique_str`, NB101's module
+    /// hash, DARTS's canonical genotype.
+    pub key: String,
+    /// Equal for cells whose scores are equal in distribution (the same
+    /// network up to isomorphism and weight draws): the key, refined where
+    /// the key merges cells the scores tell apart. NB201's `unique_str`
+    /// treats an op fed only by zeros as zero, but its units still count
+    /// in N_A (and so in K_H), so NB201's is the key and N_A.
+    pub score_key: String,
+    /// The official index (NB201's `arch_index`).
+    pub index: Option<usize>,
 }
 
 /// One option a space takes, for error messages and help texts.
@@ -226,7 +283,10 @@ trait AnySpace: Send + Sync + 'static {
     fn check_options(&self, opts: &SpaceOptions) -> Result<()>;
     fn parse(&'static self, s: &str) -> Result<Arch>;
     fn sample(&'static self, n: usize, seed: u64) -> Result<Vec<Arch>>;
-    fn enumerate(&'static self) -> Result<Vec<Arch>>;
+    fn cells(&'static self, opts: &SpaceOptions) -> Result<Archs>;
+    fn enumerates_classes(&self) -> bool;
+    fn key_name(&self) -> Option<&'static str>;
+    fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch>;
 }
 
 /// The network of `opts` in `space`, after rejecting keys it does not take.
@@ -278,13 +338,22 @@ impl<S: SearchSpace> AnySpace for S {
             .map(|c| Typed::arch(self, c, net.clone()))
             .collect())
     }
-    fn enumerate(&'static self) -> Result<Vec<Arch>> {
-        let net = default_net(self)?;
+    fn cells(&'static self, opts: &SpaceOptions) -> Result<Archs> {
+        let net = resolve(self, opts)?;
         let cells = SearchSpace::enumerate(self)?;
-        Ok(cells
-            .into_iter()
-            .map(|c| Typed::arch(self, c, net.clone()))
-            .collect())
+        Ok(Box::new(cells.map(move |c| {
+            c.map(|c| Typed::arch(self, c, net.clone()))
+        })))
+    }
+    fn enumerates_classes(&self) -> bool {
+        SearchSpace::enumerates_classes(self)
+    }
+    fn key_name(&self) -> Option<&'static str> {
+        SearchSpace::key_name(self)
+    }
+    fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch> {
+        let cell = SearchSpace::at_index(self, index)?;
+        Ok(Typed::arch(self, cell, resolve(self, opts)?))
     }
 }
 
@@ -345,9 +414,33 @@ impl Space {
     }
 
     /// Every architecture of the space with default options, if it is small
-    /// enough to list.
+    /// enough to list (collected from [`Space::cells`]).
     pub fn enumerate(self) -> Result<Vec<Arch>> {
-        self.0.enumerate()
+        self.0.cells(&SpaceOptions::new())?.collect()
+    }
+
+    /// Every architecture of the space built with `opts`, streamed in the
+    /// space's fixed order (NB201: official index order; NB101: one spec per
+    /// module hash, in NASBench's enumeration order, from the on-disk cache
+    /// it builds the first time); an `Err` for spaces too large to list.
+    pub fn cells(self, opts: &SpaceOptions) -> Result<Archs> {
+        self.0.cells(opts)
+    }
+
+    /// True when [`Space::cells`] yields one cell per class already.
+    pub fn enumerates_classes(self) -> bool {
+        self.0.enumerates_classes()
+    }
+
+    /// The name the space's own tools give the class key (NB101: `hash`).
+    pub fn key_name(self) -> Option<&'static str> {
+        self.0.key_name()
+    }
+
+    /// The architecture with official index `index`, built with `opts`
+    /// (NB201; an `Err` for spaces without an index or out of range).
+    pub fn at_index(self, index: usize, opts: &SpaceOptions) -> Result<Arch> {
+        self.0.at_index(index, opts)
     }
 }
 
@@ -409,6 +502,7 @@ trait AnyArch: Send + Sync {
     fn network(&self) -> Result<Graph>;
     fn mutate(&self, below: &mut dyn FnMut(u64) -> u64) -> Arch;
     fn with_options(&self, opts: &SpaceOptions) -> Result<Arch>;
+    fn identity(&self) -> Identity;
 }
 
 /// A cell of space `S` and the network it is built into.
@@ -469,6 +563,9 @@ impl<S: SearchSpace> AnyArch for Typed<S> {
         let net = resolve(self.space, opts)?;
         Ok(Typed::arch(self.space, self.cell.clone(), net))
     }
+    fn identity(&self) -> Identity {
+        self.space.identity(&self.cell)
+    }
 }
 
 /// A validated architecture of some space and the network it is built
@@ -513,6 +610,12 @@ impl Arch {
     /// key the space does not take or a bad value.
     pub fn with_options(&self, opts: &SpaceOptions) -> Result<Self> {
         self.0.with_options(opts)
+    }
+
+    /// How the cell is known outside dasnas: class key and official index
+    /// (see [`SearchSpace::identity`]).
+    pub fn identity(&self) -> Identity {
+        self.0.identity()
     }
 
     /// The pruned network of this architecture.
@@ -670,9 +773,18 @@ mod tests {
         let mut bad = nb101::Nb101Cell::parse("0100/input|output").unwrap();
         bad.matrix[1][0] = true;
         assert!(Arch::new(&nb101::Nb101, bad).is_err());
-        for space in [Space::NB101, Space::DARTS] {
-            let e = enumerate(space).unwrap_err().to_string();
-            assert!(e.contains("sample it"), "{e}");
-        }
+        let e = enumerate(Space::DARTS).unwrap_err().to_string();
+        assert!(e.contains("sample it"), "{e}");
+        // Identities: NB201's official index and unique_str, NB101's hash.
+        let id = a.identity();
+        assert_eq!(id.index, Some(7));
+        assert_eq!(id.key, cell.unique_str());
+        assert!(Space::NB201.at_index(15_625, &SpaceOptions::new()).is_err());
+        let e = Space::NB101
+            .at_index(0, &SpaceOptions::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no official cell index"), "{e}");
+        assert_eq!(Space::NB101.key_name(), Some("hash"));
     }
 }

@@ -36,6 +36,9 @@ use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
 use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 
+pub mod enumerate;
+pub mod hash;
+
 /// Most vertices of an NB101 cell.
 pub const MAX_VERTICES: usize = 7;
 /// Most edges of an NB101 cell (after pruning).
@@ -233,6 +236,29 @@ impl Nb101Cell {
             matrix,
             ops: keep.iter().map(|&v| self.ops[v]).collect(),
         })
+    }
+
+    /// NB101's module hash of the pruned spec ([`hash::module_hash`]), the
+    /// key of NB101's dataset. A cell that does not prune to a valid spec
+    /// (never one that parsed) gets `invalid: <why>`.
+    pub fn hash(&self) -> String {
+        match self.pruned() {
+            Ok(p) => {
+                let labels: Vec<i8> = p
+                    .ops
+                    .iter()
+                    .map(|op| match op {
+                        Nb101Op::Input => -1,
+                        Nb101Op::Output => -2,
+                        Nb101Op::Conv3x3 => 0,
+                        Nb101Op::Conv1x1 => 1,
+                        Nb101Op::MaxPool3x3 => 2,
+                    })
+                    .collect();
+                hash::module_hash(&p.matrix, &labels)
+            }
+            Err(why) => format!("invalid: {why}"),
+        }
     }
 
     /// A cell drawn like NB101's `random_spec` (and the NASWOT code): 7
@@ -543,12 +569,30 @@ impl SearchSpace for Nb101 {
         Nb101Cell::sample(n, seed)
     }
 
-    fn enumerate(&self) -> Result<Vec<Nb101Cell>> {
-        Err(Error::Arg(
-            "the NB101 space is not enumerated here (423,624 cells up to isomorphism); \
-             sample it"
-                .into(),
-        ))
+    /// One spec per module hash (423,624), in NASBench's
+    /// `generate_graphs.py` order, streamed from the cache file
+    /// ([`enumerate::cache_dir`]) that the first call builds.
+    fn enumerate(&self) -> Result<crate::space::Cells<Nb101Cell>> {
+        let cells = enumerate::cells(&enumerate::cache_dir())?;
+        Ok(Box::new(cells.map(|r| r.map(|(_, c)| c))))
+    }
+
+    fn enumerates_classes(&self) -> bool {
+        true
+    }
+
+    /// Key: the module hash of the pruned spec.
+    fn identity(&self, cell: &Nb101Cell) -> crate::space::Identity {
+        let key = cell.hash();
+        crate::space::Identity {
+            score_key: key.clone(),
+            key,
+            index: None,
+        }
+    }
+
+    fn key_name(&self) -> Option<&'static str> {
+        Some("hash")
     }
 
     /// One upper-triangle bit is flipped or one interior op replaced by

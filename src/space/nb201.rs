@@ -13,6 +13,8 @@ use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
 use crate::space::{SearchSpace, SpaceOptions};
 
+pub mod official;
+
 /// The five NB201 edge ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Nb201Op {
@@ -145,22 +147,25 @@ impl Nb201Cell {
         Ok(Nb201Cell { ops })
     }
 
-    /// The cell's index in [`Nb201Cell::enumerate`] order (base-5 digits, edge 0 most significant).
-    pub fn index(&self) -> usize {
+    /// The cell's position in the base-5 order of AutoDL's `gen_all`
+    /// (each edge's op a digit, edge (0→1) most significant, ops in
+    /// [`Nb201Op::ALL`] order). Not the official index: see
+    /// [`Nb201Cell::index`].
+    pub fn code(&self) -> usize {
         self.ops.iter().fold(0, |acc, op| {
             acc * 5 + Nb201Op::ALL.iter().position(|o| o == op).unwrap_or(0)
         })
     }
 
-    /// The cell with the given index (0 ≤ index < 15,625).
-    pub fn from_index(index: usize) -> Result<Self> {
-        if index >= NUM_CELLS {
+    /// The cell with base-5 `code` (0 ≤ code < 15,625; see [`Nb201Cell::code`]).
+    pub fn from_code(code: usize) -> Result<Self> {
+        if code >= NUM_CELLS {
             return Err(Error::Arg(format!(
-                "NB201 cell index {index} out of range 0..{NUM_CELLS}"
+                "NB201 cell code {code} out of range 0..{NUM_CELLS}"
             )));
         }
         let mut ops = [Nb201Op::None; 6];
-        let mut rest = index;
+        let mut rest = code;
         for e in (0..6).rev() {
             ops[e] = Nb201Op::ALL[rest % 5];
             rest /= 5;
@@ -168,7 +173,31 @@ impl Nb201Cell {
         Ok(Nb201Cell { ops })
     }
 
-    /// All 15,625 cells.
+    /// The official NAS-Bench-201 / NATS-Bench (topology) index of the
+    /// cell, the `arch_index` of their tables and APIs.
+    pub fn index(&self) -> usize {
+        official::index_of_code(self.code())
+    }
+
+    /// The cell with official index `index` (0 ≤ index < 15,625).
+    pub fn from_index(index: usize) -> Result<Self> {
+        if index >= NUM_CELLS {
+            return Err(Error::Arg(format!(
+                "NB201 index {index} out of range: the space's indices are 0..={}",
+                NUM_CELLS - 1
+            )));
+        }
+        Self::from_code(official::code_of_index(index))
+    }
+
+    /// NATS-Bench's isomorphism key `to_unique_str(consider_zero=True)`:
+    /// cells with equal keys build the same network up to the order of
+    /// summed inputs. The 15,625 cells fall into 6,466 classes.
+    pub fn unique_str(&self) -> String {
+        official::unique_str(self)
+    }
+
+    /// All 15,625 cells in official index order.
     pub fn enumerate() -> impl Iterator<Item = Nb201Cell> {
         (0..NUM_CELLS).map(|i| Nb201Cell::from_index(i).expect("index in range"))
     }
@@ -189,7 +218,7 @@ impl Nb201Cell {
             let index = (bits(key, draw) % NUM_CELLS as u64) as usize;
             draw += 1;
             if seen.insert(index) {
-                out.push(Nb201Cell::from_index(index)?);
+                out.push(Nb201Cell::from_code(index)?);
             }
         }
         Ok(out)
@@ -381,9 +410,26 @@ impl SearchSpace for Nb201 {
         Nb201Cell::sample(n, seed)
     }
 
-    /// All 15,625 cells in [`Nb201Cell::index`] order.
-    fn enumerate(&self) -> Result<Vec<Nb201Cell>> {
-        Ok(Nb201Cell::enumerate().collect())
+    /// All 15,625 cells in official index order ([`Nb201Cell::index`]).
+    fn enumerate(&self) -> Result<crate::space::Cells<Nb201Cell>> {
+        Ok(Box::new(Nb201Cell::enumerate().map(Ok)))
+    }
+
+    /// Key: NATS-Bench's `unique_str`; index: the official one. The score
+    /// key adds N_A: 523 of NATS's 6,466 classes hold cells that differ
+    /// only in ops fed by zeros, whose units N_A counts, so the 15,625
+    /// cells score as 7,093 classes.
+    fn identity(&self, cell: &Nb201Cell) -> crate::space::Identity {
+        let key = cell.unique_str();
+        crate::space::Identity {
+            score_key: format!("{key} N_A={}", cell.n_units_closed_form()),
+            key,
+            index: Some(cell.index()),
+        }
+    }
+
+    fn at_index(&self, index: usize) -> Result<Nb201Cell> {
+        Nb201Cell::from_index(index)
     }
 
     /// One edge gets one of the 4 other ops.
