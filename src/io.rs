@@ -40,11 +40,24 @@ pub struct Resume {
     /// A partial last line (a run killed mid-write) was cut off, so the
     /// file stays valid JSON Lines.
     pub dropped_partial_line: bool,
+    /// Every complete line by its `arch`, when asked for
+    /// ([`resume_keeping_lines`]).
+    pub lines: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// The architectures already in JSON Lines results file `path` (none when
 /// it does not exist); cuts off a partial last line.
 pub fn resume(path: &Path) -> Result<Resume> {
+    resume_inner(path, false)
+}
+
+/// [`resume`], keeping every line too (`score --expand --resume` writes the
+/// lines of a class's other members from one already scored).
+pub fn resume_keeping_lines(path: &Path) -> Result<Resume> {
+    resume_inner(path, true)
+}
+
+fn resume_inner(path: &Path, keep: bool) -> Result<Resume> {
     let mut r = Resume::default();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -76,6 +89,9 @@ pub fn resume(path: &Path) -> Result<Resume> {
         })?;
         if let Some(a) = v.get("arch").and_then(|a| a.as_str()) {
             r.done.insert(a.to_string());
+            if keep {
+                r.lines.insert(a.to_string(), v);
+            }
         }
     }
     Ok(r)

@@ -39,6 +39,72 @@ enum Command {
     Search(SearchArgs),
     /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
     Devices,
+    /// Stream every cell of a space (NB201: official index order; NB101: one
+    /// spec per module hash, 423,624, cached on disk after the first run).
+    Enumerate(EnumerateArgs),
+    /// Join the result files of shards: every cell once, run stamps and
+    /// duplicate scores checked, missing cells reported.
+    Merge(MergeArgs),
+}
+
+/// What `enumerate` prints per cell.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ListFormat {
+    /// The arch string, one per line (what `score --archs` reads).
+    Text,
+    /// A JSON object per line: `arch`, `key`, and `index` (NB201) or `hash`
+    /// (NB101).
+    Json,
+}
+
+#[derive(Args)]
+struct EnumerateArgs {
+    /// Search space (nb201 or nb101; DARTS is too large to list).
+    #[arg(long, default_value = "nb201")]
+    space: Space,
+    /// One cell per isomorphism class, the first in the space's order
+    /// (NB201: 6,466 of 15,625). NB101's enumeration is one per class
+    /// already.
+    #[arg(long)]
+    unique: bool,
+    /// Only shard K of N (positions K, K+N, … of the list), 0 ≤ K < N.
+    #[arg(long)]
+    shard: Option<dasnas::select::Shard>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: ListFormat,
+    /// Write to this file (replaced) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Result files (JSON Lines from `score`) of one run's shards.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The merged file (replaced only when the merge succeeds).
+    #[arg(long)]
+    out: PathBuf,
+    /// The cells the run was to score (arch strings, one per line, e.g. from
+    /// `dasnas enumerate`): report those no input has.
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Write the expected cells that no input has to this file, one per
+    /// line, ready for `score --archs` (or the shard's `--resume`).
+    #[arg(long, requires = "expect")]
+    missing: Option<PathBuf>,
+    /// Fail when an expected cell is missing (the merged file is still
+    /// written).
+    #[arg(long, requires = "expect")]
+    complete: bool,
+    /// Relative difference up to which two lines of one cell agree (lines
+    /// of a GPU and of the CPU differ by rounding).
+    #[arg(long, default_value_t = 1e-6)]
+    tolerance: f64,
+    /// Print the report as JSON (with the missing cells).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -188,7 +254,7 @@ impl RunArgs {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("cells").required(true).args(["arch", "archs", "sample", "all"])))]
+#[command(group(clap::ArgGroup::new("cells").required(true).args(["arch", "archs", "sample", "all", "index", "indices"])))]
 struct ScoreArgs {
     #[command(flatten)]
     run: RunArgs,
@@ -201,9 +267,31 @@ struct ScoreArgs {
     /// Score N distinct cells sampled with --seed.
     #[arg(long)]
     sample: Option<usize>,
-    /// Score every cell of the space.
+    /// Score every cell of the space (NB201: 15,625 in official index
+    /// order; NB101: the 423,624 unique specs, see `enumerate`), streamed.
     #[arg(long)]
     all: bool,
+    /// The cell of this official index (NB201).
+    #[arg(long)]
+    index: Option<usize>,
+    /// Cells by official index: comma-separated indices and ranges A-B
+    /// (inclusive), e.g. `0,7,100-199`.
+    #[arg(long)]
+    indices: Option<String>,
+    /// Score one cell per isomorphism class (the first in list order); its
+    /// line carries the class `key`.
+    #[arg(long)]
+    unique: bool,
+    /// Like --unique, but write a line for every cell of the list, each
+    /// with its class's scores (`scored_as`: the cell that was scored, when
+    /// another). Holds the list in memory to group it.
+    #[arg(long)]
+    expand: bool,
+    /// Score only shard K of N of the cell list (after --unique/--expand
+    /// grouping): positions K, K+N, …; 0 ≤ K < N, so a Slurm array id maps
+    /// directly. Join the shards' files with `dasnas merge`.
+    #[arg(long)]
+    shard: Option<dasnas::select::Shard>,
     /// α of DAS_α = D + α·B·ln N_A.
     #[arg(long, default_value_t = dasnas::score::metrics::DEFAULT_ALPHA)]
     alpha: f64,
@@ -341,6 +429,8 @@ fn main() -> ExitCode {
         Command::Fit(a) => cmd_fit(a),
         Command::Search(a) => cmd_search(a),
         Command::Devices => cmd_devices(),
+        Command::Enumerate(a) => cmd_enumerate(a),
+        Command::Merge(a) => cmd_merge(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -403,56 +493,114 @@ fn open_scorer(run: &RunArgs, batch: Tensor) -> Result<dasnas::Scorer> {
     Ok(scorer)
 }
 
-/// The cells `score` is asked for.
-fn score_cells(a: &ScoreArgs) -> Result<Vec<Arch>> {
+/// The cells `score` is asked for, built with the run's space options: a
+/// list, or the space's enumeration streamed.
+fn score_cells(a: &ScoreArgs) -> Result<space::Archs> {
     let space = a.run.space;
+    let opts = a.run.space_options()?;
     let archs = if let Some(s) = &a.arch {
         vec![Arch::parse(space, s)?]
     } else if let Some(p) = &a.archs {
         dasnas::io::read_archs(space, p)?
     } else if let Some(n) = a.sample {
         space::sample(space, n, a.run.seed)?
+    } else if let Some(i) = a.index {
+        dasnas::select::by_index(space, &[i], &opts).map_err(|e| e.context("--index"))?
+    } else if let Some(spec) = &a.indices {
+        let indices = dasnas::select::parse_indices(spec)?;
+        dasnas::select::by_index(space, &indices, &opts).map_err(|e| e.context("--indices"))?
     } else {
-        space::enumerate(space)?
+        return space.cells(&opts);
     };
-    a.run.sized_all(archs)
+    Ok(Box::new(a.run.sized_all(archs)?.into_iter().map(Ok)))
 }
+
+/// A stream of the units a run scores.
+type Classes = Box<dyn Iterator<Item = Result<dasnas::select::Class>> + Send>;
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
     finite("--alpha", a.alpha)?;
     for &al in &a.extra_alphas {
         finite("--extra-alphas", al)?;
     }
-    let archs = score_cells(&a)?;
+    let space = a.run.space;
+    let cells = score_cells(&a)?;
     let batch = prepare(&a.run)?;
     let training = if a.train_steps > 0 {
         Some(training(&a.run, &a.train, a.train_steps)?)
     } else {
         None
     };
+    let stamp = dasnas::results::RunStamp::new(
+        space,
+        &a.run.space_options()?,
+        a.run.seed,
+        &batch,
+        a.alpha,
+        training.as_ref(),
+    );
     let mut scorer = open_scorer(&a.run, batch)?;
     scorer.set_training(training);
-    let done = match (&a.out, a.resume) {
+    // Units of work: a class (scored once, a line per member) with
+    // --expand, else single cells (one per class with --unique).
+    let resumed = match (&a.out, a.resume) {
         (Some(p), true) => {
-            let r = dasnas::io::resume(p)?;
+            dasnas::results::check_stamps(p, &stamp)?;
+            let r = if a.expand {
+                dasnas::io::resume_keeping_lines(p)?
+            } else {
+                dasnas::io::resume(p)?
+            };
             if r.dropped_partial_line {
                 eprintln!("dasnas: {}: dropped an unfinished last line", p.display());
             }
-            r.done
+            eprintln!(
+                "dasnas: resuming: {} cells already in {}",
+                r.done.len(),
+                p.display()
+            );
+            r
         }
         _ => Default::default(),
     };
-    let todo: Vec<&Arch> = archs
-        .iter()
-        .filter(|x| !done.contains(&x.to_string()))
-        .collect();
-    if a.resume {
-        eprintln!(
-            "dasnas: resuming: {} of {} cells already scored",
-            archs.len() - todo.len(),
-            archs.len()
-        );
-    }
+    let done = &resumed.done;
+    // Units of work: a class (scored once, a line per member) with
+    // --expand, else single cells (one per class with --unique).
+    let mut copies: Vec<serde_json::Value> = Vec::new();
+    let units: Classes = if a.expand {
+        let all = Box::new(dasnas::select::classes(cells)?.into_iter().map(Ok));
+        let mut classes: Vec<dasnas::select::Class> =
+            dasnas::select::shard(all, a.shard).collect::<Result<_>>()?;
+        // A class with a member already scored (a --unique run being
+        // expanded, or a killed --expand run) is not scored again: its
+        // other members' lines are copied from that member's.
+        classes.retain(|c| {
+            let Some(source) = c
+                .members
+                .iter()
+                .find_map(|m| resumed.lines.get(&m.to_string()))
+            else {
+                return true;
+            };
+            for m in c.members.iter().filter(|m| !done.contains(&m.to_string())) {
+                copies.push(dasnas::results::copied_line(source, m));
+            }
+            false
+        });
+        Box::new(classes.into_iter().map(Ok))
+    } else {
+        let cells = if a.unique {
+            dasnas::select::unique(cells, space.enumerates_classes())
+        } else {
+            cells
+        };
+        Box::new(dasnas::select::shard(cells, a.shard).map(|c| {
+            c.map(|rep| dasnas::select::Class {
+                rep,
+                members: Vec::new(),
+            })
+        }))
+    };
     let mut out: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
@@ -469,23 +617,135 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "stdout".into());
     let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(todo.len() as u64)
+        indicatif::ProgressBar::no_length()
     } else {
         indicatif::ProgressBar::hidden()
     };
+    for line in &copies {
+        writeln!(out, "{line}").map_err(|e| Error::io(&out_name, e))?;
+    }
+    out.flush().map_err(|e| Error::io(&out_name, e))?;
+    let is_done = |c: &Arch| done.contains(&c.to_string());
+    let mut units = units.filter(|u| match u {
+        Ok(u) if u.members.is_empty() => !is_done(&u.rep),
+        Ok(u) => !u.members.iter().all(is_done),
+        Err(_) => true,
+    });
     // Each block is written and flushed before the next starts, so a
-    // killed run loses at most one block.
-    for block in todo.chunks(scorer.block_size()) {
-        let results = scorer.score_archs(block, a.run.seed, a.alpha)?;
-        for (arch, r) in block.iter().zip(results) {
-            let obj = r.to_json(&arch.to_string(), &a.extra_alphas, a.run.batch);
-            writeln!(out, "{obj}")
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::io(&out_name, e))?;
+    // killed run loses at most one block; an error in the stream (a cache
+    // file that cannot be read) stops the run after the blocks before it.
+    loop {
+        let mut block = Vec::with_capacity(scorer.block_size());
+        for u in units.by_ref().take(scorer.block_size()) {
+            block.push(u?);
+        }
+        if block.is_empty() {
+            break;
+        }
+        let reps: Vec<&Arch> = block.iter().map(|u| &u.rep).collect();
+        let results = scorer.score_archs(&reps, a.run.seed, a.alpha)?;
+        for (unit, r) in block.iter().zip(results) {
+            let lines: Vec<(&Arch, Option<&Arch>)> = if unit.members.is_empty() {
+                vec![(&unit.rep, None)]
+            } else {
+                unit.members
+                    .iter()
+                    .filter(|m| !is_done(m))
+                    .map(|m| (m, (*m != unit.rep).then_some(&unit.rep)))
+                    .collect()
+            };
+            for (arch, scored_as) in lines {
+                let obj =
+                    dasnas::results::result_line(arch, &r, &a.extra_alphas, &stamp, scored_as);
+                writeln!(out, "{obj}").map_err(|e| Error::io(&out_name, e))?;
+            }
+            out.flush().map_err(|e| Error::io(&out_name, e))?;
         }
         bar.inc(block.len() as u64);
     }
     bar.finish_and_clear();
+    Ok(())
+}
+
+fn cmd_enumerate(a: EnumerateArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let cells = a.space.cells(&SpaceOptions::new())?;
+    let cells = if a.unique {
+        dasnas::select::unique(cells, a.space.enumerates_classes())
+    } else {
+        cells
+    };
+    let cells = dasnas::select::shard(cells, a.shard);
+    let (mut out, out_name): (Box<dyn Write>, String) = match &a.out {
+        Some(p) => (
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
+            )),
+            p.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            "stdout".into(),
+        ),
+    };
+    let mut n = 0usize;
+    for c in cells {
+        let c = c?;
+        let line = match a.format {
+            ListFormat::Text => c.to_string(),
+            ListFormat::Json => {
+                let id = c.identity();
+                let mut obj = serde_json::json!({"arch": c.to_string()});
+                if let Some(i) = id.index {
+                    obj["index"] = i.into();
+                }
+                if let Some(name) = a.space.key_name() {
+                    obj[name] = id.key.clone().into();
+                }
+                obj["key"] = id.key.into();
+                obj.to_string()
+            }
+        };
+        writeln!(out, "{line}").map_err(|e| Error::io(&out_name, e))?;
+        n += 1;
+    }
+    out.flush().map_err(|e| Error::io(&out_name, e))?;
+    eprintln!(
+        "dasnas: {n} {} cells in {:.1} s",
+        a.space,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_merge(a: MergeArgs) -> Result<()> {
+    let report = dasnas::results::merge(&a.inputs, a.expect.as_deref(), &a.out, a.tolerance)?;
+    if let Some(p) = &a.missing {
+        let text: String = report.missing.iter().map(|m| format!("{m}\n")).collect();
+        std::fs::write(p, text).map_err(|e| Error::io(p, e))?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else {
+        eprintln!("dasnas: {report}");
+        for m in report.missing.iter().take(5) {
+            eprintln!("dasnas: missing {m}");
+        }
+        if report.missing.len() > 5 {
+            eprintln!("dasnas: … and {} more", report.missing.len() - 5);
+        }
+    }
+    if a.complete && !report.missing.is_empty() {
+        return Err(Error::Data(format!(
+            "{} of {} expected cells have no line (merged file written: {})",
+            report.missing.len(),
+            report.expected.unwrap_or(0),
+            a.out.display()
+        )));
+    }
     Ok(())
 }
 

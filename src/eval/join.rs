@@ -31,7 +31,7 @@ pub const DEFAULT_TARGET: &str = "cifar10_test_acc";
 /// Fields of a scores line that are never scores: the key, the timings, the
 /// seed and the number of training steps (`train_loss` and `train_acc` are
 /// kept: they are per-cell measurements worth correlating).
-pub const NON_SCORE_FIELDS: [&str; 5] = ["arch", "ms", "seed", "train_ms", "train_steps"];
+pub const NON_SCORE_FIELDS: [&str; 6] = ["arch", "index", "ms", "seed", "train_ms", "train_steps"];
 
 /// A scores file read into memory: one row per distinct architecture.
 #[derive(Debug, Clone, PartialEq)]
