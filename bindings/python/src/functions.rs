@@ -23,6 +23,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_rules, m)?)?;
     m.add_function(wrap_pyfunction!(fit_files, m)?)?;
     m.add_function(wrap_pyfunction!(run_search, m)?)?;
+    m.add_function(wrap_pyfunction!(identities, m)?)?;
+    m.add_function(wrap_pyfunction!(unique_archs, m)?)?;
+    m.add_function(wrap_pyfunction!(archs_by_index, m)?)?;
+    m.add_function(wrap_pyfunction!(resume_file, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_files, m)?)?;
     Ok(())
 }
 
@@ -73,6 +78,92 @@ fn enumerate_archs(py: Python<'_>, space: &str) -> PyResult<Vec<String>> {
             Ok(sp.enumerate()?.iter().map(|a| a.to_string()).collect())
         })
     })
+}
+
+/// `(key, index or None, score_key)` of each of `archs` (see
+/// `dasnas::space::Identity`).
+#[pyfunction]
+fn identities(
+    py: Python<'_>,
+    space: &str,
+    archs: Vec<String>,
+) -> PyResult<Vec<(String, Option<usize>, String)>> {
+    py.detach(|| {
+        guarded(|| {
+            let sp: Space = space.parse()?;
+            archs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let id = sp
+                        .parse(a)
+                        .map_err(|e| e.context(format!("archs[{i}]")))?
+                        .identity();
+                    Ok((id.key, id.index, id.score_key))
+                })
+                .collect()
+        })
+    })
+}
+
+/// The first of `archs` in each class of equal scores (canonical strings).
+#[pyfunction]
+fn unique_archs(py: Python<'_>, space: &str, archs: Vec<String>) -> PyResult<Vec<String>> {
+    py.detach(|| {
+        guarded(|| {
+            let sp: Space = space.parse()?;
+            let parsed: Vec<dasnas::Result<dasnas::space::Arch>> = archs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| sp.parse(a).map_err(|e| e.context(format!("archs[{i}]"))))
+                .collect();
+            dasnas::select::unique(Box::new(parsed.into_iter()), false)
+                .map(|a| Ok(a?.to_string()))
+                .collect()
+        })
+    })
+}
+
+/// The cells of official `indices` in `space` (NB201).
+#[pyfunction]
+fn archs_by_index(space: &str, indices: Vec<usize>) -> PyResult<Vec<String>> {
+    guarded(|| {
+        let sp: Space = space.parse()?;
+        let archs = dasnas::select::by_index(sp, &indices, &dasnas::space::SpaceOptions::new())?;
+        Ok(archs.iter().map(|a| a.to_string()).collect())
+    })
+}
+
+/// The archs already in result file `path` (none when it does not exist),
+/// after checking its lines' run stamps against `run` (JSON text, a
+/// scorer's `run`): `ValueError` naming the first line of another run. A
+/// partial last line is cut off.
+#[pyfunction]
+fn resume_file(py: Python<'_>, path: std::path::PathBuf, run: &str) -> PyResult<Vec<String>> {
+    py.detach(|| {
+        guarded(|| {
+            let stamp: dasnas::results::RunStamp = serde_json::from_str(run)
+                .map_err(|e| Error::Arg(format!("run is not a run stamp: {e}")))?;
+            dasnas::results::check_stamps(&path, &stamp)?;
+            Ok(dasnas::io::resume(&path)?.done.into_iter().collect())
+        })
+    })
+}
+
+/// `dasnas merge`: joins result files into `out`; the report as a dict.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, expect=None, tolerance=1e-6))]
+fn merge_files<'py>(
+    py: Python<'py>,
+    inputs: Vec<std::path::PathBuf>,
+    out: std::path::PathBuf,
+    expect: Option<std::path::PathBuf>,
+    tolerance: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let report = py.detach(|| {
+        guarded(|| dasnas::results::merge(&inputs, expect.as_deref(), &out, tolerance))
+    })?;
+    report_to_py(py, &report)
 }
 
 fn same_length(x: &[f64], y: &[f64]) -> dasnas::Result<()> {

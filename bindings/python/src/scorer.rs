@@ -39,6 +39,7 @@ pub struct PyScorer {
     batch: usize,
     device: String,
     notice: Option<String>,
+    stamp: dasnas::results::RunStamp,
 }
 
 /// `images` (a NumPy array `(B, 3, H, W)`, float32, float16 or uint8,
@@ -201,6 +202,22 @@ impl PyScorer {
         })
     }
 
+    /// The result lines of `archs`, scored in order.
+    fn lines(
+        &self,
+        archs: &[String],
+        extra_alphas: &[f64],
+    ) -> dasnas::Result<Vec<serde_json::Value>> {
+        let parsed = self.archs(archs)?;
+        let refs: Vec<&Arch> = parsed.iter().collect();
+        let results = self.lock()?.score_archs(&refs, self.seed, self.alpha)?;
+        Ok(parsed
+            .iter()
+            .zip(results)
+            .map(|(a, r)| dasnas::results::result_line(a, &r, extra_alphas, &self.stamp, None))
+            .collect())
+    }
+
     /// Space, options and seed, for the search.
     pub fn setting(&self) -> (Space, &SpaceOptions, u64) {
         (self.space, &self.options, self.seed)
@@ -263,6 +280,8 @@ impl PyScorer {
             }
             _ => None,
         };
+        let stamp =
+            dasnas::results::RunStamp::new(space, &options, seed, &tensor, alpha, train.as_ref());
         let (mut scorer, notice) = py.detach(|| guarded(|| Scorer::open(kind, tensor, lanes)))?;
         guarded(|| scorer.set_threads(threads))?;
         scorer.set_training(train);
@@ -275,6 +294,34 @@ impl PyScorer {
             alpha,
             batch: b,
             notice,
+            stamp,
+        })
+    }
+
+    /// The run stamp every result line carries (space, options, seed, batch,
+    /// images digest, α, training), as JSON text.
+    #[getter]
+    fn run(&self) -> String {
+        self.stamp.to_json().to_string()
+    }
+
+    /// Scores `archs` in order (the GIL released) and returns each cell's
+    /// `dasnas score` line as JSON text, byte for byte what the binary
+    /// writes (but `ms`).
+    fn score_lines(
+        &self,
+        py: Python<'_>,
+        archs: Vec<String>,
+        extra_alphas: Vec<f64>,
+    ) -> PyResult<Vec<String>> {
+        py.detach(|| {
+            guarded(|| {
+                Ok(self
+                    .lines(&archs, &extra_alphas)?
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect())
+            })
         })
     }
 
@@ -334,18 +381,7 @@ impl PyScorer {
         archs: Vec<String>,
         extra_alphas: Vec<f64>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let lines = py.detach(|| {
-            guarded(|| {
-                let parsed = self.archs(&archs)?;
-                let refs: Vec<&Arch> = parsed.iter().collect();
-                let results = self.lock()?.score_archs(&refs, self.seed, self.alpha)?;
-                Ok(parsed
-                    .iter()
-                    .zip(results)
-                    .map(|(a, r)| r.to_json(&a.to_string(), &extra_alphas, self.batch))
-                    .collect::<Vec<_>>())
-            })
-        })?;
+        let lines = py.detach(|| guarded(|| self.lines(&archs, &extra_alphas)))?;
         lines.iter().map(|v| json_to_py(py, v)).collect()
     }
 }

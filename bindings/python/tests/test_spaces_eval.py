@@ -22,7 +22,7 @@ def test_parse_validate_and_list():
     cells = dasnas.spaces.all_cells("nb201")
     assert len(cells) == 15625 and len(set(cells)) == 15625
     with pytest.raises(ValueError):
-        dasnas.spaces.all_cells("nb101")
+        dasnas.spaces.all_cells("darts")
     assert {k for k, _, _ in dasnas.spaces.options("darts")} >= {"init_channels", "layers"}
     assert dasnas.spaces.options("nb201") == []
 

@@ -8,14 +8,17 @@ crate's own CPU and CUDA kernels.
 >>> sorted(cell)[:3]
 ['arch', 'd', 'das']
 
-Modules: :mod:`dasnas.spaces` (sample, parse, list cells), :mod:`dasnas.eval`
-(Kendall tau, Spearman rho), :func:`dasnas.fit`, :func:`dasnas.search`, and
+Modules: :mod:`dasnas.spaces` (sample, parse, list cells, identities),
+:mod:`dasnas.eval` (Kendall tau, Spearman rho), :func:`dasnas.fit`,
+:func:`dasnas.search`, :func:`dasnas.merge` (join shard files),
+:mod:`dasnas.distributed` (a space on a Ray cluster; needs ``ray``) and
 :mod:`dasnas.adapters` (NASLib, NNI, the NASWOT scripts).
 """
 
 from ._dasnas import DeviceError, InternalError, __version__
 from ._scorer import Scorer
 from ._study import fit, search
+from .results import merge
 from . import adapters, eval, spaces
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "InternalError",
     "fit",
     "search",
+    "merge",
     "spaces",
     "eval",
     "adapters",

@@ -14,8 +14,11 @@ from . import _dasnas
 
 # Output fields in the order `dasnas score` writes them; numeric ones become
 # float64 columns (None -> NaN), except these.
-_INT_FIELDS = {"n_units", "train_steps"}
+_INT_FIELDS = {"n_units", "train_steps", "index"}
 _BOOL_FIELDS = {"singular"}
+_TEXT_FIELDS = {"arch", "key", "hash", "scored_as"}
+# The run stamp is the scorer's (Scorer.run), the same on every line.
+_SKIPPED_FIELDS = {"run"}
 
 
 def _as_images(data: Any) -> Any:
@@ -157,6 +160,14 @@ class Scorer:
         return self._native.seed
 
     @property
+    def run(self) -> dict:
+        """The run stamp every result line carries as ``run``: space,
+        options, seed, batch size, a digest of the scoring images, alpha and
+        the fast training. ``dasnas merge`` and resuming refuse to mix lines
+        of different stamps."""
+        return json.loads(self._native.run)
+
+    @property
     def alpha(self) -> float:
         """DAS's alpha."""
         return self._native.alpha
@@ -263,12 +274,12 @@ def _columns(rows: list[Mapping[str, Any]], as_frame: bool):
     fields: list[str] = []
     for r in rows:
         for k in r:
-            if k not in fields:
+            if k not in fields and k not in _SKIPPED_FIELDS:
                 fields.append(k)
     cols: dict[str, np.ndarray] = {}
     for f in fields:
         vals = [r.get(f) for r in rows]
-        if f == "arch":
+        if f in _TEXT_FIELDS:
             arr = np.empty(len(vals), dtype=object)
             arr[:] = vals
         elif f in _BOOL_FIELDS:

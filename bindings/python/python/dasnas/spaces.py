@@ -43,6 +43,29 @@ def sample(space: str, n: int, seed: int = 0) -> list[str]:
 
 
 def all_cells(space: str) -> list[str]:
-    """Every cell of ``space`` where the space is small enough to list
-    (NB201: its 15,625 cells); ``ValueError`` otherwise."""
+    """Every cell of ``space`` where the space is small enough to list:
+    NB201's 15,625 cells in official index order; NB101's 423,624 unique
+    specs (one per module hash, built once into the on-disk cache of
+    ``dasnas enumerate``); ``ValueError`` for DARTS."""
     return _dasnas.enumerate_archs(space)
+
+
+def identity(space: str, arch: str) -> dict:
+    """How ``arch`` is known outside dasnas: ``key`` (NB201's NATS-Bench
+    ``unique_str``, NB101's module hash, DARTS's canonical genotype),
+    ``index`` (NB201's official index, else None) and ``score_key`` (equal
+    for cells whose scores are equal in distribution)."""
+    key, index, score_key = _dasnas.identities(space, [arch])[0]
+    return {"key": key, "index": index, "score_key": score_key}
+
+
+def unique(space: str, archs: list[str]) -> list[str]:
+    """The first cell of each class of equal scores in ``archs``, in order
+    (NB201: 7,093 of the 15,625 cells; NATS-Bench's 6,466 classes split
+    where N_A differs)."""
+    return _dasnas.unique_archs(space, list(archs))
+
+
+def by_index(indices: list[int], space: str = "nb201") -> list[str]:
+    """The cells of official ``indices`` (NB201's ``arch_index``)."""
+    return _dasnas.archs_by_index(space, [int(i) for i in indices])
