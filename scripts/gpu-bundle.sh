@@ -29,7 +29,8 @@
 #      gpu_ops_misc under its memcheck and racecheck tools (SAN_TIMEOUT,
 #      default 120 s each);
 #   5. `dasnas bench --device cuda` (NB201, B = 128; BENCH_CELLS, default
-#      2000) with 4 and 8 lanes, the fast-training bench, and, where
+#      2000) with 4 and 8 lanes, the fast-training bench, NB101's cells/hour
+#      (NB101_CELLS, default 300) and the projection to all of NB101, and, where
 #      PyTorch sees the GPU, the PyTorch reference formulation on 50 of the
 #      same cells and PyTorch training of 4 of them;
 #   5b. with the wheel: unpacks it (no pip, no index: the GPU machine has
@@ -195,6 +196,12 @@ write_report() {
             echo '```'
             echo
         fi
+        if [ -s logs/bench_nb101.log ]; then
+            echo "### dasnas bench --device cuda --space nb101 --cells ${NB101_CELLS:-300}"
+            echo
+            grep '^{' logs/bench_nb101.log | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("**NB101: %.1f cells/s = %.0f cells/hour** on %s; all 423,624 cells: %.1f h on this GPU, %.1f h on 8\n" % (d["cells_per_s"], 3600*d["cells_per_s"], d.get("gpu","?"), 423624/d["cells_per_s"]/3600, 423624/d["cells_per_s"]/3600/8))' 2>/dev/null
+            echo
+        fi
         if [ -s logs/bench_train.log ]; then
             echo "### dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16"
             echo
@@ -295,6 +302,8 @@ for lanes in 4 8; do
     check "bench_l$lanes" 300 ./dasnas bench --device cuda --lanes "$lanes" --cells "$bench_cells"
 done
 check bench_train 300 ./dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16
+# NB101 cells/hour on one GPU (whole-space planning: 423,624 cells).
+check bench_nb101 240 ./dasnas bench --device cuda --space nb101 --cells "${NB101_CELLS:-300}"
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
     timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>logs/sample51.err
     python3 -c 'import json; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt
