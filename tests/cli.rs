@@ -1,33 +1,19 @@
 //! The `dasnas` binary: outputs, determinism across thread counts, resume,
 //! and error exits.
 
+mod common;
+
+use common::{dasnas, fails_with, stdout_of as stdout};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 const CELL: &str =
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
-
-fn dasnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dasnas"))
-        .args(args)
-        .output()
-        .expect("run dasnas")
-}
 
 fn tmp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("dasnas-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 /// Drops the timing field, which is the one part allowed to differ.
@@ -130,14 +116,6 @@ fn stdin_archs_and_extra_alphas() {
     assert_eq!(v["das@0"].as_f64().unwrap(), d);
     let want = d + 0.5 * 16.0 * v["ln_n_units"].as_f64().unwrap();
     assert!((v["das@0.5"].as_f64().unwrap() - want).abs() < 1e-9);
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let o = dasnas(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(err.contains(needle), "{args:?}: stderr was {err}");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
 }
 
 #[test]

@@ -1,26 +1,11 @@
 //! `dasnas fit`, `dasnas search` and the NB101 / DARTS spaces on the command
 //! line, on small synthetic files.
 
+mod common;
+
+use common::{dasnas, stdout_of as ok};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn dasnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dasnas"))
-        .args(args)
-        .output()
-        .expect("run dasnas")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("dasnas-cli-search-{}-{name}", std::process::id()))

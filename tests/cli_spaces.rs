@@ -2,37 +2,15 @@
 //! index, one cell per class (`--unique`, `--expand`), shards and `merge`,
 //! and the Slurm array script.
 
+mod common;
+
+use common::{dasnas, fails_with, stdout_of};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const SMALL: &[&str] = &["--device", "cpu", "--batch", "8", "--threads", "1"];
-
-fn dasnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dasnas"))
-        .args(args)
-        .output()
-        .expect("run dasnas")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let o = dasnas(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(err.contains(needle), "{args:?}: stderr was {err}");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-}
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("dasnas-spaces-{}-{name}", std::process::id()));
@@ -59,9 +37,9 @@ fn by_arch(path: &Path) -> BTreeMap<String, Value> {
 
 #[test]
 fn enumerate_lists_nb201_in_official_order() {
-    let all = ok(dasnas(&["enumerate", "--space", "nb201"]));
+    let all = stdout_of(&dasnas(&["enumerate", "--space", "nb201"]));
     assert_eq!(all.lines().count(), 15_625);
-    let unique = ok(dasnas(&["enumerate", "--unique", "--format", "json"]));
+    let unique = stdout_of(&dasnas(&["enumerate", "--unique", "--format", "json"]));
     let lines: Vec<Value> = unique
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -71,7 +49,7 @@ fn enumerate_lists_nb201_in_official_order() {
     assert_eq!(keys.len(), 6_466);
     assert_eq!(lines[0]["index"], 0);
     // The shard of a list is every N-th line from K.
-    let shard = ok(dasnas(&["enumerate", "--shard", "2/5"]));
+    let shard = stdout_of(&dasnas(&["enumerate", "--shard", "2/5"]));
     let want: Vec<&str> = all.lines().skip(2).step_by(5).collect();
     assert_eq!(shard.lines().collect::<Vec<_>>(), want);
     fails_with(&["enumerate", "--space", "darts"], "cannot be enumerated");
@@ -79,7 +57,7 @@ fn enumerate_lists_nb201_in_official_order() {
 
 #[test]
 fn score_by_index_carries_index_and_key() {
-    let out = ok(dasnas(&[&["score", "--indices", "1,5-6"], SMALL].concat()));
+    let out = stdout_of(&dasnas(&[&["score", "--indices", "1,5-6"], SMALL].concat()));
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -113,7 +91,7 @@ fn unique_scores_each_class_once_and_expand_writes_every_member() {
     let list = d.join("cells.txt");
     std::fs::write(
         &list,
-        ok(dasnas(&["enumerate", "--shard", "0/80"])), // 196 cells
+        stdout_of(&dasnas(&["enumerate", "--shard", "0/80"])), // 196 cells
     )
     .unwrap();
     let cells = std::fs::read_to_string(&list).unwrap();
@@ -128,7 +106,7 @@ fn unique_scores_each_class_once_and_expand_writes_every_member() {
     };
     let run = |extra: &[&str], out: &Path| {
         let a = args(extra, out);
-        ok(dasnas(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+        stdout_of(&dasnas(&a.iter().map(String::as_str).collect::<Vec<_>>()));
     };
     run(&["--unique"], &unique);
     run(&["--expand"], &expand);
@@ -188,16 +166,20 @@ fn unique_scores_each_class_once_and_expand_writes_every_member() {
 fn shards_merge_into_the_single_run_and_missing_cells_are_listed() {
     let d = dir("shards");
     let list = d.join("cells.txt");
-    std::fs::write(&list, ok(dasnas(&["enumerate", "--shard", "0/1500"]))).unwrap();
+    std::fs::write(
+        &list,
+        stdout_of(&dasnas(&["enumerate", "--shard", "0/1500"])),
+    )
+    .unwrap();
     let n_cells = std::fs::read_to_string(&list).unwrap().lines().count();
     let single = d.join("single.jsonl");
-    ok(dasnas(
+    stdout_of(&dasnas(
         &[&["score", "--archs", s(&list), "--out", s(&single)], SMALL].concat(),
     ));
     // The Slurm script, as array tasks 0..3 of 3.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-array.sh");
     let shard_dir = d.join("shards");
-    for k in 0..3 {
+    let task = |k: usize| {
         let o = Command::new("bash")
             .arg(&script)
             .args(["--archs", s(&list)])
@@ -208,7 +190,10 @@ fn shards_merge_into_the_single_run_and_missing_cells_are_listed() {
             .env("DASNAS_BIN", env!("CARGO_BIN_EXE_dasnas"))
             .output()
             .unwrap();
-        ok(o);
+        stdout_of(&o);
+    };
+    for k in 0..3 {
+        task(k);
     }
     let shard = |k: usize| shard_dir.join(format!("shard-{k}-of-3.jsonl"));
     let merged = d.join("merged.jsonl");
@@ -245,20 +230,10 @@ fn shards_merge_into_the_single_run_and_missing_cells_are_listed() {
         s(&merged),
         "--json",
     ]);
-    let report: Value = serde_json::from_str(&ok(o)).unwrap();
+    let report: Value = serde_json::from_str(&stdout_of(&o)).unwrap();
     assert_eq!(report["partial_lines"], 1);
-    let o = Command::new("bash")
-        .arg(&script)
-        .args(["--archs", s(&list)])
-        .args(SMALL)
-        .env("SLURM_ARRAY_TASK_ID", "2")
-        .env("SLURM_ARRAY_TASK_COUNT", "3")
-        .env("DASNAS_SHARD_DIR", &shard_dir)
-        .env("DASNAS_BIN", env!("CARGO_BIN_EXE_dasnas"))
-        .output()
-        .unwrap();
-    ok(o);
-    ok(dasnas(&[
+    task(2);
+    stdout_of(&dasnas(&[
         "merge",
         s(&shard(0)),
         s(&shard(1)),
@@ -274,7 +249,7 @@ fn shards_merge_into_the_single_run_and_missing_cells_are_listed() {
     // Another seed's file is refused, naming the difference; the merged
     // file stays as it was.
     let other = d.join("other.jsonl");
-    ok(dasnas(
+    stdout_of(&dasnas(
         &[
             &[
                 "score",

@@ -2,20 +2,15 @@
 //! (skipped with a message when ../shared/data is absent).
 
 mod common;
-use std::process::{Command, Output};
+
+use common::dasnas;
+use std::process::Output;
 
 const CELL: &str =
     "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|";
 
 fn data(test: &str) -> Option<String> {
     common::shared_data(test, "cifar10_test20_lossless.bin").map(|p| p.display().to_string())
-}
-
-fn dasnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dasnas"))
-        .args(args)
-        .output()
-        .expect("run dasnas")
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
