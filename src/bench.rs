@@ -208,10 +208,10 @@ pub fn bench_cuda(space: &str, g: &mut GpuScorer, archs: &[Arch], seed: u64) -> 
         move |i: usize| list[i].network()
     };
     if warm > 0 {
-        g.score(warm, build(warm_archs), seed, 1.0, None)?;
+        g.score(warm, build(warm_archs), seed, 1.0, None, false)?;
     }
     let start = Instant::now();
-    g.score(timed.len(), build(timed), seed, 1.0, None)?;
+    g.score(timed.len(), build(timed), seed, 1.0, None, false)?;
     let wall = start.elapsed().as_secs_f64();
     let b = g.batch_size();
     let mut flops = 0u64;
@@ -227,6 +227,7 @@ pub fn bench_cuda(space: &str, g: &mut GpuScorer, archs: &[Arch], seed: u64) -> 
         seed,
         1.0,
         Some(&mut prof),
+        false,
     )?;
     let pn = profiled as f64;
     let info = g.device().info().clone();

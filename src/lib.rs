@@ -77,7 +77,8 @@ pub struct CellResult {
 impl CellResult {
     /// The JSON object `dasnas score` writes for this cell: `arch`, `wot`,
     /// `d`, `n_units`, `ln_n_units`, `das`, `singular`, `das@A` for each of
-    /// `extra_alphas` (`batch` images), `ms`, and after training
+    /// `extra_alphas` (`batch` images), `swap`, `swap_reg`, `params` and
+    /// `flops` where known, `ms`, and after training
     /// `train_steps`, `train_loss`, `train_acc`, `train_ms`. On the CPU `ms`
     /// is the scoring alone and `train_ms` the training; on a GPU both are
     /// the cell's share of its chunk's wall time, training included.
@@ -95,6 +96,17 @@ impl CellResult {
         });
         for &al in extra_alphas {
             obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, batch));
+        }
+        let optional = [
+            ("swap", s.swap.map(serde_json::Value::from)),
+            ("swap_reg", s.swap_reg.map(serde_json::Value::from)),
+            ("params", s.params.map(serde_json::Value::from)),
+            ("flops", s.flops.map(serde_json::Value::from)),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                obj[k] = v;
+            }
         }
         if let Some(t) = &self.train {
             obj["train_steps"] = serde_json::json!(t.steps);
@@ -133,8 +145,24 @@ pub fn score_graph_with_params(
     batch: &Tensor,
     alpha: f64,
 ) -> Result<CellResult> {
+    score_graph_measuring(graph, params, batch, alpha, false)
+}
+
+/// [`score_graph_with_params`], with SWAP counted from the same pass when
+/// `swap` is set ([`score::swap`]).
+pub fn score_graph_measuring(
+    graph: &net::Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+    swap: bool,
+) -> Result<CellResult> {
     let build_s = 0.0;
-    let (codes, fwd) = device::cpu::relu_codes(graph, params, batch)?;
+    let (codes, fwd) = if swap {
+        device::cpu::relu_codes_with_swap(graph, params, batch)?
+    } else {
+        device::cpu::relu_codes(graph, params, batch)?
+    };
     let t1 = Instant::now();
     let scores = score::metrics::scores(&codes, alpha);
     Ok(CellResult {

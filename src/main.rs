@@ -304,6 +304,20 @@ struct ScoreArgs {
     /// Skip the cells already in --out.
     #[arg(long, requires = "out")]
     resume: bool,
+    /// Also count SWAP (Peng et al., ICLR 2024: distinct per-unit sign
+    /// patterns over the batch) from the same pass, as `swap`. Costs a
+    /// transposition and a sort of one pattern per unit (on a GPU, a copy
+    /// of each cell's codes to the host).
+    #[arg(long)]
+    swap: bool,
+    /// With --swap-sigma: also write SWAP regularised by the parameter
+    /// count, `swap_reg = swap · exp(−(P − μ)²/σ)`, P in thousands of
+    /// parameters (SWAP's code). No default: SWAP tunes μ and σ per space.
+    #[arg(long, requires_all = ["swap", "swap_sigma"])]
+    swap_mu: Option<f64>,
+    /// σ of --swap-mu's regularisation (> 0).
+    #[arg(long, requires = "swap_mu")]
+    swap_sigma: Option<f64>,
     /// Train each cell this many SGD steps before scoring it (0: score at
     /// initialisation, the plain training-free scores). The JSON then gains
     /// train_steps, train_loss and train_acc (loss and accuracy of the last
@@ -541,8 +555,13 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     );
     let mut scorer = open_scorer(&a.run, batch)?;
     scorer.set_training(training);
-    // Units of work: a class (scored once, a line per member) with
-    // --expand, else single cells (one per class with --unique).
+    let stamp = if a.swap {
+        let swap = dasnas::scorer::Swap::new(a.swap_mu.zip(a.swap_sigma))?;
+        scorer.set_swap(Some(swap));
+        stamp.with_swap(&swap)
+    } else {
+        stamp
+    };
     let resumed = match (&a.out, a.resume) {
         (Some(p), true) => {
             dasnas::results::check_stamps(p, &stamp)?;

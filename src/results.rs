@@ -41,6 +41,9 @@ pub struct RunStamp {
     /// recipe and data; absent when cells are scored at initialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<String>,
+    /// SWAP's regularisation, `μ=…,σ=…`, when lines carry `swap_reg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_reg: Option<String>,
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
@@ -81,6 +84,17 @@ impl RunStamp {
             images: md5_hex(bytemuck::cast_slice(&batch.data))[..16].to_string(),
             alpha,
             train,
+            swap_reg: None,
+        }
+    }
+
+    /// The stamp of a run that counts SWAP with `swap`'s settings.
+    pub fn with_swap(self, swap: &crate::scorer::Swap) -> Self {
+        RunStamp {
+            swap_reg: swap
+                .regularise
+                .map(|(mu, sigma)| format!("μ={mu},σ={sigma}")),
+            ..self
         }
     }
 
@@ -100,7 +114,7 @@ impl RunStamp {
     pub fn difference(&self, other: &RunStamp) -> Option<String> {
         let (a, b) = (self.to_json(), other.to_json());
         let fields = [
-            "space", "options", "seed", "batch", "images", "alpha", "train",
+            "space", "options", "seed", "batch", "images", "alpha", "train", "swap_reg",
         ];
         fields.iter().find_map(|&f| {
             let (x, y) = (
@@ -437,6 +451,7 @@ mod tests {
             images: "0123456789abcdef".into(),
             alpha: 1.0,
             train: None,
+            swap_reg: None,
         }
     }
 

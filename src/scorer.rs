@@ -210,6 +210,33 @@ pub struct Scorer {
     /// This scorer's own worker threads ([`Scorer::set_threads`]); `None`:
     /// rayon's global pool.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// SWAP from each pass ([`Scorer::set_swap`]).
+    swap: Option<Swap>,
+}
+
+/// SWAP's settings ([`Scorer::set_swap`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Swap {
+    /// μ and σ of SWAP's regularisation `exp(−(P − μ)² / σ)`, P the
+    /// parameter count in thousands (SWAP's code); `None`: no `swap_reg`.
+    pub regularise: Option<(f64, f64)>,
+}
+
+impl Swap {
+    /// Checked settings: μ and σ finite, σ > 0.
+    pub fn new(regularise: Option<(f64, f64)>) -> Result<Swap> {
+        if let Some((mu, sigma)) = regularise {
+            if !mu.is_finite() {
+                return Err(Error::Arg(format!("SWAP's μ {mu} is not a finite number")));
+            }
+            if !(sigma.is_finite() && sigma > 0.0) {
+                return Err(Error::Arg(format!(
+                    "SWAP's σ {sigma} must be a finite number above 0"
+                )));
+            }
+        }
+        Ok(Swap { regularise })
+    }
 }
 
 impl std::fmt::Debug for Scorer {
@@ -245,6 +272,7 @@ impl Scorer {
             training: None,
             uploaded: None,
             pool: None,
+            swap: None,
         };
         // A CPU batch whose B×B matrices cannot fit is refused here, before
         // the first cell (each cell is checked again with its plan).
@@ -300,6 +328,13 @@ impl Scorer {
             )),
         };
         Ok(())
+    }
+
+    /// Counts SWAP (and with μ, σ its regularised form) for every cell
+    /// scored from now on, from the same forward pass (`None`: not). On a
+    /// GPU each cell's codes are copied back for it.
+    pub fn set_swap(&mut self, swap: Option<Swap>) {
+        self.swap = swap;
     }
 
     /// Fast-trains every cell scored from now on (`None`: score untrained).
@@ -379,13 +414,37 @@ impl Scorer {
         }
     }
 
-    /// [`Self::score_archs`] on the current thread pool.
+    /// [`Self::score_archs`] on the current thread pool: the scores of
+    /// the device, then the measures of the network itself (parameters,
+    /// multiply-adds) and SWAP's regularised form.
     fn score_archs_here(
         &mut self,
         archs: &[&Arch],
         seed: u64,
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
+        let mut results = self.device_scores(archs, seed, alpha)?;
+        for (a, r) in archs.iter().zip(&mut results) {
+            let graph = a.network().map_err(|e| e.context(format!("cell {a}")))?;
+            let params = graph.param_count();
+            r.scores.params = Some(params);
+            r.scores.flops = Some(graph.macs());
+            if let (
+                Some(swap),
+                Some(Swap {
+                    regularise: Some((mu, sigma)),
+                }),
+            ) = (r.scores.swap, self.swap)
+            {
+                r.scores.swap_reg = Some(crate::score::swap::regularised(swap, params, mu, sigma));
+            }
+        }
+        Ok(results)
+    }
+
+    /// The scores of `archs` on this scorer's device.
+    fn device_scores(&mut self, archs: &[&Arch], seed: u64, alpha: f64) -> Result<Vec<CellResult>> {
+        let swap = self.swap.is_some();
         let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
         // A GPU cell's result: the device time of its pass (the GPU scorer
         // times a cell as a whole), and its training summary if trained.
@@ -400,7 +459,19 @@ impl Scorer {
         match (&mut self.backend, &self.training) {
             (Backend::Cpu { batch }, None) => archs
                 .iter()
-                .map(|a| crate::score_arch(a, batch, seed, alpha).map_err(|e| named(a, e)))
+                .map(|a| {
+                    let t0 = std::time::Instant::now();
+                    let graph = a.network().map_err(|e| named(a, e))?;
+                    let params = crate::net::init::init_params(&graph, seed);
+                    let mut r = crate::score_graph_measuring(&graph, &params, batch, alpha, swap)
+                        .map_err(|e| named(a, e))?;
+                    // Building the network and drawing its weights.
+                    r.timing.build_s = t0.elapsed().as_secs_f64()
+                        - r.timing.ops_s
+                        - r.timing.codes_s
+                        - r.timing.logdet_s;
+                    Ok(r)
+                })
                 .collect(),
             (Backend::Cpu { batch }, Some(t)) => archs
                 .iter()
@@ -408,7 +479,7 @@ impl Scorer {
                     let t0 = std::time::Instant::now();
                     let graph = a.network().map_err(|e| named(a, e))?;
                     let (params, st) = t.train_cpu(&graph, seed).map_err(|e| named(a, e))?;
-                    let mut r = crate::score_graph_with_params(&graph, &params, batch, alpha)
+                    let mut r = crate::score_graph_measuring(&graph, &params, batch, alpha, swap)
                         .map_err(|e| named(a, e))?;
                     r.timing.build_s = t0.elapsed().as_secs_f64()
                         - st.seconds
@@ -426,12 +497,18 @@ impl Scorer {
                     seed,
                     alpha,
                     None,
+                    swap,
                 )?;
                 Ok(cells
                     .into_iter()
                     .map(|c| from_gpu(c.scores, c.seconds, None))
                     .collect())
             }
+            (Backend::Cuda(_), Some(_)) if swap => Err(Error::Arg(
+                "SWAP after fast training on a GPU is not implemented yet; score with \
+                 --device cpu, or without --swap"
+                    .into(),
+            )),
             (Backend::Cuda(g), Some(t)) => {
                 // The batches of every step are uploaded once per seed and
                 // shared by the lanes.

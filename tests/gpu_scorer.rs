@@ -122,7 +122,7 @@ fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
     let archs = space::sample(Space::NB201, cells, 3).expect("sample");
     let mut scorer = GpuScorer::new(dev, &batch, 4).expect("scorer");
     let gpu_cells = scorer
-        .score(archs.len(), |i| archs[i].network(), 0, 1.0, None)
+        .score(archs.len(), |i| archs[i].network(), 0, 1.0, None, false)
         .expect("gpu scores");
     let mut cpu_wot = Vec::new();
     let mut gpu_wot = Vec::new();
@@ -169,6 +169,31 @@ fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
     assert!(rho >= 0.999, "Spearman {rho}");
 }
 
+gpu_test!(swap_matches_the_cpu);
+fn swap_matches_the_cpu(dev: &CudaDevice) {
+    // SWAP from the GPU's code buffer (copied back, read per unit through
+    // the plan's pack placements) against the CPU's: the same sign bits,
+    // up to the conv's summation order flipping a sign near zero.
+    let input = sub_batch(13, 9, 7, 3, 4);
+    let g = all_paths_graph();
+    let mut scorer = GpuScorer::new(dev, &input, 2).expect("scorer");
+    let gpu = scorer
+        .score(2, |_| Ok(g.clone()), 3, 1.0, None, true)
+        .expect("gpu");
+    let params = init::init_params(&g, 3);
+    let (cpu, _) = dasnas::device::cpu::relu_codes_with_swap(&g, &params, &input).expect("cpu");
+    let want = cpu.swap.expect("cpu swap") as f64;
+    for c in &gpu {
+        let got = c.scores.swap.expect("gpu swap") as f64;
+        assert!((got - want).abs() <= 0.01 * want, "gpu {got} cpu {want}");
+    }
+    // Without --swap the GPU reads nothing back.
+    let plain = scorer
+        .score(1, |_| Ok(g.clone()), 3, 1.0, None, false)
+        .expect("gpu");
+    assert_eq!(plain[0].scores.swap, None);
+}
+
 gpu_test!(scores_do_not_depend_on_lanes_or_profiling);
 fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
     // Past two chunks of 8 cells, so lanes share the work (smaller under
@@ -179,13 +204,15 @@ fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
     let build = |i: usize| archs[i].network();
     let mut one = GpuScorer::new(dev, &batch, 1).expect("scorer");
     let mut four = GpuScorer::new(dev, &batch, 4).expect("scorer");
-    let a = one.score(archs.len(), build, 2, 0.5, None).expect("1 lane");
+    let a = one
+        .score(archs.len(), build, 2, 0.5, None, false)
+        .expect("1 lane");
     let b = four
-        .score(archs.len(), build, 2, 0.5, None)
+        .score(archs.len(), build, 2, 0.5, None, false)
         .expect("4 lanes");
     let mut prof = Profile::default();
     let c = four
-        .score(archs.len(), build, 2, 0.5, Some(&mut prof))
+        .score(archs.len(), build, 2, 0.5, Some(&mut prof), false)
         .expect("profiled");
     let scores = |v: &[dasnas::device::cuda::executor::GpuCell]| {
         v.iter().map(|c| c.scores).collect::<Vec<_>>()
@@ -222,11 +249,12 @@ fn errors_name_the_problem_and_leave_the_scorer_usable(dev: &CudaDevice) {
             0,
             1.0,
             None,
+            false,
         )
         .expect_err("build error");
     assert!(e.to_string().contains("cell 1 is bad"), "{e}");
     let ok = scorer
-        .score(3, |_| Ok(all_paths_graph()), 0, 1.0, None)
+        .score(3, |_| Ok(all_paths_graph()), 0, 1.0, None, false)
         .expect("usable after an error");
     assert_eq!(ok.len(), 3);
 }

@@ -140,7 +140,7 @@ fn results() -> BTreeMap<String, String> {
     let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
     let picked: Vec<&Arch> = [0usize, 1, 2, 14].iter().map(|&k| &archs[k]).collect();
     let gpu = scorer
-        .score(picked.len(), |i| picked[i].network(), 5, 0.5, None)
+        .score(picked.len(), |i| picked[i].network(), 5, 0.5, None, false)
         .expect("gpu scores");
     for (k, (arch, cell)) in picked.iter().zip(&gpu).enumerate() {
         let net = arch.network().expect("network");

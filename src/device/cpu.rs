@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::net::Graph;
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::{CpuFwd, Forward};
+use crate::score::swap::Patterns;
 use crate::score::{codes, hamming};
 use crate::tensor::Tensor;
 use std::cell::RefCell;
@@ -37,7 +38,18 @@ pub fn relu_codes(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    run(graph, params, input, true)
+    run(graph, params, input, true, false)
+}
+
+/// [`relu_codes`], also counting SWAP's distinct per-unit sign patterns
+/// into [`ReluCodes::swap`] (from the same codes; costs a transposition
+/// and a sort of one pattern per unit).
+pub fn relu_codes_with_swap(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+) -> Result<(ReluCodes, ForwardTiming)> {
+    run(graph, params, input, true, true)
 }
 
 /// [`relu_codes`] with the conv→BN and in-place add fusions off: the plain
@@ -47,7 +59,7 @@ pub fn relu_codes_unfused(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    run(graph, params, input, false)
+    run(graph, params, input, false, false)
 }
 
 fn run(
@@ -55,6 +67,7 @@ fn run(
     params: &[Vec<f32>],
     input: &Tensor,
     fuse: bool,
+    swap: bool,
 ) -> Result<(ReluCodes, ForwardTiming)> {
     let in_shape = graph.input_shape()?;
     let s = input.shape;
@@ -77,16 +90,21 @@ fn run(
         sums: HashMap::new(),
         h: vec![0u64; s.n * s.n],
         timing: ForwardTiming::default(),
+        patterns: swap.then(|| Patterns::new(s.n)),
     };
     let start = Instant::now();
     run_plan(&mut runner, &plan, graph)?;
     let mut timing = std::mem::take(&mut runner.timing);
+    let t0 = Instant::now();
+    let swap = runner.patterns.take().map(Patterns::distinct);
+    timing.codes_s += t0.elapsed().as_secs_f64();
     timing.ops_s = start.elapsed().as_secs_f64() - timing.codes_s;
     Ok((
         ReluCodes {
             batch: s.n,
             n_units: plan.n_units,
             hamming: std::mem::take(&mut runner.h),
+            swap,
         },
         timing,
     ))
@@ -114,6 +132,8 @@ struct CpuRunner<'a> {
     sums: HashMap<(usize, usize), ChannelSums>,
     h: Vec<u64>,
     timing: ForwardTiming,
+    /// SWAP's per-unit patterns, when asked for.
+    patterns: Option<Patterns>,
 }
 
 impl CpuRunner<'_> {
@@ -166,6 +186,7 @@ fn tensor_at<'t>(
 fn pack_into_h(
     h: &mut [u64],
     timing: &mut ForwardTiming,
+    patterns: Option<&mut Patterns>,
     data: &[f32],
     batch: usize,
     multiplicity: u64,
@@ -173,6 +194,9 @@ fn pack_into_h(
     let t0 = Instant::now();
     let c = codes::pack_signs(data, batch)?;
     hamming::hamming_accumulate(&c, multiplicity, h)?;
+    if let Some(p) = patterns {
+        p.add_packed(&c.words, c.words_per_sample, 0, c.bits);
+    }
     timing.codes_s += t0.elapsed().as_secs_f64();
     Ok(())
 }
@@ -250,6 +274,7 @@ impl PlanRunner for CpuRunner<'_> {
             pack_into_h(
                 &mut self.h,
                 &mut self.timing,
+                self.patterns.as_mut(),
                 &out.data,
                 s.out_shape.n,
                 group.multiplicity,
@@ -264,6 +289,7 @@ impl PlanRunner for CpuRunner<'_> {
         pack_into_h(
             &mut self.h,
             &mut self.timing,
+            self.patterns.as_mut(),
             &t.data,
             p.shape.n,
             group.multiplicity,

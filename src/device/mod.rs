@@ -59,6 +59,9 @@ pub struct ReluCodes {
     pub n_units: u64,
     /// H[i, j] summed over every counted ReLU, B×B row-major, exact.
     pub hamming: Vec<u64>,
+    /// SWAP: distinct per-unit sign patterns over the batch, when the pass
+    /// was asked to count them.
+    pub swap: Option<u64>,
 }
 
 /// Wall time of the two phases of a forward pass.

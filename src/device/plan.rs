@@ -239,6 +239,40 @@ pub struct Plan {
     pub n_units: u64,
 }
 
+impl Plan {
+    /// Where each packed tensor's units lie in the code buffer: `(group,
+    /// first bit of each sample's row of the group, units per sample)`, for
+    /// every pack step and every node step that packs as it stores, in
+    /// step order.
+    pub fn pack_placements(&self) -> Vec<(usize, usize, usize)> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Pack(p) => Some((p.group, p.word_offset * 64, p.per_sample)),
+                Step::Node(n) => n
+                    .pack
+                    .map(|k| (k.group, k.word_offset * 64, n.out_shape.per_sample())),
+            })
+            .collect()
+    }
+
+    /// SWAP of the pass whose codes (`codes_len` words, laid out as the
+    /// module docs say) are `codes`: every packed tensor's units read per
+    /// unit ([`crate::score::swap`]).
+    pub fn swap_of_codes(&self, codes: &[u64]) -> u64 {
+        let mut patterns = crate::score::swap::Patterns::new(self.batch);
+        for (group, first_bit, bits) in self.pack_placements() {
+            if let Some(g) = self.groups.get(group) {
+                let rows = codes.get(g.offset..g.offset + self.batch * g.words_per_sample);
+                if let Some(rows) = rows {
+                    patterns.add_packed(rows, g.words_per_sample, first_bit, bits);
+                }
+            }
+        }
+        patterns.distinct()
+    }
+}
+
 /// First-fit allocator of aligned regions in a growing buffer; freed
 /// regions merge with their neighbours. Deterministic: the same sequence of
 /// requests always gives the same regions.

@@ -152,6 +152,28 @@ impl Graph {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].op.spec().role() == Role::CountedRelu)
     }
 
+    /// The number of parameters (every f32 of every parameter tensor:
+    /// conv and linear weights and biases, BatchNorm's γ and β), the
+    /// `params` baseline of zero-cost papers. NB101's `trainable_parameters`
+    /// equals it on the shared table.
+    pub fn param_count(&self) -> u64 {
+        self.params.iter().map(|p| p.len as u64).sum()
+    }
+
+    /// Multiply-adds per sample of the convolutions and linear layers (half
+    /// of [`OpSpec::flops`](crate::ops::OpSpec::flops) summed), the `flops`
+    /// baseline as thop and fvcore count it (one multiply-add is one
+    /// "FLOP"); pools, BatchNorm, adds and ReLUs are not counted.
+    pub fn macs(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let ins: Vec<Shape> = n.inputs.iter().map(|&i| self.nodes[i].shape).collect();
+                n.op.spec().flops(&ins, n.shape) / 2
+            })
+            .sum()
+    }
+
     /// N_A: the number of counted ReLU units per sample.
     pub fn n_units(&self) -> u64 {
         self.relus()

@@ -29,6 +29,15 @@ pub struct Scores {
     /// K_H is singular (two equal codes, no units, or not positive definite
     /// in Cholesky's arithmetic): `wot`, `d` and `das` are `None`.
     pub singular: bool,
+    /// SWAP: distinct per-unit sign patterns over the batch (when asked
+    /// for; [`super::swap`]).
+    pub swap: Option<u64>,
+    /// SWAP regularised by the parameter count (when μ and σ are given).
+    pub swap_reg: Option<f64>,
+    /// Parameters of the network (when the scorer knows its graph).
+    pub params: Option<u64>,
+    /// Multiply-adds per sample of its convolutions and linear layers.
+    pub flops: Option<u64>,
 }
 
 impl Scores {
@@ -51,7 +60,9 @@ pub fn scores(codes: &ReluCodes, alpha: f64) -> Scores {
     } else {
         logdet_of_kernel(&kernel_from_hamming(&codes.hamming, n_units, b), b)
     };
-    scores_from_wot(b, n_units, wot, alpha)
+    let mut s = scores_from_wot(b, n_units, wot, alpha);
+    s.swap = codes.swap;
+    s
 }
 
 /// Whether a cell's `singular` verdict is clear-cut, so that two forward
@@ -91,6 +102,10 @@ pub fn scores_from_wot(batch: usize, n_units: u64, wot: Option<f64>, alpha: f64)
         das: d.map(|d| d + alpha * b as f64 * ln_n_units),
         alpha,
         singular: wot.is_none(),
+        swap: None,
+        swap_reg: None,
+        params: None,
+        flops: None,
     }
 }
 
@@ -111,6 +126,7 @@ mod tests {
             batch: b,
             n_units: n as u64,
             hamming: h,
+            swap: None,
         }
     }
 

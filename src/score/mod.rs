@@ -4,3 +4,4 @@ pub mod codes;
 pub mod hamming;
 pub mod logdet;
 pub mod metrics;
+pub mod swap;

@@ -629,7 +629,9 @@ impl GpuScorer {
 
     /// Scores `count` networks, `build(i)` giving network `i` (pruned),
     /// weights from `seed`; results in index order. With `profile`, runs
-    /// one lane and times every step with CUDA events.
+    /// one lane and times every step with CUDA events. With `swap`, each
+    /// cell's codes are copied back after its pass (which waits for it)
+    /// and SWAP is counted from them on the host ([`Plan::swap_of_codes`]).
     pub fn score<F>(
         &mut self,
         count: usize,
@@ -637,6 +639,7 @@ impl GpuScorer {
         seed: u64,
         alpha: f64,
         profile: Option<&mut Profile>,
+        swap: bool,
     ) -> Result<Vec<GpuCell>>
     where
         F: Fn(usize) -> Result<Graph> + Sync,
@@ -645,6 +648,7 @@ impl GpuScorer {
         self.run_job(count, profile, |lane, cells, input, mut profile| {
             let t0 = Instant::now();
             let mut units = Vec::with_capacity(cells.len());
+            let mut swaps = Vec::with_capacity(cells.len());
             for (slot, i) in cells.clone().enumerate() {
                 let graph = build(i)?;
                 let plan = plan_for(&graph, shape)?;
@@ -654,6 +658,15 @@ impl GpuScorer {
                 lane.state
                     .enqueue_scoring(&lane.dev, &plan, &graph, input, slot, profiled)?;
                 units.push(plan.n_units);
+                // The code buffer is the next cell's: read it now.
+                swaps.push(if swap {
+                    let mut codes = vec![0u64; plan.codes_len];
+                    lane.dev
+                        .copy_dtoh(&lane.state.codes.view(&(0..plan.codes_len))?, &mut codes)?;
+                    Some(plan.swap_of_codes(&codes))
+                } else {
+                    None
+                });
                 if let Some(p) = profile.as_deref_mut() {
                     let words: usize = plan.groups.iter().map(|g| g.words_per_sample).sum();
                     p.hamming_words += words as u64;
@@ -666,8 +679,12 @@ impl GpuScorer {
             Ok(out
                 .into_iter()
                 .zip(units)
-                .map(|(ld, n_units)| GpuCell {
-                    scores: cell_scores(ld, n_units, shape.n, alpha),
+                .zip(swaps)
+                .map(|((ld, n_units), swap)| GpuCell {
+                    scores: Scores {
+                        swap,
+                        ..cell_scores(ld, n_units, shape.n, alpha)
+                    },
                     seconds: share,
                 })
                 .collect())
@@ -695,6 +712,7 @@ impl GpuScorer {
             batch: b,
             n_units: plan.n_units,
             hamming: h,
+            swap: None,
         })
     }
 }

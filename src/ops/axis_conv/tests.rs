@@ -876,7 +876,9 @@ fn nds_block_scores_agree_with_the_cpu(dev: &CudaDevice) {
         assert_close_hamming(&got.hamming, &want.hamming, want.n_units, 2e-3, "nds");
         // The scores, through both scorers' public entries.
         let cpu = crate::score_graph(&g, &batch, seed, 1.0).unwrap();
-        let gpu = scorer.score(3, |_| Ok(g.clone()), seed, 1.0, None).unwrap();
+        let gpu = scorer
+            .score(3, |_| Ok(g.clone()), seed, 1.0, None, false)
+            .unwrap();
         // Three lanes' copies of one cell: bit-identical.
         assert!(gpu.iter().all(|c| c.scores == gpu[0].scores));
         let gs = gpu[0].scores;
