@@ -414,6 +414,19 @@ struct EvalArgs {
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also draw score (x) against the --target column (y) to this file,
+    /// SVG or PNG by its extension: one panel per score field, its title
+    /// holding N, Kendall τ and Spearman ρ as in the table and how many
+    /// joined rows it leaves out (null scores: singular cells). Beside
+    /// `ln_n_units`, `n_units` is drawn only if --plot-fields names it (it
+    /// ranks the same).
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Score fields to draw with --plot, comma-separated, one panel each in
+    /// this order (default: every score field, `n_units` only without
+    /// `ln_n_units`).
+    #[arg(long, value_delimiter = ',', requires = "plot", value_name = "FIELDS")]
+    plot_fields: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -911,13 +924,18 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
-    let report = dasnas::eval::evaluate(&dasnas::eval::EvalOptions {
-        scores: a.scores,
-        truth: a.truth,
-        key: a.key,
-        target: a.target,
-        nulls: a.nulls,
-    })?;
+    use dasnas::eval::{evaluate_tables, plot, read_scores, read_truth};
+    // A wrong extension fails before the files are read.
+    if let Some(path) = &a.plot {
+        plot::PlotFormat::from_path(path)?;
+    }
+    // Read once: the plot draws the same rows the report ranks.
+    let scores = read_scores(&a.scores)?;
+    let truth = read_truth(&a.truth, &a.key, &a.target)?;
+    let report = evaluate_tables(&scores, &truth, &a.target, a.nulls);
+    if let Some(path) = &a.plot {
+        plot::plot(&scores, &truth, &report, path, a.plot_fields.as_deref())?;
+    }
     if a.json {
         println!("{}", report.to_json());
     } else {

@@ -443,6 +443,12 @@ impl EvalReport {
     }
 }
 
+/// A correlation as the report table prints it: four decimals, `-` when
+/// undefined (the plot titles use it too, so that both agree).
+pub(crate) fn format_correlation(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.4}"))
+}
+
 impl fmt::Display for EvalReport {
     /// A join-count line, then an aligned table, one row per score field;
     /// undefined correlations print as `-`.
@@ -457,7 +463,6 @@ impl fmt::Display for EvalReport {
             self.truth_rows,
             self.target
         )?;
-        let corr = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.4}"));
         let cells: Vec<[String; 5]> = self
             .fields
             .iter()
@@ -466,8 +471,8 @@ impl fmt::Display for EvalReport {
                     r.field.clone(),
                     r.n.to_string(),
                     r.null.to_string(),
-                    corr(r.kendall_tau_b),
-                    corr(r.spearman_rho),
+                    format_correlation(r.kendall_tau_b),
+                    format_correlation(r.spearman_rho),
                 ]
             })
             .collect();

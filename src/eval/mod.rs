@@ -5,9 +5,12 @@
 //! * [`join`]: read a JSON Lines scores file and a CSV truth table, join them
 //!   on the architecture string, and report each score field's rank
 //!   correlation with the truth ([`evaluate`], [`EvalReport`]).
+//! * [`plot`]: score against truth, one scatter panel per score field with
+//!   its N, τ and ρ, as SVG or PNG (`dasnas eval --plot`).
 
 pub mod fit;
 pub mod join;
+pub mod plot;
 pub mod rank;
 pub mod search;
 
