@@ -20,6 +20,7 @@ mod testing;
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod dtb;
 pub mod error;
 pub mod eval;
 pub mod io;

@@ -31,7 +31,8 @@ enum Command {
     Eval(EvalArgs),
     /// Time the scoring of sampled cells and print where the time goes.
     Bench(BenchArgs),
-    /// Train one cell with SGD and record its training state (JSON Lines; runs on the CPU).
+    /// Train one cell, or many under one recipe (a training bench), with SGD
+    /// and record their training states (JSON Lines; runs on the CPU).
     Train(TrainArgs),
     /// Choose the DAS combination rule of D and N_A by cross-validated Kendall τ.
     Fit(FitArgs),
@@ -368,19 +369,48 @@ struct TrainOpts {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("cells").required(true).args(["arch", "archs"])))]
 struct TrainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// The architecture string.
+    /// The architecture string (one cell; --record is overwritten).
     #[arg(long)]
-    arch: String,
+    arch: Option<String>,
+    /// Train every cell of this file with the same recipe: a DARTS training
+    /// bench (DTB). Architecture strings, one per line (`-` reads stdin;
+    /// blank and `#` lines skipped); all records go to --record, appended.
+    #[arg(long)]
+    archs: Option<PathBuf>,
+    /// Train only shard K of N of the --archs list: positions K, K+N, …;
+    /// 0 ≤ K < N. Give each shard its own --record file.
+    #[arg(long, conflicts_with = "arch")]
+    shard: Option<dasnas::select::Shard>,
+    /// Complete the --record file of an --archs run that stopped: after
+    /// checking its run stamps, skip the cells whose last-step record is in
+    /// it and train the others from step 0 (a half-written last line, and
+    /// the records of an unfinished cell at the file's end, are cut off).
+    /// Without --resume an --archs run refuses a --record file that is not
+    /// empty.
+    #[arg(long, conflicts_with = "arch")]
+    resume: bool,
     /// SGD steps.
     #[arg(long)]
     steps: usize,
-    /// JSON Lines file to write (overwritten): one record per step with
-    /// step, loss, acc (of that step's batch, before its update), lr, ms;
-    /// step 0 and every --every steps (and the last) also carry the scores
-    /// wot, d, n_units, das, singular on the scoring batch.
+    /// JSON Lines file of the training records, one JSON object per line:
+    /// `step` (integer; 0 before training, then the step just taken),
+    /// `loss` and `acc` (numbers: cross-entropy and accuracy of that step's
+    /// batch, before its update; null at step 0), `lr` (number; null at
+    /// step 0), `ms` (number: the step's wall time, scoring excluded;
+    /// absent at step 0). Step 0, every --every steps and the last step
+    /// also carry the scores on the scoring batch: `wot`, `d`, `das`
+    /// (numbers, null when singular), `n_units` (integer), `singular`
+    /// (boolean). With --arch the file is overwritten and its step-0 record
+    /// names the cell (`arch`, `key`, NB201's `index` / NB101's `hash`) and
+    /// carries `run`, the run stamp (as on `score` lines). With --archs
+    /// every record carries those fields; cells follow one another, each
+    /// in step order; a cell is complete when its record with `step` equal
+    /// to --steps is in the file, and a reader takes each cell's records
+    /// (grouped by `arch`) from its last `step` 0 record onward.
     #[arg(long)]
     record: PathBuf,
     /// Score every M steps (0: only at step 0 and after the last step).
@@ -852,56 +882,99 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         ));
     }
     finite("--alpha", a.alpha)?;
-    let arch = a.run.sized(Arch::parse(a.run.space, &a.arch)?)?;
+    let space = a.run.space;
+    // The cells first, so that a bad line is reported before any work.
+    let cells = match (&a.arch, &a.archs) {
+        (Some(s), _) => vec![a.run.sized(Arch::parse(space, s)?)?],
+        (None, Some(p)) => {
+            if a.steps == 0 {
+                return Err(Error::Arg(
+                    "--steps 0 with --archs: a bench needs training steps (for scores at \
+                     initialisation use `score --archs`)"
+                        .into(),
+                ));
+            }
+            let all = a.run.sized_all(dasnas::io::read_archs(space, p)?)?;
+            dasnas::select::shard(Box::new(all.into_iter().map(Ok)), a.shard)
+                .collect::<Result<Vec<_>>>()?
+        }
+        (None, None) => return Err(Error::Arg("give --arch or --archs".into())),
+    };
     let batch = prepare(&a.run)?;
     let setup = training(&a.run, &a.train, a.steps.max(1))?;
-    let graph = arch.network()?;
-    let mut params = dasnas::net::init::init_params(&graph, a.run.seed);
-    let mut batches = setup.batches(a.run.seed)?;
-    let f = std::fs::File::create(&a.record).map_err(|e| Error::io(&a.record, e))?;
-    let mut out = std::io::BufWriter::new(f);
-    let name = a.record.display().to_string();
-    let arch_name = arch.to_string();
-    let (st, step_s) = dasnas::train::train_recorded(
-        &graph,
-        &mut params,
-        &mut batches,
-        &setup.config,
-        a.steps,
-        dasnas::train::ScoreEvery {
+    let stamp = dasnas::results::RunStamp::new(
+        space,
+        &a.run.space_options()?,
+        a.run.seed,
+        &batch,
+        a.alpha,
+        Some(&setup),
+    );
+    let recipe = dasnas::dtb::Recipe {
+        training: &setup,
+        steps: a.steps,
+        seed: a.run.seed,
+        score_every: dasnas::train::ScoreEvery {
             every: a.every,
             scoring: &batch,
             alpha: a.alpha,
         },
-        |r| {
-            let mut obj = serde_json::json!({
-                "step": r.step,
-                "loss": r.loss,
-                "acc": r.accuracy,
-                "lr": r.lr,
-            });
-            if r.step == 0 {
-                obj["arch"] = serde_json::json!(arch_name);
-            }
-            if let Some(s) = r.seconds {
-                obj["ms"] = serde_json::json!((s * 1e4).round() / 10.0);
-            }
-            if let Some(s) = r.scores {
-                for (k, v) in [
-                    ("wot", serde_json::json!(s.wot)),
-                    ("d", serde_json::json!(s.d)),
-                    ("n_units", serde_json::json!(s.n_units)),
-                    ("das", serde_json::json!(s.das)),
-                    ("singular", serde_json::json!(s.singular)),
-                ] {
-                    obj[k] = v;
-                }
-            }
-            writeln!(out, "{obj}")
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::io(&name, e))
-        },
-    )?;
+    };
+    if a.archs.is_some() {
+        let t0 = std::time::Instant::now();
+        let bench = dasnas::dtb::Bench {
+            path: a.record.clone(),
+            recipe,
+            stamp: &stamp,
+            resume: a.resume,
+        };
+        let plan = dasnas::dtb::plan_bench(&bench, &cells)?;
+        if plan.report.dropped_partial_line {
+            eprintln!(
+                "dasnas: {}: dropped an unfinished last line",
+                a.record.display()
+            );
+        }
+        if plan.report.cut_records > 0 {
+            eprintln!(
+                "dasnas: {}: cut {} record(s) of an unfinished cell off its end",
+                a.record.display(),
+                plan.report.cut_records
+            );
+        }
+        let report = dasnas::dtb::run_bench(&bench, plan, |c| {
+            eprintln!(
+                "dasnas train: cell {}/{} {}: {} steps in {:.1} s, final loss {:?}",
+                c.trained, c.to_train, c.arch, c.stats.steps, c.seconds, c.stats.final_loss
+            );
+        })?;
+        eprintln!(
+            "dasnas train: {} cells listed, {} already complete in {}, {} listed twice, {} \
+             trained ({} of them again after a stopped run) in {:.1} s",
+            report.cells,
+            report.already_done,
+            a.record.display(),
+            report.duplicates,
+            report.trained,
+            report.restarted,
+            t0.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let arch = &cells[0];
+    let f = std::fs::File::create(&a.record).map_err(|e| Error::io(&a.record, e))?;
+    let mut out = std::io::BufWriter::new(f);
+    let name = a.record.display().to_string();
+    let (st, step_s) = dasnas::dtb::train_cell(arch, &recipe, |r| {
+        let mut obj = dasnas::dtb::record_json(&r);
+        if r.step == 0 {
+            dasnas::results::put_identity(&mut obj, arch);
+            obj["run"] = stamp.to_json();
+        }
+        writeln!(out, "{obj}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::io(&name, e))
+    })?;
     // Steps/s over the steps alone (scoring excluded), without the first
     // step (warm-up) when there are several.
     let timed = if step_s.len() > 1 {

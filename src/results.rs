@@ -133,6 +133,21 @@ impl RunStamp {
     }
 }
 
+/// Sets the fields that name `arch` on a line (`obj`, a JSON object):
+/// `arch`, its class `key`, its official `index` where the space has one,
+/// and the key again under the space's own name (NB101's `hash`).
+pub fn put_identity(obj: &mut Value, arch: &Arch) {
+    let id = arch.identity();
+    obj["arch"] = arch.to_string().into();
+    if let Some(i) = id.index {
+        obj["index"] = i.into();
+    }
+    if let Some(name) = arch.space().key_name() {
+        obj[name] = id.key.clone().into();
+    }
+    obj["key"] = id.key.into();
+}
+
 /// The line `dasnas score` writes for `arch`: the cell's identity, the
 /// scores of `result` (with `das@A` for each of `extra_alphas`), the run
 /// stamp, and `scored_as` when the scores are those of another member of
@@ -145,14 +160,7 @@ pub fn result_line(
     scored_as: Option<&Arch>,
 ) -> Value {
     let mut obj = result.to_json(&arch.to_string(), extra_alphas, stamp.batch);
-    let id = arch.identity();
-    if let Some(i) = id.index {
-        obj["index"] = i.into();
-    }
-    if let Some(name) = arch.space().key_name() {
-        obj[name] = id.key.clone().into();
-    }
-    obj["key"] = id.key.into();
+    put_identity(&mut obj, arch);
     if let Some(rep) = scored_as {
         obj["scored_as"] = rep.to_string().into();
     }
@@ -170,15 +178,7 @@ pub fn copied_line(source: &Value, arch: &Arch) -> Value {
         .or_else(|| source.get("arch"))
         .cloned()
         .unwrap_or(Value::Null);
-    let id = arch.identity();
-    obj["arch"] = arch.to_string().into();
-    if let Some(i) = id.index {
-        obj["index"] = i.into();
-    }
-    if let Some(name) = arch.space().key_name() {
-        obj[name] = id.key.clone().into();
-    }
-    obj["key"] = id.key.into();
+    put_identity(&mut obj, arch);
     if scored.as_str() == Some(&arch.to_string()) {
         if let Some(m) = obj.as_object_mut() {
             m.remove("scored_as");
@@ -428,7 +428,7 @@ pub fn check_stamps(path: &Path, stamp: &RunStamp) -> Result<()> {
             if let Some(d) = stamp.difference(&theirs) {
                 return Err(Error::Arg(format!(
                     "{} line {} was scored with {d} (this run's setting): resuming would mix \
-                     two runs in one file; use another --out",
+                     two runs in one file; write to another file",
                     path.display(),
                     i + 1
                 )));
