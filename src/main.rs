@@ -305,6 +305,11 @@ struct ScoreArgs {
     /// Skip the cells already in --out.
     #[arg(long, requires = "out")]
     resume: bool,
+    /// Average every score over R weight seeds (S, S+1, …, S+R−1 for
+    /// --seed S): each field is the mean, `<field>_std` its standard
+    /// deviation, `singular_repeats` the repeats with a singular K_H.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
     /// Also count SWAP (Peng et al., ICLR 2024: distinct per-unit sign
     /// patterns over the batch) from the same pass, as `swap`. Costs a
     /// transposition and a sort of one pattern per unit (on a GPU, a copy
@@ -577,6 +582,11 @@ type Classes = Box<dyn Iterator<Item = Result<dasnas::select::Class>> + Send>;
 
 fn cmd_score(a: ScoreArgs) -> Result<()> {
     finite("--alpha", a.alpha)?;
+    if a.repeats == 0 {
+        return Err(Error::Arg(
+            "--repeats 0: at least one weight seed is needed".into(),
+        ));
+    }
     for &al in &a.extra_alphas {
         finite("--extra-alphas", al)?;
     }
@@ -605,6 +615,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         stamp
     };
+    let stamp = stamp.with_repeats(a.repeats);
     let resumed = match (&a.out, a.resume) {
         (Some(p), true) => {
             dasnas::results::check_stamps(p, &stamp)?;
@@ -705,8 +716,18 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             break;
         }
         let reps: Vec<&Arch> = block.iter().map(|u| &u.rep).collect();
-        let results = scorer.score_archs(&reps, a.run.seed, a.alpha)?;
-        for (unit, r) in block.iter().zip(results) {
+        // Repeat r draws the weights of seed S + r.
+        let mut per_cell: Vec<Vec<dasnas::CellResult>> = vec![Vec::new(); block.len()];
+        for r in 0..a.repeats {
+            let seed = a.run.seed.wrapping_add(r as u64);
+            for (cell, res) in per_cell
+                .iter_mut()
+                .zip(scorer.score_archs(&reps, seed, a.alpha)?)
+            {
+                cell.push(res);
+            }
+        }
+        for (unit, r) in block.iter().zip(per_cell) {
             let lines: Vec<(&Arch, Option<&Arch>)> = if unit.members.is_empty() {
                 vec![(&unit.rep, None)]
             } else {
@@ -718,7 +739,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
             };
             for (arch, scored_as) in lines {
                 let obj =
-                    dasnas::results::result_line(arch, &r, &a.extra_alphas, &stamp, scored_as);
+                    dasnas::results::repeated_line(arch, &r, &a.extra_alphas, &stamp, scored_as);
                 writeln!(out, "{obj}").map_err(|e| Error::io(&out_name, e))?;
             }
             out.flush().map_err(|e| Error::io(&out_name, e))?;

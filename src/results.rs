@@ -44,6 +44,9 @@ pub struct RunStamp {
     /// SWAP's regularisation, `μ=…,σ=…`, when lines carry `swap_reg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap_reg: Option<String>,
+    /// Weight seeds averaged over (`score --repeats`), when more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<usize>,
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
@@ -85,6 +88,15 @@ impl RunStamp {
             alpha,
             train,
             swap_reg: None,
+            repeats: None,
+        }
+    }
+
+    /// The stamp of a run averaging `repeats` weight seeds.
+    pub fn with_repeats(self, repeats: usize) -> Self {
+        RunStamp {
+            repeats: (repeats > 1).then_some(repeats),
+            ..self
         }
     }
 
@@ -114,7 +126,7 @@ impl RunStamp {
     pub fn difference(&self, other: &RunStamp) -> Option<String> {
         let (a, b) = (self.to_json(), other.to_json());
         let fields = [
-            "space", "options", "seed", "batch", "images", "alpha", "train", "swap_reg",
+            "space", "options", "seed", "batch", "images", "alpha", "train", "swap_reg", "repeats",
         ];
         fields.iter().find_map(|&f| {
             let (x, y) = (
@@ -166,6 +178,91 @@ pub fn result_line(
     }
     obj["run"] = stamp.to_json();
     obj
+}
+
+/// The line of `arch` scored with several weight seeds (`score --repeats
+/// R`, `results[r]` with seed S + r): each numeric field is the mean over
+/// the repeats where it is not null (null when it is null in all), with its
+/// standard deviation (n − 1 in the denominator; 0 for one value) as
+/// `<field>_std`; `singular` is true when every repeat is, and
+/// `singular_repeats` counts those that are; `ms` is the total; `repeats`
+/// is R. One result gives [`result_line`]'s line.
+pub fn repeated_line(
+    arch: &Arch,
+    results: &[CellResult],
+    extra_alphas: &[f64],
+    stamp: &RunStamp,
+    scored_as: Option<&Arch>,
+) -> Value {
+    let lines: Vec<Value> = results
+        .iter()
+        .map(|r| result_line(arch, r, extra_alphas, stamp, scored_as))
+        .collect();
+    let Some(first) = lines.first() else {
+        return Value::Null;
+    };
+    if lines.len() == 1 {
+        return first.clone();
+    }
+    let mut obj = first.clone();
+    // Timings are summed; the identity and the network's own measures do
+    // not depend on the weights.
+    let not_averaged = [
+        "ms",
+        "train_ms",
+        "train_steps",
+        "index",
+        "n_units",
+        "ln_n_units",
+        "params",
+        "flops",
+    ];
+    let numeric: Vec<String> = lines
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.iter())
+        .filter(|(k, v)| v.is_number() && !not_averaged.contains(&k.as_str()))
+        .map(|(k, _)| k.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for field in numeric {
+        let v: Vec<f64> = lines
+            .iter()
+            .filter_map(|l| l.get(&field).and_then(Value::as_f64))
+            .collect();
+        let (mean, std) = mean_std(&v);
+        obj[&field] = mean.map_or(Value::Null, Value::from);
+        obj[format!("{field}_std")] = std.map_or(Value::Null, Value::from);
+    }
+    let singular = lines
+        .iter()
+        .filter(|l| l.get("singular").and_then(Value::as_bool) == Some(true))
+        .count();
+    obj["singular"] = (singular == lines.len()).into();
+    obj["singular_repeats"] = singular.into();
+    let ms: f64 = lines
+        .iter()
+        .filter_map(|l| l.get("ms").and_then(Value::as_f64))
+        .sum();
+    obj["ms"] = ((ms * 10.0).round() / 10.0).into();
+    obj["repeats"] = lines.len().into();
+    obj
+}
+
+/// Mean and sample standard deviation (0 for one value; `None` for none).
+fn mean_std(v: &[f64]) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (Some(mean), Some(var.sqrt()))
 }
 
 /// The line of `arch` made from `source`, the line of another cell of its
@@ -452,6 +549,7 @@ mod tests {
             alpha: 1.0,
             train: None,
             swap_reg: None,
+            repeats: None,
         }
     }
 
