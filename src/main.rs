@@ -216,6 +216,11 @@ struct RunArgs {
     /// classifier). Short for --space-option init=INIT.
     #[arg(long)]
     init: Option<String>,
+    /// NB101 space: channels of the stem and the first stack (NB101: 128;
+    /// the NASWOT code's NB101 runs used 16). Short for --space-option
+    /// stem_channels=C.
+    #[arg(long)]
+    stem_channels: Option<usize>,
     /// An option of the search space's network, KEY=VALUE (repeatable); a
     /// space rejects keys it does not take.
     #[arg(long = "space-option", value_name = "KEY=VALUE")]
@@ -233,6 +238,7 @@ impl RunArgs {
             ("init_channels", self.init_channels.map(|c| c.to_string())),
             ("layers", self.layers.map(|l| l.to_string())),
             ("init", self.init.clone()),
+            ("stem_channels", self.stem_channels.map(|c| c.to_string())),
         ];
         for (key, value) in flags {
             if let Some(v) = value {

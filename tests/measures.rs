@@ -126,3 +126,27 @@ fn repeats_average_the_seeds_and_report_their_spread() {
     common::fails_with(&["score", "--sample", "1", "--repeats", "0"], "--repeats 0");
     std::fs::remove_file(&data).unwrap();
 }
+
+#[test]
+fn nb101_stem_channels_sets_the_width() {
+    use dasnas::space::SpaceOptions;
+    let cell = "0100/input|output";
+    let wide = Arch::parse(Space::NB101, cell).unwrap().network().unwrap();
+    let opts = SpaceOptions::new().with("stem_channels", 16);
+    let narrow = Arch::parse(Space::NB101, cell)
+        .unwrap()
+        .with_options(&opts)
+        .unwrap()
+        .network()
+        .unwrap();
+    // Every layer's width scales with the stem's: 128 / 16 = 8 times the units.
+    assert_eq!(wide.n_units(), 8 * narrow.n_units());
+    assert!(narrow.param_count() < wide.param_count());
+    let zero = SpaceOptions::new().with("stem_channels", 0);
+    let e = Arch::parse(Space::NB101, cell)
+        .unwrap()
+        .with_options(&zero)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stem_channels"), "{e}");
+}

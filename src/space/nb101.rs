@@ -527,8 +527,9 @@ impl Default for Nb101Net {
 }
 
 /// The NB101 space, registered as `nb101`: [`Nb101Cell`]s in the CIFAR
-/// network of [`Nb101Net::default`]. Its one option, `init`, picks the
-/// weight init ([`Nb101Net::init`]).
+/// network of [`Nb101Net::default`]. Its options: `init` picks the weight
+/// init ([`Nb101Net::init`]), `stem_channels` the width
+/// ([`Nb101Net::stem_channels`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Nb101;
 
@@ -541,18 +542,27 @@ impl SearchSpace for Nb101 {
     }
 
     fn options(&self) -> &'static [SpaceOption] {
-        &[SpaceOption {
-            key: "init",
-            default: "default",
-            help: "weight init: `default` (uniform ±1/√fan_in, as every space) or `naswot` \
-                   (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier)",
-        }]
+        &[
+            SpaceOption {
+                key: "init",
+                default: "default",
+                help: "weight init: `default` (uniform ±1/√fan_in, as every space) or `naswot` \
+                       (the NASWOT code's He-normal fan-out convs, N(0, 0.01) classifier)",
+            },
+            SpaceOption {
+                key: "stem_channels",
+                default: "128",
+                help: "channels of the stem conv and the first stack (NB101: 128; the NASWOT \
+                       code's NB101 port: 16), at least 1",
+            },
+        ]
     }
 
     fn net(&self, opts: &SpaceOptions) -> Result<Nb101Net> {
         let d = Nb101Net::default();
         Ok(Nb101Net {
             init: opts.value("init", d.init)?,
+            stem_channels: opts.count("stem_channels", d.stem_channels)?,
             ..d
         })
     }
