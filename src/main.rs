@@ -216,6 +216,12 @@ struct RunArgs {
     /// classifier). Short for --space-option init=INIT.
     #[arg(long)]
     init: Option<String>,
+    /// NB201 and DARTS: which ReLUs are units. `functional` (default): those
+    /// whose value can reach the output (a `none` edge is no edge);
+    /// `graph`: the NASWOT code's rule, `none` as x·0, so every ReLU with a
+    /// graph path to the output. Short for --space-option count=RULE.
+    #[arg(long)]
+    count: Option<String>,
     /// NB101 space: channels of the stem and the first stack (NB101: 128;
     /// the NASWOT code's NB101 runs used 16). Short for --space-option
     /// stem_channels=C.
@@ -239,6 +245,7 @@ impl RunArgs {
             ("layers", self.layers.map(|l| l.to_string())),
             ("init", self.init.clone()),
             ("stem_channels", self.stem_channels.map(|c| c.to_string())),
+            ("count", self.count.clone()),
         ];
         for (key, value) in flags {
             if let Some(v) = value {

@@ -91,6 +91,33 @@ impl std::str::FromStr for InitScheme {
     }
 }
 
+/// Which ReLUs count as units (N_A, the codes, SWAP) where a space has
+/// `none` edges (NB201, DARTS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Counting {
+    /// The ReLUs whose value can reach the output: a `none` edge is no edge
+    /// (DESIGN.md §1; the default, which ranks better on NB201).
+    #[default]
+    Functional,
+    /// As the NASWOT research code counts: `none` is `x · 0`, through which
+    /// the backward pass still flows, so every ReLU with a graph path to
+    /// the output counts, `none` edges included.
+    Graph,
+}
+
+impl std::str::FromStr for Counting {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "functional" => Ok(Counting::Functional),
+            "graph" => Ok(Counting::Graph),
+            other => Err(Error::Arg(format!(
+                "unknown counting `{other}` (expected functional or graph)"
+            ))),
+        }
+    }
+}
+
 /// A parameter tensor: its name (which also seeds its values), length and init.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {

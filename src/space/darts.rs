@@ -27,7 +27,9 @@
 //!   ReLU, concat(conv1×1 s2(x), conv1×1 s2(x[:, 1:, 1:])), BN;
 //! * `none`: contributes nothing. Like NB201's rule, a node whose two edges
 //!   are both `none` holds zeros (of the stride-2 shape in a reduction cell)
-//!   that keep their first edge's source live.
+//!   that keep their first edge's source live. With the option
+//!   `count=graph` every `none` edge is DARTS's `Zero` (`x·0`) instead,
+//!   keeping its own source live, as the NASWOT code counts.
 
 use crate::error::{Error, Result};
 use crate::net::rng::{bits, name_id, stream_key};
@@ -520,7 +522,15 @@ impl Genotype {
                 reduction,
                 reduction_prev,
             };
-            let out = build_cell(&mut b, cell, [s0, s1], c, place, &format!("cell{i}"))?;
+            let out = build_cell(
+                &mut b,
+                cell,
+                [s0, s1],
+                c,
+                place,
+                spec.count,
+                &format!("cell{i}"),
+            )?;
             reduction_prev = reduction;
             s0 = s1;
             s1 = out;
@@ -630,6 +640,7 @@ fn build_cell(
     [s0, s1]: [NodeId; 2],
     c: usize,
     place: CellPlace,
+    count: crate::net::Counting,
     prefix: &str,
 ) -> Result<NodeId> {
     let CellPlace {
@@ -651,6 +662,16 @@ fn build_cell(
             let name = format!("{prefix}.n{}.e{k}.{}", node + 2, op.name());
             if let Some(y) = edge(b, op, states[j], c, stride, &name)? {
                 terms.push(y);
+            } else if count == crate::net::Counting::Graph {
+                // `none` as DARTS's Zero: x·0 (x[:, :, ::2, ::2]·0 at stride
+                // 2), which keeps its source's graph path to the output.
+                let src = b.shape(states[j]);
+                let shape = if stride == 2 {
+                    Shape::new(1, src.h.div_ceil(2), src.w.div_ceil(2), src.c)
+                } else {
+                    src
+                };
+                terms.push(b.zeros(states[j], shape, &name)?);
             }
         }
         let s = if terms.is_empty() {
@@ -712,6 +733,8 @@ pub struct DartsNet {
     pub classes: usize,
     /// Height and width of the input images, in pixels.
     pub image_size: usize,
+    /// Which ReLUs are units: `none` edges as no edge, or as `x · 0`.
+    pub count: crate::net::Counting,
 }
 
 impl Default for DartsNet {
@@ -723,6 +746,7 @@ impl Default for DartsNet {
             stem_multiplier: 3,
             classes: 10,
             image_size: 32,
+            count: crate::net::Counting::Functional,
         }
     }
 }
@@ -753,6 +777,7 @@ impl SearchSpace for Darts {
                 default: "8",
                 help: "number of cells (DARTS's --layers), at least 1",
             },
+            crate::space::nb201::COUNT_OPTION,
         ]
     }
 
@@ -761,6 +786,7 @@ impl SearchSpace for Darts {
         Ok(DartsNet {
             init_channels: opts.count("init_channels", d.init_channels)?,
             layers: opts.count("layers", d.layers)?,
+            count: opts.value("count", d.count)?,
             ..d
         })
     }

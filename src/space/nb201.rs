@@ -249,7 +249,13 @@ impl Nb201Cell {
     }
 
     /// Adds one cell at `x` (stage channels = x's channels) to `b`.
-    fn build(&self, b: &mut GraphBuilder, x: NodeId, prefix: &str) -> Result<NodeId> {
+    fn build(
+        &self,
+        b: &mut GraphBuilder,
+        x: NodeId,
+        prefix: &str,
+        count: crate::net::Counting,
+    ) -> Result<NodeId> {
         let c = b.shape(x).c;
         let mut nodes: Vec<NodeId> = vec![x];
         for target in 1..=3 {
@@ -261,6 +267,10 @@ impl Nb201Cell {
                 let src = nodes[j];
                 let name = format!("{prefix}.e{j}{i}.{}", self.ops[e].name());
                 match self.ops[e] {
+                    // x·0 keeps its source's graph path to the output.
+                    Nb201Op::None if count == crate::net::Counting::Graph => {
+                        terms.push(b.zeros_like(src, &name))
+                    }
                     Nb201Op::None => {}
                     Nb201Op::SkipConnect => terms.push(src),
                     Nb201Op::AvgPool3x3 => {
@@ -305,7 +315,7 @@ impl Nb201Cell {
                 h = resblock(&mut b, h, cs, &format!("res{stage}"))?;
             }
             for cell in 0..spec.cells_per_stage {
-                h = self.build(&mut b, h, &format!("s{stage}.c{cell}"))?;
+                h = self.build(&mut b, h, &format!("s{stage}.c{cell}"), spec.count)?;
             }
         }
         let bn = b.batchnorm(h, "lastact.bn");
@@ -362,6 +372,8 @@ pub struct Nb201Net {
     pub classes: usize,
     /// Height and width of the input images, in pixels.
     pub image_size: usize,
+    /// Which ReLUs are units: `none` edges as no edge, or as `x · 0`.
+    pub count: crate::net::Counting,
 }
 
 impl Default for Nb201Net {
@@ -372,9 +384,19 @@ impl Default for Nb201Net {
             cells_per_stage: 5,
             classes: 10,
             image_size: 32,
+            count: crate::net::Counting::Functional,
         }
     }
 }
+
+/// The `count` option of the spaces with `none` edges.
+pub(crate) const COUNT_OPTION: crate::space::SpaceOption = crate::space::SpaceOption {
+    key: "count",
+    default: "functional",
+    help: "which ReLUs are units: `functional` (those whose value can reach the output; \
+           `none` is no edge) or `graph` (the NASWOT code's: `none` is x·0, so every ReLU \
+           with a graph path to the output)",
+};
 
 /// The NB201 space, registered as `nb201`: [`Nb201Cell`]s in the CIFAR
 /// network of [`Nb201Net::default`]. It takes no options.
@@ -389,8 +411,16 @@ impl SearchSpace for Nb201 {
         "nb201"
     }
 
-    fn net(&self, _opts: &SpaceOptions) -> Result<Nb201Net> {
-        Ok(Nb201Net::default())
+    fn options(&self) -> &'static [crate::space::SpaceOption] {
+        &[COUNT_OPTION]
+    }
+
+    fn net(&self, opts: &SpaceOptions) -> Result<Nb201Net> {
+        let d = Nb201Net::default();
+        Ok(Nb201Net {
+            count: opts.value("count", d.count)?,
+            ..d
+        })
     }
 
     fn image_size(&self, net: &Nb201Net) -> usize {
