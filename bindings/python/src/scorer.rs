@@ -227,7 +227,7 @@ impl PyScorer {
 #[pymethods]
 impl PyScorer {
     #[new]
-    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training))]
+    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None))]
     #[allow(clippy::too_many_arguments)] // one Python keyword each
     fn new(
         py: Python<'_>,
@@ -242,7 +242,14 @@ impl PyScorer {
         data: Option<&Bound<'_, PyAny>>,
         dataset: &str,
         training: Option<TrainingArgs>,
+        swap: bool,
+        swap_reg: Option<(f64, f64)>,
     ) -> PyResult<Self> {
+        let swap = if swap {
+            Some(guarded(|| dasnas::scorer::Swap::new(swap_reg))?)
+        } else {
+            None
+        };
         let (space, options, dataset, kind) = guarded(|| {
             if !alpha.is_finite() {
                 return Err(Error::Arg(format!("alpha {alpha} is not a finite number")));
@@ -282,9 +289,14 @@ impl PyScorer {
         };
         let stamp =
             dasnas::results::RunStamp::new(space, &options, seed, &tensor, alpha, train.as_ref());
+        let stamp = match &swap {
+            Some(s) => stamp.with_swap(s),
+            None => stamp,
+        };
         let (mut scorer, notice) = py.detach(|| guarded(|| Scorer::open(kind, tensor, lanes)))?;
         guarded(|| scorer.set_threads(threads))?;
         scorer.set_training(train);
+        scorer.set_swap(swap);
         Ok(PyScorer {
             device: scorer.describe(),
             scorer: Mutex::new(scorer),

@@ -210,3 +210,19 @@ def test_space_options_reach_the_network():
     small = dasnas.Scorer("darts", device="cpu", batch=4, init_channels=4, layers=2).score(g)
     wider = dasnas.Scorer("darts", device="cpu", batch=4, init_channels=6, layers=2).score(g)
     assert small["n_units"] < wider["n_units"]
+
+
+def test_swap_params_flops_and_counting():
+    cells = dasnas.spaces.by_index([1, 2])
+    s = dasnas.Scorer("nb201", device="cpu", batch=8, threads=1, swap=True, swap_mu=100.0,
+                      swap_sigma=1e4, count="graph")
+    cols = s.score_many(cells)
+    assert (cols["swap"] > 0).all() and (cols["params"] > 0).all() and (cols["flops"] > 0).all()
+    assert "swap_reg" in cols
+    assert s.run["swap_reg"] == "μ=100,σ=10000" and s.run["options"] == "count=graph"
+    plain = dasnas.Scorer("nb201", device="cpu", batch=8, threads=1).score(cells[0])
+    assert "swap" not in plain and plain["params"] > 0
+    with pytest.raises(ValueError, match="go together"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, swap=True, swap_mu=1.0)
+    with pytest.raises(ValueError, match="σ"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, swap=True, swap_mu=1.0, swap_sigma=0.0)

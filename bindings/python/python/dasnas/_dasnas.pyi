@@ -27,6 +27,8 @@ class _Scorer:
         data: str | np.ndarray | None,
         dataset: str,
         training: dict[str, Any] | None,
+        swap: bool = ...,
+        swap_reg: tuple[float, float] | None = ...,
     ) -> None: ...
     @property
     def device(self) -> str: ...

@@ -82,6 +82,13 @@ class Scorer:
         records after the scoring batch).
     extra_alphas : iterable of float
         Adds a ``das@A`` field for each A.
+    swap : bool
+        Also count SWAP (distinct per-unit sign patterns over the batch,
+        Peng et al. 2024) from the same pass, as ``swap``.
+    swap_mu, swap_sigma : float, optional
+        With ``swap``: also ``swap_reg = swap * exp(-(P - mu)**2 / sigma)``,
+        P the parameter count in thousands (SWAP's code). Every line also
+        carries ``params`` and ``flops`` (conv and linear multiply-adds).
     **space_options
         Options of the space's network, e.g. ``init_channels=16, layers=8``
         for DARTS or ``init="naswot"`` for NB101.
@@ -110,8 +117,16 @@ class Scorer:
         wd: float = 5e-4,
         augment: bool = False,
         extra_alphas: Iterable[float] = (),
+        swap: bool = False,
+        swap_mu: float | None = None,
+        swap_sigma: float | None = None,
         **space_options: Any,
     ) -> None:
+        if (swap_mu is None) != (swap_sigma is None):
+            raise ValueError("swap_mu and swap_sigma go together")
+        if swap_mu is not None and not swap:
+            raise ValueError("swap_mu and swap_sigma need swap=True")
+        swap_reg = None if swap_mu is None else (float(swap_mu), float(swap_sigma))
         data = _as_images(data)
         if isinstance(data, str) and data == "gaussian":
             data = None
@@ -132,7 +147,7 @@ class Scorer:
         options = {k: _option_value(k, v) for k, v in space_options.items()}
         self._native = _dasnas._Scorer(
             space, device, batch, seed, float(alpha), threads, lanes, options, data,
-            dataset, training,
+            dataset, training, bool(swap), swap_reg,
         )
         self.extra_alphas = [float(a) for a in extra_alphas]
         self.train_steps = int(train_steps)
