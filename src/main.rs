@@ -555,6 +555,23 @@ fn prepare(run: &RunArgs) -> Result<Tensor> {
     )
 }
 
+/// The run stamp of this run's settings (see `dasnas::results::RunStamp`).
+fn run_stamp(
+    run: &RunArgs,
+    batch: &Tensor,
+    alpha: f64,
+    training: Option<&dasnas::Training>,
+) -> Result<dasnas::results::RunStamp> {
+    Ok(dasnas::results::RunStamp::new(
+        run.space,
+        &run.space_options()?,
+        run.seed,
+        batch,
+        alpha,
+        training,
+    ))
+}
+
 /// Opens the device of `--device` for the scoring batch; prints the
 /// fallback notice of `auto` on stderr.
 fn open_scorer(run: &RunArgs, batch: Tensor) -> Result<dasnas::Scorer> {
@@ -611,14 +628,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
     } else {
         None
     };
-    let stamp = dasnas::results::RunStamp::new(
-        space,
-        &a.run.space_options()?,
-        a.run.seed,
-        &batch,
-        a.alpha,
-        training.as_ref(),
-    );
+    let stamp = run_stamp(&a.run, &batch, a.alpha, training.as_ref())?;
     let mut scorer = open_scorer(&a.run, batch)?;
     scorer.set_training(training);
     let stamp = if a.swap {
@@ -936,14 +946,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     let batch = prepare(&a.run)?;
     let setup = training(&a.run, &a.train, a.steps.max(1))?;
-    let stamp = dasnas::results::RunStamp::new(
-        space,
-        &a.run.space_options()?,
-        a.run.seed,
-        &batch,
-        a.alpha,
-        Some(&setup),
-    );
+    let stamp = run_stamp(&a.run, &batch, a.alpha, Some(&setup))?;
     let recipe = dasnas::dtb::Recipe {
         training: &setup,
         steps: a.steps,
