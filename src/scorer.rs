@@ -504,11 +504,6 @@ impl Scorer {
                     .map(|c| from_gpu(c.scores, c.seconds, None))
                     .collect())
             }
-            (Backend::Cuda(_), Some(_)) if swap => Err(Error::Arg(
-                "SWAP after fast training on a GPU is not implemented yet; score with \
-                 --device cpu, or without --swap"
-                    .into(),
-            )),
             (Backend::Cuda(g), Some(t)) => {
                 // The batches of every step are uploaded once per seed and
                 // shared by the lanes.
@@ -532,6 +527,7 @@ impl Scorer {
                     seed,
                     alpha,
                     data,
+                    swap,
                 )?;
                 Ok(cells
                     .into_iter()

@@ -155,13 +155,14 @@ fn trained_scores_follow_the_cpu_trainer(dev: &CudaDevice) {
         Ok(())
     })
     .expect("cpu training");
-    let cpu = dasnas::score_graph_with_params(&g, &params, &scoring, 1.0).expect("cpu score");
+    let cpu = dasnas::score_graph_measuring(&g, &params, &scoring, 1.0, true).expect("cpu score");
     // GPU, the same batches (same seed) and the same initial weights.
     let mut batches = LabelledBatches::new(&imgs, pool, 16, 5, aug).expect("batches");
     let data = TrainData::upload(dev, &mut batches, steps, config()).expect("upload");
     let mut scorer = GpuScorer::new(dev, &scoring, 2).expect("scorer");
-    let out = dasnas::train::cuda::score_trained(&mut scorer, 3, |_| Ok(g.clone()), 5, 1.0, &data)
-        .expect("gpu training");
+    let out =
+        dasnas::train::cuda::score_trained(&mut scorer, 3, |_| Ok(g.clone()), 5, 1.0, &data, true)
+            .expect("gpu training");
     for (cell, gst) in &out {
         assert_eq!(gst.steps, steps);
         let (a, b) = (gst.final_loss.unwrap(), st.final_loss.unwrap());
@@ -169,6 +170,12 @@ fn trained_scores_follow_the_cpu_trainer(dev: &CudaDevice) {
         assert_eq!(cell.scores.n_units, cpu.scores.n_units);
         let (a, b) = (cell.scores.wot.unwrap(), cpu.scores.wot.unwrap());
         assert!((a - b).abs() <= 1e-2 * b.abs(), "WOT {a} vs {b}");
+        // SWAP of the trained network, from the same pass on both.
+        let (a, b) = (
+            cell.scores.swap.unwrap() as f64,
+            cpu.scores.swap.unwrap() as f64,
+        );
+        assert!((a - b).abs() <= 0.02 * b, "SWAP {a} vs {b}");
     }
     // Three lanes' copies of one cell: bit-identical.
     assert!(out.iter().all(|(c, _)| c.scores == out[0].0.scores));
@@ -193,8 +200,9 @@ fn memorises_one_batch(dev: &CudaDevice) {
     };
     let data = TrainData::upload(dev, &mut batches, 300, cfg).expect("upload");
     let mut scorer = GpuScorer::new(dev, &imgs.first(16).expect("batch"), 1).expect("scorer");
-    let out = dasnas::train::cuda::score_trained(&mut scorer, 1, |_| Ok(g.clone()), 0, 1.0, &data)
-        .expect("training");
+    let out =
+        dasnas::train::cuda::score_trained(&mut scorer, 1, |_| Ok(g.clone()), 0, 1.0, &data, false)
+            .expect("training");
     let st = out[0].1;
     assert!(st.final_loss.unwrap() < 0.05, "loss {:?}", st.final_loss);
     assert_eq!(st.final_accuracy, Some(1.0));

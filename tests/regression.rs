@@ -162,9 +162,16 @@ fn results() -> BTreeMap<String, String> {
     let mut batches =
         LabelledBatches::new(&imgs, (0..64).collect(), 8, 9, Augment::default()).expect("b");
     let data = dasnas::train::cuda::TrainData::upload(dev, &mut batches, 2, sgd()).expect("upload");
-    let trained =
-        dasnas::train::cuda::score_trained(&mut scorer, 1, |_| archs[0].network(), 7, 1.0, &data)
-            .expect("gpu training");
+    let trained = dasnas::train::cuda::score_trained(
+        &mut scorer,
+        1,
+        |_| archs[0].network(),
+        7,
+        1.0,
+        &data,
+        false,
+    )
+    .expect("gpu training");
     let (cell, st) = &trained[0];
     out.insert(
         "emu.train.00".into(),

@@ -669,6 +669,7 @@ pub fn score_trained<F>(
     seed: u64,
     alpha: f64,
     data: &TrainData,
+    swap: bool,
 ) -> Result<Vec<(GpuCell, super::TrainStats)>>
 where
     F: Fn(usize) -> Result<Graph> + Sync,
@@ -682,6 +683,7 @@ where
         let t0 = std::time::Instant::now();
         let mut tb = bufs[lane.index].lock().unwrap_or_else(|e| e.into_inner());
         let mut units = Vec::with_capacity(cells.len());
+        let mut swaps = Vec::with_capacity(cells.len());
         for (slot, i) in cells.clone().enumerate() {
             let graph = build(i)?;
             let plan = plan_for(&graph, shape)?;
@@ -699,14 +701,24 @@ where
             lane.state
                 .enqueue_scoring(&lane.dev, &plan, &graph, input, slot, false)?;
             units.push(plan.n_units);
+            // Before the next cell's pass overwrites the codes.
+            swaps.push(if swap {
+                Some(lane.state.swap_of_last_pass(&lane.dev, &plan)?)
+            } else {
+                None
+            });
         }
         let n = cells.len();
         let out = lane.state.finish_chunk(&lane.dev, shape.n, n, None)?;
         let trained = read_results(&lane.dev, &tb, n, data.steps, data.batch.n)?;
         let share = t0.elapsed().as_secs_f64() / n as f64;
         let mut cells_out = Vec::with_capacity(n);
-        for (k, ((ld, n_units), (losses, acc))) in
-            out.into_iter().zip(units).zip(trained).enumerate()
+        for (k, (((ld, n_units), (losses, acc)), swap)) in out
+            .into_iter()
+            .zip(units)
+            .zip(trained)
+            .zip(swaps)
+            .enumerate()
         {
             if let Some(t) = losses.iter().position(|l| !l.is_finite()) {
                 return Err(Error::Data(format!(
@@ -724,7 +736,10 @@ where
             };
             cells_out.push((
                 GpuCell {
-                    scores: cell_scores(ld, n_units, shape.n, alpha),
+                    scores: crate::Scores {
+                        swap,
+                        ..cell_scores(ld, n_units, shape.n, alpha)
+                    },
                     seconds: share,
                 },
                 stats,

@@ -129,6 +129,15 @@ pub struct ScoreBufs {
 }
 
 impl ScoreBufs {
+    /// SWAP of the pass enqueued last: its code buffer copied back (which
+    /// waits for the pass) and read per unit ([`Plan::swap_of_codes`]).
+    /// Call it before the next pass overwrites the codes.
+    pub fn swap_of_last_pass(&self, dev: &CudaDevice, plan: &Plan) -> Result<u64> {
+        let mut codes = vec![0u64; plan.codes_len];
+        dev.copy_dtoh(&self.codes.view(&(0..plan.codes_len))?, &mut codes)?;
+        Ok(plan.swap_of_codes(&codes))
+    }
+
     fn new(dev: &CudaDevice, batch: usize) -> Result<ScoreBufs> {
         let mut b = ScoreBufs {
             arena: Grow::new(),
@@ -660,10 +669,7 @@ impl GpuScorer {
                 units.push(plan.n_units);
                 // The code buffer is the next cell's: read it now.
                 swaps.push(if swap {
-                    let mut codes = vec![0u64; plan.codes_len];
-                    lane.dev
-                        .copy_dtoh(&lane.state.codes.view(&(0..plan.codes_len))?, &mut codes)?;
-                    Some(plan.swap_of_codes(&codes))
+                    Some(lane.state.swap_of_last_pass(&lane.dev, &plan)?)
                 } else {
                     None
                 });

@@ -967,8 +967,9 @@ fn nds_block_training_follows_the_cpu(dev: &CudaDevice) {
     let mut batches = LabelledBatches::new(&imgs, pool, 8, 5, aug).unwrap();
     let data = crate::train::cuda::TrainData::upload(dev, &mut batches, steps, config).unwrap();
     let mut scorer = GpuScorer::new(dev, &scoring, 2).unwrap();
-    let out = crate::train::cuda::score_trained(&mut scorer, 3, |_| Ok(g.clone()), 5, 1.0, &data)
-        .unwrap();
+    let out =
+        crate::train::cuda::score_trained(&mut scorer, 3, |_| Ok(g.clone()), 5, 1.0, &data, false)
+            .unwrap();
     for (cell, gst) in &out {
         assert_eq!(gst.steps, steps);
         let (a, b) = (gst.final_loss.unwrap(), st.final_loss.unwrap());
