@@ -46,7 +46,7 @@ def main():
     print("| scores | field | N | Kendall τ | Spearman ρ |")
     print("|---|---|---|---|---|")
     for spec in a.scores:
-        label, _, path = spec.partition("=")
+        label, _, path = spec.rpartition("=")
         report = evaluate(binary, path, a.truth, a.key, a.target)
         for f in report["fields"]:
             name = f["field"]

@@ -135,9 +135,12 @@ impl Rule {
 
     /// The parameter grid of each family searched by [`fit`].
     pub fn grid() -> Vec<Vec<Rule>> {
+        // k / per_unit rather than k · step: 201 / 100 is the double
+        // nearest 2.01 (and prints so), 201 · 0.01 is not.
         let fine = |hi: f64, step: f64| -> Vec<f64> {
-            let n = (hi / step).round() as usize;
-            (0..=n).map(|k| k as f64 * step).collect()
+            let per_unit = (1.0 / step).round();
+            let n = (hi * per_unit).round() as usize;
+            (0..=n).map(|k| k as f64 / per_unit).collect()
         };
         let coarse = [4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0];
         let mut lin = fine(3.0, 0.01);
@@ -149,6 +152,16 @@ impl Rule {
             lin.iter().map(|&alpha| Rule::Units { alpha }).collect(),
             rank.iter().map(|&beta| Rule::RankSum { beta }).collect(),
         ]
+    }
+
+    /// [`Rule::parse`], and `auto`: the rule documented as `space`'s
+    /// default ([`crate::space::Space::default_rule`], chosen by
+    /// cross-validated `fit` on its ground truth).
+    pub fn parse_for(space: crate::space::Space, s: &str) -> Result<Rule> {
+        match s {
+            "auto" => Rule::parse(space.default_rule()),
+            other => Rule::parse(other),
+        }
     }
 
     /// Parses `wot`, `d`, `n_units`, `das@A` / `linear:A`, `units:A`,
@@ -173,7 +186,7 @@ impl Rule {
                     Rule::RankSum { beta: num(v)? }
                 } else {
                     return Err(Error::Arg(format!(
-                        "unknown metric `{s}` (expected wot, d, n_units, das@ALPHA, \
+                        "unknown metric `{s}` (expected auto, wot, d, n_units, das@ALPHA, \
                          linear:ALPHA, units:ALPHA or ranksum:BETA)"
                     )));
                 }
@@ -540,6 +553,12 @@ mod tests {
         );
         assert!(Rule::parse("linear:x").is_err());
         assert!(Rule::parse("bogus").is_err());
+        use crate::space::Space;
+        assert_eq!(Rule::parse_for(Space::NB201, "auto").unwrap(), Rule::WOT);
+        assert_eq!(
+            Rule::parse_for(Space::NB101, "auto").unwrap(),
+            Rule::RankSum { beta: 2.6 }
+        );
         assert!(fit(&[], &[], 5, 0).is_err());
     }
 }

@@ -122,6 +122,15 @@ pub trait SearchSpace: Send + Sync + 'static {
         None
     }
 
+    /// The combination rule of D and N_A that ranks this space's cells best
+    /// (`search --metric auto`), as `dasnas fit` names it: a rule chosen by
+    /// cross-validated Kendall τ on the space's ground truth only where it
+    /// beats WOT by more than its paired standard deviation (the README
+    /// has the measurements); WOT otherwise.
+    fn default_rule(&self) -> &'static str {
+        "wot"
+    }
+
     /// The cell with official index `index`, for spaces that number their
     /// cells (NB201); an `Err` otherwise or when out of range.
     fn at_index(&self, index: usize) -> Result<Self::Cell> {
@@ -286,6 +295,7 @@ trait AnySpace: Send + Sync + 'static {
     fn cells(&'static self, opts: &SpaceOptions) -> Result<Archs>;
     fn enumerates_classes(&self) -> bool;
     fn key_name(&self) -> Option<&'static str>;
+    fn default_rule(&self) -> &'static str;
     fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch>;
 }
 
@@ -350,6 +360,9 @@ impl<S: SearchSpace> AnySpace for S {
     }
     fn key_name(&self) -> Option<&'static str> {
         SearchSpace::key_name(self)
+    }
+    fn default_rule(&self) -> &'static str {
+        SearchSpace::default_rule(self)
     }
     fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch> {
         let cell = SearchSpace::at_index(self, index)?;
@@ -435,6 +448,12 @@ impl Space {
     /// The name the space's own tools give the class key (NB101: `hash`).
     pub fn key_name(self) -> Option<&'static str> {
         self.0.key_name()
+    }
+
+    /// The space's documented default combination rule
+    /// ([`SearchSpace::default_rule`]).
+    pub fn default_rule(self) -> &'static str {
+        self.0.default_rule()
     }
 
     /// The architecture with official index `index`, built with `opts`

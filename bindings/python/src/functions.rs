@@ -279,7 +279,6 @@ fn run_search<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let report = py.detach(|| {
         guarded(|| {
-            let rule = Rule::parse(metric)?;
             let strategy = Strategy::parse(strategy, population, tournament)?;
             let (space, options, seed) = match scorer {
                 Some(s) => {
@@ -291,6 +290,7 @@ fn run_search<'py>(
                     (sp, checked_options(sp, space_options)?, seed)
                 }
             };
+            let rule = Rule::parse_for(space, metric)?;
             let truth = truth
                 .map(|p| dasnas::eval::read_truth(&p, &key, &target))
                 .transpose()?;
