@@ -119,8 +119,9 @@ struct SearchArgs {
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// Score that picks the cell: wot, d, n_units, das@A (= linear:A),
-    /// units:A, ranksum:B (see `dasnas fit`), or auto: the space's
-    /// documented default rule (NB101: ranksum:2.6; NB201 and DARTS: wot).
+    /// units:A, ranksum:B (see `dasnas fit`), or auto: the rule measured
+    /// best for the space and network size (README, "DAS on NB101 and
+    /// DARTS"; WOT where no rule beats it beyond noise).
     #[arg(long, default_value = "wot")]
     metric: String,
     /// `random` (NASWOT) or `evolution` (score-guided regularised evolution).
@@ -1073,7 +1074,7 @@ fn cmd_fit(a: FitArgs) -> Result<()> {
 
 fn cmd_search(a: SearchArgs) -> Result<()> {
     use dasnas::eval::search::{self, Evaluator, SearchOptions, Strategy};
-    let rule = dasnas::eval::fit::Rule::parse_for(a.run.space, &a.metric)?;
+    let rule = dasnas::eval::fit::Rule::parse_for(a.run.space, &a.run.space_options()?, &a.metric)?;
     let strategy = Strategy::parse(&a.strategy, a.population, a.tournament)?;
     let truth = match &a.truth {
         Some(p) => Some(dasnas::eval::read_truth(p, &a.key, &a.target)?),

@@ -155,11 +155,16 @@ impl Rule {
     }
 
     /// [`Rule::parse`], and `auto`: the rule documented as `space`'s
-    /// default ([`crate::space::Space::default_rule`], chosen by
-    /// cross-validated `fit` on its ground truth).
-    pub fn parse_for(space: crate::space::Space, s: &str) -> Result<Rule> {
+    /// default in the network of `opts`
+    /// ([`crate::space::Space::default_rule`], chosen by cross-validated
+    /// `fit` on its ground truth).
+    pub fn parse_for(
+        space: crate::space::Space,
+        opts: &crate::space::SpaceOptions,
+        s: &str,
+    ) -> Result<Rule> {
         match s {
-            "auto" => Rule::parse(space.default_rule()),
+            "auto" => Rule::parse(space.default_rule(opts)?),
             other => Rule::parse(other),
         }
     }
@@ -553,11 +558,31 @@ mod tests {
         );
         assert!(Rule::parse("linear:x").is_err());
         assert!(Rule::parse("bogus").is_err());
-        use crate::space::Space;
-        assert_eq!(Rule::parse_for(Space::NB201, "auto").unwrap(), Rule::WOT);
+        use crate::space::{Space, SpaceOptions};
+        let none = SpaceOptions::new();
         assert_eq!(
-            Rule::parse_for(Space::NB101, "auto").unwrap(),
+            Rule::parse_for(Space::NB201, &none, "auto").unwrap(),
+            Rule::WOT
+        );
+        assert_eq!(
+            Rule::parse_for(Space::NB101, &none, "auto").unwrap(),
             Rule::RankSum { beta: 2.6 }
+        );
+        let narrow = SpaceOptions::new().with("stem_channels", 16);
+        assert_eq!(
+            Rule::parse_for(Space::NB101, &narrow, "auto").unwrap(),
+            Rule::Linear { alpha: 0.12 }
+        );
+        let tiny = SpaceOptions::new()
+            .with("init_channels", 3)
+            .with("layers", 1);
+        assert_eq!(
+            Rule::parse_for(Space::DARTS, &tiny, "auto").unwrap(),
+            Rule::RankSum { beta: 0.24 }
+        );
+        assert_eq!(
+            Rule::parse_for(Space::DARTS, &none, "auto").unwrap(),
+            Rule::WOT
         );
         assert!(fit(&[], &[], 5, 0).is_err());
     }

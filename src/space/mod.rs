@@ -123,11 +123,13 @@ pub trait SearchSpace: Send + Sync + 'static {
     }
 
     /// The combination rule of D and N_A that ranks this space's cells best
-    /// (`search --metric auto`), as `dasnas fit` names it: a rule chosen by
-    /// cross-validated Kendall τ on the space's ground truth only where it
-    /// beats WOT by more than its paired standard deviation (the README
-    /// has the measurements); WOT otherwise.
-    fn default_rule(&self) -> &'static str {
+    /// in network `net` (`search --metric auto`), as `dasnas fit` names it:
+    /// a rule chosen by cross-validated Kendall τ on the space's ground
+    /// truth where it beats WOT by more than its paired standard deviation
+    /// in that network (the README has the measurements); WOT otherwise,
+    /// and for networks not measured.
+    fn default_rule(&self, net: &Self::Net) -> &'static str {
+        let _ = net;
         "wot"
     }
 
@@ -295,7 +297,7 @@ trait AnySpace: Send + Sync + 'static {
     fn cells(&'static self, opts: &SpaceOptions) -> Result<Archs>;
     fn enumerates_classes(&self) -> bool;
     fn key_name(&self) -> Option<&'static str>;
-    fn default_rule(&self) -> &'static str;
+    fn default_rule(&self, opts: &SpaceOptions) -> Result<&'static str>;
     fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch>;
 }
 
@@ -361,8 +363,8 @@ impl<S: SearchSpace> AnySpace for S {
     fn key_name(&self) -> Option<&'static str> {
         SearchSpace::key_name(self)
     }
-    fn default_rule(&self) -> &'static str {
-        SearchSpace::default_rule(self)
+    fn default_rule(&self, opts: &SpaceOptions) -> Result<&'static str> {
+        Ok(SearchSpace::default_rule(self, &resolve(self, opts)?))
     }
     fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch> {
         let cell = SearchSpace::at_index(self, index)?;
@@ -450,10 +452,10 @@ impl Space {
         self.0.key_name()
     }
 
-    /// The space's documented default combination rule
-    /// ([`SearchSpace::default_rule`]).
-    pub fn default_rule(self) -> &'static str {
-        self.0.default_rule()
+    /// The space's documented default combination rule in the network of
+    /// `opts` ([`SearchSpace::default_rule`]).
+    pub fn default_rule(self, opts: &SpaceOptions) -> Result<&'static str> {
+        self.0.default_rule(opts)
     }
 
     /// The architecture with official index `index`, built with `opts`

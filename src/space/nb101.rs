@@ -605,12 +605,17 @@ impl SearchSpace for Nb101 {
         Some("hash")
     }
 
-    /// `ranksum:2.6`: on the 250 cells of the shared NB101 table (B = 128,
-    /// NASWOT's init, CIFAR-10 batch), 5-fold cross-validated Kendall τ
-    /// 0.336 ± 0.149 against WOT's 0.305 ± 0.142, a paired gain of +0.031 ±
-    /// 0.020 (more than its standard deviation, barely).
-    fn default_rule(&self) -> &'static str {
-        "ranksum:2.6"
+    /// Measured on the 250 cells of the shared NB101 table (B = 128,
+    /// NASWOT's init, CIFAR-10 batch; 5-fold cross-validated Kendall τ,
+    /// paired gain over WOT ± its standard deviation): with NB101's 128
+    /// stem channels `ranksum:2.6` (+0.031 ± 0.020), with the NASWOT
+    /// code's 16 `linear:0.12` (+0.087 ± 0.065); WOT for other widths.
+    fn default_rule(&self, net: &Nb101Net) -> &'static str {
+        match net.stem_channels {
+            128 => "ranksum:2.6",
+            16 => "linear:0.12",
+            _ => "wot",
+        }
     }
 
     /// One upper-triangle bit is flipped or one interior op replaced by

@@ -290,7 +290,7 @@ fn run_search<'py>(
                     (sp, checked_options(sp, space_options)?, seed)
                 }
             };
-            let rule = Rule::parse_for(space, metric)?;
+            let rule = Rule::parse_for(space, &options, metric)?;
             let truth = truth
                 .map(|p| dasnas::eval::read_truth(&p, &key, &target))
                 .transpose()?;
