@@ -742,7 +742,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("`nb201` has no option `layers` (it takes none)"),
+            e.contains("`nb201` has no option `layers` (it takes count)"),
             "{e}"
         );
         let e = Space::DARTS
@@ -750,7 +750,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("no option `init` (it takes init_channels, layers)"),
+            e.contains("no option `init` (it takes init_channels, layers, count)"),
             "{e}"
         );
         // Bad values name the key.
@@ -758,6 +758,8 @@ mod tests {
             (Space::DARTS, "layers=0", "`layers`"),
             (Space::DARTS, "init_channels=x", "`init_channels`"),
             (Space::NB101, "init=he", "`init`"),
+            (Space::NB101, "stem_channels=0", "`stem_channels`"),
+            (Space::NB201, "count=all", "counting `all`"),
         ] {
             let e = space.check_options(&opts(s)).unwrap_err().to_string();
             assert!(e.contains(key), "{s}: {e}");

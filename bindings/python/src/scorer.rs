@@ -37,6 +37,8 @@ pub struct PyScorer {
     seed: u64,
     alpha: f64,
     batch: usize,
+    /// Weight seeds averaged per cell (`score --repeats`).
+    repeats: usize,
     device: String,
     notice: Option<String>,
     stamp: dasnas::results::RunStamp,
@@ -210,11 +212,22 @@ impl PyScorer {
     ) -> dasnas::Result<Vec<serde_json::Value>> {
         let parsed = self.archs(archs)?;
         let refs: Vec<&Arch> = parsed.iter().collect();
-        let results = self.lock()?.score_archs(&refs, self.seed, self.alpha)?;
+        // Repeat r draws the weights of seed S + r, as `score --repeats`.
+        let mut per_cell: Vec<Vec<dasnas::CellResult>> = vec![Vec::new(); parsed.len()];
+        let mut scorer = self.lock()?;
+        for r in 0..self.repeats {
+            let seed = self.seed.wrapping_add(r as u64);
+            for (cell, res) in per_cell
+                .iter_mut()
+                .zip(scorer.score_archs(&refs, seed, self.alpha)?)
+            {
+                cell.push(res);
+            }
+        }
         Ok(parsed
             .iter()
-            .zip(results)
-            .map(|(a, r)| dasnas::results::result_line(a, &r, extra_alphas, &self.stamp, None))
+            .zip(per_cell)
+            .map(|(a, r)| dasnas::results::repeated_line(a, &r, extra_alphas, &self.stamp, None))
             .collect())
     }
 
@@ -227,7 +240,7 @@ impl PyScorer {
 #[pymethods]
 impl PyScorer {
     #[new]
-    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None))]
+    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1))]
     #[allow(clippy::too_many_arguments)] // one Python keyword each
     fn new(
         py: Python<'_>,
@@ -244,7 +257,13 @@ impl PyScorer {
         training: Option<TrainingArgs>,
         swap: bool,
         swap_reg: Option<(f64, f64)>,
+        repeats: usize,
     ) -> PyResult<Self> {
+        if repeats == 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "repeats 0: at least one weight seed is needed",
+            ));
+        }
         let swap = if swap {
             Some(guarded(|| dasnas::scorer::Swap::new(swap_reg))?)
         } else {
@@ -292,7 +311,8 @@ impl PyScorer {
         let stamp = match &swap {
             Some(s) => stamp.with_swap(s),
             None => stamp,
-        };
+        }
+        .with_repeats(repeats);
         let (mut scorer, notice) = py.detach(|| guarded(|| Scorer::open(kind, tensor, lanes)))?;
         guarded(|| scorer.set_threads(threads))?;
         scorer.set_training(train);
@@ -305,6 +325,7 @@ impl PyScorer {
             seed,
             alpha,
             batch: b,
+            repeats,
             notice,
             stamp,
         })

@@ -226,3 +226,21 @@ def test_swap_params_flops_and_counting():
         dasnas.Scorer("nb201", device="cpu", batch=8, swap=True, swap_mu=1.0)
     with pytest.raises(ValueError, match="σ"):
         dasnas.Scorer("nb201", device="cpu", batch=8, swap=True, swap_mu=1.0, swap_sigma=0.0)
+
+
+def test_repeats_match_the_binary(tmp_path, cifar_file):
+    path, _ = cifar_file
+    cells = dasnas.spaces.by_index([3, 9])
+    s = dasnas.Scorer("nb201", device="cpu", batch=8, threads=1, data=str(path), repeats=3)
+    out = tmp_path / "py.jsonl"
+    cols = s.score_many(cells, out=out)
+    assert (cols["repeats"] == 3).all() and "wot_std" in cols
+    (tmp_path / "cells.txt").write_text("".join(c + "\n" for c in cells))
+    cli = run_cli("score", "--archs", str(tmp_path / "cells.txt"), "--device", "cpu", "--batch",
+                  "8", "--data", str(path), "--repeats", "3")
+    py = [json.loads(l) for l in out.read_text().splitlines()]
+    for a, b in zip(py, (json.loads(l) for l in cli.splitlines())):
+        a.pop("ms"), b.pop("ms")
+        assert a == b
+    with pytest.raises(ValueError, match="repeats 0"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, repeats=0)

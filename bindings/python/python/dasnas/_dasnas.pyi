@@ -29,6 +29,7 @@ class _Scorer:
         training: dict[str, Any] | None,
         swap: bool = ...,
         swap_reg: tuple[float, float] | None = ...,
+        repeats: int = ...,
     ) -> None: ...
     @property
     def device(self) -> str: ...

@@ -14,7 +14,7 @@ from . import _dasnas
 
 # Output fields in the order `dasnas score` writes them; numeric ones become
 # float64 columns (None -> NaN), except these.
-_INT_FIELDS = {"n_units", "train_steps", "index"}
+_INT_FIELDS = {"n_units", "train_steps", "index", "repeats", "singular_repeats"}
 _BOOL_FIELDS = {"singular"}
 _TEXT_FIELDS = {"arch", "key", "hash", "scored_as"}
 # The run stamp is the scorer's (Scorer.run), the same on every line.
@@ -89,6 +89,11 @@ class Scorer:
         With ``swap``: also ``swap_reg = swap * exp(-(P - mu)**2 / sigma)``,
         P the parameter count in thousands (SWAP's code). Every line also
         carries ``params`` and ``flops`` (conv and linear multiply-adds).
+    repeats : int
+        Average every score over the weight seeds ``seed`` ... ``seed +
+        repeats - 1`` (``dasnas score --repeats``): fields hold the means,
+        ``<field>_std`` the standard deviations, ``singular_repeats`` the
+        repeats with a singular K_H.
     **space_options
         Options of the space's network, e.g. ``init_channels=16, layers=8``
         for DARTS or ``init="naswot"`` for NB101.
@@ -120,6 +125,7 @@ class Scorer:
         swap: bool = False,
         swap_mu: float | None = None,
         swap_sigma: float | None = None,
+        repeats: int = 1,
         **space_options: Any,
     ) -> None:
         if (swap_mu is None) != (swap_sigma is None):
@@ -147,7 +153,7 @@ class Scorer:
         options = {k: _option_value(k, v) for k, v in space_options.items()}
         self._native = _dasnas._Scorer(
             space, device, batch, seed, float(alpha), threads, lanes, options, data,
-            dataset, training, bool(swap), swap_reg,
+            dataset, training, bool(swap), swap_reg, int(repeats),
         )
         self.extra_alphas = [float(a) for a in extra_alphas]
         self.train_steps = int(train_steps)
