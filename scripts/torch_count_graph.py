@@ -11,18 +11,14 @@ of the marked ReLUs. This script does the same on the NB201 CIFAR network
     /path/to/python-with-torch scripts/torch_count_graph.py ARCHS_FILE [--batch 2]
 """
 import argparse
+import os
+import sys
+
 import torch
 import torch.nn as nn
 
-EDGES = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
-
-
-def parse(s):
-    ops = []
-    for group in s.split('+'):
-        for tok in group.strip('|').split('|'):
-            ops.append(tok.split('~')[0])
-    return ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import EDGES, network, parse  # noqa: E402 - the shared NB201 network
 
 
 class Zero(nn.Module):
@@ -53,29 +49,6 @@ class Cell(nn.Module):
         for i in (1, 2, 3):
             nodes.append(sum(self.layers[e](nodes[j]) for e, (j, ii) in enumerate(EDGES) if ii == i))
         return nodes[3]
-
-
-class ResBlock(nn.Module):
-    def __init__(self, a, b):
-        super().__init__()
-        self.conv_a = nn.Sequential(nn.ReLU(), nn.Conv2d(a, b, 3, 2, 1, bias=False), nn.BatchNorm2d(b))
-        self.conv_b = nn.Sequential(nn.ReLU(), nn.Conv2d(b, b, 3, 1, 1, bias=False), nn.BatchNorm2d(b))
-        self.down = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(a, b, 1, bias=False))
-
-    def forward(self, x):
-        return self.down(x) + self.conv_b(self.conv_a(x))
-
-
-def network(ops, c=16, n=5, classes=10):
-    layers = [nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
-    for s in range(3):
-        cs = c << s
-        if s:
-            layers.append(ResBlock(cs // 2, cs))
-        layers += [Cell(ops, cs) for _ in range(n)]
-    layers += [nn.BatchNorm2d(c * 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                nn.Linear(c * 4, classes)]
-    return nn.Sequential(*layers)
 
 
 def graph_units(net, x):
@@ -113,7 +86,7 @@ def main():
     x = torch.randn(a.batch, 3, 32, 32)
     for s in (l.strip() for l in open(a.archs)):
         if s and not s.startswith('#'):
-            print(f"{s}\t{graph_units(network(parse(s)), x)}", flush=True)
+            print(f"{s}\t{graph_units(network(parse(s), cell=Cell), x)}", flush=True)
 
 
 if __name__ == '__main__':

@@ -71,13 +71,16 @@ class ResBlock(nn.Module):
         return self.down(x) + self.conv_b(self.conv_a(x))
 
 
-def network(ops, c=16, n=5, classes=10):
+def network(ops, c=16, n=5, classes=10, cell=None):
+    """The NB201 CIFAR network; `cell(ops, channels)` builds each cell
+    (default: this file's `Cell`, dead ops left out)."""
+    cell = cell or Cell
     layers = [nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
     for s in range(3):
         cs = c << s
         if s:
             layers.append(ResBlock(cs // 2, cs))
-        layers += [Cell(ops, cs) for _ in range(n)]
+        layers += [cell(ops, cs) for _ in range(n)]
     layers += [nn.BatchNorm2d(c * 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c * 4, classes)]
     return nn.Sequential(*layers)
 

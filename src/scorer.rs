@@ -6,6 +6,7 @@ use crate::data::cifar::CifarImages;
 use crate::device::cuda::executor::GpuScorer;
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
+use crate::net::Graph;
 use crate::space::Arch;
 use crate::train::batches::{Augment, LabelledBatches};
 use crate::train::{SgdConfig, TrainStats};
@@ -423,9 +424,18 @@ impl Scorer {
         seed: u64,
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
-        let mut results = self.device_scores(archs, seed, alpha)?;
-        for (a, r) in archs.iter().zip(&mut results) {
-            let graph = a.network().map_err(|e| e.context(format!("cell {a}")))?;
+        // Each network is built once: the device scores it and its own
+        // measures come from the same graph.
+        let mut built = Vec::with_capacity(archs.len());
+        let mut graphs = Vec::with_capacity(archs.len());
+        for a in archs {
+            let t0 = std::time::Instant::now();
+            graphs.push(a.network().map_err(|e| e.context(format!("cell {a}")))?);
+            built.push(t0.elapsed().as_secs_f64());
+        }
+        let mut results = self.device_scores(archs, &graphs, seed, alpha)?;
+        for ((graph, r), build_s) in graphs.iter().zip(&mut results).zip(built) {
+            r.timing.build_s += build_s;
             let params = graph.param_count();
             r.scores.params = Some(params);
             r.scores.flops = Some(graph.macs());
@@ -442,8 +452,15 @@ impl Scorer {
         Ok(results)
     }
 
-    /// The scores of `archs` on this scorer's device.
-    fn device_scores(&mut self, archs: &[&Arch], seed: u64, alpha: f64) -> Result<Vec<CellResult>> {
+    /// The scores of `archs` (their networks: `graphs`) on this scorer's
+    /// device.
+    fn device_scores(
+        &mut self,
+        archs: &[&Arch],
+        graphs: &[Graph],
+        seed: u64,
+        alpha: f64,
+    ) -> Result<Vec<CellResult>> {
         let swap = self.swap.is_some();
         let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
         // A GPU cell's result: the device time of its pass (the GPU scorer
@@ -459,13 +476,14 @@ impl Scorer {
         match (&mut self.backend, &self.training) {
             (Backend::Cpu { batch }, None) => archs
                 .iter()
-                .map(|a| {
+                .zip(graphs)
+                .map(|(a, graph)| {
                     let t0 = std::time::Instant::now();
-                    let graph = a.network().map_err(|e| named(a, e))?;
-                    let params = crate::net::init::init_params(&graph, seed);
-                    let mut r = crate::score_graph_measuring(&graph, &params, batch, alpha, swap)
+                    let params = crate::net::init::init_params(graph, seed);
+                    let mut r = crate::score_graph_measuring(graph, &params, batch, alpha, swap)
                         .map_err(|e| named(a, e))?;
-                    // Building the network and drawing its weights.
+                    // Drawing the weights (building the network is added by
+                    // the caller).
                     r.timing.build_s = t0.elapsed().as_secs_f64()
                         - r.timing.ops_s
                         - r.timing.codes_s
@@ -475,11 +493,11 @@ impl Scorer {
                 .collect(),
             (Backend::Cpu { batch }, Some(t)) => archs
                 .iter()
-                .map(|a| {
+                .zip(graphs)
+                .map(|(a, graph)| {
                     let t0 = std::time::Instant::now();
-                    let graph = a.network().map_err(|e| named(a, e))?;
-                    let (params, st) = t.train_cpu(&graph, seed).map_err(|e| named(a, e))?;
-                    let mut r = crate::score_graph_measuring(&graph, &params, batch, alpha, swap)
+                    let (params, st) = t.train_cpu(graph, seed).map_err(|e| named(a, e))?;
+                    let mut r = crate::score_graph_measuring(graph, &params, batch, alpha, swap)
                         .map_err(|e| named(a, e))?;
                     r.timing.build_s = t0.elapsed().as_secs_f64()
                         - st.seconds
@@ -493,7 +511,7 @@ impl Scorer {
             (Backend::Cuda(g), None) => {
                 let cells = g.score(
                     archs.len(),
-                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
+                    |i| Ok(graphs[i].clone()),
                     seed,
                     alpha,
                     None,
@@ -523,7 +541,7 @@ impl Scorer {
                 let cells = crate::train::cuda::score_trained(
                     g,
                     archs.len(),
-                    |i| archs[i].network().map_err(|e| named(archs[i], e)),
+                    |i| Ok(graphs[i].clone()),
                     seed,
                     alpha,
                     data,

@@ -27,10 +27,10 @@ fn inputs(name: &str) -> PathBuf {
     dir
 }
 
-/// `eval` of the folder's inputs with `extra` arguments.
-fn eval(dir: &Path, extra: &[&str]) -> std::process::Output {
+/// The `eval` arguments of the folder's inputs.
+fn eval_args(dir: &Path) -> Vec<String> {
     let (s, t) = (dir.join("s.jsonl"), dir.join("t.csv"));
-    let args = [
+    [
         "eval",
         "--scores",
         s.to_str().unwrap(),
@@ -40,8 +40,17 @@ fn eval(dir: &Path, extra: &[&str]) -> std::process::Output {
         "arch",
         "--target",
         "acc",
-    ];
-    dasnas(&[&args[..], extra].concat())
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// `eval` of the folder's inputs with `extra` arguments.
+fn eval(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let args = eval_args(dir);
+    let base: Vec<&str> = args.iter().map(String::as_str).collect();
+    dasnas(&[&base[..], extra].concat())
 }
 
 /// The printed table: field → its N, null, τ and ρ cells, as printed.
@@ -139,18 +148,8 @@ fn plot_fields_choose_the_panels_and_their_order() {
 #[test]
 fn bad_plot_arguments_fail_with_a_message() {
     let dir = inputs("bad");
-    let (s, t) = (dir.join("s.jsonl"), dir.join("t.csv"));
-    let base = [
-        "eval",
-        "--scores",
-        s.to_str().unwrap(),
-        "--truth",
-        t.to_str().unwrap(),
-        "--key",
-        "arch",
-        "--target",
-        "acc",
-    ];
+    let args = eval_args(&dir);
+    let base: Vec<&str> = args.iter().map(String::as_str).collect();
     let txt = dir.join("out.txt");
     fails_with(
         &[&base[..], &["--plot", txt.to_str().unwrap()]].concat(),
