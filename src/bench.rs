@@ -45,6 +45,10 @@ pub struct CpuBench {
     pub gflop_per_cell: f64,
     /// Conv and linear FLOP rate over the forward time.
     pub conv_gflops: f64,
+    /// Per op profile kind with FLOPs (each conv family): the FLOP rate
+    /// over that kind's time, in GFLOP/s (effective: the direct
+    /// convolution's FLOPs, whatever algorithm ran).
+    pub gflops_by_op: Vec<(String, f64)>,
 }
 
 /// Scores `archs[1..]` on the CPU after `archs[0]` as a warm-up (weights
@@ -62,9 +66,17 @@ pub fn bench_cpu(space: &str, archs: &[Arch], batch: &Tensor, seed: u64) -> Resu
     crate::score_arch(warm, batch, seed, 1.0)?;
     let mut sum = CellTiming::default();
     let mut flops = 0u64;
+    let mut flops_by_kind: Vec<(&'static str, u64)> = Vec::new();
     let start = Instant::now();
     for arch in timed {
-        flops += arch.network()?.flops(batch.shape.n);
+        let net = arch.network()?;
+        flops += net.flops(batch.shape.n);
+        for (k, f) in net.flops_by_kind(batch.shape.n) {
+            match flops_by_kind.iter_mut().find(|(kk, _)| *kk == k) {
+                Some((_, t)) => *t += f,
+                None => flops_by_kind.push((k, f)),
+            }
+        }
         let r = crate::score_arch(arch, batch, seed, 1.0)?;
         sum.build_s += r.timing.build_s;
         sum.ops_s += r.timing.ops_s;
@@ -98,6 +110,13 @@ pub fn bench_cpu(space: &str, archs: &[Arch], batch: &Tensor, seed: u64) -> Resu
             .collect(),
         gflop_per_cell: flops as f64 / n / 1e9,
         conv_gflops: flops as f64 / sum.ops_s.max(f64::MIN_POSITIVE) / 1e9,
+        gflops_by_op: flops_by_kind
+            .iter()
+            .filter_map(|&(k, f)| {
+                let t = sum.by_op.iter().find(|(kk, _)| *kk == k)?.1;
+                Some((k.to_string(), f as f64 / t.max(f64::MIN_POSITIVE) / 1e9))
+            })
+            .collect(),
     })
 }
 
@@ -114,17 +133,21 @@ impl fmt::Display for CpuBench {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.build_ms + self.forward_ms + self.codes_hamming_ms + self.logdet_ms;
         let share = |t: f64| 100.0 * t / total.max(f64::MIN_POSITIVE);
-        writeln!(f, "phase            ms/cell   share")?;
+        writeln!(f, "phase                 ms/cell   share")?;
         for (name, t) in [
             ("build+init", self.build_ms),
             ("forward ops", self.forward_ms),
             ("codes+hamming", self.codes_hamming_ms),
             ("logdet", self.logdet_ms),
         ] {
-            writeln!(f, "{name:<15} {t:>8.2} {:>6.1}%", share(t))?;
+            writeln!(f, "{name:<20} {t:>8.2} {:>6.1}%", share(t))?;
             if name == "forward ops" {
                 for (k, t) in &self.forward_by_op_ms {
-                    writeln!(f, "  {k:<13} {t:>8.2} {:>6.1}%", share(*t))?;
+                    write!(f, "  {k:<18} {t:>8.2} {:>6.1}%", share(*t))?;
+                    match self.gflops_by_op.iter().find(|(kk, _)| kk == k) {
+                        Some((_, g)) => writeln!(f, "  {g:>6.1} GFLOP/s")?,
+                        None => writeln!(f)?,
+                    }
                 }
             }
         }

@@ -264,7 +264,7 @@ impl PlanRunner for CpuRunner<'_> {
             self.sums.insert((p.psum.start, p.psumsq.start), sums);
         }
         self.timing
-            .add_op(node.op.kind(), t0.elapsed().as_secs_f64());
+            .add_op(node.op.profile_kind(), t0.elapsed().as_secs_f64());
         if let Some(p) = s.pack {
             // The CPU packs right after the store (its ops have no fused
             // packing; the codes are the same).

@@ -264,6 +264,26 @@ impl Graph {
         self.params.iter().map(|p| p.len).sum()
     }
 
+    /// [`Self::flops`] split by the ops' profile kinds
+    /// ([`crate::ops::Op::profile_kind`]), in first-node order, kinds
+    /// without FLOPs left out.
+    pub fn flops_by_kind(&self, batch: usize) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = Vec::new();
+        for n in &self.nodes {
+            let inputs: Vec<Shape> = n.inputs.iter().map(|&j| self.nodes[j].shape).collect();
+            let f = n.op.spec().flops(&inputs, n.shape) * batch as u64;
+            if f == 0 {
+                continue;
+            }
+            let k = n.op.profile_kind();
+            match out.iter_mut().find(|(kk, _)| *kk == k) {
+                Some((_, t)) => *t += f,
+                None => out.push((k, f)),
+            }
+        }
+        out
+    }
+
     /// Floating-point operations of every node
     /// ([`OpSpec::flops`](crate::ops::OpSpec::flops): the multiply-adds of
     /// convs and linears, times 2) for a batch of `batch` samples.

@@ -133,6 +133,10 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         self.spec().kind()
     }
+    /// The name its time is profiled under ([`OpSpec::profile_kind`]).
+    pub fn profile_kind(&self) -> &'static str {
+        self.spec().profile_kind()
+    }
 }
 
 /// The one input of a one-input op, or an error naming the op.

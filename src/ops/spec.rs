@@ -51,6 +51,14 @@ pub trait OpSpec {
     /// A short name of the op's kind, for timings, profiles and messages.
     fn kind(&self) -> &'static str;
 
+    /// The name a profile files this op's time under: its kind, or a
+    /// finer one where one kind runs different kernels (a conv: `conv2d
+    /// 3x3`, `conv2d 1x1`, `conv2d dw`, …), so a bench can report the time
+    /// and FLOP rate of each kernel family.
+    fn profile_kind(&self) -> &'static str {
+        self.kind()
+    }
+
     /// The per-sample output shape (`n = 1`) for the per-sample shapes of
     /// the inputs, in order; an error names what does not fit.
     fn out_shape(&self, inputs: &[Shape]) -> Result<Shape>;

@@ -239,6 +239,20 @@ impl crate::ops::spec::OpSpec for Conv2dSpec {
     fn kind(&self) -> &'static str {
         "conv2d"
     }
+    /// By kernel family: depthwise, pointwise (1×1), 3×3 (stride 1 or 2),
+    /// and every other shape.
+    fn profile_kind(&self) -> &'static str {
+        let depthwise = self.groups == self.cin && self.groups == self.cout && self.groups > 1;
+        match (depthwise, self.kh, self.kw, self.stride, self.dilation) {
+            (true, _, _, _, 1) => "conv2d dw",
+            (true, _, _, _, _) => "conv2d dw dilated",
+            (false, 1, 1, 1, _) if self.groups == 1 => "conv2d 1x1",
+            (false, 1, 1, _, _) if self.groups == 1 => "conv2d 1x1 strided",
+            (false, 3, 3, 1, 1) if self.groups == 1 => "conv2d 3x3",
+            (false, 3, 3, _, 1) if self.groups == 1 => "conv2d 3x3 strided",
+            _ => "conv2d other",
+        }
+    }
     fn out_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         self.out_shape(crate::ops::one_input("conv2d", inputs)?)
     }
