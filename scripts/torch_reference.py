@@ -64,9 +64,10 @@ Prints one line per cell (arch, naswot, n_units, seconds) and a summary. The
 first cell is a warm-up and is not timed, as in `dasnas bench`, which samples
 the same cells as `dasnas score --sample N+1` with the same seed.
 
-`--check-units FILE` reads a `dasnas score` JSON Lines file (same space and
-network options) and compares each cell's N_A with its `n_units` (warm-up
-cell included); without ARCHS_FILE the cells are those of FILE. A small
+`--check-units FILE` reads a `dasnas score` JSON Lines file and compares
+each cell's N_A with its `n_units` (warm-up cell included; exit status 1 on
+a difference); its run stamp must name the same space and the same options
+that change N_A. Without ARCHS_FILE the cells are those of FILE. A small
 `--batch` (e.g. 8) keeps such a check quick: N_A does not depend on it. E.g.
 
     dasnas score --space darts --sample 20 --batch 8 --device cpu --out d.jsonl
@@ -461,12 +462,23 @@ def main():
         ap.error('--count graph is implemented for --space darts only')
     expected = {}
     if a.check_units:
+        # The network options that change N_A, as dasnas's run stamp names them.
+        ours = {'nb201': {'count': a.count},
+                'nb101': {'stem_channels': str(a.stem_channels)},
+                'darts': {'count': a.count, 'init_channels': str(a.init_channels), 'layers': str(a.layers)}}[a.space]
+        defaults = {'count': 'functional', 'stem_channels': '128', 'init_channels': '16', 'layers': '8'}
         for line in open(a.check_units):
             if line.strip():
                 r = json.loads(line)
                 expected[r['arch']] = r['n_units']
-                if r.get('run', {}).get('space', a.space) != a.space:
-                    ap.error(f"{a.check_units} scores space {r['run']['space']}, not {a.space}")
+                run = r.get('run', {})
+                if run.get('space', a.space) != a.space:
+                    ap.error(f"{a.check_units} scores space {run['space']}, not {a.space}")
+                theirs = dict(kv.split('=', 1) for kv in run.get('options', '').split(',') if kv)
+                for key, value in ours.items():
+                    if theirs.get(key, defaults[key]) != value:
+                        ap.error(f"{a.check_units} was scored with {key}={theirs.get(key, defaults[key])}, "
+                                 f"this run has {value}")
     if a.archs:
         archs = [l.strip() for l in open(a.archs) if l.strip() and not l.startswith('#')]
     elif expected:
