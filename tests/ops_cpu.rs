@@ -14,7 +14,8 @@ use dasnas::ops::conv2d::cpu::{
     conv2d_forward, conv2d_forward_relu_input, conv2d_forward_stats, conv2d_forward_with,
     ConvKernel,
 };
-use dasnas::ops::conv2d::Conv2dSpec;
+use dasnas::ops::conv2d::cpu::{conv2d_forward_algo, conv2d_forward_winograd};
+use dasnas::ops::conv2d::{Conv2dSpec, ConvAlgo};
 use dasnas::ops::global_avg_pool::cpu::global_avg_pool_forward;
 use dasnas::ops::linear::cpu::linear_forward;
 use dasnas::ops::linear::LinearSpec;
@@ -140,6 +141,30 @@ fn check_conv(
         1e-5,
         1e-7,
     );
+}
+
+/// Per output element of shape `os`, the largest `mag` over its aligned
+/// 4×4 output tile (same sample and channel).
+fn tile_scale(mag: &[f64], os: Shape) -> Vec<f64> {
+    let at = |n: usize, y: usize, x: usize, c: usize| ((n * os.h + y) * os.w + x) * os.c + c;
+    let mut out = vec![0.0f64; mag.len()];
+    for n in 0..os.n {
+        for y in 0..os.h {
+            for x in 0..os.w {
+                for c in 0..os.c {
+                    let (ty, tx) = (y / 4 * 4, x / 4 * 4);
+                    let mut m = 0.0f64;
+                    for yy in ty..(ty + 4).min(os.h) {
+                        for xx in tx..(tx + 4).min(os.w) {
+                            m = m.max(mag[at(n, yy, xx, c)]);
+                        }
+                    }
+                    out[at(n, y, x, c)] = m;
+                }
+            }
+        }
+    }
+    out
 }
 
 fn spec(
@@ -273,6 +298,83 @@ proptest! {
         prop_assert_eq!(&sa.sumsq, &sb.sumsq);
     }
 
+    /// Winograd F(4×4, 3×3) (forced, whatever the channels) against the definition at
+    /// odd sizes and channel counts, every padding, ReLU on load or not,
+    /// every kernel, output poisoned; its channel sums are the plain sums
+    /// of the output it wrote. The bound is a few times the direct conv's:
+    /// the transforms scale values by up to 16 before rounding.
+    #[test]
+    fn winograd_matches_reference(
+        cin in prop::sample::select(vec![1usize, 3, 16, 17, 33]),
+        cout in prop::sample::select(vec![1usize, 5, 8, 16, 24, 32, 40, 64]),
+        pad in 0usize..=2,
+        n in 1usize..=3,
+        h in 1usize..=19,
+        w in 1usize..=19,
+        seed in any::<u64>(),
+        kernel in prop::sample::select(vec![ConvKernel::Auto, ConvKernel::Avx2, ConvKernel::Portable]),
+    ) {
+        let s = spec(cin, cout, 3, 1, pad, 1, 1);
+        prop_assume!(s.out_shape(Shape::new(n, h, w, cin)).is_ok());
+        let mut rng = Rng(seed);
+        let x = rng.tensor(Shape::new(n, h, w, cin));
+        let wt = rng.vec(s.weight_len());
+        let relu = seed % 3 == 0;
+        let (os, want, mag) = conv_ref(&s, &x, &wt, relu);
+        let mut y = poisoned(os);
+        let sums = conv2d_forward_winograd(&s, &x, &wt, &mut y, relu, kernel, true)
+            .unwrap()
+            .unwrap();
+        // Winograd's rounding error scales with the whole 6×6 input tile,
+        // i.e. with the union of the windows of the tile's 4×4 outputs:
+        // the bound uses the largest |x|·|w| sum over the output's tile (an
+        // all-zero window next to large values is ±1e-6, not 0).
+        let tile_mag = tile_scale(&mag, os);
+        assert_close(&format!("winograd {s:?} on {}", x.shape), &y.data, &want, &tile_mag, 2e-5, 1e-7);
+        let mut plain = vec![0.0f64; cout];
+        for px in y.data.chunks_exact(cout) {
+            for (a, &v) in plain.iter_mut().zip(px) {
+                *a += v as f64;
+            }
+        }
+        for (a, b) in plain.iter().zip(&sums.sum) {
+            prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "sum {a} vs {b}");
+        }
+    }
+
+    /// `ConvAlgo::Fast` is Winograd exactly where `winograd::applies`
+    /// says so and the direct conv's bits everywhere else.
+    #[test]
+    fn fast_algo_picks_winograd_where_it_applies(
+        cin in prop::sample::select(vec![3usize, 16, 32, 64]),
+        cout in prop::sample::select(vec![16usize, 32]),
+        k in prop::sample::select(vec![1usize, 3]),
+        stride in 1usize..=2,
+        seed in any::<u64>(),
+    ) {
+        let s = spec(cin, cout, k, stride, k / 2, 1, 1);
+        let mut rng = Rng(seed);
+        let x = rng.tensor(Shape::new(2, 9, 7, cin));
+        let wt = rng.vec(s.weight_len());
+        let os = s.out_shape(x.shape).unwrap();
+        let run = |f: &dyn Fn(&mut Tensor)| {
+            let mut y = poisoned(os);
+            f(&mut y);
+            y.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let fast = run(&|y| {
+            conv2d_forward_algo(&s, &x, &wt, y, false, ConvKernel::Auto, ConvAlgo::Fast, false).unwrap();
+        });
+        let want = if dasnas::ops::conv2d::cpu::winograd::applies(&s) {
+            run(&|y| {
+                conv2d_forward_winograd(&s, &x, &wt, y, false, ConvKernel::Auto, false).unwrap();
+            })
+        } else {
+            run(&|y| conv2d_forward_with(&s, &x, &wt, y, false, ConvKernel::Auto).unwrap())
+        };
+        prop_assert_eq!(fast, want);
+    }
+
     #[test]
     fn simd_and_portable_agree((s, n, h, w) in conv_case(), seed in any::<u64>()) {
         let mut rng = Rng(seed);
@@ -286,6 +388,24 @@ proptest! {
         conv2d_forward_with(&s, &x, &wt, &mut b, false, ConvKernel::Portable).unwrap();
         let bd: Vec<f64> = b.data.iter().map(|&v| v as f64).collect();
         assert_close(&format!("simd vs portable {s:?}"), &a.data, &bd, &mag, 2e-6, 1e-7);
+    }
+}
+
+#[test]
+fn winograd_refuses_convs_it_cannot_compute() {
+    let mut rng = Rng(3);
+    for s in [
+        spec(4, 4, 3, 2, 1, 1, 1),
+        spec(4, 4, 1, 1, 0, 1, 1),
+        spec(4, 4, 3, 1, 2, 2, 1),
+        spec(4, 4, 3, 1, 1, 1, 2),
+    ] {
+        let x = rng.tensor(Shape::new(1, 6, 6, 4));
+        let wt = rng.vec(s.weight_len());
+        let mut y = poisoned(s.out_shape(x.shape).unwrap());
+        let e = conv2d_forward_winograd(&s, &x, &wt, &mut y, false, ConvKernel::Auto, false)
+            .unwrap_err();
+        assert!(e.to_string().contains("Winograd"), "{e}");
     }
 }
 

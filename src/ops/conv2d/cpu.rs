@@ -74,7 +74,10 @@
 
 use rayon::prelude::*;
 
-use super::Conv2dSpec;
+use super::{Conv2dSpec, ConvAlgo};
+
+#[path = "winograd.rs"]
+pub mod winograd;
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::{check_len, check_param, check_shape};
@@ -124,7 +127,7 @@ pub fn conv2d_forward_with(
     relu_input: bool,
     kernel: ConvKernel,
 ) -> Result<()> {
-    conv_impl(spec, x, w, y, relu_input, kernel, false).map(|_| ())
+    conv_impl(spec, x, w, y, relu_input, kernel, ConvAlgo::Exact, false).map(|_| ())
 }
 
 /// [`conv2d_forward_with`] that also returns the per-channel sums of `y`
@@ -140,13 +143,33 @@ pub fn conv2d_forward_stats(
     relu_input: bool,
     kernel: ConvKernel,
 ) -> Result<ChannelSums> {
-    let sums = conv_impl(spec, x, w, y, relu_input, kernel, true)?;
+    let sums = conv_impl(spec, x, w, y, relu_input, kernel, ConvAlgo::Exact, true)?;
     sums.ok_or_else(|| Error::Shape("conv2d: internal: statistics were not computed".into()))
 }
 
-/// The shared body: checks, plans, runs every image in parallel and, with
-/// `want_stats`, combines the per-image channel sums in sample order.
-fn conv_impl(
+/// The conv by algorithm `algo`: [`ConvAlgo::Exact`] is
+/// [`conv2d_forward_with`] (or, with `want_stats`,
+/// [`conv2d_forward_stats`]); [`ConvAlgo::Fast`] runs 3×3 stride-1 convs
+/// by Winograd F(4×4, 3×3) ([`winograd`]; equal up to rounding) and every
+/// other conv directly. Returns the channel sums when `want_stats`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward_algo(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+    relu_input: bool,
+    kernel: ConvKernel,
+    algo: ConvAlgo,
+    want_stats: bool,
+) -> Result<Option<ChannelSums>> {
+    conv_impl(spec, x, w, y, relu_input, kernel, algo, want_stats)
+}
+
+/// The conv by Winograd F(4×4, 3×3) whatever its channel counts (where
+/// [`ConvAlgo::Fast`] would choose the direct conv too); an error for a
+/// conv it cannot compute ([`winograd::supports`]). For tests and benches.
+pub fn conv2d_forward_winograd(
     spec: &Conv2dSpec,
     x: &Tensor,
     w: &[f32],
@@ -155,17 +178,29 @@ fn conv_impl(
     kernel: ConvKernel,
     want_stats: bool,
 ) -> Result<Option<ChannelSums>> {
-    let out = spec.out_shape(x.shape)?;
-    check_len("conv2d", "input", x.shape, x.data.len())?;
-    check_param("conv2d", "weight", spec.weight_len(), w.len())?;
-    check_shape("conv2d", "output", out, y.shape)?;
-    check_len("conv2d", "output", y.shape, y.data.len())?;
+    check_conv_args(spec, x, w, y)?;
+    winograd::forward(spec, x, w, y, relu_input, kernel.simd(), want_stats)
+}
 
-    let simd = match kernel {
-        ConvKernel::Auto => Simd::detect(),
-        ConvKernel::Portable => Simd::Portable,
-        ConvKernel::Avx2 => Simd::detect().at_most_avx2(),
-    };
+/// The shared body: checks, plans, runs every image in parallel and, with
+/// `want_stats`, combines the per-image channel sums in sample order.
+#[allow(clippy::too_many_arguments)]
+fn conv_impl(
+    spec: &Conv2dSpec,
+    x: &Tensor,
+    w: &[f32],
+    y: &mut Tensor,
+    relu_input: bool,
+    kernel: ConvKernel,
+    algo: ConvAlgo,
+    want_stats: bool,
+) -> Result<Option<ChannelSums>> {
+    let out = check_conv_args(spec, x, w, y)?;
+
+    let simd = kernel.simd();
+    if algo == ConvAlgo::Fast && winograd::applies(spec) {
+        return winograd::forward(spec, x, w, y, relu_input, simd, want_stats);
+    }
     let plan = Plan::new(spec, x.shape.h, x.shape.w, out.h, out.w, relu_input, simd)?;
     let panels = plan.pack_weights(w);
     let wpk = panels.as_slice();
@@ -221,6 +256,17 @@ fn conv_impl(
         .for_each_init(init, |scratch, (n, ((yimg, ximg), st))| {
             one_image(scratch, n, yimg, ximg, Some(st))
         });
+    Ok(Some(combine_image_sums(
+        &per_image,
+        cout,
+        out.n * out.h * out.w,
+    )))
+}
+
+/// The channel sums of a batch from per-image `[Σ y (cout)][Σ y² (cout)]`
+/// blocks, combined in sample order (so they do not depend on which thread
+/// computed which image); `count` values per channel.
+fn combine_image_sums(per_image: &[f64], cout: usize, count: usize) -> ChannelSums {
     let mut sum = vec![0.0f64; cout];
     let mut sumsq = vec![0.0f64; cout];
     for st in per_image.chunks_exact(2 * cout) {
@@ -232,11 +278,29 @@ fn conv_impl(
             *a += v;
         }
     }
-    Ok(Some(ChannelSums {
-        count: out.n * out.h * out.w,
-        sum,
-        sumsq,
-    }))
+    ChannelSums { count, sum, sumsq }
+}
+
+/// Checks a forward conv's input, weights and output against `spec`;
+/// returns the output shape.
+fn check_conv_args(spec: &Conv2dSpec, x: &Tensor, w: &[f32], y: &Tensor) -> Result<Shape> {
+    let out = spec.out_shape(x.shape)?;
+    check_len("conv2d", "input", x.shape, x.data.len())?;
+    check_param("conv2d", "weight", spec.weight_len(), w.len())?;
+    check_shape("conv2d", "output", out, y.shape)?;
+    check_len("conv2d", "output", y.shape, y.data.len())?;
+    Ok(out)
+}
+
+impl ConvKernel {
+    /// The instruction set this choice runs on, on this CPU.
+    fn simd(self) -> Simd {
+        match self {
+            ConvKernel::Auto => Simd::detect(),
+            ConvKernel::Portable => Simd::Portable,
+            ConvKernel::Avx2 => Simd::detect().at_most_avx2(),
+        }
+    }
 }
 
 /// The instruction set a call runs on.

@@ -18,6 +18,41 @@ pub mod cuda;
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
+/// How a conv is computed. Device-free: a backend that has no fast
+/// algorithm for a conv runs it exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConvAlgo {
+    /// Direct convolution: every output one multiply-add chain over the
+    /// kernel window in a fixed order. The reference.
+    #[default]
+    Exact,
+    /// Fewer multiplications where a conv allows it (on the CPU: Winograd
+    /// F(4×4, 3×3) for 3×3 stride-1 convs), equal to `Exact` up to
+    /// rounding; the rest as `Exact`.
+    Fast,
+}
+
+impl ConvAlgo {
+    /// The algorithm a name (`exact` or `fast`) stands for; an error names
+    /// the bad value.
+    pub fn parse(s: &str) -> Result<ConvAlgo> {
+        match s {
+            "exact" => Ok(ConvAlgo::Exact),
+            "fast" => Ok(ConvAlgo::Fast),
+            _ => Err(Error::Arg(format!(
+                "conv algorithm `{s}`: expected `exact` or `fast`"
+            ))),
+        }
+    }
+    /// Its name, as [`Self::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Exact => "exact",
+            ConvAlgo::Fast => "fast",
+        }
+    }
+}
+
 /// A 2-d convolution's hyper-parameters (plain data; the weights live elsewhere).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dSpec {
