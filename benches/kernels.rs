@@ -541,6 +541,7 @@ fn other(c: &mut Criterion) {
                         partials_out: None,
                         partials_in: None,
                         saved: None,
+                        conv: Default::default(),
                     };
                     Forward::<dasnas::ops::Cpu>::forward(&site.op, &mut a).unwrap()
                 })

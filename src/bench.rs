@@ -10,7 +10,7 @@ use crate::scorer::{Scorer, Training};
 use crate::space::Arch;
 use crate::train::batches::Augment;
 use crate::train::{LrSchedule, SgdConfig};
-use crate::{CellTiming, Tensor};
+use crate::CellTiming;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +22,10 @@ pub struct CpuBench {
     pub space: String,
     /// Rayon worker threads the cells were scored on.
     pub threads: usize,
+    /// Cells scored at once (each on threads / cells_in_flight threads).
+    pub cells_in_flight: usize,
+    /// The conv algorithm (`exact` or `fast`).
+    pub conv: String,
     /// Images in the scoring batch (B).
     pub batch: usize,
     /// Cells timed (the warm-up cell excluded).
@@ -51,9 +55,16 @@ pub struct CpuBench {
     pub gflops_by_op: Vec<(String, f64)>,
 }
 
-/// Scores `archs[1..]` on the CPU after `archs[0]` as a warm-up (weights
-/// from `seed`), and reports cells/s and the split by phase and op.
-pub fn bench_cpu(space: &str, archs: &[Arch], batch: &Tensor, seed: u64) -> Result<CpuBench> {
+/// Scores `archs[1..]` with `scorer` (a CPU scorer: its threads, cells in
+/// flight and conv algorithm) after `archs[0]` as a warm-up (weights from
+/// `seed`), and reports cells/s and the split by phase and op. With cells
+/// in flight the phase and op times are per cell, as each cell's lane
+/// measured them (their sum exceeds the wall time per cell).
+pub fn bench_cpu(space: &str, scorer: &mut Scorer, archs: &[Arch], seed: u64) -> Result<CpuBench> {
+    if scorer.gpu().is_some() {
+        return Err(Error::Arg("bench_cpu: the scorer runs on a GPU".into()));
+    }
+    let b = scorer.batch_size();
     let (warm, timed) = archs
         .split_first()
         .ok_or_else(|| Error::Arg("bench: no cells".into()))?;
@@ -62,30 +73,35 @@ pub fn bench_cpu(space: &str, archs: &[Arch], batch: &Tensor, seed: u64) -> Resu
             "bench: at least one cell besides the warm-up".into(),
         ));
     }
-    // Warm-up: page in the buffers and the code paths.
-    crate::score_arch(warm, batch, seed, 1.0)?;
+    // Warm-up: page in the buffers and the code paths (on every lane).
+    let warm_up = vec![warm; scorer.cells_in_flight()];
+    scorer.score_archs(&warm_up, seed, 1.0)?;
     let mut sum = CellTiming::default();
     let mut flops = 0u64;
     let mut flops_by_kind: Vec<(&'static str, u64)> = Vec::new();
-    let start = Instant::now();
     for arch in timed {
         let net = arch.network()?;
-        flops += net.flops(batch.shape.n);
-        for (k, f) in net.flops_by_kind(batch.shape.n) {
+        flops += net.flops(b);
+        for (k, f) in net.flops_by_kind(b) {
             match flops_by_kind.iter_mut().find(|(kk, _)| *kk == k) {
                 Some((_, t)) => *t += f,
                 None => flops_by_kind.push((k, f)),
             }
         }
-        let r = crate::score_arch(arch, batch, seed, 1.0)?;
-        sum.build_s += r.timing.build_s;
-        sum.ops_s += r.timing.ops_s;
-        sum.codes_s += r.timing.codes_s;
-        sum.logdet_s += r.timing.logdet_s;
-        for (k, t) in r.timing.by_op {
-            match sum.by_op.iter_mut().find(|(kk, _)| *kk == k) {
-                Some((_, tt)) => *tt += t,
-                None => sum.by_op.push((k, t)),
+    }
+    let refs: Vec<&Arch> = timed.iter().collect();
+    let start = Instant::now();
+    for block in refs.chunks(scorer.block_size()) {
+        for r in scorer.score_archs(block, seed, 1.0)? {
+            sum.build_s += r.timing.build_s;
+            sum.ops_s += r.timing.ops_s;
+            sum.codes_s += r.timing.codes_s;
+            sum.logdet_s += r.timing.logdet_s;
+            for (k, t) in r.timing.by_op {
+                match sum.by_op.iter_mut().find(|(kk, _)| *kk == k) {
+                    Some((_, tt)) => *tt += t,
+                    None => sum.by_op.push((k, t)),
+                }
             }
         }
     }
@@ -94,8 +110,10 @@ pub fn bench_cpu(space: &str, archs: &[Arch], batch: &Tensor, seed: u64) -> Resu
     sum.by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(CpuBench {
         space: space.to_string(),
-        threads: rayon::current_num_threads(),
-        batch: batch.shape.n,
+        threads: scorer.threads(),
+        cells_in_flight: scorer.cells_in_flight(),
+        conv: scorer.conv().name().to_string(),
+        batch: b,
         cells: timed.len(),
         cells_per_s: n / wall,
         ms_per_cell: 1e3 * wall / n,
@@ -153,8 +171,13 @@ impl fmt::Display for CpuBench {
         }
         writeln!(
             f,
-            "cells/s {:.3}   ms/cell {:.1}   conv+linear GFLOP/s {:.1}",
-            self.cells_per_s, self.ms_per_cell, self.conv_gflops
+            "cells/s {:.3}   ms/cell {:.1}   conv+linear GFLOP/s {:.1}   ({} threads, {} in flight, {} convs)",
+            self.cells_per_s,
+            self.ms_per_cell,
+            self.conv_gflops,
+            self.threads,
+            self.cells_in_flight,
+            self.conv
         )
     }
 }

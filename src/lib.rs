@@ -158,12 +158,24 @@ pub fn score_graph_measuring(
     alpha: f64,
     swap: bool,
 ) -> Result<CellResult> {
-    let build_s = 0.0;
-    let (codes, fwd) = if swap {
-        device::cpu::relu_codes_with_swap(graph, params, batch)?
-    } else {
-        device::cpu::relu_codes(graph, params, batch)?
+    let opts = device::cpu::PassOptions {
+        swap,
+        ..Default::default()
     };
+    score_graph_with(graph, params, batch, alpha, opts)
+}
+
+/// [`score_graph_with_params`] with the pass options `opts` (SWAP from
+/// the same pass, the conv algorithm).
+pub fn score_graph_with(
+    graph: &net::Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+    opts: device::cpu::PassOptions,
+) -> Result<CellResult> {
+    let build_s = 0.0;
+    let (codes, fwd) = device::cpu::relu_codes_with(graph, params, batch, opts)?;
     let t1 = Instant::now();
     let scores = score::metrics::scores(&codes, alpha);
     Ok(CellResult {

@@ -233,6 +233,19 @@ struct RunArgs {
     /// space rejects keys it does not take.
     #[arg(long = "space-option", value_name = "KEY=VALUE")]
     space_option: Vec<String>,
+    /// CPU conv algorithm: `exact` (direct convolution, the reference) or
+    /// `fast` (Winograd F(4x4,3x3) for 3x3 stride-1 convs of 32 to 256
+    /// channels, equal up to rounding; README "Fast convolution" measures
+    /// the agreement of the scores). The CUDA backend runs exact convs
+    /// either way. Result lines record `fast` in their run stamp
+    #[arg(long, default_value = "exact", value_parser = parse_conv_algo)]
+    conv: dasnas::ops::conv2d::ConvAlgo,
+    /// CPU cells scored at once, each on threads/N threads (default: one
+    /// per 8 threads, at least 1: on few cores one cell's ops use them all;
+    /// on many, several cells keep them busy). Scores do not depend on it;
+    /// memory grows with it
+    #[arg(long, value_name = "N")]
+    cells_in_flight: Option<usize>,
 }
 
 impl RunArgs {
@@ -571,7 +584,12 @@ fn run_stamp(
         batch,
         alpha,
         training,
-    ))
+    )
+    .with_conv(run.conv))
+}
+
+fn parse_conv_algo(s: &str) -> std::result::Result<dasnas::ops::conv2d::ConvAlgo, String> {
+    dasnas::ops::conv2d::ConvAlgo::parse(s).map_err(|e| e.to_string())
 }
 
 /// Opens the device of `--device` for the scoring batch; prints the
@@ -580,10 +598,16 @@ fn open_scorer(run: &RunArgs, batch: Tensor) -> Result<dasnas::Scorer> {
     if run.lanes == 0 {
         return Err(Error::Arg("--lanes must be at least 1".into()));
     }
-    let (scorer, notice) = dasnas::Scorer::open(run.device, batch, run.lanes)?;
+    let (mut scorer, notice) = dasnas::Scorer::open(run.device, batch, run.lanes)?;
     if let Some(n) = notice {
         eprintln!("dasnas: {n}");
     }
+    if let Some(n) = scorer.set_conv(run.conv) {
+        eprintln!("dasnas: {n}");
+    }
+    scorer
+        .set_cells_in_flight(run.cells_in_flight)
+        .map_err(|_| Error::Arg("--cells-in-flight must be at least 1".into()))?;
     Ok(scorer)
 }
 
@@ -1155,13 +1179,15 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         return Ok(());
     }
     eprintln!(
-        "dasnas bench: {space_name}, {} cells + 1 warm-up, batch {}, {} thread(s), device cpu",
+        "dasnas bench: {space_name}, {} cells + warm-up, batch {}, {} thread(s), {} cell(s) in flight, {} convs, device cpu",
         a.cells,
         a.run.batch,
-        rayon::current_num_threads()
+        scorer.threads(),
+        scorer.cells_in_flight(),
+        scorer.conv().name(),
     );
     let archs = sample(a.cells + 1)?;
-    let r = dasnas::bench::bench_cpu(&space_name, &archs, &batch, a.run.seed)?;
+    let r = dasnas::bench::bench_cpu(&space_name, &mut scorer, &archs, a.run.seed)?;
     print!("{r}");
     println!("{}", r.to_json());
     Ok(())

@@ -47,6 +47,10 @@ pub struct RunStamp {
     /// Weight seeds averaged over (`score --repeats`), when more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<usize>,
+    /// The conv algorithm when it is not the exact one (`fast`): its scores
+    /// differ from exact ones by rounding, so files do not mix the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<String>,
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
@@ -89,6 +93,15 @@ impl RunStamp {
             train,
             swap_reg: None,
             repeats: None,
+            conv: None,
+        }
+    }
+
+    /// The stamp of a run whose convs use `conv` (recorded unless exact).
+    pub fn with_conv(self, conv: crate::ops::conv2d::ConvAlgo) -> Self {
+        RunStamp {
+            conv: (conv != crate::ops::conv2d::ConvAlgo::Exact).then(|| conv.name().to_string()),
+            ..self
         }
     }
 
@@ -127,6 +140,7 @@ impl RunStamp {
         let (a, b) = (self.to_json(), other.to_json());
         let fields = [
             "space", "options", "seed", "batch", "images", "alpha", "train", "swap_reg", "repeats",
+            "conv",
         ];
         fields.iter().find_map(|&f| {
             let (x, y) = (
@@ -550,6 +564,7 @@ mod tests {
             train: None,
             swap_reg: None,
             repeats: None,
+            conv: None,
         }
     }
 

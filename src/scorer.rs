@@ -7,6 +7,7 @@ use crate::device::cuda::executor::GpuScorer;
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
 use crate::net::Graph;
+use crate::ops::conv2d::ConvAlgo;
 use crate::space::Arch;
 use crate::train::batches::{Augment, LabelledBatches};
 use crate::train::{SgdConfig, TrainStats};
@@ -213,6 +214,84 @@ pub struct Scorer {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// SWAP from each pass ([`Scorer::set_swap`]).
     swap: Option<Swap>,
+    /// The convs' algorithm on the CPU ([`Scorer::set_conv`]).
+    conv: ConvAlgo,
+    /// CPU cells in flight ([`Scorer::set_cells_in_flight`]; `None`: chosen
+    /// from the thread count).
+    in_flight: Option<usize>,
+    /// The CPU lanes' thread pools, built for `(lanes, threads)`.
+    lanes: Option<CpuLanes>,
+}
+
+/// CPU cells in flight: `pools.len()` lanes, each scoring one cell at a
+/// time on its own rayon pool (its ops parallel over images inside), like
+/// the GPU's lanes. Built for one thread count, reused across blocks.
+struct CpuLanes {
+    threads: usize,
+    pools: Vec<rayon::ThreadPool>,
+}
+
+/// The CPU cells in flight for `threads` threads when the user does not
+/// say: one cell at a time, its ops parallel over all threads, up to 8
+/// threads; beyond, one cell per 8 threads. Measured on 2 cores (README,
+/// "Cells in flight"): two cells on one thread each and one cell on two
+/// threads score at the same rate there, so the rule keeps the lower
+/// memory of one cell where op parallelism still has 16 or more images
+/// per thread at B = 128, and adds cells where it would not.
+pub fn default_cells_in_flight(threads: usize) -> usize {
+    (threads / 8).max(1)
+}
+
+impl CpuLanes {
+    /// `lanes` lanes sharing `threads` threads (each at least one).
+    fn new(lanes: usize, threads: usize) -> Result<CpuLanes> {
+        let per = (threads / lanes).max(1);
+        let pools = (0..lanes)
+            .map(|i| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(per)
+                    .thread_name(move |j| format!("dasnas-cpu-lane{i}-{j}"))
+                    .build()
+                    .map_err(|e| Error::Arg(format!("cells in flight: thread pool: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CpuLanes { threads, pools })
+    }
+
+    /// `f(0..n)`, each call on one lane, lanes taking the next index as
+    /// they finish; results in index order (the first error by index).
+    fn run<T: Send>(&self, n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Result<T>>>> =
+            (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for pool in &self.pools {
+                let (next, slots, f) = (&next, &slots, &f);
+                s.spawn(move || {
+                    pool.install(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let r = f(i);
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(r);
+                        }
+                    })
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.into_inner()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| Err(Error::Arg(format!("cell {i}: a CPU lane stopped"))))
+            })
+            .collect()
+    }
 }
 
 /// SWAP's settings ([`Scorer::set_swap`]).
@@ -274,6 +353,9 @@ impl Scorer {
             uploaded: None,
             pool: None,
             swap: None,
+            conv: ConvAlgo::Exact,
+            in_flight: None,
+            lanes: None,
         };
         // A CPU batch whose B×B matrices cannot fit is refused here, before
         // the first cell (each cell is checked again with its plan).
@@ -338,6 +420,62 @@ impl Scorer {
         self.swap = swap;
     }
 
+    /// Computes the convs of every CPU pass from now on by `conv`
+    /// ([`ConvAlgo::Fast`]: Winograd F(4×4, 3×3) where it is faster, equal
+    /// up to rounding). Returns a notice for the user when it changes
+    /// nothing: the CUDA backend has no fast algorithm yet and runs exact
+    /// convs; fast training trains with exact convs and scores with `conv`.
+    pub fn set_conv(&mut self, conv: ConvAlgo) -> Option<String> {
+        self.conv = conv;
+        match (&self.backend, conv) {
+            (Backend::Cuda(_), ConvAlgo::Fast) => {
+                Some("the CUDA backend has no fast conv algorithm yet: convs run exact".to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Scores `n` CPU cells at once (`None`: [`default_cells_in_flight`]
+    /// of the thread count), each on `threads / n` of the scorer's threads
+    /// (at least one): cell-level parallelism, for many cores, where one
+    /// cell's ops are too small to spread over all of them. Scores do not
+    /// depend on it; memory grows with it (one set of activation buffers
+    /// per cell in flight). An error for 0.
+    pub fn set_cells_in_flight(&mut self, n: Option<usize>) -> Result<()> {
+        if n == Some(0) {
+            return Err(Error::Arg("cells in flight must be at least 1".into()));
+        }
+        self.in_flight = n;
+        self.lanes = None;
+        Ok(())
+    }
+
+    /// The threads this scorer's CPU work runs on.
+    pub fn threads(&self) -> usize {
+        match &self.pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// The CPU cells in flight this scorer uses (1 on a GPU).
+    pub fn cells_in_flight(&self) -> usize {
+        match &self.backend {
+            Backend::Cpu { .. } => {
+                let t = self.threads();
+                self.in_flight
+                    .unwrap_or_else(|| default_cells_in_flight(t))
+                    .min(t)
+            }
+            Backend::Cuda(_) => 1,
+        }
+    }
+
+    /// The convs' algorithm of CPU passes ([`Self::set_conv`]).
+    pub fn conv(&self) -> ConvAlgo {
+        self.conv
+    }
+
     /// Fast-trains every cell scored from now on (`None`: score untrained).
     pub fn set_training(&mut self, training: Option<Training>) {
         self.training = training;
@@ -394,7 +532,10 @@ impl Scorer {
     /// block's results before the next loses at most one block when killed.
     pub fn block_size(&self) -> usize {
         match &self.backend {
-            Backend::Cpu { .. } => 1,
+            Backend::Cpu { .. } => match self.cells_in_flight() {
+                1 => 1,
+                k => 4 * k,
+            },
             Backend::Cuda(g) if self.training.is_some() => 16 * g.lanes(),
             Backend::Cuda(g) => 64 * g.lanes(),
         }
@@ -462,6 +603,11 @@ impl Scorer {
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
         let swap = self.swap.is_some();
+        let in_flight = self.cells_in_flight();
+        let pass = crate::device::cpu::PassOptions {
+            swap,
+            conv: self.conv,
+        };
         let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
         // A GPU cell's result: the device time of its pass (the GPU scorer
         // times a cell as a whole), and its training summary if trained.
@@ -474,13 +620,12 @@ impl Scorer {
             train,
         };
         match (&mut self.backend, &self.training) {
-            (Backend::Cpu { batch }, None) => archs
-                .iter()
-                .zip(graphs)
-                .map(|(a, graph)| {
+            (Backend::Cpu { batch }, None) => {
+                let one = |i: usize| -> Result<CellResult> {
+                    let (a, graph) = (archs[i], &graphs[i]);
                     let t0 = std::time::Instant::now();
                     let params = crate::net::init::init_params(graph, seed);
-                    let mut r = crate::score_graph_measuring(graph, &params, batch, alpha, swap)
+                    let mut r = crate::score_graph_with(graph, &params, batch, alpha, pass)
                         .map_err(|e| named(a, e))?;
                     // Drawing the weights (building the network is added by
                     // the caller).
@@ -489,15 +634,28 @@ impl Scorer {
                         - r.timing.codes_s
                         - r.timing.logdet_s;
                     Ok(r)
-                })
-                .collect(),
+                };
+                let k = in_flight.min(archs.len());
+                if k <= 1 {
+                    return (0..archs.len()).map(one).collect();
+                }
+                let threads = self
+                    .pool
+                    .as_ref()
+                    .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+                let lanes = match &self.lanes {
+                    Some(l) if l.threads == threads && l.pools.len() == in_flight => l,
+                    _ => self.lanes.insert(CpuLanes::new(in_flight, threads)?),
+                };
+                lanes.run(archs.len(), one)
+            }
             (Backend::Cpu { batch }, Some(t)) => archs
                 .iter()
                 .zip(graphs)
                 .map(|(a, graph)| {
                     let t0 = std::time::Instant::now();
                     let (params, st) = t.train_cpu(graph, seed).map_err(|e| named(a, e))?;
-                    let mut r = crate::score_graph_measuring(graph, &params, batch, alpha, swap)
+                    let mut r = crate::score_graph_with(graph, &params, batch, alpha, pass)
                         .map_err(|e| named(a, e))?;
                     r.timing.build_s = t0.elapsed().as_secs_f64()
                         - st.seconds

@@ -23,6 +23,7 @@ use super::{ForwardTiming, ReluCodes};
 use crate::error::{Error, Result};
 use crate::net::Graph;
 use crate::ops::batchnorm::ChannelSums;
+use crate::ops::conv2d::ConvAlgo;
 use crate::ops::{CpuFwd, Forward};
 use crate::score::swap::Patterns;
 use crate::score::{codes, hamming};
@@ -31,6 +32,17 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+/// What a CPU scoring pass computes besides the codes, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Also count SWAP's distinct per-unit sign patterns
+    /// ([`ReluCodes::swap`]).
+    pub swap: bool,
+    /// The convs' algorithm ([`ConvAlgo::Fast`]: Winograd where it
+    /// applies; equal up to rounding).
+    pub conv: ConvAlgo,
+}
+
 /// Runs the forward pass of `graph` on `input` and returns the Hamming matrix
 /// of the counted ReLUs (all ReLUs of the pruned graph).
 pub fn relu_codes(
@@ -38,7 +50,17 @@ pub fn relu_codes(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    run(graph, params, input, true, false)
+    run(graph, params, input, true, PassOptions::default())
+}
+
+/// [`relu_codes`] with `opts` (SWAP, the conv algorithm).
+pub fn relu_codes_with(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    opts: PassOptions,
+) -> Result<(ReluCodes, ForwardTiming)> {
+    run(graph, params, input, true, opts)
 }
 
 /// [`relu_codes`], also counting SWAP's distinct per-unit sign patterns
@@ -49,7 +71,11 @@ pub fn relu_codes_with_swap(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    run(graph, params, input, true, true)
+    let opts = PassOptions {
+        swap: true,
+        ..Default::default()
+    };
+    run(graph, params, input, true, opts)
 }
 
 /// [`relu_codes`] with the conv→BN and in-place add fusions off: the plain
@@ -59,7 +85,7 @@ pub fn relu_codes_unfused(
     params: &[Vec<f32>],
     input: &Tensor,
 ) -> Result<(ReluCodes, ForwardTiming)> {
-    run(graph, params, input, false, false)
+    run(graph, params, input, false, PassOptions::default())
 }
 
 fn run(
@@ -67,7 +93,7 @@ fn run(
     params: &[Vec<f32>],
     input: &Tensor,
     fuse: bool,
-    swap: bool,
+    opts: PassOptions,
 ) -> Result<(ReluCodes, ForwardTiming)> {
     let in_shape = graph.input_shape()?;
     let s = input.shape;
@@ -90,7 +116,8 @@ fn run(
         sums: HashMap::new(),
         h: vec![0u64; s.n * s.n],
         timing: ForwardTiming::default(),
-        patterns: swap.then(|| Patterns::new(s.n)),
+        patterns: opts.swap.then(|| Patterns::new(s.n)),
+        conv: opts.conv,
     };
     let start = Instant::now();
     run_plan(&mut runner, &plan, graph)?;
@@ -134,6 +161,8 @@ struct CpuRunner<'a> {
     timing: ForwardTiming,
     /// SWAP's per-unit patterns, when asked for.
     patterns: Option<Patterns>,
+    /// The convs' algorithm.
+    conv: ConvAlgo,
 }
 
 impl CpuRunner<'_> {
@@ -257,6 +286,7 @@ impl PlanRunner for CpuRunner<'_> {
                 partials_out: s.partials_out.as_ref().map(|_| &mut emitted),
                 partials_in,
                 saved: None,
+                conv: self.conv,
             };
             Forward::<crate::ops::Cpu>::forward(&node.op, &mut a)?;
         }

@@ -72,6 +72,9 @@ pub struct CpuFwd<'a> {
     /// Where the forward pass saves what its backward pass needs
     /// (`OpSpec::saved_len` values), when training.
     pub saved: Option<&'a mut [f32]>,
+    /// How a conv computes (a scoring pass may take the fast algorithm;
+    /// training always runs exact convs, whose backward it matches).
+    pub conv: crate::ops::conv2d::ConvAlgo,
 }
 
 impl<'a> CpuFwd<'a> {

@@ -206,6 +206,7 @@ impl TrainRunner for Trainer<'_> {
                 partials_out: None,
                 partials_in: None,
                 saved: saved.as_deref_mut(),
+                conv: Default::default(),
             };
             Forward::<Cpu>::forward(&graph.nodes[i].op, &mut a)?;
         }

@@ -240,7 +240,7 @@ impl PyScorer {
 #[pymethods]
 impl PyScorer {
     #[new]
-    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1))]
+    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1, conv="exact", cells_in_flight=None))]
     #[allow(clippy::too_many_arguments)] // one Python keyword each
     fn new(
         py: Python<'_>,
@@ -258,7 +258,10 @@ impl PyScorer {
         swap: bool,
         swap_reg: Option<(f64, f64)>,
         repeats: usize,
+        conv: &str,
+        cells_in_flight: Option<usize>,
     ) -> PyResult<Self> {
+        let conv = guarded(|| dasnas::ops::conv2d::ConvAlgo::parse(conv))?;
         if repeats == 0 {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "repeats 0: at least one weight seed is needed",
@@ -312,11 +315,17 @@ impl PyScorer {
             Some(s) => stamp.with_swap(s),
             None => stamp,
         }
-        .with_repeats(repeats);
+        .with_repeats(repeats)
+        .with_conv(conv);
         let (mut scorer, notice) = py.detach(|| guarded(|| Scorer::open(kind, tensor, lanes)))?;
         guarded(|| scorer.set_threads(threads))?;
         scorer.set_training(train);
         scorer.set_swap(swap);
+        guarded(|| scorer.set_cells_in_flight(cells_in_flight))?;
+        let notice = match (notice, scorer.set_conv(conv)) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
         Ok(PyScorer {
             device: scorer.describe(),
             scorer: Mutex::new(scorer),

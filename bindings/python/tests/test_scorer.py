@@ -244,3 +244,28 @@ def test_repeats_match_the_binary(tmp_path, cifar_file):
         assert a == b
     with pytest.raises(ValueError, match="repeats 0"):
         dasnas.Scorer("nb201", device="cpu", batch=8, repeats=0)
+
+
+def test_fast_conv_and_cells_in_flight_match_the_binary(tmp_path, cifar_file):
+    """conv="fast" writes the lines `dasnas score --conv fast` writes (stamp
+    included); cells in flight change no score; bad values are errors."""
+    path, _ = cifar_file
+    cells = dasnas.spaces.by_index([3, 9, 11, 200])
+    (tmp_path / "cells.txt").write_text("".join(c + "\n" for c in cells))
+    cli = run_cli("score", "--archs", str(tmp_path / "cells.txt"), "--device", "cpu", "--batch",
+                  "8", "--data", str(path), "--conv", "fast", "--cells-in-flight", "2")
+    want = [json.loads(l) for l in cli.splitlines()]
+    assert all(w["run"]["conv"] == "fast" for w in want)
+    for k in (1, 2, 3):
+        s = dasnas.Scorer("nb201", device="cpu", batch=8, threads=2, data=str(path), conv="fast",
+                          cells_in_flight=k)
+        out = tmp_path / f"py{k}.jsonl"
+        s.score_many(cells, out=out)
+        got = [json.loads(l) for l in out.read_text().splitlines()]
+        for a, b in zip(got, want):
+            a.pop("ms"), b.pop("ms")
+            assert a == b
+    with pytest.raises(ValueError, match="conv algorithm `quick`"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, conv="quick")
+    with pytest.raises(ValueError, match="cells in flight"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, cells_in_flight=0)

@@ -560,6 +560,7 @@ fn compare_backends(dev: &CudaDevice, c: GpuCase, seed: u64) {
             partials_out: None,
             partials_in: None,
             saved: None,
+            conv: Default::default(),
         };
         Forward::<Cpu>::forward(&s, &mut a).unwrap();
     }

@@ -1512,19 +1512,18 @@ impl crate::ops::Forward<crate::ops::Cpu> for Conv2dSpec {
     fn forward(&self, a: &mut crate::ops::CpuFwd<'_>) -> Result<()> {
         let x = a.input("conv2d", 0)?;
         let w = a.param("conv2d", 0)?;
+        let (relu, conv) = (a.relu_input, a.conv);
         match a.partials_out.as_deref_mut() {
             Some(slot) => {
-                *slot = Some(conv2d_forward_stats(
-                    self,
-                    x,
-                    w,
-                    a.out,
-                    a.relu_input,
-                    ConvKernel::Auto,
-                )?)
+                let sums =
+                    conv2d_forward_algo(self, x, w, a.out, relu, ConvKernel::Auto, conv, true)?;
+                *slot = Some(sums.ok_or_else(|| {
+                    Error::Shape("conv2d: internal: statistics were not computed".into())
+                })?);
             }
-            None if a.relu_input => conv2d_forward_relu_input(self, x, w, a.out)?,
-            None => conv2d_forward(self, x, w, a.out)?,
+            None => {
+                conv2d_forward_algo(self, x, w, a.out, relu, ConvKernel::Auto, conv, false)?;
+            }
         }
         Ok(())
     }

@@ -30,6 +30,8 @@ class _Scorer:
         swap: bool = ...,
         swap_reg: tuple[float, float] | None = ...,
         repeats: int = ...,
+        conv: str = ...,
+        cells_in_flight: int | None = ...,
     ) -> None: ...
     @property
     def device(self) -> str: ...

@@ -94,6 +94,15 @@ class Scorer:
         repeats - 1`` (``dasnas score --repeats``): fields hold the means,
         ``<field>_std`` the standard deviations, ``singular_repeats`` the
         repeats with a singular K_H.
+    conv : {"exact", "fast"}
+        CPU conv algorithm (``dasnas score --conv``): ``"exact"`` (direct
+        convolution, the reference) or ``"fast"`` (Winograd F(4x4, 3x3) for
+        3x3 stride-1 convs of 32 to 256 channels; equal up to rounding). A
+        GPU runs exact convs either way (with a warning).
+    cells_in_flight : int or None
+        CPU cells scored at once, each on ``threads / cells_in_flight``
+        threads (None: one per 8 threads, at least 1). Scores do not
+        depend on it.
     **space_options
         Options of the space's network, e.g. ``init_channels=16, layers=8``
         for DARTS or ``init="naswot"`` for NB101.
@@ -126,6 +135,8 @@ class Scorer:
         swap_mu: float | None = None,
         swap_sigma: float | None = None,
         repeats: int = 1,
+        conv: str = "exact",
+        cells_in_flight: int | None = None,
         **space_options: Any,
     ) -> None:
         if (swap_mu is None) != (swap_sigma is None):
@@ -153,7 +164,8 @@ class Scorer:
         options = {k: _option_value(k, v) for k, v in space_options.items()}
         self._native = _dasnas._Scorer(
             space, device, batch, seed, float(alpha), threads, lanes, options, data,
-            dataset, training, bool(swap), swap_reg, int(repeats),
+            dataset, training, bool(swap), swap_reg, int(repeats), str(conv),
+            None if cells_in_flight is None else int(cells_in_flight),
         )
         self.extra_alphas = [float(a) for a in extra_alphas]
         self.train_steps = int(train_steps)
