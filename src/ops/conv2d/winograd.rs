@@ -152,6 +152,38 @@ fn at(m: [&[f32; CW]; 6], out: [&mut [f32; CW]; 4]) {
     }
 }
 
+/// `src[at..at + cw]` as a full vector of `CW` channels, zeros beyond
+/// `cw`. A whole vector is one fixed-size copy (a slice copy of run-time
+/// length would be a `memcpy` call per 64 bytes, which dominated the
+/// transforms).
+#[inline(always)]
+fn load(src: &[f32], at: usize, cw: usize) -> [f32; CW] {
+    if cw == CW {
+        if let Some(v) = src.get(at..at + CW).and_then(|s| <[f32; CW]>::try_from(s).ok()) {
+            return v;
+        }
+    }
+    let mut v = [0.0f32; CW];
+    for (o, &x) in v.iter_mut().zip(&src[at..at + cw]) {
+        *o = x;
+    }
+    v
+}
+
+/// Stores the first `cw` channels of `v` at `dst[at..]` (see [`load`]).
+#[inline(always)]
+fn store(dst: &mut [f32], at: usize, cw: usize, v: &[f32; CW]) {
+    if cw == CW {
+        if let Some(Ok(d)) = dst.get_mut(at..at + CW).map(<&mut [f32; CW]>::try_from) {
+            *d = *v;
+            return;
+        }
+    }
+    for (o, &x) in dst[at..at + cw].iter_mut().zip(v) {
+        *o = x;
+    }
+}
+
 /// Geometry of one call.
 struct Geometry {
     h: usize,
@@ -230,15 +262,12 @@ impl Geometry {
                             continue;
                         }
                         let at = ((iy as usize * self.w) + ix as usize) * cin + c0;
-                        let src = &x[at..at + cw];
+                        *cell = load(x, at, cw);
                         if self.relu {
-                            for (o, &s) in cell.iter_mut().zip(src) {
-                                *o = if s > 0.0 { s } else { 0.0 };
+                            for o in cell.iter_mut() {
+                                *o = if *o > 0.0 { *o } else { 0.0 };
                             }
-                        } else {
-                            cell[..cw].copy_from_slice(src);
                         }
-                        cell[cw..].fill(0.0);
                     }
                 }
                 // Bᵀ d over columns, then (Bᵀ d) B over rows.
@@ -270,7 +299,7 @@ impl Geometry {
                 }
                 for (xi, val) in vt.iter().enumerate() {
                     let at = (xi * tb + j) * cin + c0;
-                    v[at..at + cw].copy_from_slice(&val[..cw]);
+                    store(v, at, cw, val);
                 }
                 c0 += cw;
             }
@@ -325,7 +354,7 @@ impl Geometry {
                 let cw = (cout - c0).min(CW);
                 for (xi, cell) in mt.iter_mut().enumerate() {
                     let at = (xi * tb + j) * cout + c0;
-                    cell[..cw].copy_from_slice(&m[at..at + cw]);
+                    *cell = load(m, at, cw);
                 }
                 // Aᵀ m over columns (6 → 4 rows), then over rows (6 → 4).
                 for c in 0..6 {
@@ -359,7 +388,7 @@ impl Geometry {
                             break;
                         }
                         let at = (oy * self.ow + ox) * cout + c0;
-                        y[at..at + cw].copy_from_slice(&o[r * 4 + c][..cw]);
+                        store(y, at, cw, &o[r * 4 + c]);
                     }
                 }
                 c0 += cw;
