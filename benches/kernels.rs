@@ -33,7 +33,8 @@ use dasnas::ops::batchnorm::cpu::{batchnorm_forward, batchnorm_forward_from_sums
 use dasnas::ops::batchnorm::ChannelSums;
 use dasnas::ops::concat::cpu::concat_forward;
 use dasnas::ops::conv2d::cpu::{
-    conv2d_forward, conv2d_forward_relu_input, conv2d_forward_stats, ConvKernel,
+    conv2d_forward, conv2d_forward_relu_input, conv2d_forward_stats, conv2d_forward_winograd,
+    winograd, ConvKernel,
 };
 use dasnas::ops::crop::cpu::crop_forward;
 use dasnas::ops::global_avg_pool::cpu::global_avg_pool_forward;
@@ -283,7 +284,7 @@ fn conv(c: &mut Criterion) {
             let w = &site.params[0];
             let mut y = Tensor::zeros(site.out);
             g.bench(
-                id,
+                id.clone(),
                 Throughput::Elements(spec.flops(x.shape).unwrap()),
                 |b| {
                     b.iter(|| {
@@ -306,6 +307,34 @@ fn conv(c: &mut Criterion) {
                     })
                 },
             );
+            // The fast algorithm's twin of every conv it can compute
+            // (`--conv fast` picks it only where `winograd::applies`; the
+            // others show why), same effective FLOPs.
+            if winograd::supports(spec) {
+                let mark = if winograd::applies(spec) {
+                    ""
+                } else {
+                    " (not chosen)"
+                };
+                g.bench(
+                    format!("{id} winograd{mark}"),
+                    Throughput::Elements(spec.flops(x.shape).unwrap()),
+                    |b| {
+                        b.iter(|| {
+                            conv2d_forward_winograd(
+                                spec,
+                                x,
+                                w,
+                                &mut y,
+                                site.relu_input,
+                                ConvKernel::Auto,
+                                site.sums_out,
+                            )
+                            .unwrap()
+                        })
+                    },
+                );
+            }
         }
         g.finish();
     }

@@ -159,7 +159,10 @@ fn at(m: [&[f32; CW]; 6], out: [&mut [f32; CW]; 4]) {
 #[inline(always)]
 fn load(src: &[f32], at: usize, cw: usize) -> [f32; CW] {
     if cw == CW {
-        if let Some(v) = src.get(at..at + CW).and_then(|s| <[f32; CW]>::try_from(s).ok()) {
+        if let Some(v) = src
+            .get(at..at + CW)
+            .and_then(|s| <[f32; CW]>::try_from(s).ok())
+        {
             return v;
         }
     }
