@@ -46,8 +46,9 @@
 //! 128-channel 3×3, 175 against 115 on NB201's 32-channel one).
 //!
 //! Output channels not covered by 32/16/8-wide blocks (`cout_g % 8`) take a
-//! scalar path; depthwise convs (`cin_g == cout_g == 1`) take a path
-//! vectorised across channels.
+//! scalar path; depthwise convs (`cin_g == cout_g == 1`) take the kernels
+//! of `depthwise.rs` (vectorised across channels, AVX-512 / AVX2 /
+//! portable), on the same padded scratch.
 //!
 //! # Fused BatchNorm statistics
 //!
@@ -604,7 +605,20 @@ impl Plan {
             packed: wpk,
         } = weights;
         if self.depthwise {
-            self.depthwise_image(src, w, yimg);
+            let g = super::depthwise::DwGeom {
+                c: self.cout,
+                kh: self.kh,
+                kw: self.kw,
+                dil: self.dil,
+                wp: self.wp,
+                pix_base: &self.pix_base,
+            };
+            let path = if simd == Simd::Portable {
+                super::depthwise::DwPath::Portable
+            } else {
+                super::depthwise::DwPath::detect()
+            };
+            super::depthwise::image(&g, src, w, yimg, path);
             if let Some(st) = stats {
                 image_sums(yimg, self.cout, 0..self.cout, st);
             }
@@ -696,31 +710,6 @@ impl Plan {
                         }
                     }
                     yimg[p * self.cout + co] = acc;
-                }
-            }
-        }
-    }
-
-    /// Depthwise (`cin_g == cout_g == 1`): output channel c reads input
-    /// channel c only, and both the input pixel and the weights of one tap
-    /// are contiguous over c, so the loop vectorises across channels.
-    fn depthwise_image(&self, src: &[f32], w: &[f32], yimg: &mut [f32]) {
-        let c = self.cout;
-        let npix = self.oh * self.ow;
-        for p in 0..npix {
-            let base = self.pixel_base(p);
-            let acc = &mut yimg[p * c..(p + 1) * c];
-            acc.fill(0.0);
-            // Taps in (ky, kx) order; weights of tap k are w[k * c..(k + 1) * c].
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let off = base + (ky * self.dil * self.wp + kx * self.dil) * self.cin;
-                    let k = ky * self.kw + kx;
-                    let xs = &src[off..off + c];
-                    let ws = &w[k * c..(k + 1) * c];
-                    for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                        *a += xv * wv;
-                    }
                 }
             }
         }

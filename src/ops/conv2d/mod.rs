@@ -14,6 +14,7 @@
 
 pub mod cpu;
 pub mod cuda;
+mod depthwise;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
