@@ -1169,6 +1169,8 @@ mod x86 {
     const MR32_512: usize = 12;
     /// Pixels per AVX-512 tile of a 16-wide block (14 zmm accumulators).
     const MR16_512: usize = 14;
+    /// The most pixels of any tile (the length of its offsets array).
+    const MAX_MR: usize = MR16_512;
 
     /// All 32/16/8-wide blocks of one image. `next` is prefetched into L2
     /// during the first block. With `S`, the tiles also add their channels'
@@ -1240,8 +1242,59 @@ mod x86 {
         pf: &[f32],
         st: &mut [f64],
     ) {
-        // Statistics of this block's channels: `Σ y` at `stp[0..8V]`, `Σ y²`
-        // at `stp[cout..cout + 8V]` (in bounds: asserted in `blocks_image`).
+        walk_tiles::<MR, S>(
+            plan,
+            src,
+            wpk,
+            yimg,
+            b,
+            pf,
+            st,
+            |m, s, bases, ps, w, o, l, stp| match m {
+                8 => tile::<8, V, S>(s, bases, ps, w, o, l, stp),
+                7 => tile::<7, V, S>(s, bases, ps, w, o, l, stp),
+                6 => tile::<6, V, S>(s, bases, ps, w, o, l, stp),
+                5 => tile::<5, V, S>(s, bases, ps, w, o, l, stp),
+                4 => tile::<4, V, S>(s, bases, ps, w, o, l, stp),
+                3 => tile::<3, V, S>(s, bases, ps, w, o, l, stp),
+                2 => tile::<2, V, S>(s, bases, ps, w, o, l, stp),
+                _ => tile::<1, V, S>(s, bases, ps, w, o, l, stp),
+            },
+        )
+    }
+
+    /// The loop both instruction sets share: block `b` over every pixel,
+    /// `MR` pixels per tile (the last tile shorter), `pf` prefetched into
+    /// L2 evenly over the tiles, each tile handed to `tile`.
+    ///
+    /// # Safety
+    /// `tile` must be callable on this CPU; the bounds asserted in
+    /// `blocks_image*` (which make every pointer handed to `tile` valid for
+    /// the tile contract of [`tile`] / [`tile512`]).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn walk_tiles<const MR: usize, const S: bool>(
+        plan: &Plan,
+        src: &[f32],
+        wpk: &[f32],
+        yimg: &mut [f32],
+        b: &Block,
+        pf: &[f32],
+        st: &mut [f64],
+        tile: impl Fn(
+            usize,
+            *const f32,
+            &[usize; MAX_MR],
+            &[Seg],
+            *const f32,
+            *mut f32,
+            usize,
+            *mut f64,
+        ),
+    ) {
+        // Statistics of this block's channels: `Σ y` at `stp[0..width]`,
+        // `Σ y²` at `stp[cout..cout + width]` (in bounds: asserted in
+        // `blocks_image*`).
         let stp = if S {
             st.as_mut_ptr().add(b.co0)
         } else {
@@ -1263,29 +1316,20 @@ mod x86 {
                 pf_at += 16;
             }
             let m = (npix - p).min(MR);
-            let mut bases = [0usize; MR8];
+            let mut bases = [0usize; MAX_MR];
             for (i, base) in bases.iter_mut().enumerate().take(m) {
                 *base = plan.pixel_base(p + i) + goff;
             }
             // SAFETY: `Plan::new` checked that the largest input index a
             // tile reads (`pixel_base + goff + seg.off + seg.len - 1` over
             // every pixel and segment) is below `hp * wp * cin` <=
-            // src.len(); the panel at `b.panel` holds `kdim * 8 * V` floats
+            // src.len(); the panel at `b.panel` holds `kdim * width` floats
             // of `wpk`; output pixels `p..p + m` hold channels
-            // `co0..co0 + 8 * V` inside `yimg` (asserted in `blocks_image`).
+            // `co0..co0 + width` inside `yimg` (asserted in `blocks_image*`).
             let (s, ps, l) = (src.as_ptr(), &plan.segs[..], plan.cout);
             let w = wpk.as_ptr().add(b.panel);
             let o = yimg.as_mut_ptr().add(p * plan.cout + b.co0);
-            match m {
-                8 => tile::<8, V, S>(s, &bases, ps, w, o, l, stp),
-                7 => tile::<7, V, S>(s, &bases, ps, w, o, l, stp),
-                6 => tile::<6, V, S>(s, &bases, ps, w, o, l, stp),
-                5 => tile::<5, V, S>(s, &bases, ps, w, o, l, stp),
-                4 => tile::<4, V, S>(s, &bases, ps, w, o, l, stp),
-                3 => tile::<3, V, S>(s, &bases, ps, w, o, l, stp),
-                2 => tile::<2, V, S>(s, &bases, ps, w, o, l, stp),
-                _ => tile::<1, V, S>(s, &bases, ps, w, o, l, stp),
-            }
+            tile(m, s, &bases, ps, w, o, l, stp);
             p += m;
         }
     }
@@ -1309,7 +1353,7 @@ mod x86 {
     #[inline]
     unsafe fn tile<const M: usize, const V: usize, const S: bool>(
         src: *const f32,
-        bases: &[usize; MR8],
+        bases: &[usize; MAX_MR],
         segs: &[Seg],
         panel: *const f32,
         out: *mut f32,
@@ -1406,51 +1450,31 @@ mod x86 {
         pf: &[f32],
         st: &mut [f64],
     ) {
-        let stp = if S {
-            st.as_mut_ptr().add(b.co0)
-        } else {
-            std::ptr::null_mut()
-        };
-        let npix = plan.oh * plan.ow;
-        let goff = b.group * plan.cin_g;
-        let tiles = npix.div_ceil(MR);
-        let pf_per_tile = pf.len().div_ceil(16).div_ceil(tiles) * 16;
-        let mut pf_at = 0;
-        let mut p = 0;
-        while p < npix {
-            let pf_end = (pf_at + pf_per_tile).min(pf.len());
-            while pf_at < pf_end {
-                _mm_prefetch::<_MM_HINT_T1>(pf.as_ptr().add(pf_at) as *const i8);
-                pf_at += 16;
-            }
-            let m = (npix - p).min(MR);
-            let mut bases = [0usize; MR16_512];
-            for (i, base) in bases.iter_mut().enumerate().take(m) {
-                *base = plan.pixel_base(p + i) + goff;
-            }
-            // SAFETY: as in `block` (the same geometry checks of
-            // `Plan::new` and `blocks_image_512`).
-            let (s, ps, l) = (src.as_ptr(), &plan.segs[..], plan.cout);
-            let w = wpk.as_ptr().add(b.panel);
-            let o = yimg.as_mut_ptr().add(p * plan.cout + b.co0);
-            match m {
-                14 => tile512::<14, V, S>(s, &bases, ps, w, o, l, stp),
-                13 => tile512::<13, V, S>(s, &bases, ps, w, o, l, stp),
-                12 => tile512::<12, V, S>(s, &bases, ps, w, o, l, stp),
-                11 => tile512::<11, V, S>(s, &bases, ps, w, o, l, stp),
-                10 => tile512::<10, V, S>(s, &bases, ps, w, o, l, stp),
-                9 => tile512::<9, V, S>(s, &bases, ps, w, o, l, stp),
-                8 => tile512::<8, V, S>(s, &bases, ps, w, o, l, stp),
-                7 => tile512::<7, V, S>(s, &bases, ps, w, o, l, stp),
-                6 => tile512::<6, V, S>(s, &bases, ps, w, o, l, stp),
-                5 => tile512::<5, V, S>(s, &bases, ps, w, o, l, stp),
-                4 => tile512::<4, V, S>(s, &bases, ps, w, o, l, stp),
-                3 => tile512::<3, V, S>(s, &bases, ps, w, o, l, stp),
-                2 => tile512::<2, V, S>(s, &bases, ps, w, o, l, stp),
-                _ => tile512::<1, V, S>(s, &bases, ps, w, o, l, stp),
-            }
-            p += m;
-        }
+        walk_tiles::<MR, S>(
+            plan,
+            src,
+            wpk,
+            yimg,
+            b,
+            pf,
+            st,
+            |m, s, bases, ps, w, o, l, stp| match m {
+                14 => tile512::<14, V, S>(s, bases, ps, w, o, l, stp),
+                13 => tile512::<13, V, S>(s, bases, ps, w, o, l, stp),
+                12 => tile512::<12, V, S>(s, bases, ps, w, o, l, stp),
+                11 => tile512::<11, V, S>(s, bases, ps, w, o, l, stp),
+                10 => tile512::<10, V, S>(s, bases, ps, w, o, l, stp),
+                9 => tile512::<9, V, S>(s, bases, ps, w, o, l, stp),
+                8 => tile512::<8, V, S>(s, bases, ps, w, o, l, stp),
+                7 => tile512::<7, V, S>(s, bases, ps, w, o, l, stp),
+                6 => tile512::<6, V, S>(s, bases, ps, w, o, l, stp),
+                5 => tile512::<5, V, S>(s, bases, ps, w, o, l, stp),
+                4 => tile512::<4, V, S>(s, bases, ps, w, o, l, stp),
+                3 => tile512::<3, V, S>(s, bases, ps, w, o, l, stp),
+                2 => tile512::<2, V, S>(s, bases, ps, w, o, l, stp),
+                _ => tile512::<1, V, S>(s, bases, ps, w, o, l, stp),
+            },
+        )
     }
 
     /// One AVX-512 tile: `M` pixels × `16 * V` output channels in `M * V`
@@ -1465,7 +1489,7 @@ mod x86 {
     #[inline]
     unsafe fn tile512<const M: usize, const V: usize, const S: bool>(
         src: *const f32,
-        bases: &[usize; MR16_512],
+        bases: &[usize; MAX_MR],
         segs: &[Seg],
         panel: *const f32,
         out: *mut f32,
