@@ -369,6 +369,11 @@ struct Block {
     co0: usize,
     width: usize,
     panel: usize,
+    /// Channels of the block that exist (`width` but for a group's last
+    /// channels on a SIMD path: `cout_g % 8` of an 8-wide block on AVX2,
+    /// `cout_g % 16` of a 16-wide one on AVX-512, the panel zero beyond
+    /// them and the stores masked).
+    valid: usize,
 }
 
 /// Packed weight panels inside an over-allocated buffer (for alignment).
@@ -477,10 +482,18 @@ impl Plan {
             for g in 0..spec.groups {
                 let mut c = 0;
                 while c < cout_g {
-                    let width = match cout_g - c {
-                        r if r >= 32 && simd.wide_blocks() => 32,
-                        r if r >= 16 => 16,
-                        r if r >= 8 => 8,
+                    // The last `cout_g % 8` channels: a masked 8-wide block
+                    // on the SIMD paths (a scalar dot product each would
+                    // run an order of magnitude slower: NB101's split
+                    // channel counts such as 43 and 171 have them).
+                    let (width, valid) = match cout_g - c {
+                        r if r >= 32 && simd.wide_blocks() => (32, 32),
+                        r if r >= 16 => (16, 16),
+                        // AVX-512: one masked 16-wide block (the input is
+                        // read once more instead of twice).
+                        r if simd.wide_blocks() => (16, r),
+                        r if r >= 8 => (8, 8),
+                        r if simd != Simd::Portable => (8, r),
                         _ => break,
                     };
                     let panel = blocks
@@ -491,8 +504,9 @@ impl Plan {
                         co0: g * cout_g + c,
                         width,
                         panel,
+                        valid,
                     });
-                    c += width;
+                    c += valid;
                 }
                 scalar_from = c;
             }
@@ -553,7 +567,8 @@ impl Plan {
             let panel = &mut out[b.panel..b.panel + self.kdim * b.width];
             for (k, row) in panel.chunks_exact_mut(b.width).enumerate() {
                 let src = k * self.cout + b.co0;
-                row.copy_from_slice(&w[src..src + b.width]);
+                // Zeros beyond `valid` (the buffer starts zeroed).
+                row[..b.valid].copy_from_slice(&w[src..src + b.valid]);
             }
         }
         panels
@@ -1217,7 +1232,7 @@ mod x86 {
         assert!(!S || st.len() == 2 * plan.cout);
         for (i, b) in plan.blocks.iter().enumerate() {
             assert!(b.panel + plan.kdim * b.width <= wpk.len());
-            assert!(b.co0 + b.width <= plan.cout);
+            assert!(b.co0 + b.valid <= plan.cout);
             let pf = if i == 0 { next } else { &[] };
             if b.width == 16 {
                 block::<2, MR16, S>(plan, src, wpk, yimg, b, pf, st);
@@ -1242,6 +1257,7 @@ mod x86 {
         pf: &[f32],
         st: &mut [f64],
     ) {
+        let v = b.valid;
         walk_tiles::<MR, S>(
             plan,
             src,
@@ -1251,14 +1267,14 @@ mod x86 {
             pf,
             st,
             |m, s, bases, ps, w, o, l, stp| match m {
-                8 => tile::<8, V, S>(s, bases, ps, w, o, l, stp),
-                7 => tile::<7, V, S>(s, bases, ps, w, o, l, stp),
-                6 => tile::<6, V, S>(s, bases, ps, w, o, l, stp),
-                5 => tile::<5, V, S>(s, bases, ps, w, o, l, stp),
-                4 => tile::<4, V, S>(s, bases, ps, w, o, l, stp),
-                3 => tile::<3, V, S>(s, bases, ps, w, o, l, stp),
-                2 => tile::<2, V, S>(s, bases, ps, w, o, l, stp),
-                _ => tile::<1, V, S>(s, bases, ps, w, o, l, stp),
+                8 => tile::<8, V, S>(s, bases, ps, w, o, l, stp, v),
+                7 => tile::<7, V, S>(s, bases, ps, w, o, l, stp, v),
+                6 => tile::<6, V, S>(s, bases, ps, w, o, l, stp, v),
+                5 => tile::<5, V, S>(s, bases, ps, w, o, l, stp, v),
+                4 => tile::<4, V, S>(s, bases, ps, w, o, l, stp, v),
+                3 => tile::<3, V, S>(s, bases, ps, w, o, l, stp, v),
+                2 => tile::<2, V, S>(s, bases, ps, w, o, l, stp, v),
+                _ => tile::<1, V, S>(s, bases, ps, w, o, l, stp, v),
             },
         )
     }
@@ -1348,9 +1364,13 @@ mod x86 {
     /// `src[bases[m] + s.off .. + s.len]` is readable; `panel` holds
     /// `K * 8 * V` floats (`K` = total segment length); `out + m * ldo`
     /// has `8 * V` writable floats; with `S`, `stp[0..8V]` and
-    /// `stp[ldo..ldo + 8V]` are writable.
+    /// `stp[ldo..ldo + 8V]` are writable. With `valid < 8` (only when `V`
+    /// is 1: a group's last channels), only lanes `0..valid` of the output
+    /// and statistics are read or written (masked), and those are the only
+    /// ones the contract needs.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const M: usize, const V: usize, const S: bool>(
         src: *const f32,
         bases: &[usize; MAX_MR],
@@ -1359,7 +1379,11 @@ mod x86 {
         out: *mut f32,
         ldo: usize,
         stp: *mut f64,
+        valid: usize,
     ) {
+        if V == 1 && valid < 8 {
+            return tile_masked::<M, S>(src, bases, segs, panel, out, ldo, stp, valid);
+        }
         let mut acc = [[_mm256_setzero_ps(); V]; M];
         let mut wk = panel;
         for s in segs {
@@ -1406,6 +1430,71 @@ mod x86 {
         }
     }
 
+    /// [`tile`] for an 8-wide block of which only `valid < 8` channels
+    /// exist: the same FMA chains (the panel is zero beyond `valid`), the
+    /// outputs and statistics of lanes `0..valid` stored through masks.
+    ///
+    /// # Safety
+    /// As [`tile`], with `valid` lanes in place of 8.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_masked<const M: usize, const S: bool>(
+        src: *const f32,
+        bases: &[usize; MAX_MR],
+        segs: &[Seg],
+        panel: *const f32,
+        out: *mut f32,
+        ldo: usize,
+        stp: *mut f64,
+        valid: usize,
+    ) {
+        let lane = |i: usize| if i < valid { -1i64 } else { 0 };
+        let mask = _mm256_setr_epi32(
+            lane(0) as i32,
+            lane(1) as i32,
+            lane(2) as i32,
+            lane(3) as i32,
+            lane(4) as i32,
+            lane(5) as i32,
+            lane(6) as i32,
+            lane(7) as i32,
+        );
+        let mlo = _mm256_setr_epi64x(lane(0), lane(1), lane(2), lane(3));
+        let mhi = _mm256_setr_epi64x(lane(4), lane(5), lane(6), lane(7));
+        let mut acc = [_mm256_setzero_ps(); M];
+        let mut wk = panel;
+        for s in segs {
+            let ptrs: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + s.off));
+            for i in 0..s.len {
+                let wv = _mm256_loadu_ps(wk);
+                for (a, p) in acc.iter_mut().zip(&ptrs) {
+                    *a = _mm256_fmadd_ps(_mm256_broadcast_ss(&*p.add(i)), wv, *a);
+                }
+                wk = wk.add(8);
+            }
+        }
+        for (m, &a) in acc.iter().enumerate() {
+            _mm256_maskstore_ps(out.add(m * ldo), mask, a);
+        }
+        if S {
+            let (ps, pq) = (stp, stp.add(ldo));
+            let (mut s0, mut s1) = (_mm256_maskload_pd(ps, mlo), _mm256_maskload_pd(ps.add(4), mhi));
+            let (mut q0, mut q1) = (_mm256_maskload_pd(pq, mlo), _mm256_maskload_pd(pq.add(4), mhi));
+            for &a in &acc {
+                let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
+                let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a));
+                s0 = _mm256_add_pd(s0, lo);
+                s1 = _mm256_add_pd(s1, hi);
+                q0 = _mm256_fmadd_pd(lo, lo, q0);
+                q1 = _mm256_fmadd_pd(hi, hi, q1);
+            }
+            _mm256_maskstore_pd(ps, mlo, s0);
+            _mm256_maskstore_pd(ps.add(4), mhi, s1);
+            _mm256_maskstore_pd(pq, mlo, q0);
+            _mm256_maskstore_pd(pq.add(4), mhi, q1);
+        }
+    }
+
     /// [`blocks_image`] with AVX-512 tiles for 32- and 16-wide blocks (the
     /// 8-wide ones on the AVX2 tiles).
     ///
@@ -1425,7 +1514,7 @@ mod x86 {
         assert!(!S || st.len() == 2 * plan.cout);
         for (i, b) in plan.blocks.iter().enumerate() {
             assert!(b.panel + plan.kdim * b.width <= wpk.len());
-            assert!(b.co0 + b.width <= plan.cout);
+            assert!(b.co0 + b.valid <= plan.cout);
             let pf = if i == 0 { next } else { &[] };
             match b.width {
                 32 => block512::<2, MR32_512, S>(plan, src, wpk, yimg, b, pf, st),
@@ -1450,6 +1539,8 @@ mod x86 {
         pf: &[f32],
         st: &mut [f64],
     ) {
+        // Lanes of the last vector that exist (all but in a masked block).
+        let v = (1u32 << (b.valid - 16 * (V - 1))).wrapping_sub(1) as u16;
         walk_tiles::<MR, S>(
             plan,
             src,
@@ -1459,20 +1550,20 @@ mod x86 {
             pf,
             st,
             |m, s, bases, ps, w, o, l, stp| match m {
-                14 => tile512::<14, V, S>(s, bases, ps, w, o, l, stp),
-                13 => tile512::<13, V, S>(s, bases, ps, w, o, l, stp),
-                12 => tile512::<12, V, S>(s, bases, ps, w, o, l, stp),
-                11 => tile512::<11, V, S>(s, bases, ps, w, o, l, stp),
-                10 => tile512::<10, V, S>(s, bases, ps, w, o, l, stp),
-                9 => tile512::<9, V, S>(s, bases, ps, w, o, l, stp),
-                8 => tile512::<8, V, S>(s, bases, ps, w, o, l, stp),
-                7 => tile512::<7, V, S>(s, bases, ps, w, o, l, stp),
-                6 => tile512::<6, V, S>(s, bases, ps, w, o, l, stp),
-                5 => tile512::<5, V, S>(s, bases, ps, w, o, l, stp),
-                4 => tile512::<4, V, S>(s, bases, ps, w, o, l, stp),
-                3 => tile512::<3, V, S>(s, bases, ps, w, o, l, stp),
-                2 => tile512::<2, V, S>(s, bases, ps, w, o, l, stp),
-                _ => tile512::<1, V, S>(s, bases, ps, w, o, l, stp),
+                14 => tile512::<14, V, S>(s, bases, ps, w, o, l, stp, v),
+                13 => tile512::<13, V, S>(s, bases, ps, w, o, l, stp, v),
+                12 => tile512::<12, V, S>(s, bases, ps, w, o, l, stp, v),
+                11 => tile512::<11, V, S>(s, bases, ps, w, o, l, stp, v),
+                10 => tile512::<10, V, S>(s, bases, ps, w, o, l, stp, v),
+                9 => tile512::<9, V, S>(s, bases, ps, w, o, l, stp, v),
+                8 => tile512::<8, V, S>(s, bases, ps, w, o, l, stp, v),
+                7 => tile512::<7, V, S>(s, bases, ps, w, o, l, stp, v),
+                6 => tile512::<6, V, S>(s, bases, ps, w, o, l, stp, v),
+                5 => tile512::<5, V, S>(s, bases, ps, w, o, l, stp, v),
+                4 => tile512::<4, V, S>(s, bases, ps, w, o, l, stp, v),
+                3 => tile512::<3, V, S>(s, bases, ps, w, o, l, stp, v),
+                2 => tile512::<2, V, S>(s, bases, ps, w, o, l, stp, v),
+                _ => tile512::<1, V, S>(s, bases, ps, w, o, l, stp, v),
             },
         )
     }
@@ -1487,6 +1578,7 @@ mod x86 {
     /// AVX-512F; the pointer contract of [`tile`] with `16 * V` channels.
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile512<const M: usize, const V: usize, const S: bool>(
         src: *const f32,
         bases: &[usize; MAX_MR],
@@ -1495,7 +1587,12 @@ mod x86 {
         out: *mut f32,
         ldo: usize,
         stp: *mut f64,
+        last: u16,
     ) {
+        // Store masks per vector: all lanes but in the last vector of a
+        // masked block (`last`), whose outputs and statistics beyond the
+        // block's channels are neither read nor written.
+        let mask = |v: usize| if v + 1 == V { last } else { u16::MAX };
         let mut acc = [[_mm512_setzero_ps(); V]; M];
         let mut wk = panel;
         for s in segs {
@@ -1516,15 +1613,23 @@ mod x86 {
         }
         for (m, row) in acc.iter().enumerate() {
             for (v, &a) in row.iter().enumerate() {
-                _mm512_storeu_ps(out.add(m * ldo + 16 * v), a);
+                _mm512_mask_storeu_ps(out.add(m * ldo + 16 * v), mask(v), a);
             }
         }
         if S {
             for v in 0..V {
                 let ps = stp.add(16 * v);
                 let pq = stp.add(ldo + 16 * v);
-                let (mut s0, mut s1) = (_mm512_loadu_pd(ps), _mm512_loadu_pd(ps.add(8)));
-                let (mut q0, mut q1) = (_mm512_loadu_pd(pq), _mm512_loadu_pd(pq.add(8)));
+                let (klo, khi) = (mask(v) as u8, (mask(v) >> 8) as u8);
+                let z = _mm512_setzero_pd();
+                let (mut s0, mut s1) = (
+                    _mm512_mask_loadu_pd(z, klo, ps),
+                    _mm512_mask_loadu_pd(z, khi, ps.add(8)),
+                );
+                let (mut q0, mut q1) = (
+                    _mm512_mask_loadu_pd(z, klo, pq),
+                    _mm512_mask_loadu_pd(z, khi, pq.add(8)),
+                );
                 for row in &acc {
                     let a = row[v];
                     let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
@@ -1536,10 +1641,10 @@ mod x86 {
                     q0 = _mm512_fmadd_pd(lo, lo, q0);
                     q1 = _mm512_fmadd_pd(hi, hi, q1);
                 }
-                _mm512_storeu_pd(ps, s0);
-                _mm512_storeu_pd(ps.add(8), s1);
-                _mm512_storeu_pd(pq, q0);
-                _mm512_storeu_pd(pq.add(8), q1);
+                _mm512_mask_storeu_pd(ps, klo, s0);
+                _mm512_mask_storeu_pd(ps.add(8), khi, s1);
+                _mm512_mask_storeu_pd(pq, klo, q0);
+                _mm512_mask_storeu_pd(pq.add(8), khi, q1);
             }
         }
     }
