@@ -1478,8 +1478,14 @@ mod x86 {
         }
         if S {
             let (ps, pq) = (stp, stp.add(ldo));
-            let (mut s0, mut s1) = (_mm256_maskload_pd(ps, mlo), _mm256_maskload_pd(ps.add(4), mhi));
-            let (mut q0, mut q1) = (_mm256_maskload_pd(pq, mlo), _mm256_maskload_pd(pq.add(4), mhi));
+            let (mut s0, mut s1) = (
+                _mm256_maskload_pd(ps, mlo),
+                _mm256_maskload_pd(ps.add(4), mhi),
+            );
+            let (mut q0, mut q1) = (
+                _mm256_maskload_pd(pq, mlo),
+                _mm256_maskload_pd(pq.add(4), mhi),
+            );
             for &a in &acc {
                 let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
                 let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a));
