@@ -81,8 +81,9 @@ pub fn applies(spec: &Conv2dSpec) -> bool {
         && spec.cin * spec.cout <= 256 * 256
 }
 
-/// Whether [`forward`] accepts this conv at all (the shape rule of the
-/// algorithm, whatever the speed): 3×3, stride 1, dilation 1, one group.
+/// Whether the Winograd path ([`super::conv2d_forward_winograd`]) accepts
+/// this conv at all (the shape rule of the algorithm, whatever the speed):
+/// 3×3, stride 1, dilation 1, one group.
 pub fn supports(spec: &Conv2dSpec) -> bool {
     spec.kh == 3 && spec.kw == 3 && spec.stride == 1 && spec.dilation == 1 && spec.groups == 1
 }
