@@ -440,7 +440,8 @@ impl Scorer {
     /// (at least one): cell-level parallelism, for many cores, where one
     /// cell's ops are too small to spread over all of them. Scores do not
     /// depend on it; memory grows with it (one set of activation buffers
-    /// per cell in flight). An error for 0.
+    /// per cell in flight). With fast training set, cells are trained and
+    /// scored one at a time whatever this says. An error for 0.
     pub fn set_cells_in_flight(&mut self, n: Option<usize>) -> Result<()> {
         if n == Some(0) {
             return Err(Error::Arg("cells in flight must be at least 1".into()));
@@ -603,7 +604,7 @@ impl Scorer {
         alpha: f64,
     ) -> Result<Vec<CellResult>> {
         let swap = self.swap.is_some();
-        let in_flight = self.cells_in_flight();
+        let (in_flight, threads) = (self.cells_in_flight(), self.threads());
         let pass = crate::device::cpu::PassOptions {
             swap,
             conv: self.conv,
@@ -639,10 +640,6 @@ impl Scorer {
                 if k <= 1 {
                     return (0..archs.len()).map(one).collect();
                 }
-                let threads = self
-                    .pool
-                    .as_ref()
-                    .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
                 let lanes = match &self.lanes {
                     Some(l) if l.threads == threads && l.pools.len() == in_flight => l,
                     _ => self.lanes.insert(CpuLanes::new(in_flight, threads)?),

@@ -42,8 +42,9 @@
 //! accumulators) or 14 pixels × 16 channels, out of 32 zmm registers, the
 //! broadcast input folded into the FMA. Each element is the same FMA chain
 //! in the same order as on AVX2, so the two give the same bits (measured on
-//! a Sapphire Rapids Xeon, 2 cores: 330 against 200 GFLOP/s on NB101's
-//! 128-channel 3×3, 175 against 115 on NB201's 32-channel one).
+//! a Sapphire Rapids Xeon, 2 cores, B = 128, the two interleaved while
+//! other builds ran: 330 against 200 GFLOP/s on NB101's 128-channel 3×3,
+//! 175 against 115 on NB201's 32-channel one).
 //!
 //! Output channels not covered by 32/16/8-wide blocks (`cout_g % 8`) take a
 //! scalar path; depthwise convs (`cin_g == cout_g == 1`) take the kernels

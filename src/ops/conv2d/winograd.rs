@@ -65,20 +65,14 @@ const BLOCK_BYTES: usize = 512 << 10;
 /// Whether the Winograd path computes this conv: 3×3, stride 1,
 /// dilation 1, one group (any padding), and channel counts where it was
 /// measured faster than the direct conv (Sapphire Rapids, 2 cores, B =
-/// 128, AVX-512 both sides): from 32 input channels (2.2× at 32, 2.6× at
+/// 128, AVX-512 both sides, the two interleaved while other builds ran): from 32 input channels (2.2× at 32, 2.6× at
 /// 64, 2.8× at 128 channels), up to 256 × 256 channel pairs (2.2×). Below
 /// 32 input channels the transforms cost more than the 4× fewer
 /// multiplications save (0.7× at 16, 0.3× on the 3-channel stem); at 512
 /// × 512 the 37 MB of transformed weights stream from memory for every
 /// image (0.9×).
 pub fn applies(spec: &Conv2dSpec) -> bool {
-    spec.kh == 3
-        && spec.kw == 3
-        && spec.stride == 1
-        && spec.dilation == 1
-        && spec.groups == 1
-        && spec.cin >= 32
-        && spec.cin * spec.cout <= 256 * 256
+    supports(spec) && spec.cin >= 32 && spec.cin * spec.cout <= 256 * 256
 }
 
 /// Whether the Winograd path ([`super::conv2d_forward_winograd`]) accepts
