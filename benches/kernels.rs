@@ -25,8 +25,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, Bencher, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use dasnas::device::plan::{Plan, Step};
-use dasnas::device::ReluCodes;
+use dasnas::exec::plan::{Plan, Step};
 use dasnas::net::{init::init_params, Op};
 use dasnas::ops::add::cpu::{add_forward, add_forward_inplace};
 use dasnas::ops::batchnorm::cpu::{batchnorm_forward, batchnorm_forward_from_sums};
@@ -42,6 +41,7 @@ use dasnas::ops::linear::cpu::linear_forward;
 use dasnas::ops::pool::{cpu::pool_forward, PoolKind};
 use dasnas::ops::relu::cpu::relu_forward;
 use dasnas::ops::{CpuFwd, Forward};
+use dasnas::score::ReluCodes;
 use dasnas::score::{codes::pack_signs, hamming, logdet::cholesky_logdet, metrics};
 use dasnas::space::{Arch, Space};
 use dasnas::{data::gaussian_batch, Shape, Tensor};
@@ -191,9 +191,9 @@ fn sites_of<'a>(
 
 /// Uniform values in [-1, 1), seeded.
 fn random(shape: Shape, seed: u64) -> Tensor {
-    let key = dasnas::net::rng::stream_key(seed, 1);
+    let key = dasnas::rng::stream_key(seed, 1);
     let data = (0..shape.len() as u64)
-        .map(|i| dasnas::net::rng::uniform_pm1(key, i))
+        .map(|i| dasnas::rng::uniform_pm1(key, i))
         .collect();
     Tensor { shape, data }
 }

@@ -16,10 +16,10 @@
 //! `dasnas score --sample CELLS` samples them.
 
 use dasnas::data::{checked_scoring_batch, BatchSource};
-use dasnas::device::cpu::{relu_codes_with, PassOptions};
-use dasnas::device::DeviceKind;
 use dasnas::eval::rank::{kendall_tau_b, spearman_rho};
+use dasnas::exec::cpu::{relu_codes_with, PassOptions};
 use dasnas::ops::conv2d::ConvAlgo;
+use dasnas::runtime::DeviceKind;
 use dasnas::score::metrics::scores;
 use dasnas::space::{self, Space};
 use std::time::Instant;

@@ -4,13 +4,13 @@
 //! one JSON object (`to_json`); `dasnas bench` only prints them.
 
 use crate::data::cifar::{CifarImages, Dataset};
-use crate::device::cuda::executor::{GpuScorer, Profile, CHUNK};
 use crate::error::{Error, Result};
+use crate::exec::cuda::executor::{GpuScorer, Profile, CHUNK};
+use crate::exec::CellTiming;
 use crate::scorer::{Scorer, Training};
 use crate::space::Arch;
 use crate::train::batches::Augment;
 use crate::train::{LrSchedule, SgdConfig};
-use crate::CellTiming;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -433,11 +433,11 @@ pub fn synthetic_images(records: usize, seed: u64) -> Result<CifarImages> {
                 "{records} synthetic CIFAR records cannot be allocated"
             ))
         })?;
-    let key = crate::net::rng::stream_key(seed, 0x7261_696e);
+    let key = crate::rng::stream_key(seed, 0x7261_696e);
     for r in 0..records {
         bytes.push((r % 10) as u8);
         bytes.extend(
-            (0..3072u64).map(|i| (crate::net::rng::bits(key, (r as u64) * 3072 + i) >> 56) as u8),
+            (0..3072u64).map(|i| (crate::rng::bits(key, (r as u64) * 3072 + i) >> 56) as u8),
         );
     }
     CifarImages::from_bytes(&bytes, Dataset::Cifar10)
@@ -470,7 +470,7 @@ pub fn bench_training(
         for arch in archs {
             let plan = crate::train::plan::TrainPlan::new(&arch.network()?, train_batch)?;
             crate::train::budget::TrainMemory::cpu(&plan)
-                .check(crate::device::budget::host_available())?;
+                .check(crate::runtime::budget::host_available())?;
         }
     }
     let records = train_batch.saturating_mul(4).max(256);
@@ -479,7 +479,7 @@ pub fn bench_training(
     let per_sample = crate::train::batches::batch_shape(1).per_sample();
     let synthetic = (records as u64).saturating_mul(2 * 3073);
     crate::train::budget::check_train_host(
-        crate::train::budget::TRAIN_BATCH,
+        crate::train::TRAIN_BATCH,
         train_batch,
         synthetic.saturating_add(crate::train::budget::labelled_batch_bytes(
             train_batch,

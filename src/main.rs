@@ -201,9 +201,9 @@ struct RunArgs {
     /// Compute device: `auto` (the first GPU when one works, else the CPU,
     /// with a notice on stderr), `cpu`, `cuda` (GPU 0) or `cuda:N`.
     #[arg(long, default_value = "auto")]
-    device: dasnas::device::DeviceKind,
+    device: dasnas::runtime::DeviceKind,
     /// Cells in flight on a GPU (one CUDA stream and host thread each).
-    #[arg(long, default_value_t = dasnas::device::cuda::executor::DEFAULT_LANES)]
+    #[arg(long, default_value_t = dasnas::exec::cuda::executor::DEFAULT_LANES)]
     lanes: usize,
     /// DARTS space: channels C of the first cells (DARTS's --init_channels;
     /// default 16). Short for --space-option init_channels=C.
@@ -944,7 +944,7 @@ fn parse_range(spec: &str) -> Result<std::ops::Range<usize>> {
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
-    if let dasnas::device::DeviceKind::Cuda(_) = a.run.device {
+    if let dasnas::runtime::DeviceKind::Cuda(_) = a.run.device {
         return Err(Error::Arg(
             "`train` (per-step records) runs on the CPU; for GPU training use \
              `score --train-steps K --device cuda`"
@@ -1161,7 +1161,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         return Ok(());
     }
     if let Some(g) = scorer.gpu() {
-        let warm = g.lanes() * dasnas::device::cuda::executor::CHUNK;
+        let warm = g.lanes() * dasnas::exec::cuda::executor::CHUNK;
         let info = g.device().info().clone();
         eprintln!(
             "dasnas bench: {space_name}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
@@ -1194,7 +1194,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 }
 
 fn cmd_devices() -> Result<()> {
-    use dasnas::device::cuda;
+    use dasnas::runtime::cuda;
     // The driver: its CUDA version and the GPUs it sees.
     let driver = if cuda::driver_available() {
         match cuda::driver_version() {

@@ -3,17 +3,130 @@
 //! search and (later) the Python package all call.
 
 use crate::data::cifar::CifarImages;
-use crate::device::cuda::executor::GpuScorer;
-use crate::device::DeviceKind;
 use crate::error::{Error, Result};
+use crate::exec::cpu::PassOptions;
+use crate::exec::cpu_lanes::{default_cells_in_flight, CpuLanes};
+use crate::exec::cuda::executor::GpuScorer;
+use crate::exec::CellTiming;
 use crate::net::Graph;
 use crate::ops::conv2d::ConvAlgo;
+use crate::runtime::DeviceKind;
+use crate::score::Scores;
 use crate::space::Arch;
+use crate::tensor::Tensor;
 use crate::train::batches::{Augment, LabelledBatches};
 use crate::train::{SgdConfig, TrainStats};
-use crate::{device, CellResult, CellTiming, Tensor};
 use std::ops::Range;
 use std::sync::Arc;
+
+/// The scores of one cell, where its time went, and (after fast
+/// training) the training summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellResult {
+    /// The cell's scores.
+    pub scores: Scores,
+    /// Wall time of the scoring, by phase.
+    pub timing: CellTiming,
+    /// Set when the cell was fast-trained before scoring.
+    pub train: Option<TrainStats>,
+}
+
+impl CellResult {
+    /// The JSON object `dasnas score` writes for this cell: `arch`, `wot`,
+    /// `d`, `n_units`, `ln_n_units`, `das`, `singular`, `das@A` for each of
+    /// `extra_alphas` (`batch` images), `swap`, `swap_reg`, `params` and
+    /// `flops` where known, `ms`, and after training
+    /// `train_steps`, `train_loss`, `train_acc`, `train_ms`. On the CPU `ms`
+    /// is the scoring alone and `train_ms` the training; on a GPU both are
+    /// the cell's share of its chunk's wall time, training included.
+    pub fn to_json(&self, arch: &str, extra_alphas: &[f64], batch: usize) -> serde_json::Value {
+        let s = &self.scores;
+        let ms = |secs: f64| (secs * 1e4).round() / 10.0;
+        let mut obj = serde_json::json!({
+            "arch": arch,
+            "wot": s.wot,
+            "d": s.d,
+            "n_units": s.n_units,
+            "ln_n_units": s.ln_n_units,
+            "das": s.das,
+            "singular": s.singular,
+        });
+        for &al in extra_alphas {
+            obj[format!("das@{al}")] = serde_json::json!(s.das_with(al, batch));
+        }
+        let optional = [
+            ("swap", s.swap.map(serde_json::Value::from)),
+            ("swap_reg", s.swap_reg.map(serde_json::Value::from)),
+            ("params", s.params.map(serde_json::Value::from)),
+            ("flops", s.flops.map(serde_json::Value::from)),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                obj[k] = v;
+            }
+        }
+        if let Some(t) = &self.train {
+            obj["train_steps"] = serde_json::json!(t.steps);
+            obj["train_loss"] = serde_json::json!(t.final_loss);
+            obj["train_acc"] = serde_json::json!(t.final_accuracy);
+            obj["train_ms"] = serde_json::json!(ms(t.seconds));
+        }
+        obj["ms"] = serde_json::json!(ms(self.timing.total_s()));
+        obj
+    }
+}
+
+/// Scores a network on the CPU: weights from `seed`, BatchNorm in
+/// training mode on `batch` (NHWC), DAS with `alpha`.
+pub fn score_graph(graph: &Graph, batch: &Tensor, seed: u64, alpha: f64) -> Result<CellResult> {
+    let t0 = std::time::Instant::now();
+    let params = crate::net::init::init_params(graph, seed);
+    let build_s = t0.elapsed().as_secs_f64();
+    let mut r = score_graph_with_params(graph, &params, batch, alpha)?;
+    r.timing.build_s = build_s;
+    Ok(r)
+}
+
+/// Scores a network on the CPU with the given parameters (indexed like
+/// `graph.params`, e.g. after [`crate::train::train_cpu`]): BatchNorm in
+/// training mode on `batch` (NHWC), DAS with `alpha`. [`score_graph`] is
+/// this with the seeded initial parameters. `timing.build_s` is 0.
+pub fn score_graph_with_params(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+) -> Result<CellResult> {
+    score_graph_with(graph, params, batch, alpha, PassOptions::default())
+}
+
+/// [`score_graph_with_params`] with the pass options `opts` (SWAP from
+/// the same pass, the conv algorithm).
+pub fn score_graph_with(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+    opts: PassOptions,
+) -> Result<CellResult> {
+    let (scores, timing) = crate::exec::cpu::score_pass(graph, params, batch, alpha, opts)?;
+    Ok(CellResult {
+        scores,
+        timing,
+        train: None,
+    })
+}
+
+/// Builds the architecture's network and scores it on the CPU (see
+/// [`score_graph`]).
+pub fn score_arch(arch: &Arch, batch: &Tensor, seed: u64, alpha: f64) -> Result<CellResult> {
+    let t0 = std::time::Instant::now();
+    let graph = arch.network()?;
+    let build = t0.elapsed().as_secs_f64();
+    let mut r = score_graph(&graph, batch, seed, alpha)?;
+    r.timing.build_s += build;
+    Ok(r)
+}
 
 /// Fast training of each cell before it is scored (DESIGN.md §1): `steps`
 /// SGD steps of softmax cross-entropy on labelled batches of `batch`
@@ -70,7 +183,7 @@ impl Training {
             ));
         }
         crate::train::budget::check_train_batch(
-            crate::train::budget::TRAIN_BATCH,
+            crate::train::TRAIN_BATCH,
             batch,
             crate::train::batches::batch_shape(1).per_sample(),
         )?;
@@ -150,7 +263,7 @@ impl TrainingFile<'_> {
         augment: Augment,
     ) -> Result<Training> {
         crate::train::budget::check_train_batch(
-            crate::train::budget::TRAIN_BATCH,
+            crate::train::TRAIN_BATCH,
             batch,
             crate::train::batches::batch_shape(1).per_sample(),
         )?;
@@ -190,7 +303,9 @@ impl TrainingFile<'_> {
     }
 }
 
-enum Backend {
+/// The device a [`Scorer`] scores on: the CPU with its batch, or the GPU
+/// scorer (which holds its own copy of the batch).
+enum ScoringDevice {
     Cpu { batch: Tensor },
     Cuda(Box<GpuScorer>),
 }
@@ -201,12 +316,12 @@ struct Uploaded {
     data: crate::train::cuda::TrainData,
 }
 
-/// A scoring backend chosen by a [`DeviceKind`]: the CPU executor, or the
+/// A scorer on the device chosen by a [`DeviceKind`]: the CPU executor, or the
 /// GPU scorer (several cells in flight, only the scores copied back); with
 /// [`Scorer::set_training`], every cell is fast-trained first, on the same
 /// device.
 pub struct Scorer {
-    backend: Backend,
+    device: ScoringDevice,
     training: Option<Training>,
     uploaded: Option<Uploaded>,
     /// This scorer's own worker threads ([`Scorer::set_threads`]); `None`:
@@ -221,77 +336,6 @@ pub struct Scorer {
     in_flight: Option<usize>,
     /// The CPU lanes' thread pools, built for `(lanes, threads)`.
     lanes: Option<CpuLanes>,
-}
-
-/// CPU cells in flight: `pools.len()` lanes, each scoring one cell at a
-/// time on its own rayon pool (its ops parallel over images inside), like
-/// the GPU's lanes. Built for one thread count, reused across blocks.
-struct CpuLanes {
-    threads: usize,
-    pools: Vec<rayon::ThreadPool>,
-}
-
-/// The CPU cells in flight for `threads` threads when the user does not
-/// say: one cell at a time, its ops parallel over all threads, up to 8
-/// threads; beyond, one cell per 8 threads. Measured on 2 cores (README,
-/// "Cells in flight"): two cells on one thread each and one cell on two
-/// threads score at the same rate there, so the rule keeps the lower
-/// memory of one cell where op parallelism still has 16 or more images
-/// per thread at B = 128, and adds cells where it would not.
-pub fn default_cells_in_flight(threads: usize) -> usize {
-    (threads / 8).max(1)
-}
-
-impl CpuLanes {
-    /// `lanes` lanes sharing `threads` threads (each at least one).
-    fn new(lanes: usize, threads: usize) -> Result<CpuLanes> {
-        let per = (threads / lanes).max(1);
-        let pools = (0..lanes)
-            .map(|i| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(per)
-                    .thread_name(move |j| format!("dasnas-cpu-lane{i}-{j}"))
-                    .build()
-                    .map_err(|e| Error::Arg(format!("cells in flight: thread pool: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(CpuLanes { threads, pools })
-    }
-
-    /// `f(0..n)`, each call on one lane, lanes taking the next index as
-    /// they finish; results in index order (the first error by index).
-    fn run<T: Send>(&self, n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<Result<T>>>> =
-            (0..n).map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for pool in &self.pools {
-                let (next, slots, f) = (&next, &slots, &f);
-                s.spawn(move || {
-                    pool.install(|| loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        let r = f(i);
-                        if let Ok(mut slot) = slots[i].lock() {
-                            *slot = Some(r);
-                        }
-                    })
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                m.into_inner()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| Err(Error::Arg(format!("cell {i}: a CPU lane stopped"))))
-            })
-            .collect()
-    }
 }
 
 /// SWAP's settings ([`Scorer::set_swap`]).
@@ -347,8 +391,8 @@ impl Scorer {
                 batch.shape.n
             )));
         }
-        let wrap = |backend| Scorer {
-            backend,
+        let wrap = |device| Scorer {
+            device,
             training: None,
             uploaded: None,
             pool: None,
@@ -359,12 +403,13 @@ impl Scorer {
         };
         // A CPU batch whose B×B matrices cannot fit is refused here, before
         // the first cell (each cell is checked again with its plan).
-        let cpu_fits =
-            |b: &Tensor| device::budget::check_host_batch(b.shape.n, b.shape.per_sample(), true);
+        let cpu_fits = |b: &Tensor| {
+            crate::runtime::budget::check_host_batch(b.shape.n, b.shape.per_sample(), true)
+        };
         match kind {
             DeviceKind::Cpu => {
                 cpu_fits(&batch)?;
-                Ok((wrap(Backend::Cpu { batch }), None))
+                Ok((wrap(ScoringDevice::Cpu { batch }), None))
             }
             DeviceKind::Cuda(n) => {
                 let s = wrap(Self::open_cuda(n, &batch, lanes)?);
@@ -380,7 +425,7 @@ impl Scorer {
                 Err(e) => {
                     cpu_fits(&batch)?;
                     Ok((
-                        wrap(Backend::Cpu { batch }),
+                        wrap(ScoringDevice::Cpu { batch }),
                         Some(format!("no usable GPU ({e}); running on the CPU")),
                     ))
                 }
@@ -388,10 +433,10 @@ impl Scorer {
         }
     }
 
-    fn open_cuda(ordinal: usize, batch: &Tensor, lanes: usize) -> Result<Backend> {
-        let dev = device::cuda::CudaDevice::open(ordinal)?;
+    fn open_cuda(ordinal: usize, batch: &Tensor, lanes: usize) -> Result<ScoringDevice> {
+        let dev = crate::runtime::cuda::CudaDevice::open(ordinal)?;
         let scorer = GpuScorer::new(&dev, batch, lanes)?;
-        Ok(Backend::Cuda(Box::new(scorer)))
+        Ok(ScoringDevice::Cuda(Box::new(scorer)))
     }
 
     /// Runs this scorer's CPU work on a pool of its own `threads` worker
@@ -427,8 +472,8 @@ impl Scorer {
     /// convs; fast training trains with exact convs and scores with `conv`.
     pub fn set_conv(&mut self, conv: ConvAlgo) -> Option<String> {
         self.conv = conv;
-        match (&self.backend, conv) {
-            (Backend::Cuda(_), ConvAlgo::Fast) => {
+        match (&self.device, conv) {
+            (ScoringDevice::Cuda(_), ConvAlgo::Fast) => {
                 Some("the CUDA backend has no fast conv algorithm yet: convs run exact".to_string())
             }
             _ => None,
@@ -461,14 +506,14 @@ impl Scorer {
 
     /// The CPU cells in flight this scorer uses (1 on a GPU).
     pub fn cells_in_flight(&self) -> usize {
-        match &self.backend {
-            Backend::Cpu { .. } => {
+        match &self.device {
+            ScoringDevice::Cpu { .. } => {
                 let t = self.threads();
                 self.in_flight
                     .unwrap_or_else(|| default_cells_in_flight(t))
                     .min(t)
             }
-            Backend::Cuda(_) => 1,
+            ScoringDevice::Cuda(_) => 1,
         }
     }
 
@@ -491,9 +536,9 @@ impl Scorer {
     /// The GPU's notes on how its kernels were loaded, joined; `None` when
     /// there are none (or on the CPU).
     fn device_notes(&self) -> Option<String> {
-        match &self.backend {
-            Backend::Cpu { .. } => None,
-            Backend::Cuda(g) => {
+        match &self.device {
+            ScoringDevice::Cpu { .. } => None,
+            ScoringDevice::Cuda(g) => {
                 let notes = g.device().notes();
                 (!notes.is_empty()).then(|| notes.join("; "))
             }
@@ -502,17 +547,17 @@ impl Scorer {
 
     /// Images in the scoring batch (B).
     pub fn batch_size(&self) -> usize {
-        match &self.backend {
-            Backend::Cpu { batch } => batch.shape.n,
-            Backend::Cuda(g) => g.batch_size(),
+        match &self.device {
+            ScoringDevice::Cpu { batch } => batch.shape.n,
+            ScoringDevice::Cuda(g) => g.batch_size(),
         }
     }
 
     /// `cpu` or `cuda:N (name)`, for messages and bench reports.
     pub fn describe(&self) -> String {
-        match &self.backend {
-            Backend::Cpu { .. } => "cpu".into(),
-            Backend::Cuda(g) => {
+        match &self.device {
+            ScoringDevice::Cpu { .. } => "cpu".into(),
+            ScoringDevice::Cuda(g) => {
                 let i = g.device().info();
                 format!("cuda:{} ({})", i.ordinal, i.name)
             }
@@ -521,9 +566,9 @@ impl Scorer {
 
     /// The GPU scorer, when this scorer runs on a GPU.
     pub fn gpu(&mut self) -> Option<&mut GpuScorer> {
-        match &mut self.backend {
-            Backend::Cpu { .. } => None,
-            Backend::Cuda(g) => Some(g),
+        match &mut self.device {
+            ScoringDevice::Cpu { .. } => None,
+            ScoringDevice::Cuda(g) => Some(g),
         }
     }
 
@@ -532,13 +577,13 @@ impl Scorer {
     /// when training, whose chunks take longer). A caller that writes each
     /// block's results before the next loses at most one block when killed.
     pub fn block_size(&self) -> usize {
-        match &self.backend {
-            Backend::Cpu { .. } => match self.cells_in_flight() {
+        match &self.device {
+            ScoringDevice::Cpu { .. } => match self.cells_in_flight() {
                 1 => 1,
                 k => 4 * k,
             },
-            Backend::Cuda(g) if self.training.is_some() => 16 * g.lanes(),
-            Backend::Cuda(g) => 64 * g.lanes(),
+            ScoringDevice::Cuda(g) if self.training.is_some() => 16 * g.lanes(),
+            ScoringDevice::Cuda(g) => 64 * g.lanes(),
         }
     }
 
@@ -605,7 +650,7 @@ impl Scorer {
     ) -> Result<Vec<CellResult>> {
         let swap = self.swap.is_some();
         let (in_flight, threads) = (self.cells_in_flight(), self.threads());
-        let pass = crate::device::cpu::PassOptions {
+        let pass = PassOptions {
             swap,
             conv: self.conv,
         };
@@ -620,13 +665,13 @@ impl Scorer {
             },
             train,
         };
-        match (&mut self.backend, &self.training) {
-            (Backend::Cpu { batch }, None) => {
+        match (&mut self.device, &self.training) {
+            (ScoringDevice::Cpu { batch }, None) => {
                 let one = |i: usize| -> Result<CellResult> {
                     let (a, graph) = (archs[i], &graphs[i]);
                     let t0 = std::time::Instant::now();
                     let params = crate::net::init::init_params(graph, seed);
-                    let mut r = crate::score_graph_with(graph, &params, batch, alpha, pass)
+                    let mut r = score_graph_with(graph, &params, batch, alpha, pass)
                         .map_err(|e| named(a, e))?;
                     // Drawing the weights (building the network is added by
                     // the caller).
@@ -641,18 +686,18 @@ impl Scorer {
                     return (0..archs.len()).map(one).collect();
                 }
                 let lanes = match &self.lanes {
-                    Some(l) if l.threads == threads && l.pools.len() == in_flight => l,
+                    Some(l) if l.built_for(in_flight, threads) => l,
                     _ => self.lanes.insert(CpuLanes::new(in_flight, threads)?),
                 };
                 lanes.run(archs.len(), one)
             }
-            (Backend::Cpu { batch }, Some(t)) => archs
+            (ScoringDevice::Cpu { batch }, Some(t)) => archs
                 .iter()
                 .zip(graphs)
                 .map(|(a, graph)| {
                     let t0 = std::time::Instant::now();
                     let (params, st) = t.train_cpu(graph, seed).map_err(|e| named(a, e))?;
-                    let mut r = crate::score_graph_with(graph, &params, batch, alpha, pass)
+                    let mut r = score_graph_with(graph, &params, batch, alpha, pass)
                         .map_err(|e| named(a, e))?;
                     r.timing.build_s = t0.elapsed().as_secs_f64()
                         - st.seconds
@@ -663,7 +708,7 @@ impl Scorer {
                     Ok(r)
                 })
                 .collect(),
-            (Backend::Cuda(g), None) => {
+            (ScoringDevice::Cuda(g), None) => {
                 let cells = g.score(
                     archs.len(),
                     |i| Ok(graphs[i].clone()),
@@ -677,7 +722,7 @@ impl Scorer {
                     .map(|c| from_gpu(c.scores, c.seconds, None))
                     .collect())
             }
-            (Backend::Cuda(g), Some(t)) => {
+            (ScoringDevice::Cuda(g), Some(t)) => {
                 // The batches of every step are uploaded once per seed and
                 // shared by the lanes.
                 let data = match &mut self.uploaded {

@@ -11,7 +11,7 @@
 
 #![allow(dead_code, unused_macros)] // used by the ops' GPU unit tests as they need them
 
-use crate::device::cuda::CudaDevice;
+use crate::runtime::cuda::CudaDevice;
 use std::sync::OnceLock;
 
 /// The host emulation shared by the unit tests, built once.

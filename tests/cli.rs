@@ -229,7 +229,7 @@ fn batch_too_large_for_memory_is_refused_before_allocating() {
     // would take seconds to draw. Refused at once, with status 1.
     // Where the available memory is unknown (not Linux) nothing is refused,
     // and a machine with that much would score the cell for hours.
-    match dasnas::device::budget::host_available() {
+    match dasnas::runtime::budget::host_available() {
         Some(a) if a < 300_000_000_000 => {}
         other => {
             eprintln!("SKIPPED batch_too_large_for_memory_is_refused_before_allocating: {other:?} bytes available");
@@ -258,7 +258,7 @@ fn training_batch_too_large_for_memory_is_refused_before_allocating() {
     // `score`, `train` and `bench`, before the training file is read.
     // Where the available memory is unknown (not Linux) only the
     // impossible is refused, and a machine with that much would train.
-    match dasnas::device::budget::host_available() {
+    match dasnas::runtime::budget::host_available() {
         Some(a) if a < 12_000_000_000_000 => {}
         other => {
             eprintln!("SKIPPED training_batch_too_large_for_memory_is_refused_before_allocating: {other:?} bytes available");
@@ -340,7 +340,7 @@ fn training_step_too_large_for_memory_is_refused_before_training() {
     // 10^5 training images fit (1.2 GB) but one NB201 training step does
     // not (hundreds of GB): refused, with the cell's plan, before the
     // first batch is drawn.
-    match dasnas::device::budget::host_available() {
+    match dasnas::runtime::budget::host_available() {
         Some(a) if a > 2_000_000_000 && a < 100_000_000_000 => {}
         other => {
             eprintln!("SKIPPED training_step_too_large_for_memory_is_refused_before_training: {other:?} bytes available");

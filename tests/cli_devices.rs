@@ -33,7 +33,7 @@ fn score_on(device: &str) -> std::process::Output {
 }
 
 fn gpu_works() -> bool {
-    dasnas::device::cuda::CudaDevice::open(0).is_ok()
+    dasnas::runtime::cuda::CudaDevice::open(0).is_ok()
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn dasnas_nvrtc_chooses_the_library() {
         out.contains("DASNAS_NVRTC=/no/such/libnvrtc.so.13: no such file"),
         "{out}"
     );
-    let lib = match dasnas::device::cuda::nvrtc::library() {
+    let lib = match dasnas::runtime::cuda::nvrtc::library() {
         Ok(lib) => lib,
         Err(e) => {
             if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {

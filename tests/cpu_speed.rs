@@ -6,8 +6,8 @@
 mod common;
 
 use common::{dasnas, fails_with, stdout_of};
-use dasnas::device::DeviceKind;
 use dasnas::ops::conv2d::ConvAlgo;
+use dasnas::runtime::DeviceKind;
 use dasnas::space::{Arch, Space, SpaceOptions};
 use dasnas::{CellResult, Scorer};
 
@@ -84,8 +84,8 @@ fn cells_in_flight_zero_is_an_error() {
     // More cells in flight than threads: each lane gets one thread.
     scorer.set_cells_in_flight(Some(8)).unwrap();
     assert_eq!(scorer.cells_in_flight(), 2);
-    assert_eq!(dasnas::scorer::default_cells_in_flight(2), 1);
-    assert_eq!(dasnas::scorer::default_cells_in_flight(64), 8);
+    assert_eq!(dasnas::exec::cpu_lanes::default_cells_in_flight(2), 1);
+    assert_eq!(dasnas::exec::cpu_lanes::default_cells_in_flight(64), 8);
 }
 
 #[test]

@@ -14,8 +14,6 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::kernels::{sgd_update, SgdStep};
-use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::batchnorm::cuda::{batchnorm_backward, batchnorm_parts, BnGrads, BnSaved};
 use dasnas::ops::batchnorm::BatchNormSpec;
 use dasnas::ops::conv2d::cuda::{
@@ -30,6 +28,8 @@ use dasnas::ops::pool::{PoolKind, PoolSpec};
 use dasnas::ops::relu::cuda::relu_backward;
 use dasnas::ops::softmax_ce::cuda::{softmax_ce, SoftmaxCeOut};
 use dasnas::ops::CudaGrad;
+use dasnas::runtime::cuda::kernels::{sgd_update, SgdStep};
+use dasnas::runtime::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::tensor::Shape;
 
 const POISON: f32 = f32::from_bits(0x7fc0_dead);

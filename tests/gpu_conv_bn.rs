@@ -17,13 +17,13 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::batchnorm::cpu::{
     batchnorm_forward, batchnorm_forward_from_sums, batchnorm_forward_inplace,
 };
 use dasnas::ops::batchnorm::{cuda as bn_cuda, BatchNormSpec};
 use dasnas::ops::conv2d::cpu::{conv2d_forward_stats, conv2d_forward_with, ConvKernel};
 use dasnas::ops::conv2d::{cuda as conv_cuda, Conv2dSpec};
+use dasnas::runtime::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::tensor::{Shape, Tensor};
 
 impl Rng {

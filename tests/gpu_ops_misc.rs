@@ -15,10 +15,10 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::ops::linear::LinearSpec;
 use dasnas::ops::pool::{PoolKind, PoolSpec};
 use dasnas::ops::{add, global_avg_pool, linear, pool, relu};
+use dasnas::runtime::cuda::{CudaDevice, DeviceBuffer};
 use dasnas::tensor::{Shape, Tensor};
 
 /// A NaN with a recognisable payload: what every output starts as.
@@ -68,11 +68,11 @@ fn upload_at(dev: &CudaDevice, host: &[f32], offset: bool) -> DeviceBuffer<f32> 
     }
 }
 
-fn view(buf: &DeviceBuffer<f32>, offset: bool) -> dasnas::device::cuda::DView<'_, f32> {
+fn view(buf: &DeviceBuffer<f32>, offset: bool) -> dasnas::runtime::cuda::DView<'_, f32> {
     buf.slice(usize::from(offset)..)
 }
 
-fn view_mut(buf: &mut DeviceBuffer<f32>, offset: bool) -> dasnas::device::cuda::DViewMut<'_, f32> {
+fn view_mut(buf: &mut DeviceBuffer<f32>, offset: bool) -> dasnas::runtime::cuda::DViewMut<'_, f32> {
     buf.slice_mut(usize::from(offset)..)
 }
 
@@ -463,7 +463,7 @@ fn linear_matches_cpu(dev: &CudaDevice) {
 /// `REQUIRE_NVRTC=1`), so it runs in CI.
 #[test]
 fn bitwise_kernels_have_no_fma_or_approximate_division() {
-    use dasnas::device::cuda::nvrtc;
+    use dasnas::runtime::cuda::nvrtc;
     if !nvrtc::available() {
         let why = "libnvrtc cannot be loaded";
         if std::env::var("REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
@@ -477,7 +477,7 @@ fn bitwise_kernels_have_no_fma_or_approximate_division() {
         return;
     }
     // Every family but the convs, whose FMAs are explicit `fmaf` calls.
-    for (family, _) in dasnas::device::cuda_sources::CUDA_SOURCES
+    for (family, _) in dasnas::runtime::cuda_sources::CUDA_SOURCES
         .iter()
         .filter(|(f, _)| !f.starts_with("conv2d"))
     {

@@ -12,14 +12,14 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::executor::{GpuScorer, Profile};
-use dasnas::device::cuda::kernels;
-use dasnas::device::cuda::CudaDevice;
-use dasnas::device::plan::Plan;
 use dasnas::eval::rank::spearman_rho;
+use dasnas::exec::cuda::executor::{GpuScorer, Profile};
+use dasnas::exec::plan::Plan;
 use dasnas::net::{init, Graph, GraphBuilder};
 use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
+use dasnas::runtime::cuda::kernels;
+use dasnas::runtime::cuda::CudaDevice;
 use dasnas::score::codes::pack_signs;
 use dasnas::score::hamming::kernel_from_hamming;
 use dasnas::score::metrics::singular_verdict_is_clear;
@@ -100,7 +100,7 @@ fn every_plan_step_matches_the_cpu_executor(dev: &CudaDevice) {
     let mut scorer = GpuScorer::new(dev, &input, 2).expect("scorer");
     for seed in [0, 7] {
         let params = init::init_params(&g, seed);
-        let (want, _) = dasnas::device::cpu::relu_codes(&g, &params, &input).expect("cpu");
+        let (want, _) = dasnas::exec::cpu::relu_codes(&g, &params, &input).expect("cpu");
         let got = scorer.relu_codes(&g, seed).expect("gpu");
         assert_eq!(got.n_units, want.n_units);
         assert_close_hamming(&got.hamming, &want.hamming, want.n_units, 2e-3, "all paths");
@@ -132,7 +132,7 @@ fn nb201_scores_agree_with_the_cpu(dev: &CudaDevice) {
         assert_eq!(g.scores.n_units, c.scores.n_units, "{arch}");
         let net = arch.network().expect("net");
         let params = init::init_params(&net, 0);
-        let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
+        let (want, _) = dasnas::exec::cpu::relu_codes(&net, &params, &batch).expect("cpu");
         if singular_verdict_is_clear(&want.hamming, want.n_units, b) {
             assert_eq!(g.scores.singular, c.scores.singular, "{arch}");
         } else if g.scores.singular != c.scores.singular {
@@ -181,7 +181,7 @@ fn swap_matches_the_cpu(dev: &CudaDevice) {
         .score(2, |_| Ok(g.clone()), 3, 1.0, None, true)
         .expect("gpu");
     let params = init::init_params(&g, 3);
-    let (cpu, _) = dasnas::device::cpu::relu_codes_with_swap(&g, &params, &input).expect("cpu");
+    let (cpu, _) = dasnas::exec::cpu::relu_codes_with_swap(&g, &params, &input).expect("cpu");
     let want = cpu.swap.expect("cpu swap") as f64;
     for c in &gpu {
         let got = c.scores.swap.expect("gpu swap") as f64;
@@ -214,7 +214,7 @@ fn scores_do_not_depend_on_lanes_or_profiling(dev: &CudaDevice) {
     let c = four
         .score(archs.len(), build, 2, 0.5, Some(&mut prof), false)
         .expect("profiled");
-    let scores = |v: &[dasnas::device::cuda::executor::GpuCell]| {
+    let scores = |v: &[dasnas::exec::cuda::executor::GpuCell]| {
         v.iter().map(|c| c.scores).collect::<Vec<_>>()
     };
     assert_eq!(scores(&a), scores(&b));
@@ -552,7 +552,7 @@ fn nb101_and_darts_cells_agree_with_the_cpu(dev: &CudaDevice) {
     for arch in &archs {
         let net = arch.network().expect("net");
         let params = init::init_params(&net, 0);
-        let (want, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("cpu");
+        let (want, _) = dasnas::exec::cpu::relu_codes(&net, &params, &batch).expect("cpu");
         let got = scorer.relu_codes(&net, 0).expect("gpu");
         assert_eq!(got.n_units, want.n_units, "{arch}");
         assert_close_hamming(

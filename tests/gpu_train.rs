@@ -9,11 +9,11 @@
 mod common;
 use common::Rng;
 use dasnas::data::cifar::{CifarImages, Dataset};
-use dasnas::device::cuda::executor::GpuScorer;
-use dasnas::device::cuda::CudaDevice;
+use dasnas::exec::cuda::executor::GpuScorer;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
 use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
+use dasnas::runtime::cuda::CudaDevice;
 use dasnas::train::batches::{Augment, LabelledBatches};
 use dasnas::train::cuda::{gradients, TrainData};
 use dasnas::train::{cpu, LrSchedule, SgdConfig};
@@ -103,7 +103,7 @@ fn one_step_gradients_match_the_cpu(dev: &CudaDevice) {
     }
 }
 
-fn one_step(dev: &dasnas::device::cuda::CudaDevice, g: &Graph) {
+fn one_step(dev: &dasnas::runtime::cuda::CudaDevice, g: &Graph) {
     let g = g.clone();
     let imgs = images(13, 1);
     let x: Tensor = imgs.first(13).expect("batch");
@@ -155,7 +155,17 @@ fn trained_scores_follow_the_cpu_trainer(dev: &CudaDevice) {
         Ok(())
     })
     .expect("cpu training");
-    let cpu = dasnas::score_graph_measuring(&g, &params, &scoring, 1.0, true).expect("cpu score");
+    let cpu = dasnas::score_graph_with(
+        &g,
+        &params,
+        &scoring,
+        1.0,
+        dasnas::exec::cpu::PassOptions {
+            swap: true,
+            ..Default::default()
+        },
+    )
+    .expect("cpu score");
     // GPU, the same batches (same seed) and the same initial weights.
     let mut batches = LabelledBatches::new(&imgs, pool, 16, 5, aug).expect("batches");
     let data = TrainData::upload(dev, &mut batches, steps, config()).expect("upload");

@@ -11,10 +11,11 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::{kernels, CudaDevice, DeviceBuffer};
 use dasnas::net::init::init_param;
-use dasnas::net::rng::{name_id, stream_key};
-use dasnas::net::{Param, ParamInit};
+use dasnas::net::Param;
+use dasnas::param::ParamInit;
+use dasnas::rng::{name_id, stream_key};
+use dasnas::runtime::cuda::{kernels, CudaDevice, DeviceBuffer};
 use dasnas::score::codes::{pack_signs, Codes};
 use dasnas::score::hamming::{hamming_accumulate, kernel_from_hamming};
 use dasnas::score::logdet::cholesky_logdet;

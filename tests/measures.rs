@@ -48,7 +48,7 @@ fn nb101_params_equal_nasbenchs_and_macs_track_its_flops() {
 #[test]
 fn the_scorer_writes_swap_params_and_flops() {
     let batch = dasnas::data::gaussian_batch(12, 32, 0);
-    let (mut scorer, _) = dasnas::Scorer::open(dasnas::device::DeviceKind::Cpu, batch, 1).unwrap();
+    let (mut scorer, _) = dasnas::Scorer::open(dasnas::runtime::DeviceKind::Cpu, batch, 1).unwrap();
     let archs = dasnas::space::sample(Space::NB201, 3, 1).unwrap();
     let refs: Vec<&Arch> = archs.iter().collect();
     let plain = scorer.score_archs(&refs, 0, 1.0).unwrap();

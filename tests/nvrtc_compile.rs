@@ -6,8 +6,8 @@
 //! `REQUIRE_NVRTC=1` (CI sets it after installing the NVRTC wheel), so a
 //! missing library cannot silently turn the check off there.
 
-use dasnas::device::cuda::nvrtc;
-use dasnas::device::cuda_sources::CUDA_SOURCES;
+use dasnas::runtime::cuda::nvrtc;
+use dasnas::runtime::cuda_sources::CUDA_SOURCES;
 
 /// `true` when NVRTC is loadable; otherwise prints the skip reason, or
 /// panics when NVRTC is required.
@@ -119,7 +119,7 @@ fn kernels_have_the_entry_points_rust_loads() {
     if !nvrtc_or_skip("kernels_have_the_entry_points_rust_loads") {
         return;
     }
-    let table = dasnas::device::cuda::table::all();
+    let table = dasnas::exec::kernel_table::all();
     assert!(table.len() >= 51, "{} kernels in the table", table.len());
     let mut ptx_of = std::collections::HashMap::new();
     for k in table {

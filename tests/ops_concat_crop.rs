@@ -7,9 +7,9 @@
 #[macro_use]
 mod common;
 use common::Rng;
-use dasnas::device::cuda::CudaDevice;
 use dasnas::ops::concat;
 use dasnas::ops::crop::{self, CropSpec};
+use dasnas::runtime::cuda::CudaDevice;
 use dasnas::tensor::{Shape, Tensor};
 
 const POISON: f32 = f32::from_bits(0x7fc0_dead);

@@ -10,12 +10,12 @@
 //! depend on how the spaces are implemented.
 
 use dasnas::data::cifar::{CifarImages, Dataset};
-use dasnas::device::budget::meminfo_available;
-use dasnas::device::DeviceKind;
 use dasnas::eval::fit::{table_atoms, Rule};
 use dasnas::eval::search::Evaluator;
 use dasnas::eval::{evaluate_tables, scores_from_reader, truth_from_reader, NullPolicy};
-use dasnas::net::InitScheme;
+use dasnas::param::InitScheme;
+use dasnas::runtime::budget::meminfo_available;
+use dasnas::runtime::DeviceKind;
 use dasnas::space::{self, Arch, Space};
 use dasnas::train::LrSchedule;
 use proptest::prelude::*;

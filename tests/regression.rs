@@ -12,7 +12,7 @@
 #[macro_use]
 mod common;
 use dasnas::data::cifar::{CifarImages, Dataset};
-use dasnas::device::cuda::executor::GpuScorer;
+use dasnas::exec::cuda::executor::GpuScorer;
 use dasnas::net::init;
 use dasnas::space::{self, Arch, Space};
 use dasnas::train::batches::{Augment, LabelledBatches};
@@ -96,7 +96,7 @@ fn results() -> BTreeMap<String, String> {
     for (k, arch) in archs.iter().enumerate() {
         let net = arch.network().expect("network");
         let params = init::init_params(&net, 5);
-        let (codes, _) = dasnas::device::cpu::relu_codes(&net, &params, &batch).expect("codes");
+        let (codes, _) = dasnas::exec::cpu::relu_codes(&net, &params, &batch).expect("codes");
         let r = dasnas::score_arch(arch, &batch, 5, 0.5).expect("score");
         let s = r.scores;
         out.insert(

@@ -58,7 +58,7 @@ pub fn batch_from_nchw(pixels: Pixels<'_>, shape: [usize; 4], size: usize) -> Re
             pixels.len()
         )));
     }
-    crate::device::budget::check_host_batch(n, c * h * w, true)?;
+    crate::runtime::budget::check_host_batch(n, c * h * w, true)?;
     let mut data = Vec::new();
     data.try_reserve_exact(len)
         .map_err(|_| Error::Arg(format!("images: cannot allocate {len} floats")))?;

@@ -4,9 +4,9 @@
 pub mod array;
 pub mod cifar;
 
-use crate::device::budget::human;
 use crate::error::{Error, Result};
-use crate::net::rng::{name_id, normal, stream_key};
+use crate::rng::{name_id, normal, stream_key};
+use crate::runtime::budget::human;
 use crate::tensor::{Shape, Tensor};
 
 /// `batch` images of N(0, 1) noise, `size × size × 3`, drawn from the counter
@@ -21,7 +21,7 @@ pub fn gaussian_batch(batch: usize, size: usize, seed: u64) -> Tensor {
 
 /// [`gaussian_batch`], or an error naming the batch when the tensor's
 /// length overflows, exceeds the host's available memory
-/// ([`crate::device::budget::host_available`]), or its allocation fails.
+/// ([`crate::runtime::budget::host_available`]), or its allocation fails.
 pub fn try_gaussian_batch(batch: usize, size: usize, seed: u64) -> Result<Tensor> {
     let shape = Shape::new(batch, size, size, 3);
     let too_big = |why: String| {
@@ -35,7 +35,7 @@ pub fn try_gaussian_batch(batch: usize, size: usize, seed: u64) -> Result<Tensor
         .filter(|&n| n <= isize::MAX as usize / 4)
         .ok_or_else(|| too_big("more values than this machine can address".into()))?;
     let bytes = len as u64 * 4;
-    if let Some(avail) = crate::device::budget::host_available() {
+    if let Some(avail) = crate::runtime::budget::host_available() {
         if bytes > avail {
             return Err(too_big(format!(
                 "needs {}, {} are available",
@@ -99,16 +99,16 @@ pub fn scoring_batch(
 /// [`scoring_batch`] for a scorer on `device`, refused before it is made
 /// (seconds at a huge B) when the batch, and on the CPU its B×B matrices,
 /// cannot fit in host memory (a GPU keeps the matrices on the device; see
-/// [`crate::device::budget::check_host_batch`]).
+/// [`crate::runtime::budget::check_host_batch`]).
 pub fn checked_scoring_batch(
     source: &BatchSource,
     batch: usize,
     size: usize,
     seed: u64,
-    device: crate::device::DeviceKind,
+    device: crate::runtime::DeviceKind,
 ) -> crate::Result<Tensor> {
-    let on_gpu = matches!(device, crate::device::DeviceKind::Cuda(_));
-    crate::device::budget::check_host_batch(batch, size * size * 3, !on_gpu)?;
+    let on_gpu = matches!(device, crate::runtime::DeviceKind::Cuda(_));
+    crate::runtime::budget::check_host_batch(batch, size * size * 3, !on_gpu)?;
     scoring_batch(source, batch, size, seed)
 }
 
@@ -136,7 +136,7 @@ mod tests {
         let e = try_gaussian_batch(1 << 50, 32, 0).unwrap_err().to_string();
         assert!(e.contains("use a smaller --batch"), "{e}");
         // 10^9 images (12 TB): more than this machine has, where it can tell.
-        if crate::device::budget::host_available().is_some_and(|a| a < 12_000_000_000_000) {
+        if crate::runtime::budget::host_available().is_some_and(|a| a < 12_000_000_000_000) {
             let e = try_gaussian_batch(1_000_000_000, 32, 0)
                 .unwrap_err()
                 .to_string();

@@ -30,7 +30,7 @@
 use crate::error::{Error, Result};
 use crate::eval::join::{read_scores, read_truth, ScoreTable};
 use crate::eval::rank::{average_ranks, kendall_tau_b, spearman_rho};
-use crate::net::rng::{bits, name_id, stream_key};
+use crate::rng::{bits, name_id, stream_key};
 use std::collections::HashMap;
 use std::path::Path;
 

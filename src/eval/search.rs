@@ -24,7 +24,7 @@
 use crate::error::{Error, Result};
 use crate::eval::fit::{Atoms, Rule};
 use crate::eval::join::ScoreTable;
-use crate::net::rng::{bits, mix64, name_id, stream_key};
+use crate::rng::{bits, mix64, name_id, stream_key};
 use crate::space::{self, Arch, Space, SpaceOptions};
 use std::collections::{HashMap, VecDeque};
 

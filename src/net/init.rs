@@ -3,9 +3,9 @@
 //! function of (seed, name, i) — the same on any thread count and on the GPU.
 //! ([`ParamInit::Normal`], the NASWOT NB101 init, is drawn on the host.)
 
-use super::rng::{name_id, normal, stream_key, uniform_pm1};
-use super::{Graph, Param, ParamInit};
-use rayon::prelude::*;
+use super::{Graph, Param};
+use crate::param::init_values;
+use crate::rng::{name_id, stream_key};
 
 /// Values of one parameter tensor.
 pub fn init_param(param: &Param, seed: u64) -> Vec<f32> {
@@ -16,41 +16,6 @@ pub fn init_param(param: &Param, seed: u64) -> Vec<f32> {
     )
 }
 
-/// `len` values of rule `init` drawn from stream `key` (`stream_key(seed,
-/// name_id(name))`): what [`init_param`] returns for that parameter.
-pub fn init_values(init: ParamInit, len: usize, key: u64) -> Vec<f32> {
-    let param = Param {
-        name: String::new(),
-        len,
-        init,
-    };
-    match param.init {
-        ParamInit::Const(v) => vec![v; param.len],
-        ParamInit::Uniform { bound } => {
-            let mut out = vec![0.0f32; param.len];
-            out.par_chunks_mut(4096)
-                .enumerate()
-                .for_each(|(chunk, vals)| {
-                    for (k, v) in vals.iter_mut().enumerate() {
-                        *v = uniform_pm1(key, (chunk * 4096 + k) as u64) * bound;
-                    }
-                });
-            out
-        }
-        ParamInit::Normal { std } => {
-            let mut out = vec![0.0f32; param.len];
-            out.par_chunks_mut(4096)
-                .enumerate()
-                .for_each(|(chunk, vals)| {
-                    for (k, v) in vals.iter_mut().enumerate() {
-                        *v = (normal(key, (chunk * 4096 + k) as u64) * f64::from(std)) as f32;
-                    }
-                });
-            out
-        }
-    }
-}
-
 /// Values of every parameter of `graph`, indexed like `graph.params`.
 pub fn init_params(graph: &Graph, seed: u64) -> Vec<Vec<f32>> {
     graph.params.iter().map(|p| init_param(p, seed)).collect()
@@ -59,6 +24,7 @@ pub fn init_params(graph: &Graph, seed: u64) -> Vec<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::param::ParamInit;
 
     #[test]
     fn normal_init_has_its_std_and_is_seeded() {

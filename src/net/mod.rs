@@ -7,7 +7,6 @@
 //! (nodes are stored topologically: every input id is smaller than its user's).
 
 pub mod init;
-pub mod rng;
 
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::BatchNormSpec;
@@ -27,6 +26,7 @@ pub type ParamId = usize;
 pub const BN_EPS: f32 = 1e-5;
 
 pub use crate::ops::Op;
+use crate::param::{InitScheme, ParamInit};
 
 /// A node: its op, its input nodes, the parameter tensors it owns (in the
 /// order of its op's [`OpSpec::params`](crate::ops::OpSpec::params)) and its
@@ -45,50 +45,6 @@ pub struct Node {
     /// The node's name; its parameters are named `<name>.<suffix>`, which seeds
     /// their values.
     pub name: String,
-}
-
-/// How a parameter tensor is initialised.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ParamInit {
-    /// Uniform in [-bound, bound), PyTorch's default for conv and linear.
-    Uniform {
-        /// Half-width of the interval (> 0).
-        bound: f32,
-    },
-    /// Every element equal (BatchNorm gamma = 1, beta = 0).
-    Const(f32),
-    /// Normal with mean 0 and this standard deviation (Box–Muller on the
-    /// host in f64, rounded to f32: a GPU must upload these values rather
-    /// than draw them, its log/cos are not bitwise the host's).
-    Normal {
-        /// Standard deviation.
-        std: f32,
-    },
-}
-
-/// How a network's conv and linear weights are drawn.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum InitScheme {
-    /// PyTorch's default: uniform ±1/√fan_in for conv and linear weights
-    /// and the linear bias (DESIGN.md, "Conventions").
-    #[default]
-    Default,
-    /// The NASWOT code's NB101 init: conv weights N(0, 2 / (k²·cout))
-    /// (He normal, fan-out), linear weights N(0, 0.01²), linear bias 0.
-    Naswot,
-}
-
-impl std::str::FromStr for InitScheme {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "default" => Ok(InitScheme::Default),
-            "naswot" => Ok(InitScheme::Naswot),
-            other => Err(Error::Arg(format!(
-                "unknown init `{other}` (expected default or naswot)"
-            ))),
-        }
-    }
 }
 
 /// Which ReLUs count as units (N_A, the codes, SWAP) where a space has

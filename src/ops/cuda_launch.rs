@@ -2,9 +2,9 @@
 //! (`src/ops/<op>/cuda.rs`): the 1-D grid-stride configuration, the error
 //! and the alignment test that picks a float4 kernel.
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::{AsDView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::{AsDView, DViewMut, LaunchConfig};
 
 /// Threads per block of every elementwise / one-thread-per-output kernel.
 pub(crate) const THREADS: u32 = 256;
@@ -32,7 +32,7 @@ pub(crate) fn aligned16<T: bytemuck::Pod, V: AsDView<T>>(_dev: &CudaDevice, p: &
 }
 
 /// Where a fused kernel packs the sign bits of the tensor it writes (the
-/// layout of `device::cuda::kernels::pack_signs_into`): sample `b`'s words
+/// layout of `runtime::cuda::kernels::pack_signs_into`): sample `b`'s words
 /// go to `codes[b * row_stride + word_offset ..]`.
 pub struct PackDest<'a, 'b> {
     /// The code buffer the bits go to.

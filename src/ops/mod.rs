@@ -14,7 +14,6 @@
 
 pub mod add;
 pub mod axis_conv;
-pub mod backend;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv2d;
@@ -24,15 +23,16 @@ pub use cuda_launch::PackDest;
 pub mod global_avg_pool;
 pub mod input;
 pub mod linear;
+pub mod pass;
 pub mod pool;
 pub mod relu;
 pub mod softmax_ce;
 pub mod spec;
 pub mod zeros;
 
-pub use backend::{
-    Backend, BackendBwd, Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Cuda, CudaBwd, CudaFwd, CudaGrad,
-    CudaKernels, CudaPartials, Forward,
+pub use pass::{
+    Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Cuda, CudaBwd, CudaFwd, CudaGrad, CudaKernels,
+    CudaPartials, Device, DeviceBwd, Forward,
 };
 pub use spec::{InPlace, OpSpec, ParamDecl, Role};
 
@@ -69,7 +69,7 @@ macro_rules! ops {
             /// The CUDA kernels of every op, in registry order (each op's
             /// [`CudaKernels`] table), then those of the ops that are not
             /// graph nodes (the loss).
-            pub fn cuda_kernels() -> Vec<crate::device::cuda::KernelRef> {
+            pub fn cuda_kernels() -> Vec<crate::runtime::cuda::KernelRef> {
                 let mut v = Vec::new();
                 $( v.extend_from_slice(<$ty as CudaKernels>::KERNELS); )*
                 v.extend_from_slice(softmax_ce::cuda::KERNELS);
@@ -77,7 +77,7 @@ macro_rules! ops {
             }
         }
 
-        impl<B: BackendBwd> Backward<B> for Op
+        impl<B: DeviceBwd> Backward<B> for Op
         where
             $( $ty: Backward<B>, )*
         {
@@ -88,7 +88,7 @@ macro_rules! ops {
             }
         }
 
-        impl<B: Backend> Forward<B> for Op
+        impl<B: Device> Forward<B> for Op
         where
             $( $ty: Forward<B>, )*
         {

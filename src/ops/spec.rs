@@ -5,7 +5,7 @@
 //! ask these questions instead of matching on ops.
 
 use crate::error::Result;
-use crate::net::{InitScheme, ParamInit};
+use crate::param::{InitScheme, ParamInit};
 use crate::tensor::Shape;
 
 /// A parameter tensor an op owns: `<node name>.<suffix>`, `len` values,

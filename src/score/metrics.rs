@@ -6,7 +6,20 @@
 
 use super::hamming::kernel_from_hamming;
 use super::logdet::logdet_of_kernel;
-use crate::device::ReluCodes;
+
+/// What a forward pass over the scoring batch produces for the scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReluCodes {
+    /// Images in the scoring batch (B): `hamming` is B×B.
+    pub batch: usize,
+    /// N_A: counted ReLU units per sample.
+    pub n_units: u64,
+    /// H[i, j] summed over every counted ReLU, B×B row-major, exact.
+    pub hamming: Vec<u64>,
+    /// SWAP: distinct per-unit sign patterns over the batch, when the pass
+    /// was asked to count them.
+    pub swap: Option<u64>,
+}
 
 /// The default α of `dasnas score` (see the README for the measurement that chose it).
 pub const DEFAULT_ALPHA: f64 = 1.0;
@@ -133,11 +146,11 @@ mod tests {
     #[test]
     fn matches_the_float_reference_formulation() {
         // K = x xᵀ + (1 − x)(1 − x)ᵀ computed in floats, then ln det by LU.
-        let key = crate::net::rng::stream_key(9, 9);
+        let key = crate::rng::stream_key(9, 9);
         let bits: Vec<Vec<bool>> = (0..5)
             .map(|i| {
                 (0..23)
-                    .map(|u| crate::net::rng::bits(key, i * 23 + u) & 1 == 1)
+                    .map(|u| crate::rng::bits(key, i * 23 + u) & 1 == 1)
                     .collect()
             })
             .collect();

@@ -32,10 +32,10 @@
 //!   keeping its own source live, as the NASWOT code counts.
 
 use crate::error::{Error, Result};
-use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::rng::{bits, name_id, stream_key};
 use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 use crate::tensor::Shape;
 

@@ -704,7 +704,7 @@ mod tests {
         let mut state = 0u64;
         let mut below = move |m: u64| {
             state += 1;
-            crate::net::rng::bits(77, state) % m
+            crate::rng::bits(77, state) % m
         };
         for &space in Space::all() {
             for a in sample(space, 30, 1).unwrap() {
@@ -779,7 +779,7 @@ mod tests {
         let nb101 = &sample(Space::NB101, 1, 0).unwrap()[0];
         let he = nb101.with_options(&opts("init=naswot")).unwrap();
         let net: &nb101::Nb101Net = he.net().unwrap();
-        assert_eq!(net.init, crate::net::InitScheme::Naswot);
+        assert_eq!(net.init, crate::param::InitScheme::Naswot);
         for &space in Space::all() {
             assert_eq!(space.image_size(&SpaceOptions::new()).unwrap(), 32);
         }

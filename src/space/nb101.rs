@@ -30,10 +30,11 @@
 //! whose output is fed by the input alone is that projection.
 
 use crate::error::{Error, Result};
-use crate::net::rng::{bits, name_id, stream_key};
-use crate::net::{Graph, GraphBuilder, InitScheme, NodeId};
+use crate::net::{Graph, GraphBuilder, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::param::InitScheme;
+use crate::rng::{bits, name_id, stream_key};
 use crate::space::{SearchSpace, SpaceOption, SpaceOptions};
 
 pub mod enumerate;
@@ -818,7 +819,7 @@ mod tests {
             .find(|p| p.name == "stem.conv.weight")
             .unwrap();
         let want = (2.0f64 / (9.0 * 128.0)).sqrt() as f32;
-        assert_eq!(stem.init, crate::net::ParamInit::Normal { std: want });
+        assert_eq!(stem.init, crate::param::ParamInit::Normal { std: want });
     }
 
     #[test]

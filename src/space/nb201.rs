@@ -7,10 +7,10 @@
 //! `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`.
 
 use crate::error::{Error, Result};
-use crate::net::rng::{bits, name_id, stream_key};
 use crate::net::{Graph, GraphBuilder, NodeId};
 use crate::ops::conv2d::ConvLayer;
 use crate::ops::pool::PoolKind;
+use crate::rng::{bits, name_id, stream_key};
 use crate::space::{SearchSpace, SpaceOptions};
 
 pub mod official;

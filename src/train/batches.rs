@@ -5,7 +5,7 @@
 //! seeded random order; batch `t` is positions `t·B .. (t+1)·B` of that
 //! endless sequence (a batch may straddle two epochs). Every random choice
 //! is a pure function of (seed, position) through the counter generator of
-//! [`crate::net::rng`], so the same seed gives the same batches whatever
+//! [`crate::rng`], so the same seed gives the same batches whatever
 //! order they are asked for in and on any thread count.
 //!
 //! Augmentation (optional, on normalised images, as a training transform
@@ -16,7 +16,7 @@
 
 use crate::data::cifar::{CifarImages, IMAGE_SIZE};
 use crate::error::{Error, Result};
-use crate::net::rng::{bits, name_id, stream_key};
+use crate::rng::{bits, name_id, stream_key};
 use crate::tensor::{Shape, Tensor};
 
 /// Random crop with padding 4 and horizontal flip, each optional.

@@ -1,6 +1,6 @@
 //! Memory budget of fast training: how many bytes one training step needs
 //! at a training batch size, and the checks that refuse a batch that cannot
-//! fit before anything big is allocated (as `crate::device::budget` does
+//! fit before anything big is allocated (as `crate::runtime::budget` does
 //! for scoring, whose helpers this uses).
 //!
 //! Training ([`TrainMemory`]) is estimated like scoring, from the
@@ -33,8 +33,9 @@
 //! and the batches of all K steps, uploaded once ([`train_data_bytes`]),
 //! are checked against the device's free memory as they are allocated.
 
-use crate::device::budget::{bytes, fits, host_available, Refusal};
+use super::TRAIN_BATCH;
 use crate::error::{Error, Result};
+use crate::runtime::budget::{bytes, fits, host_available, Refusal};
 use crate::train::plan::TrainPlan;
 
 /// The estimated bytes of one training step at the plan's batch, by part
@@ -154,11 +155,7 @@ impl TrainMemory {
     }
 }
 
-/// How the library names the training batch in its messages (the command
-/// line names its flag, `--train-batch`).
-pub const TRAIN_BATCH: &str = "training batch";
-
-/// The error of a training batch (called `name`: [`TRAIN_BATCH`], or a
+/// The error of a training batch (called `name`: [`TRAIN_BATCH`](super::TRAIN_BATCH), or a
 /// flag) of `batch` samples that needs `need` bytes for one step (`part`:
 /// a named part of them) where `available` are (`None`: beyond what the
 /// machine can address); `verb` says how they are available.
@@ -251,7 +248,7 @@ mod tests {
         assert!(
             (300e6..600e6).contains(&(m.total as f64)),
             "{}",
-            crate::device::budget::human(m.total)
+            crate::runtime::budget::human(m.total)
         );
         // Linear in B_t: each batch-sized part doubles (up to the plan's
         // alignment), the parameters do not grow.

@@ -11,11 +11,11 @@
 
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
-use crate::device::budget::host_available;
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::ops::softmax_ce::CeStats;
 use crate::ops::{Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Forward, Role};
+use crate::runtime::budget::host_available;
 use crate::tensor::Tensor;
 use crate::train::budget::TrainMemory;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ pub fn forward_backward(
 
 /// [`forward_backward`] without the memory check: for a training loop that
 /// checked its batch once before the first step
-/// ([`super::Backend::check_batch`]).
+/// ([`super::GradientStep::check_batch`]).
 pub fn forward_backward_unchecked(
     graph: &Graph,
     params: &[Vec<f32>],

@@ -21,14 +21,14 @@
 use super::plan::{GradTarget, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
 use super::SgdConfig;
-use crate::device::budget;
-use crate::device::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
-use crate::device::cuda::lane::{disjoint_mut, with_views, Grow};
-use crate::device::cuda::{kernels, CudaDevice, DView, DeviceBuffer};
-use crate::device::plan::Region;
 use crate::error::{Error, Result};
+use crate::exec::cuda::executor::{cell_scores, plan_for, GpuCell, GpuScorer, CHUNK};
+use crate::exec::cuda::lane::{disjoint_mut, with_views, Grow};
+use crate::exec::plan::Region;
 use crate::net::{Graph, NodeId};
 use crate::ops::{Backward, Cuda, CudaBwd, CudaFwd, CudaGrad, CudaPartials, Forward, Role};
+use crate::runtime::budget;
+use crate::runtime::cuda::{kernels, CudaDevice, DView, DeviceBuffer};
 use crate::tensor::{Shape, Tensor};
 use crate::train::budget::{self as train_budget, TrainMemory};
 
@@ -70,7 +70,7 @@ impl TrainData {
         // Compile the training-only kernels now (the scorer compiled the
         // forward ones when it opened), so a GPU that cannot run them fails
         // before the first cell, not in the middle of a batch of cells.
-        for family in crate::device::cuda::table::families(crate::device::cuda::Pass::Backward) {
+        for family in crate::exec::kernel_table::families(crate::runtime::cuda::Pass::Backward) {
             dev.module_loaded(family)?;
         }
         let b = batches.batch_size();
@@ -80,7 +80,7 @@ impl TrainData {
             Error::Arg(format!(
                 "{} {b}: the batches of {steps} steps are more than this machine can \
                  address; use a smaller --train-batch or fewer --train-steps",
-                train_budget::TRAIN_BATCH
+                crate::train::TRAIN_BATCH
             ))
         };
         let per_batch = b.checked_mul(per_sample).ok_or_else(too_big)?;
@@ -94,7 +94,7 @@ impl TrainData {
                 return Err(Error::Arg(format!(
                     "{} {b}: the batches of {steps} steps need {} on the GPU, {} are free \
                      there; use a smaller --train-batch or fewer --train-steps",
-                    train_budget::TRAIN_BATCH,
+                    crate::train::TRAIN_BATCH,
                     budget::human(need),
                     budget::human(free)
                 )));
@@ -195,7 +195,7 @@ impl TrainBufs {
         let overflow = || {
             Error::Arg(format!(
                 "{} {}: the losses of {steps} steps are more than this machine can address",
-                train_budget::TRAIN_BATCH,
+                crate::train::TRAIN_BATCH,
                 plan.batch
             ))
         };

@@ -27,6 +27,10 @@ pub mod cuda;
 pub mod plan;
 pub mod walk;
 
+/// How the library names the training batch in its messages (the command
+/// line names its flag, `--train-batch`).
+pub const TRAIN_BATCH: &str = "training batch";
+
 use crate::error::{Error, Result};
 use crate::ops::softmax_ce::CeStats;
 
@@ -255,9 +259,9 @@ pub struct TrainStats {
 }
 
 /// What computes a training step's gradients: the CPU executor
-/// ([`CpuBackend`]) or a device backend. Parameters and gradients are host
+/// ([`CpuGradientStep`]) or another device. Parameters and gradients are host
 /// vectors indexed like `graph.params`; `grads` is overwritten.
-pub trait Backend {
+pub trait GradientStep {
     /// Forward, loss and backward of `graph` on one labelled batch: overwrites
     /// `grads` with ∂loss/∂param and returns the batch's cross-entropy statistics
     /// (taken before any update).
@@ -283,9 +287,9 @@ pub trait Backend {
 
 /// The CPU training executor of [`cpu`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuGradientStep;
 
-impl Backend for CpuBackend {
+impl GradientStep for CpuGradientStep {
     fn forward_backward(
         &mut self,
         graph: &crate::net::Graph,
@@ -301,7 +305,8 @@ impl Backend for CpuBackend {
     /// available memory.
     fn check_batch(&mut self, graph: &crate::net::Graph, batch: usize) -> Result<()> {
         let plan = plan::TrainPlan::new(graph, batch)?;
-        crate::train::budget::TrainMemory::cpu(&plan).check(crate::device::budget::host_available())
+        crate::train::budget::TrainMemory::cpu(&plan)
+            .check(crate::runtime::budget::host_available())
     }
 }
 
@@ -315,7 +320,7 @@ pub fn train_cpu(
     on_step: impl FnMut(&StepStats, &[Vec<f32>]) -> Result<()>,
 ) -> Result<TrainStats> {
     train(
-        &mut CpuBackend,
+        &mut CpuGradientStep,
         graph,
         params,
         batches,
@@ -330,9 +335,9 @@ pub fn train_cpu(
 /// rate `config.schedule.lr_at(config.lr, t, steps)`, and calls `on_step`
 /// after every update with the step's statistics and the new parameters.
 /// A non-finite loss stops the run with an error, and a batch that cannot
-/// fit in memory ([`Backend::check_batch`]) stops it before the first step.
-pub fn train<B: Backend>(
-    backend: &mut B,
+/// fit in memory ([`GradientStep::check_batch`]) stops it before the first step.
+pub fn train<B: GradientStep>(
+    device: &mut B,
     graph: &crate::net::Graph,
     params: &mut [Vec<f32>],
     batches: &mut batches::LabelledBatches,
@@ -343,7 +348,7 @@ pub fn train<B: Backend>(
     let start = std::time::Instant::now();
     let mut sgd = Sgd::new(*config, params)?;
     if steps > 0 {
-        backend.check_batch(graph, batches.batch_size())?;
+        device.check_batch(graph, batches.batch_size())?;
     }
     let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let mut stats = TrainStats::default();
@@ -353,7 +358,7 @@ pub fn train<B: Backend>(
         // network: its memory is not held twice).
         let ce = {
             let (x, labels) = batches.batch_at(t as u64)?;
-            backend.forward_backward(graph, params, &x, &labels, &mut grads)?
+            device.forward_backward(graph, params, &x, &labels, &mut grads)?
         };
         if !ce.loss.is_finite() {
             return Err(Error::Data(format!(
@@ -492,7 +497,7 @@ mod tests {
             crate::train::budget::TrainMemory::cpu(&plan::TrainPlan::new(&graph, b).unwrap());
         // Where the available memory is unknown, or that large, nothing is
         // refused.
-        match crate::device::budget::host_available() {
+        match crate::runtime::budget::host_available() {
             Some(avail) if avail < need.total => {}
             _ => return,
         }
@@ -612,8 +617,9 @@ pub fn train_recorded(
         scoring,
         alpha,
     } = score_every;
-    let scores = |p: &[Vec<f32>]| -> Result<crate::Scores> {
-        Ok(crate::score_graph_with_params(graph, p, scoring, alpha)?.scores)
+    let scores = |p: &[Vec<f32>]| -> Result<crate::score::Scores> {
+        let pass = crate::exec::cpu::PassOptions::default();
+        Ok(crate::exec::cpu::score_pass(graph, p, scoring, alpha, pass)?.0)
     };
     on_record(StepRecord {
         step: 0,

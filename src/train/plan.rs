@@ -28,10 +28,11 @@
 //! * `stats`: f64, a forward BatchNorm's partial sums (scratch);
 //! * parameters and their gradients laid out by [`ParamSlot`]s.
 
-use crate::device::plan::{param_slots, Allocator, Fusions, ParamSlot, Partials, Region};
 use crate::error::{Error, Result};
+use crate::exec::plan::{param_slots, Allocator, Fusions, Partials, Region};
 use crate::net::{Graph, NodeId};
 use crate::ops::Role;
+use crate::param::ParamSlot;
 use crate::tensor::Shape;
 
 /// Where one gradient contribution of a backward step goes.
@@ -136,7 +137,7 @@ impl TrainPlan {
             return Err(Error::Arg(format!(
                 "{} {batch}: the network's tensors at this batch are more than this \
                  machine can address; use a smaller --train-batch",
-                crate::train::budget::TRAIN_BATCH
+                crate::train::TRAIN_BATCH
             )));
         }
         let n = graph.nodes.len();

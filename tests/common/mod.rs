@@ -14,7 +14,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 #![allow(unused_macros)]
 
-use dasnas::device::cuda::CudaDevice;
+use dasnas::runtime::cuda::CudaDevice;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -27,7 +27,7 @@ use std::ptr;
 
 use dasnas_core::data::array::{batch_from_nchw, Pixels};
 use dasnas_core::data::cifar::Dataset;
-use dasnas_core::device::DeviceKind;
+use dasnas_core::runtime::DeviceKind;
 use dasnas_core::space::{Arch, Space, SpaceOptions};
 use dasnas_core::{Error, Result, Scorer, Tensor};
 

@@ -279,7 +279,7 @@ impl PyScorer {
             let space: Space = space.parse()?;
             let options = self::space_options(space, space_options)?;
             let dataset: Dataset = dataset.parse()?;
-            let kind: dasnas::device::DeviceKind = device.parse()?;
+            let kind: dasnas::runtime::DeviceKind = device.parse()?;
             Ok((space, options, dataset, kind))
         })?;
         let size = guarded(|| space.image_size(&options))?;

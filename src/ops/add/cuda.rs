@@ -7,12 +7,12 @@
 //! bit the CPU's. The float4 kernels run when every buffer of a launch is
 //! 16-byte aligned.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::{aligned16, check_pack, grid_1d, pack_grid, PackDest};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 
 /// `add2` of `add.cu`.
 const ADD2: KernelRef = KernelRef::forward("add", "add2");

@@ -15,10 +15,10 @@
 //! output element (1-d grid-stride, u64 indices).
 
 use super::AxisConvSpec;
-use crate::device::cuda::{CudaDevice, DView, DViewMut, KernelParams, KernelRef};
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::grid_1d;
 use crate::ops::{check_len, check_param, CudaGrad, CudaKernels};
+use crate::runtime::cuda::{CudaDevice, DView, DViewMut, KernelParams, KernelRef};
 use crate::tensor::Shape;
 
 /// `axis_conv_forward` of `axis_conv.cu`.
@@ -217,7 +217,7 @@ pub fn axis_conv_backward_weight(
 
     // The per-sample sums added in sample order in f64 (the shared
     // `sum_parts` kernel).
-    crate::device::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
+    crate::runtime::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
     Ok(())
 }
 

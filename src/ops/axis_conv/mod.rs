@@ -218,8 +218,8 @@ impl crate::ops::spec::OpSpec for AxisConvSpec {
     /// The weight, drawn as the conv2d's for a `k × 1` / `1 × k` kernel:
     /// PyTorch's default uniform ±1/√fan_in (`fan_in = k · cin`), or
     /// (NASWOT's NB101 init) He normal with fan-out, std √(2 / (k·cout)).
-    fn params(&self, scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
-        use crate::net::{InitScheme, ParamInit};
+    fn params(&self, scheme: crate::param::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
+        use crate::param::{InitScheme, ParamInit};
         let init = match scheme {
             InitScheme::Default => ParamInit::Uniform {
                 bound: (1.0 / (self.fan_in() as f64).sqrt()) as f32,

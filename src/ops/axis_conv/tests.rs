@@ -8,12 +8,13 @@
 
 use super::cpu::{axis_conv_backward_input, axis_conv_backward_weight, axis_conv_forward};
 use super::*;
-use crate::device::cuda::CudaDevice;
-use crate::net::{init::init_params, Graph, GraphBuilder, InitScheme, ParamInit};
+use crate::net::{init::init_params, Graph, GraphBuilder};
 use crate::ops::conv2d::Conv2dSpec;
 use crate::ops::pool::PoolKind;
 use crate::ops::{Backward, Cpu, CpuBwd, CpuFwd, CpuGrad, Cuda, CudaBwd, CudaFwd, CudaGrad};
 use crate::ops::{Forward, OpSpec};
+use crate::param::{InitScheme, ParamInit};
+use crate::runtime::cuda::CudaDevice;
 use crate::tensor::Tensor;
 use proptest::prelude::*;
 
@@ -700,7 +701,7 @@ fn cuda_rejects_bad_lengths_before_launching(dev: &CudaDevice) {
     let (xl, wl, yl) = (xs.len(), s.weight_len(), os.len());
     let buf = |len: usize| dev.upload(&vec![f32::NAN; len]).unwrap();
     // Each output still holds its poison after an error: nothing ran.
-    let untouched = |b: &crate::device::cuda::DeviceBuffer<f32>| {
+    let untouched = |b: &crate::runtime::cuda::DeviceBuffer<f32>| {
         dev.download(b).unwrap().iter().all(|v| v.is_nan())
     };
 
@@ -824,14 +825,12 @@ fn nds_net() -> Graph {
 #[test]
 fn nds_net_plans_fuse_the_relu_into_the_axis_conv() {
     let g = nds_net();
-    let plan = crate::device::plan::Plan::new(&g, 4).unwrap();
+    let plan = crate::exec::plan::Plan::new(&g, 4).unwrap();
     let fused: Vec<&str> = plan
         .steps
         .iter()
         .filter_map(|s| match s {
-            crate::device::plan::Step::Node(n) if n.relu_input => {
-                Some(g.nodes[n.node].name.as_str())
-            }
+            crate::exec::plan::Step::Node(n) if n.relu_input => Some(g.nodes[n.node].name.as_str()),
             _ => None,
         })
         .collect();
@@ -862,7 +861,7 @@ fn assert_close_hamming(gpu: &[u64], cpu: &[u64], n_units: u64, frac: f64, label
 
 gpu_test!(nds_block_scores_agree_with_the_cpu);
 fn nds_block_scores_agree_with_the_cpu(dev: &CudaDevice) {
-    use crate::device::cuda::executor::GpuScorer;
+    use crate::exec::cuda::executor::GpuScorer;
     let g = nds_net();
     let b = 8;
     let batch = crate::data::gaussian_batch(b, 32, 3);
@@ -870,7 +869,7 @@ fn nds_block_scores_agree_with_the_cpu(dev: &CudaDevice) {
     for seed in [0u64, 5] {
         // K_H entry by entry (the rule of the all-paths graph).
         let params = init_params(&g, seed);
-        let (want, _) = crate::device::cpu::relu_codes(&g, &params, &batch).unwrap();
+        let (want, _) = crate::exec::cpu::relu_codes(&g, &params, &batch).unwrap();
         let got = scorer.relu_codes(&g, seed).unwrap();
         assert_eq!(got.n_units, want.n_units);
         assert_eq!(got.n_units, g.n_units());
@@ -921,7 +920,7 @@ fn close(got: &[f32], want: &[f32], rel: f32, what: &str) {
 
 gpu_test!(nds_block_training_follows_the_cpu);
 fn nds_block_training_follows_the_cpu(dev: &CudaDevice) {
-    use crate::device::cuda::executor::GpuScorer;
+    use crate::exec::cuda::executor::GpuScorer;
     use crate::train::batches::{Augment, LabelledBatches};
     use crate::train::{LrSchedule, SgdConfig};
     let g = nds_net();

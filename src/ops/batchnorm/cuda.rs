@@ -20,10 +20,10 @@
 //! All launches are asynchronous on the device's stream.
 
 use super::BatchNormSpec;
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
-use crate::device::cuda::{DView, DViewMut, LaunchConfig};
 use crate::error::{Error, Result};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
+use crate::runtime::cuda::{DView, DViewMut, LaunchConfig};
 use crate::tensor::Shape;
 
 /// `bn_partial_sums` of `batchnorm.cu`.

@@ -85,9 +85,9 @@ impl crate::ops::spec::OpSpec for BatchNormSpec {
         self.out_shape(crate::ops::one_input("batchnorm", inputs)?)
     }
     /// γ = 1 and β = 0, as PyTorch initialises them.
-    fn params(&self, _scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
-        use crate::net::ParamInit;
+    fn params(&self, _scheme: crate::param::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
         use crate::ops::spec::ParamDecl;
+        use crate::param::ParamInit;
         vec![
             ParamDecl {
                 suffix: "gamma",

@@ -6,13 +6,13 @@
 //! `pixels × Σ c_k`; input k's channels land at offset `Σ_{j<k} c_j` of each
 //! output pixel.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 use crate::tensor::Shape;
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::grid_1d;
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 
 /// `concat_copy` of `concat.cu`.
 const CONCAT_COPY: KernelRef = KernelRef::forward("concat", "concat_copy");

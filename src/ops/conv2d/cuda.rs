@@ -15,10 +15,10 @@
 //! All launches are asynchronous on the device's stream.
 
 use super::Conv2dSpec;
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::{DView, DViewMut, KernelParams, KernelRef, LaunchConfig};
 use crate::error::{Error, Result};
 use crate::ops::{CudaGrad, CudaKernels, CudaPartials};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::{DView, DViewMut, KernelParams, KernelRef, LaunchConfig};
 use crate::tensor::Shape;
 
 /// Forward kernels by tile width BN = 16, 32, 64 (`conv2d.cu`).
@@ -460,7 +460,7 @@ pub fn conv2d_backward_weight(
     unsafe { b.launch(cfg) }?;
 
     // The splits summed in order in f64 (the shared `sum_parts` kernel).
-    crate::device::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
+    crate::runtime::cuda::kernels::sum_parts(dev, &part.as_view(), dw)?;
     Ok(())
 }
 

@@ -294,8 +294,8 @@ impl crate::ops::spec::OpSpec for Conv2dSpec {
     }
     /// The weight: PyTorch's default uniform ±1/√fan_in, or (NASWOT's
     /// NB101 init) He normal with fan-out, std √(2 / (kh·kw·cout)).
-    fn params(&self, scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
-        use crate::net::{InitScheme, ParamInit};
+    fn params(&self, scheme: crate::param::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
+        use crate::param::{InitScheme, ParamInit};
         let init = match scheme {
             InitScheme::Default => ParamInit::Uniform {
                 bound: (1.0 / (self.fan_in() as f64).sqrt()) as f32,

@@ -3,14 +3,14 @@
 //! Layout: NHWC, flat. x is `[n][ih][iw][ic]`, y is `[n][h][w][c]` with
 //! `y[n][i][j][k] = x[n][top + i][left + j][c0 + k]`.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
 use super::CropSpec;
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::{KernelParams, KernelRef};
 use crate::error::{Error, Result};
 use crate::ops::check_len;
 use crate::ops::cuda_launch::grid_1d;
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::{KernelParams, KernelRef};
 use crate::tensor::Shape;
 
 /// `crop_backward` of `crop.cu`.

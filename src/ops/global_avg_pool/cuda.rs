@@ -5,13 +5,13 @@
 //! `[n][1][1][c]`. One thread per (sample, channel) sums the pixels in
 //! order in f64: a deterministic reduction, bit for bit the CPU's.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::Result;
 use crate::ops::check_len;
 use crate::ops::cuda_launch::grid_1d;
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 use crate::tensor::Shape;
 
 /// `global_avg_pool_nhwc` of `global_avg_pool.cu`.

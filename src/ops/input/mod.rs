@@ -31,7 +31,7 @@ impl OpSpec for InputOp {
 
 /// The input computes nothing: plans read the batch where it is used, so a
 /// forward pass of it is never asked for.
-impl<B: super::Backend> super::Forward<B> for InputOp {
+impl<B: super::Device> super::Forward<B> for InputOp {
     fn forward(&self, _: &mut B::Fwd<'_>) -> Result<()> {
         Err(Error::Shape(
             "internal: the input node has no forward pass".into(),
@@ -40,7 +40,7 @@ impl<B: super::Backend> super::Forward<B> for InputOp {
 }
 
 /// The input has no inputs and no parameters: nothing flows back from it.
-impl<B: super::BackendBwd> super::Backward<B> for InputOp {
+impl<B: super::DeviceBwd> super::Backward<B> for InputOp {
     fn backward(&self, _: &mut B::Bwd<'_>) -> Result<()> {
         Ok(())
     }
@@ -48,5 +48,5 @@ impl<B: super::BackendBwd> super::Backward<B> for InputOp {
 
 /// The input launches no kernel.
 impl super::CudaKernels for InputOp {
-    const KERNELS: &'static [crate::device::cuda::KernelRef] = &[];
+    const KERNELS: &'static [crate::runtime::cuda::KernelRef] = &[];
 }

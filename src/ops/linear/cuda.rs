@@ -5,14 +5,14 @@
 //! `x_shape`), `w` is f32 `[inputs][outputs]` row-major, `b` is f32
 //! `[outputs]`, `y` is f32 `[n][1][1][outputs]`.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
 use super::LinearSpec;
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::Result;
 use crate::ops::cuda_launch::grid_1d;
 use crate::ops::{check_len, check_param};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 use crate::tensor::Shape;
 
 /// `linear_fwd` of `linear.cu`.

@@ -65,9 +65,9 @@ impl crate::ops::spec::OpSpec for LinearSpec {
     }
     /// Weight and bias: PyTorch's default uniform ±1/√inputs, or (NASWOT's
     /// NB101 init) weight N(0, 0.01²) and bias 0.
-    fn params(&self, scheme: crate::net::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
-        use crate::net::{InitScheme, ParamInit};
+    fn params(&self, scheme: crate::param::InitScheme) -> Vec<crate::ops::spec::ParamDecl> {
         use crate::ops::spec::ParamDecl;
+        use crate::param::{InitScheme, ParamInit};
         let bound = (1.0 / (self.fan_in() as f64).sqrt()) as f32;
         let (w, b) = match scheme {
             InitScheme::Default => (ParamInit::Uniform { bound }, ParamInit::Uniform { bound }),

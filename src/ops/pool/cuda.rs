@@ -8,14 +8,14 @@
 //! `c % 4 == 0` and both buffers are 16-byte aligned; otherwise one thread
 //! per output element.
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
 use super::{PoolKind, PoolSpec};
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::{KernelParams, KernelRef};
 use crate::error::{Error, Result};
 use crate::ops::check_len;
 use crate::ops::cuda_launch::{aligned16, grid_1d};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::{KernelParams, KernelRef};
 use crate::tensor::Shape;
 
 /// `pool_nhwc` of `pool.cu`.
@@ -155,7 +155,7 @@ pub fn pool_backward(
     let f = dev.kernel(POOL_BACKWARD_NHWC)?;
     let geom = PoolGeom::new(spec, x_shape, out);
     let acc = i32::from(accumulate);
-    let null = crate::device::cuda::NullPtr::new();
+    let null = crate::runtime::cuda::NullPtr::new();
     let mut b = dev.launch_builder(&f);
     match x {
         Some(x) => b.arg(x),

@@ -4,12 +4,12 @@
 //! float4 kernels are used when every buffer is 16-byte aligned; the result
 //! is the same either way (`x > 0 ? x : +0`, bit for bit the CPU's).
 
-use crate::device::cuda::{DView, DViewMut};
+use crate::runtime::cuda::{DView, DViewMut};
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
 use crate::ops::cuda_launch::{aligned16, grid_1d};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 
 /// `relu` of `relu.cu`.
 const RELU: KernelRef = KernelRef::forward("relu", "relu");

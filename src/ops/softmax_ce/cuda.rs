@@ -7,11 +7,11 @@
 //! argmax, ties to the lowest index, is the label), `dlogits` f32
 //! `[batch][classes]`, `mean_loss` f32 `[1]`.
 
-use crate::device::cuda::{DView, DViewMut, LaunchConfig};
+use crate::runtime::cuda::{DView, DViewMut, LaunchConfig};
 
-use crate::device::cuda::CudaDevice;
-use crate::device::cuda::KernelRef;
 use crate::error::{Error, Result};
+use crate::runtime::cuda::CudaDevice;
+use crate::runtime::cuda::KernelRef;
 
 /// `softmax_ce_fwd_bwd` of `softmax_ce.cu`.
 pub const SOFTMAX_CE_FWD_BWD: KernelRef = KernelRef::backward("softmax_ce", "softmax_ce_fwd_bwd");

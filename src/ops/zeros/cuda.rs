@@ -1,8 +1,8 @@
 //! CUDA zeros: a memset of the output (no kernel). Layout: any f32 buffer.
 
-use crate::device::cuda::KernelRef;
-use crate::device::cuda::{CudaDevice, DViewMut};
 use crate::error::Result;
+use crate::runtime::cuda::KernelRef;
+use crate::runtime::cuda::{CudaDevice, DViewMut};
 
 impl crate::ops::CudaKernels for super::ZerosOp {
     const KERNELS: &'static [KernelRef] = &[];

@@ -21,8 +21,8 @@
 //! (`scripts/emu-coverage.sh` uses it to list which kernels the tests run).
 
 use super::memory::{Allocator, KernelArg};
-use crate::device::cuda_sources::CUDA_SOURCES;
 use crate::error::{Error, Result};
+use crate::runtime::cuda_sources::CUDA_SOURCES;
 use std::alloc::Layout;
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};

@@ -3,7 +3,7 @@
 //! ReLU's sign bits a packing step into one code buffer.
 //!
 //! A plan is made once per network (on the host, in microseconds) and then
-//! walked by a device ([`crate::device::run::run_plan`]) with no decision
+//! walked by a device ([`crate::exec::walk::run_plan`]) with no decision
 //! and no allocation left: the CPU backend runs each step with the CPU ops,
 //! the CUDA backend turns it into one or a few kernel launches on a
 //! stream, with no host synchronisation inside a cell. The planner asks
@@ -34,6 +34,7 @@
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId, ParamId};
 use crate::ops::{InPlace, Role};
+use crate::param::ParamSlot;
 use crate::tensor::Shape;
 use std::ops::Range;
 
@@ -172,26 +173,6 @@ pub struct CodeGroup {
     pub offset: usize,
 }
 
-/// How one parameter tensor is initialised on the device.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ParamSlot {
-    /// Elements `offset..offset + len` of the parameter buffer.
-    pub offset: usize,
-    /// Number of f32 values.
-    pub len: usize,
-    /// How the values are drawn.
-    pub init: crate::net::ParamInit,
-    /// `name_id` of the parameter's name (its random stream).
-    pub name_id: u64,
-}
-
-impl ParamSlot {
-    /// Its elements of the parameter buffer.
-    pub fn region(&self) -> Region {
-        self.offset..self.offset + self.len
-    }
-}
-
 /// The parameter buffer's layout: every parameter tensor of `graph` at an
 /// [`ALIGN`]ed offset, and the buffer's length.
 pub fn param_slots(graph: &Graph) -> (Vec<ParamSlot>, usize) {
@@ -202,7 +183,7 @@ pub fn param_slots(graph: &Graph) -> (Vec<ParamSlot>, usize) {
             offset: len,
             len: p.len,
             init: p.init,
-            name_id: crate::net::rng::name_id(&p.name),
+            name_id: crate::rng::name_id(&p.name),
         });
         len += p.len.div_ceil(ALIGN) * ALIGN;
     }

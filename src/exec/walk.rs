@@ -2,8 +2,8 @@
 //! is handed to a [`PlanRunner`], which turns the step's regions into its
 //! backend's buffers and calls the node's op through
 //! [`Forward`](crate::ops::Forward) (a node step) or packs sign bits (a pack
-//! step). The CPU backend (`device::cpu`) and the CUDA backend
-//! (`device::cuda::executor`) are the two runners; neither matches on ops.
+//! step). The CPU backend (`exec::cpu`) and the CUDA backend
+//! (`exec::cuda::executor`) are the two runners; neither matches on ops.
 
 use super::plan::{CodeGroup, NodeStep, PackStep, Plan, Step};
 use crate::error::{Error, Result};

@@ -24,8 +24,8 @@
 //! still builds, tests and runs the CPU paths: everything here returns
 //! [`Error::Device`] instead of panicking.
 
-use crate::device::cuda_sources::CUDA_SOURCES;
 use crate::error::{Error, Result};
+use crate::runtime::cuda_sources::CUDA_SOURCES;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};

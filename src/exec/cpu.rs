@@ -3,7 +3,7 @@
 //! so a layer finishes before the next), packs the sign bits of every
 //! counted tensor and accumulates their Hamming matrix as it goes.
 //!
-//! The plan's fusions apply as on the GPU (see `device::plan`): a ReLU read
+//! The plan's fusions apply as on the GPU (see `exec::plan`): a ReLU read
 //! only by convs is applied as the conv loads it; a conv whose only reader
 //! is a BatchNorm leaves its output's channel sums and the BN normalises
 //! that buffer in place; an Add accumulates into an input buffer it owns;
@@ -17,15 +17,18 @@
 //! zero-filling fresh ones (measured: 9–18 fresh activation buffers, up to
 //! ~100 MB, per NB201 cell without it).
 
+use super::budget::POOL_MAX_BYTES;
 use super::plan::{CodeGroup, NodeStep, PackStep, Plan, Src};
-use super::run::{run_plan, PlanRunner};
-use super::{ForwardTiming, ReluCodes};
+use super::walk::{run_plan, PlanRunner};
+use super::{CellTiming, ForwardTiming};
 use crate::error::{Error, Result};
 use crate::net::Graph;
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::conv2d::ConvAlgo;
 use crate::ops::{CpuFwd, Forward};
 use crate::score::swap::Patterns;
+use crate::score::ReluCodes;
+use crate::score::Scores;
 use crate::score::{codes, hamming};
 use crate::tensor::Tensor;
 use std::cell::RefCell;
@@ -41,6 +44,30 @@ pub struct PassOptions {
     /// The convs' algorithm ([`ConvAlgo::Fast`]: Winograd where it
     /// applies; equal up to rounding).
     pub conv: ConvAlgo,
+}
+
+/// The scores of `graph` with parameters `params` (indexed like
+/// `graph.params`) on `batch` (NHWC, BatchNorm in training mode), DAS with
+/// `alpha`, computed with the pass options `opts`, and where the time went
+/// (`timing.build_s` is 0: nothing was built here).
+pub fn score_pass(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    batch: &Tensor,
+    alpha: f64,
+    opts: PassOptions,
+) -> Result<(Scores, CellTiming)> {
+    let (codes, fwd) = relu_codes_with(graph, params, batch, opts)?;
+    let t1 = std::time::Instant::now();
+    let scores = crate::score::metrics::scores(&codes, alpha);
+    let timing = CellTiming {
+        build_s: 0.0,
+        ops_s: fwd.ops_s,
+        codes_s: fwd.codes_s,
+        logdet_s: t1.elapsed().as_secs_f64(),
+        by_op: fwd.by_op,
+    };
+    Ok((scores, timing))
 }
 
 /// Runs the forward pass of `graph` on `input` and returns the Hamming matrix
@@ -136,9 +163,6 @@ fn run(
         timing,
     ))
 }
-
-/// Most bytes of idle activation buffers a thread keeps between passes.
-pub const POOL_MAX_BYTES: usize = 512 << 20;
 
 thread_local! {
     /// Idle activation buffers by length, handed from one pass to the next
@@ -419,7 +443,7 @@ mod tests {
             .steps
             .iter()
             .filter_map(|s| match s {
-                crate::device::plan::Step::Node(n) if n.partials_out.is_some() => {
+                crate::exec::plan::Step::Node(n) if n.partials_out.is_some() => {
                     Some(g.nodes[n.node].name.as_str())
                 }
                 _ => None,

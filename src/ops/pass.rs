@@ -1,50 +1,50 @@
-//! The device side of the op interface: what a forward (and backward)
-//! pass of one node is handed on each backend, and the traits each op
-//! implements once per backend, beside its CPU code (`cpu.rs`) and its
-//! CUDA launches (`cuda.rs`). The plan walkers (`device::run`,
+//! What a pass hands an op: the arguments of a forward (and backward)
+//! pass of one node on each device ([`CpuFwd`], [`CudaFwd`], …), and the
+//! traits each op implements once per device, beside its CPU code (`cpu.rs`) and its
+//! CUDA launches (`cuda.rs`). The plan walkers (`exec::walk`,
 //! `train::walk`) build these arguments from a plan step and call the op
 //! through [`crate::ops::Op`]'s dispatch.
 
-use crate::device::cuda::{CudaDevice, DView, DViewMut, KernelRef};
 use crate::error::Result;
 use crate::ops::batchnorm::ChannelSums;
 use crate::ops::PackDest;
+use crate::runtime::cuda::{CudaDevice, DView, DViewMut, KernelRef};
 use crate::tensor::{Shape, Tensor};
 
 /// A device family an op runs on: names the argument types of its passes.
-pub trait Backend {
+pub trait Device {
     /// What a forward pass of one node is handed.
     type Fwd<'a>;
 }
 
-/// The CPU backend (host tensors, the CPU ops).
+/// The CPU (host tensors, the CPU ops).
 #[derive(Clone, Copy, Debug)]
 pub struct Cpu;
 
-/// The CUDA backend (device buffers, kernel launches on a stream; a GPU
+/// CUDA (device buffers, kernel launches on a stream; a GPU
 /// or its host emulation).
 #[derive(Clone, Copy, Debug)]
 pub struct Cuda;
 
-impl Backend for Cpu {
+impl Device for Cpu {
     type Fwd<'a> = CpuFwd<'a>;
 }
 
-impl Backend for Cuda {
+impl Device for Cuda {
     type Fwd<'a> = CudaFwd<'a>;
 }
 
 /// The CUDA kernels an op launches, named once: its launch functions
 /// fetch them by these constants, the GPU scorer compiles their families
 /// up front, and the tests check the table against the `.cu` sources
-/// (see [`crate::device::cuda::table`]). An op without kernels lists none.
+/// (see [`crate::exec::kernel_table`]). An op without kernels lists none.
 pub trait CudaKernels {
     /// Every kernel the op's forward and backward launches may use.
     const KERNELS: &'static [KernelRef];
 }
 
-/// An op's forward pass on backend `B`.
-pub trait Forward<B: Backend> {
+/// An op's forward pass on device `B`.
+pub trait Forward<B: Device> {
     /// Computes the node's output from its inputs and parameters; writes
     /// every element of the output.
     fn forward(&self, a: &mut B::Fwd<'_>) -> Result<()>;
@@ -284,23 +284,23 @@ impl<'a> CudaBwd<'a> {
     }
 }
 
-/// An op's backward pass on backend `B`.
-pub trait Backward<B: BackendBwd> {
+/// An op's backward pass on device `B`.
+pub trait Backward<B: DeviceBwd> {
     /// Computes the gradients of the node's inputs (those asked for) and
     /// of its parameters from `dy`.
     fn backward(&self, a: &mut B::Bwd<'_>) -> Result<()>;
 }
 
-/// A backend with a backward pass: names its argument type.
-pub trait BackendBwd: Backend {
+/// A device with a backward pass: names its argument type.
+pub trait DeviceBwd: Device {
     /// What a backward pass of one node is handed.
     type Bwd<'a>;
 }
 
-impl BackendBwd for Cpu {
+impl DeviceBwd for Cpu {
     type Bwd<'a> = CpuBwd<'a>;
 }
 
-impl BackendBwd for Cuda {
+impl DeviceBwd for Cuda {
     type Bwd<'a> = CudaBwd<'a>;
 }

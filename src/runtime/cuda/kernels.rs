@@ -16,8 +16,8 @@
 //! | [`sum_parts`] | `cuda/reduce.cu` | the f64 loops over parts in the ops' CPU weight gradients |
 
 use super::CudaDevice;
-use crate::device::cuda::{DView, DViewMut, KernelRef, LaunchConfig};
 use crate::error::{Error, Result};
+use crate::runtime::cuda::{DView, DViewMut, KernelRef, LaunchConfig};
 
 /// `init_uniform` of `cuda/init.cu`.
 pub const INIT_UNIFORM: KernelRef = KernelRef::forward("init", "init_uniform");
@@ -321,8 +321,8 @@ pub fn kernel_from_hamming(
 /// key, rule` (see `cuda/init.cu`), with `key = stream_key(seed, name_id)`.
 /// `ParamInit::Normal` parameters are marked "leave": the caller uploads
 /// their host-drawn values (`net::init::init_values`).
-pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u64> {
-    use crate::net::ParamInit;
+pub fn param_table(slots: &[crate::param::ParamSlot], seed: u64) -> Vec<u64> {
+    use crate::param::ParamInit;
     let mut t = Vec::with_capacity(4 * slots.len());
     for s in slots {
         let rule = match s.init {
@@ -335,7 +335,7 @@ pub fn param_table(slots: &[crate::device::plan::ParamSlot], seed: u64) -> Vec<u
         t.extend_from_slice(&[
             s.offset as u64,
             s.len as u64,
-            crate::net::rng::stream_key(seed, s.name_id),
+            crate::rng::stream_key(seed, s.name_id),
             rule,
         ]);
     }

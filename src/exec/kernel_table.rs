@@ -5,68 +5,21 @@
 //! [`CudaDevice::kernel`](super::CudaDevice::kernel) and a [`KernelRef`]
 //! constant; each op lists its constants in its
 //! [`CudaKernels`](crate::ops::CudaKernels) table, the kernels that are not
-//! ops list theirs in [`super::kernels::KERNELS`]. [`all`] joins them: the
+//! ops list theirs in [`kernels::KERNELS`]. [`all`] joins them: the
 //! GPU scorer compiles the families of the forward kernels when it opens,
 //! and the tests check the table against the sources in both directions
 //! (every entry is defined in its family, every `__global__` of every
 //! family is in the table), so a renamed or forgotten kernel fails in CI,
 //! not on a GPU.
 
-use crate::device::cuda_sources::CUDA_SOURCES;
-
-/// Which pass launches a kernel: scoring needs only the forward ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Pass {
-    /// Scoring (and the forward half of training).
-    Forward,
-    /// Training only: gradients, the loss, the optimiser step.
-    Backward,
-}
-
-/// One kernel: its family (the `.cu` file stem that defines it), its
-/// `extern "C"` name and the pass that launches it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KernelRef {
-    /// The kernel family: the stem of the `.cu` file (`relu` for
-    /// `src/ops/relu/relu.cu`).
-    pub family: &'static str,
-    /// The `extern "C"` symbol.
-    pub name: &'static str,
-    /// The pass that launches it.
-    pub pass: Pass,
-}
-
-impl KernelRef {
-    /// A kernel scoring launches.
-    pub const fn forward(family: &'static str, name: &'static str) -> KernelRef {
-        KernelRef {
-            family,
-            name,
-            pass: Pass::Forward,
-        }
-    }
-
-    /// A kernel only training launches.
-    pub const fn backward(family: &'static str, name: &'static str) -> KernelRef {
-        KernelRef {
-            family,
-            name,
-            pass: Pass::Backward,
-        }
-    }
-}
-
-impl std::fmt::Display for KernelRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}::{}", self.family, self.name)
-    }
-}
+use crate::runtime::cuda::{emu, kernels, KernelRef, Pass};
+use crate::runtime::cuda_sources::CUDA_SOURCES;
 
 /// Every kernel the crate launches: the ops' tables (in registry order),
 /// then the kernels that are not ops.
 pub fn all() -> Vec<KernelRef> {
     let mut v = crate::ops::Op::cuda_kernels();
-    v.extend_from_slice(super::kernels::KERNELS);
+    v.extend_from_slice(kernels::KERNELS);
     v
 }
 
@@ -97,18 +50,18 @@ pub fn mismatches() -> Vec<String> {
         match CUDA_SOURCES.iter().find(|(f, _)| *f == k.family) {
             None => problems.push(format!("{k}: no kernel family `{}`", k.family)),
             Some((_, src)) => {
-                if !super::emu::kernel_names(src).iter().any(|n| n == k.name) {
+                if !emu::kernel_names(src).iter().any(|n| n == k.name) {
                     problems.push(format!("{k}: `{}.cu` defines no such kernel", k.family));
                 }
             }
         }
     }
     for (family, src) in CUDA_SOURCES {
-        for name in super::emu::kernel_names(src) {
+        for name in emu::kernel_names(src) {
             if !seen.contains(&(*family, name.as_str())) {
                 problems.push(format!(
                     "{family}::{name} is defined but in no kernel table (an op's \
-                     CudaKernels or device::cuda::kernels::KERNELS)"
+                     CudaKernels or runtime::cuda::kernels::KERNELS)"
                 ));
             }
         }

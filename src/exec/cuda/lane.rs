@@ -6,9 +6,9 @@
 //! results in cell order. Scoring (`executor`) and fast training
 //! (`train::cuda`) are two jobs run this way.
 
-use super::{AsDView, CudaDevice, DView, DViewMut, DeviceBuffer};
-use crate::device::plan::Region;
 use crate::error::{Error, Result};
+use crate::exec::plan::Region;
+use crate::runtime::cuda::{AsDView, CudaDevice, DView, DViewMut, DeviceBuffer};
 use bytemuck::Pod;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -26,17 +26,15 @@
 //! `crate::ops::<op>::cuda`.
 
 pub mod emu;
-pub mod executor;
+pub mod kernel_ref;
 pub mod kernels;
-pub mod lane;
 pub mod memory;
 pub mod nvrtc;
-pub mod table;
 
+pub use kernel_ref::{KernelRef, Pass};
 pub use memory::{
     AsDView, AsDViewMut, DView, DViewMut, DeviceBuffer, KernelArg, KernelParams, NullPtr,
 };
-pub use table::{KernelRef, Pass};
 
 use crate::error::{Error, Result};
 use bytemuck::Pod;
@@ -309,15 +307,16 @@ impl Kernel {
     }
 }
 
-enum Backend {
+/// What runs the kernels: a GPU through the driver, or the host emulation.
+enum Hardware {
     Driver(Arc<CudaContext>),
     Emulated(Arc<emu::Emulator>),
 }
 
-/// What every handle on one device shares: the backend, the device's
+/// What every handle on one device shares: the hardware, the device's
 /// description, the compiled modules and kernels.
 struct Shared {
-    backend: Backend,
+    hardware: Hardware,
     info: DeviceInfo,
     /// Disk cache of compiled images, fixed at open (see [`nvrtc::cache_dir`]).
     cache: Option<PathBuf>,
@@ -400,7 +399,7 @@ impl CudaDevice {
         let param_info = driver_version().is_ok_and(|v| v >= (12, 4));
         Ok(CudaDevice {
             shared: Arc::new(Shared {
-                backend: Backend::Driver(ctx),
+                hardware: Hardware::Driver(ctx),
                 info,
                 cache: nvrtc::cache_dir(),
                 modules: Mutex::new(HashMap::new()),
@@ -427,7 +426,7 @@ impl CudaDevice {
         let emu = emu::Emulator::open(dir)?;
         Ok(CudaDevice {
             shared: Arc::new(Shared {
-                backend: Backend::Emulated(emu),
+                hardware: Hardware::Emulated(emu),
                 // The emulation stands for an H100 SXM (sm_90, 132 SMs), so
                 // launch functions that size grids by the SM count choose
                 // the geometry they would choose on the GPU we target.
@@ -451,7 +450,7 @@ impl CudaDevice {
 
     /// Whether this is the host emulation rather than a GPU.
     pub fn is_emulated(&self) -> bool {
-        matches!(self.shared.backend, Backend::Emulated(_))
+        matches!(self.shared.hardware, Hardware::Emulated(_))
     }
 
     /// Another handle on the same device and stream (cheap: shared
@@ -467,11 +466,11 @@ impl CudaDevice {
     /// same loaded kernels: work queued through the two handles may overlap
     /// on the GPU (the scorer runs one cell pipeline per handle).
     pub fn with_new_stream(&self) -> Result<Self> {
-        let stream = match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        let stream = match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 Stream::Driver(ctx.new_stream().map_err(drv_err("stream creation"))?)
             }
-            Backend::Emulated(_) => Stream::Emulated,
+            Hardware::Emulated(_) => Stream::Emulated,
         };
         Ok(CudaDevice {
             shared: self.shared.clone(),
@@ -504,9 +503,9 @@ impl CudaDevice {
     /// driver keeps one per thread); a no-op under emulation. Every method
     /// here binds it itself; lanes call this once per host thread.
     pub fn bind_to_thread(&self) -> Result<()> {
-        match &self.shared.backend {
-            Backend::Driver(ctx) => ctx.bind_to_thread().map_err(drv_err("context binding")),
-            Backend::Emulated(_) => Ok(()),
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => ctx.bind_to_thread().map_err(drv_err("context binding")),
+            Hardware::Emulated(_) => Ok(()),
         }
     }
 
@@ -542,8 +541,8 @@ impl CudaDevice {
     }
 
     fn load_function(&self, family: &'static str, name: &'static str) -> Result<Kernel> {
-        match &self.shared.backend {
-            Backend::Emulated(emu) => {
+        match &self.shared.hardware {
+            Hardware::Emulated(emu) => {
                 let k = emu.kernel(family, name)?;
                 Ok(Kernel {
                     family,
@@ -552,7 +551,7 @@ impl CudaDevice {
                     params: emu.param_sizes(k).map(Arc::from),
                 })
             }
-            Backend::Driver(ctx) => {
+            Hardware::Driver(ctx) => {
                 let module = self.module(family)?;
                 let c_name = std::ffi::CString::new(name)
                     .map_err(|_| Error::Device(format!("kernel name {name:?} contains NUL")))?;
@@ -589,14 +588,14 @@ impl CudaDevice {
     /// Compiles and loads family `family` now (it is otherwise loaded on
     /// first use). Under emulation every family is always there.
     pub fn module_loaded(&self, family: &'static str) -> Result<()> {
-        match &self.shared.backend {
-            Backend::Driver(_) => self.module(family).map(|_| ()),
-            Backend::Emulated(_) => nvrtc::source(family).map(|_| ()),
+        match &self.shared.hardware {
+            Hardware::Driver(_) => self.module(family).map(|_| ()),
+            Hardware::Emulated(_) => nvrtc::source(family).map(|_| ()),
         }
     }
 
     fn module(&self, family: &'static str) -> Result<Arc<LoadedModule>> {
-        let Backend::Driver(ctx) = &self.shared.backend else {
+        let Hardware::Driver(ctx) = &self.shared.hardware else {
             return Err(Error::Device("internal: no modules under emulation".into()));
         };
         // The lock is held while compiling, so two threads do not load the
@@ -649,9 +648,9 @@ impl CudaDevice {
     }
 
     fn allocator(&self) -> Arc<dyn memory::Allocator> {
-        match &self.shared.backend {
-            Backend::Driver(ctx) => Arc::new(DriverAllocator(ctx.clone())),
-            Backend::Emulated(emu) => Arc::new(emu::EmuAllocator(emu.clone())),
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => Arc::new(DriverAllocator(ctx.clone())),
+            Hardware::Emulated(emu) => Arc::new(emu::EmuAllocator(emu.clone())),
         }
     }
 
@@ -659,13 +658,13 @@ impl CudaDevice {
     /// process's allocations taken); `None` under the host emulation, whose
     /// memory is the host's and is not checked.
     pub fn free_memory(&self) -> Result<Option<u64>> {
-        match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 let (free, _total) = drv::mem_get_info().map_err(drv_err("memory query"))?;
                 Ok(Some(free as u64))
             }
-            Backend::Emulated(_) => Ok(None),
+            Hardware::Emulated(_) => Ok(None),
         }
     }
 
@@ -677,8 +676,8 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(DeviceBuffer::from_raw(0, len, None));
         }
-        let ptr = match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        let ptr = match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 // SAFETY: a plain allocation in the bound context.
                 let p = unsafe { drv::malloc_sync(bytes) }.map_err(|e| Error::Driver {
@@ -692,7 +691,7 @@ impl CudaDevice {
                     .map_err(drv_err("memset"))?;
                 return Ok(buf);
             }
-            Backend::Emulated(emu) => emu.alloc(bytes, true)?,
+            Hardware::Emulated(emu) => emu.alloc(bytes, true)?,
         };
         Ok(DeviceBuffer::from_raw(ptr, len, Some(self.allocator())))
     }
@@ -721,8 +720,8 @@ impl CudaDevice {
         if bytes.is_empty() {
             return Ok(());
         }
-        match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 // SAFETY: `dst` covers exactly `bytes.len()` device bytes
                 // (checked lengths); the source is pageable host memory,
@@ -731,7 +730,7 @@ impl CudaDevice {
                     .map_err(drv_err("host-to-device copy"))
             }
             // SAFETY: the host side is `bytes`; the device side is checked.
-            Backend::Emulated(emu) => unsafe {
+            Hardware::Emulated(emu) => unsafe {
                 emu.copy(
                     dst.device_ptr(),
                     true,
@@ -752,8 +751,8 @@ impl CudaDevice {
         if bytes.is_empty() {
             return Ok(());
         }
-        match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 // SAFETY: lengths checked; `bytes` stays borrowed until the
                 // stream is synchronised below.
@@ -762,7 +761,7 @@ impl CudaDevice {
                 self.synchronize()
             }
             // SAFETY: the host side is `bytes`; the device side is checked.
-            Backend::Emulated(emu) => unsafe {
+            Hardware::Emulated(emu) => unsafe {
                 emu.copy(
                     bytes.as_mut_ptr() as u64,
                     false,
@@ -794,8 +793,8 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(());
         }
-        match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 // SAFETY: both ranges are live views of `bytes` bytes.
                 unsafe {
@@ -809,7 +808,7 @@ impl CudaDevice {
                 .map_err(drv_err("device-to-device copy"))
             }
             // SAFETY: both sides checked against live allocations.
-            Backend::Emulated(emu) => unsafe {
+            Hardware::Emulated(emu) => unsafe {
                 emu.copy(dst.device_ptr(), true, src.device_ptr(), true, bytes)
             },
         }
@@ -822,14 +821,14 @@ impl CudaDevice {
         if bytes == 0 {
             return Ok(());
         }
-        match &self.shared.backend {
-            Backend::Driver(ctx) => {
+        match &self.shared.hardware {
+            Hardware::Driver(ctx) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 // SAFETY: the view covers `bytes` live device bytes.
                 unsafe { drv::memset_d8_async(dst.device_ptr(), 0, bytes, self.cu_stream()?) }
                     .map_err(drv_err("memset"))
             }
-            Backend::Emulated(emu) => emu.memset(dst.device_ptr(), 0, bytes),
+            Hardware::Emulated(emu) => emu.memset(dst.device_ptr(), 0, bytes),
         }
     }
 
@@ -976,8 +975,8 @@ impl<'a> LaunchBuilder<'a> {
                 )));
             }
         }
-        match (&k.handle, &self.dev.shared.backend) {
-            (KernelHandle::Driver { func, .. }, Backend::Driver(ctx)) => {
+        match (&k.handle, &self.dev.shared.hardware) {
+            (KernelHandle::Driver { func, .. }, Hardware::Driver(ctx)) => {
                 ctx.bind_to_thread().map_err(drv_err("context binding"))?;
                 let mut params: Vec<*mut std::ffi::c_void> =
                     self.args.iter().map(|a| a.param_ptr()).collect();
@@ -994,7 +993,7 @@ impl<'a> LaunchBuilder<'a> {
                     source: e,
                 })
             }
-            (KernelHandle::Emulated(h), Backend::Emulated(emu)) => emu.launch(
+            (KernelHandle::Emulated(h), Hardware::Emulated(emu)) => emu.launch(
                 *h,
                 k.name,
                 cfg.grid_dim,

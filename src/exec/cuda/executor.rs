@@ -4,7 +4,7 @@
 //! The scoring job of a lane (see [`super::lane`]): for each cell of a
 //! chunk of [`CHUNK`] cells, plan the network on the host, then queue (no
 //! host synchronisation): the parameter table copy and one initialisation
-//! launch, the plan's steps ([`crate::device::run::run_plan`] with this
+//! launch, the plan's steps ([`crate::exec::walk::run_plan`] with this
 //! module's runner, which hands each op its buffers and calls its CUDA
 //! forward), the Hamming accumulation per code group into that cell's H,
 //! and K_H = N_A − H. After the chunk, one batched Cholesky launch
@@ -13,7 +13,7 @@
 //! lanes run at once, so the GPU works on one lane's cell while the host
 //! queues another's.
 //!
-//! Buffers (layouts in `device::plan`) are allocated once per lane and grow
+//! Buffers (layouts in `exec::plan`) are allocated once per lane and grow
 //! only when a network needs more (after a synchronisation); the scoring
 //! batch is uploaded once and shared by every lane: every buffer of a lane
 //! is used only on its stream, and the shared input is written and
@@ -21,15 +21,15 @@
 //! needed.
 
 use super::lane::{disjoint_mut, run_lanes, with_views, Grow, Lane};
-use super::{kernels, CudaDevice, DeviceBuffer, Event};
-use crate::device::budget::{self, CellMemory};
-use crate::device::plan::{CodeGroup, NodeStep, PackStep, Plan, Region, Src};
-use crate::device::run::{run_plan, PlanRunner};
-use crate::device::ReluCodes;
 use crate::error::{Error, Result};
+use crate::exec::budget::CellMemory;
+use crate::exec::plan::{CodeGroup, NodeStep, PackStep, Plan, Region, Src};
+use crate::exec::walk::{run_plan, PlanRunner};
 use crate::net::Graph;
 use crate::ops::{CudaFwd, CudaPartials, Forward, PackDest};
+use crate::runtime::cuda::{kernels, CudaDevice, DViewMut, DeviceBuffer, Event, Pass};
 use crate::score::metrics::{self, Scores};
+use crate::score::ReluCodes;
 use crate::tensor::{Shape, Tensor};
 use std::ops::Range;
 use std::time::Instant;
@@ -208,7 +208,7 @@ impl ScoreBufs {
         if need.total <= available {
             return Ok(());
         }
-        Err(budget::too_big(
+        Err(crate::runtime::budget::too_big(
             plan.batch,
             "about",
             need.total,
@@ -238,9 +238,9 @@ impl ScoreBufs {
         // Normal inits are drawn on the host and copied in (same stream,
         // after the table launch, which leaves them).
         for s in &plan.params {
-            if let crate::net::ParamInit::Normal { .. } = s.init {
-                let key = crate::net::rng::stream_key(seed, s.name_id);
-                let values = crate::net::init::init_values(s.init, s.len, key);
+            if let crate::param::ParamInit::Normal { .. } = s.init {
+                let key = crate::rng::stream_key(seed, s.name_id);
+                let values = crate::param::init_values(s.init, s.len, key);
                 let mut v = self.params.view_mut(&s.region())?;
                 dev.copy_htod(&values, &mut v)?;
             }
@@ -510,7 +510,7 @@ fn code_rows<'a>(
     codes: &'a mut Grow<u64>,
     plan: &Plan,
     group: usize,
-) -> Result<(super::DViewMut<'a, u64>, usize)> {
+) -> Result<(DViewMut<'a, u64>, usize)> {
     let g = plan
         .groups
         .get(group)
@@ -566,7 +566,7 @@ impl GpuScorer {
         // Compile (or load from the image cache) every kernel family now, so
         // that a GPU that cannot run them fails here, where `--device auto`
         // can still fall back to the CPU.
-        for family in super::table::families(super::Pass::Forward) {
+        for family in crate::exec::kernel_table::families(Pass::Forward) {
             dev.module_loaded(family)?;
         }
         let lanes = (0..lanes)
