@@ -1,6 +1,6 @@
 //! Criterion benches of every CPU kernel at the shapes each search space
 //! runs, and of one whole cell per space. `cargo bench --bench kernels`
-//! runs them all (tens of minutes, see README "Kernel benches");
+//! runs them all (tens of minutes, see docs/performance.md, "Kernel benches");
 //! `cargo bench --bench kernels -- 'conv2d/darts/dw'` runs one group.
 //!
 //! The shapes are not listed by hand: [`sites`] builds a few networks per

@@ -92,6 +92,44 @@ pub fn train_cell(
     )
 }
 
+/// Trains one cell as [`train_cell`] does and writes its records to
+/// `path` (replaced), one JSON object per line, flushed per record: the
+/// step-0 record names the cell (its identity) and carries `run`, the run
+/// stamp (`dasnas train --arch`). Returns the summary and the wall time
+/// of every step.
+pub fn train_cell_to_file(
+    arch: &Arch,
+    recipe: &Recipe<'_>,
+    stamp: &RunStamp,
+    path: &std::path::Path,
+) -> Result<(TrainStats, Vec<f64>)> {
+    use std::io::Write;
+    let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(f);
+    train_cell(arch, recipe, |r| {
+        let mut obj = record_json(&r);
+        if r.step == 0 {
+            crate::results::put_identity(&mut obj, arch);
+            obj["run"] = stamp.to_json();
+        }
+        writeln!(out, "{obj}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Steps per second of a cell's step times (scoring excluded), without
+/// the first step (warm-up) when there are several.
+pub fn steps_per_second(step_s: &[f64]) -> f64 {
+    let timed = if step_s.len() > 1 {
+        &step_s[1..]
+    } else {
+        step_s
+    };
+    let secs: f64 = timed.iter().sum();
+    timed.len() as f64 / secs.max(1e-9)
+}
+
 /// What a bench file already holds ([`resume_bench`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BenchResume {

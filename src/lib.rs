@@ -29,6 +29,7 @@ pub mod ops;
 pub mod param;
 pub mod results;
 pub mod rng;
+pub mod run;
 pub mod runtime;
 pub mod score;
 pub mod scorer;
@@ -42,3 +43,8 @@ pub use score::Scores;
 pub use scorer::{score_arch, score_graph, score_graph_with, score_graph_with_params};
 pub use scorer::{CellResult, Scorer, Training};
 pub use tensor::{Shape, Tensor};
+
+/// The examples of `docs/rust.md`, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/rust.md")]
+pub struct RustDocs;

@@ -32,7 +32,7 @@ pub enum ParamInit {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum InitScheme {
     /// PyTorch's default: uniform ±1/√fan_in for conv and linear weights
-    /// and the linear bias (DESIGN.md, "Conventions").
+    /// and the linear bias (docs/spaces.md, "Conventions").
     #[default]
     Default,
     /// The NASWOT code's NB101 init: conv weights N(0, 2 / (k²·cout))

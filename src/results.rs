@@ -163,6 +163,18 @@ impl RunStamp {
 /// `arch`, its class `key`, its official `index` where the space has one,
 /// and the key again under the space's own name (NB101's `hash`).
 pub fn put_identity(obj: &mut Value, arch: &Arch) {
+    put_identity_fields(obj, arch)
+}
+
+/// The cell's identity alone, as `dasnas enumerate --format json` lists
+/// it: `arch`, `key`, and NB201's `index` / NB101's `hash`.
+pub fn identity_json(arch: &Arch) -> Value {
+    let mut obj = serde_json::json!({});
+    put_identity_fields(&mut obj, arch);
+    obj
+}
+
+fn put_identity_fields(obj: &mut Value, arch: &Arch) {
     let id = arch.identity();
     obj["arch"] = arch.to_string().into();
     if let Some(i) = id.index {

@@ -128,7 +128,7 @@ pub fn score_arch(arch: &Arch, batch: &Tensor, seed: u64, alpha: f64) -> Result<
     Ok(r)
 }
 
-/// Fast training of each cell before it is scored (DESIGN.md §1): `steps`
+/// Fast training of each cell before it is scored (docs/training.md): `steps`
 /// SGD steps of softmax cross-entropy on labelled batches of `batch`
 /// images drawn (with the scoring seed) from records `pool` of `images`.
 #[derive(Clone, Debug)]

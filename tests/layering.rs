@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cell lists", &["io", "select"]),
     ("the scorer", &["scorer"]),
     ("result lines and run stamps", &["results"]),
-    ("runs: setup, score runs", &["setup", "run"]),
+    ("scoring runs: options, open runs, result files", &["run"]),
     (
         "tools: evaluation, training bench, benchmarks",
         &["eval", "dtb", "bench"],

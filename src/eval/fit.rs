@@ -1,5 +1,5 @@
 //! Choosing the DAS combination rule of D and N_A by cross-validated
-//! Kendall τ against ground truth (DESIGN.md §1).
+//! Kendall τ against ground truth (docs/scores.md, "Combination rules of D and N_A").
 //!
 //! Every cell is reduced to its atoms ([`Atoms`]): D = ln det(K_H / N_A)
 //! (null for a singular cell), ln N_A and the batch size B. A [`Rule`] maps

@@ -1,7 +1,7 @@
 //! The network IR: a DAG of ops over NHWC tensors, with named parameters.
 //!
 //! A search space builds a [`Graph`] with [`GraphBuilder`]; [`Graph::prune`]
-//! removes every node whose result cannot reach the output (DESIGN.md §1:
+//! removes every node whose result cannot reach the output (docs/scores.md, "Which ReLUs count":
 //! those ReLUs are not counted), and [`init`] draws the parameters from the
 //! counter-based generator. Devices execute the graph node by node in order
 //! (nodes are stored topologically: every input id is smaller than its user's).
@@ -52,7 +52,7 @@ pub struct Node {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Counting {
     /// The ReLUs whose value can reach the output: a `none` edge is no edge
-    /// (DESIGN.md §1; the default, which ranks better on NB201).
+    /// (docs/scores.md, "Which ReLUs count"; the default, which ranks better on NB201).
     #[default]
     Functional,
     /// As the NASWOT research code counts: `none` is `x · 0`, through which

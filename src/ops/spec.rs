@@ -26,7 +26,7 @@ pub enum Role {
     /// The input batch (no computation).
     Input,
     /// A ReLU: every ReLU of a pruned graph is counted, its input's sign
-    /// bits are part of the code (DESIGN.md §1).
+    /// bits are part of the code (docs/scores.md, "Codes, the Hamming matrix and K_H").
     CountedRelu,
     /// Everything else.
     Compute,

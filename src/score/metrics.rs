@@ -1,4 +1,4 @@
-//! The scores of DESIGN.md §1 from the exact Hamming matrix.
+//! The scores (docs/scores.md) from the exact Hamming matrix.
 //!
 //! K_H = N_A − H; WOT = ln det K_H; D = ln det(K_H / N_A) = WOT − B·ln N_A;
 //! DAS_α = D + α·B·ln N_A (α = 1 is WOT, α = 0 is D). Two equal codes make
@@ -21,7 +21,7 @@ pub struct ReluCodes {
     pub swap: Option<u64>,
 }
 
-/// The default α of `dasnas score` (see the README for the measurement that chose it).
+/// The default α of `dasnas score` (docs/results.md, "Ranking quality on NAS-Bench-201", has the measurement that chose it).
 pub const DEFAULT_ALPHA: f64 = 1.0;
 
 /// The scores of one cell.

@@ -126,7 +126,7 @@ pub trait SearchSpace: Send + Sync + 'static {
     /// in network `net` (`search --metric auto`), as `dasnas fit` names it:
     /// a rule chosen by cross-validated Kendall τ on the space's ground
     /// truth where it beats WOT by more than its paired standard deviation
-    /// in that network (the README has the measurements); WOT otherwise,
+    /// in that network (docs/results.md, "Does DAS beat WOT?", has the measurements); WOT otherwise,
     /// and for networks not measured.
     fn default_rule(&self, net: &Self::Net) -> &'static str {
         let _ = net;

@@ -1,5 +1,5 @@
 //! NAS-Bench-201: the cell string, its parser, sampling, enumeration and the
-//! CIFAR network of DESIGN.md §2.
+//! CIFAR network of docs/spaces.md, "NAS-Bench-201".
 //!
 //! A cell has 4 nodes; node 0 is the cell input and node i (1..=3) is the sum
 //! of `op(node j)` over j < i. The six edges, in the order of the string:
@@ -241,7 +241,7 @@ impl Nb201Cell {
         live
     }
 
-    /// N_A per sample at 32×32 inputs, in closed form (DESIGN.md §2).
+    /// N_A per sample at 32×32 inputs, in closed form (docs/spaces.md, "NAS-Bench-201").
     pub fn n_units_closed_form(&self) -> u64 {
         let live = self.live_edges();
         let convs = (0..6).filter(|&e| live[e] && self.ops[e].is_conv()).count() as u64;
@@ -300,7 +300,7 @@ impl Nb201Cell {
         Ok(nodes[3])
     }
 
-    /// The NB201 CIFAR network for this cell, pruned (DESIGN.md §2):
+    /// The NB201 CIFAR network for this cell, pruned (docs/spaces.md, "NAS-Bench-201"):
     /// stem conv3×3(3→C)+BN; N cells(C); ResBlock(C→2C); N cells(2C);
     /// ResBlock(2C→4C); N cells(4C); BN+ReLU; global average pool; linear.
     pub fn network(&self, spec: &Nb201Net) -> Result<Graph> {

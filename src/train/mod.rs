@@ -1,4 +1,4 @@
-//! Fast training (DESIGN.md §1, "fast-training strategy"): k steps of SGD
+//! Fast training (docs/training.md, "Fast training"): k steps of SGD
 //! with softmax cross-entropy on labelled batches, after which a cell is
 //! scored exactly as untrained (the scorer with the trained parameters,
 //! BatchNorm still in training mode on the scoring batch).

@@ -26,20 +26,16 @@ use std::panic::catch_unwind;
 use std::ptr;
 
 use dasnas_core::data::array::{batch_from_nchw, Pixels};
-use dasnas_core::data::cifar::Dataset;
-use dasnas_core::runtime::DeviceKind;
-use dasnas_core::space::{Arch, Space, SpaceOptions};
-use dasnas_core::{Error, Result, Scorer, Tensor};
+use dasnas_core::run::{Images, Run, RunOptions};
+use dasnas_core::space::Space;
+use dasnas_core::{Error, Result};
 
 /// An open scorer: a device, a scoring batch, the search space, the seed
 /// of the cells' weights and DAS's alpha. Opaque to C; made by
 /// `dasnas_scorer_open()` or `dasnas_scorer_open_images()`, freed by
 /// `dasnas_scorer_free()`.
 pub struct DasnasScorer {
-    scorer: Scorer,
-    space: Space,
-    seed: u64,
-    alpha: f64,
+    run: Run,
     /// Set while a cell is scored: still set when scoring panicked, after
     /// which the scorer's state is not trusted.
     busy: bool,
@@ -171,25 +167,12 @@ unsafe fn req_str<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
     unsafe { opt_str(p, what) }?.ok_or_else(|| null(what))
 }
 
-/// The options read and checked.
-struct Parsed<'a> {
-    space: Space,
-    kind: DeviceKind,
-    data: Option<&'a str>,
-    dataset: Dataset,
-    batch: usize,
-    seed: u64,
-    alpha: f64,
-    threads: Option<usize>,
-    lanes: usize,
-    /// The network's input size, in pixels a side.
-    size: usize,
-}
-
+/// The library's run options of `opts`, checked.
+///
 /// # Safety
 /// `opts` is NULL or points to a valid `DasnasOptions` whose strings are
 /// NULL or NUL-terminated and valid during the call.
-unsafe fn parse_options<'a>(opts: *const DasnasOptions) -> Result<Parsed<'a>> {
+unsafe fn run_options(opts: *const DasnasOptions) -> Result<RunOptions> {
     // SAFETY: NULL is checked by `as_ref`; otherwise the caller promises a
     // valid, aligned DasnasOptions.
     let o = unsafe { opts.as_ref() }.ok_or_else(|| null("options"))?;
@@ -197,51 +180,41 @@ unsafe fn parse_options<'a>(opts: *const DasnasOptions) -> Result<Parsed<'a>> {
     let space: Space = unsafe { opt_str(o.space, "options.space") }?
         .unwrap_or("nb201")
         .parse()?;
+    let mut r = RunOptions::new(space);
     // SAFETY: as above.
-    let kind: DeviceKind = unsafe { opt_str(o.device, "options.device") }?
+    r.device = unsafe { opt_str(o.device, "options.device") }?
         .unwrap_or("auto")
         .parse()?;
     // SAFETY: as above.
-    let data = unsafe { opt_str(o.data, "options.data") }?;
+    r.images = Images::parse(unsafe { opt_str(o.data, "options.data") }?.unwrap_or("gaussian"));
     // SAFETY: as above.
-    let dataset: Dataset = unsafe { opt_str(o.dataset, "options.dataset") }?
+    r.dataset = unsafe { opt_str(o.dataset, "options.dataset") }?
         .unwrap_or("cifar10")
         .parse()?;
-    if !o.alpha.is_finite() {
-        return Err(Error::Arg(format!(
-            "alpha {} is not a finite number",
-            o.alpha
-        )));
-    }
-    let size = space.image_size(&SpaceOptions::new())?;
-    Ok(Parsed {
-        space,
-        kind,
-        data,
-        dataset,
-        batch: if o.batch == 0 { 128 } else { o.batch },
-        seed: o.seed,
-        alpha: o.alpha,
-        threads: (o.threads != 0).then_some(o.threads),
-        lanes: if o.lanes == 0 { 4 } else { o.lanes },
-        size,
-    })
+    r.batch = Some(if o.batch == 0 {
+        dasnas_core::run::DEFAULT_BATCH
+    } else {
+        o.batch
+    });
+    r.seed = o.seed;
+    r.alpha = o.alpha;
+    r.threads = (o.threads != 0).then_some(o.threads);
+    r.lanes = if o.lanes == 0 {
+        dasnas_core::run::DEFAULT_LANES
+    } else {
+        o.lanes
+    };
+    r.check()?;
+    Ok(r)
 }
 
-/// Opens the scorer of `p` on `batch`.
-fn open(p: &Parsed<'_>, batch: Tensor) -> Result<*mut DasnasScorer> {
-    let (mut scorer, notice) = Scorer::open(p.kind, batch, p.lanes)?;
-    if let Some(n) = notice {
+/// Opens the run of `options`.
+fn open(options: &RunOptions) -> Result<*mut DasnasScorer> {
+    let run = options.open()?;
+    for n in run.notices() {
         eprintln!("dasnas: {n}");
     }
-    scorer.set_threads(p.threads)?;
-    Ok(Box::into_raw(Box::new(DasnasScorer {
-        scorer,
-        space: p.space,
-        seed: p.seed,
-        alpha: p.alpha,
-        busy: false,
-    })))
+    Ok(Box::into_raw(Box::new(DasnasScorer { run, busy: false })))
 }
 
 /// The default options: space "nb201", device "auto", Gaussian images
@@ -270,11 +243,8 @@ pub extern "C" fn dasnas_options_default() -> DasnasOptions {
 pub unsafe extern "C" fn dasnas_scorer_open(opts: *const DasnasOptions) -> *mut DasnasScorer {
     ffi(ptr::null_mut(), || {
         // SAFETY: the caller's promise about `opts`, passed on.
-        let p = unsafe { parse_options(opts) }?;
-        let source = dasnas_core::data::BatchSource::parse(p.data.unwrap_or("gaussian"), p.dataset);
-        let batch =
-            dasnas_core::data::checked_scoring_batch(&source, p.batch, p.size, p.seed, p.kind)?;
-        open(&p, batch)
+        let options = unsafe { run_options(opts) }?;
+        open(&options)
     })
 }
 
@@ -303,8 +273,11 @@ pub unsafe extern "C" fn dasnas_scorer_open_images(
 ) -> *mut DasnasScorer {
     ffi(ptr::null_mut(), || {
         // SAFETY: the caller's promise about `opts`, passed on.
-        let p = unsafe { parse_options(opts) }?;
-        if let Some(d) = p.data {
+        let mut options = unsafe { run_options(opts) }?;
+        // SAFETY: `run_options` has checked that `opts` is not NULL; the
+        // caller promises its strings are NULL or NUL-terminated.
+        let data = unsafe { opt_str((*opts).data, "options.data") }?;
+        if let Some(d) = data {
             return Err(Error::Arg(format!(
                 "options.data is `{d}`: it must be NULL when the images are given"
             )));
@@ -321,8 +294,10 @@ pub unsafe extern "C" fn dasnas_scorer_open_images(
         // SAFETY: `images` is not NULL, the caller promises `len` readable
         // floats there, and `len` floats fit in isize bytes (checked above).
         let pixels = unsafe { std::slice::from_raw_parts(images, len) };
-        let batch = batch_from_nchw(Pixels::F32(pixels), shape, p.size)?;
-        open(&p, batch)
+        let size = options.space.image_size(&options.space_options)?;
+        options.images = Images::Given(batch_from_nchw(Pixels::F32(pixels), shape, size)?);
+        options.batch = None;
+        open(&options)
     })
 }
 
@@ -362,13 +337,14 @@ pub unsafe extern "C" fn dasnas_score(
                     .into(),
             ));
         }
-        let arch = Arch::parse(s.space, arch)?;
+        let arch = s.run.arch(arch)?;
         s.busy = true;
-        let results = s.scorer.score_archs(&[&arch], s.seed, s.alpha);
+        let results = s.run.score_repeats(&[&arch]);
         s.busy = false;
         let r = results?
             .pop()
-            .ok_or_else(|| Error::Arg(format!("cell {arch}: no result")))?;
+            .and_then(|mut repeats| repeats.pop())
+            .ok_or_else(|| Error::Internal(format!("cell {arch}: no result")))?;
         let sc = &r.scores;
         let ln = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
         let scores = DasnasScores {

@@ -1,4 +1,4 @@
-//! `tests/example.c` (the README's example), compiled with the system C
+//! `tests/example.c` (the example of docs/c.md), compiled with the system C
 //! compiler (`$CC`, else `cc`) against the built library, shared and
 //! static, prints the same scores as the Rust crate.
 
@@ -124,7 +124,7 @@ fn c_program_against_the_static_library() {
         a.display()
     );
     let scratch = scratch("static");
-    // The README's flags for the static library.
+    // The link flags of docs/c.md for the static library.
     let stdout = build_and_run(
         &scratch,
         &[

@@ -309,7 +309,7 @@ fn run_search<'py>(
                         .into(),
                 ));
             }
-            let mut eval = Evaluator::new(cache, guard.as_deref_mut(), seed);
+            let mut eval = Evaluator::new(cache, guard.as_deref_mut().map(|r| r.scorer()), seed);
             let opts = SearchOptions {
                 space,
                 n,

@@ -4,8 +4,10 @@
 use crate::convert::{guarded, json_to_py};
 use dasnas::data::array::{batch_from_nchw, Pixels};
 use dasnas::data::cifar::Dataset;
+use dasnas::run::{Images, Run, RunOptions, TrainingOptions};
+use dasnas::scorer::Swap;
 use dasnas::space::{Arch, Space, SpaceOptions};
-use dasnas::{Error, Scorer, Tensor};
+use dasnas::{Error, Tensor};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -28,17 +30,16 @@ pub struct TrainingArgs {
     augment: bool,
 }
 
-/// A scorer and what every call needs: its space, space options, seed, α.
+/// An open run (a scorer with its run stamp and settings), one call at a
+/// time.
 #[pyclass(name = "_Scorer", module = "dasnas._dasnas", frozen)]
 pub struct PyScorer {
-    scorer: Mutex<Scorer>,
+    run: Mutex<Run>,
     space: Space,
     options: SpaceOptions,
     seed: u64,
     alpha: f64,
     batch: usize,
-    /// Weight seeds averaged per cell (`score --repeats`).
-    repeats: usize,
     device: String,
     notice: Option<String>,
     stamp: dasnas::results::RunStamp,
@@ -136,68 +137,28 @@ pub fn space_options(space: Space, opts: HashMap<String, String>) -> dasnas::Res
     Ok(o)
 }
 
-/// The fast training of `t`; `data` is the scoring file, if any.
-fn training(
-    t: &TrainingArgs,
-    data: Option<&str>,
-    dataset: Dataset,
-    batch: usize,
-) -> dasnas::Result<dasnas::Training> {
-    let (path, same) = match (&t.data, data) {
-        (Some(p), d) => (p.as_str(), d == Some(p.as_str())),
-        (None, Some(d)) => (d, true),
-        (None, None) => {
-            return Err(Error::Arg(
-                "training needs labelled images: give train_data (a CIFAR binary file), or a \
-                 CIFAR file as data to train on its records after the scoring batch"
-                    .into(),
-            ))
-        }
-    };
-    for (name, v) in [("lr", t.lr), ("momentum", t.momentum), ("wd", t.wd)] {
-        if !v.is_finite() {
-            return Err(Error::Arg(format!("{name} {v} is not a finite number")));
-        }
-    }
-    let config = dasnas::train::SgdConfig {
-        lr: t.lr,
-        momentum: t.momentum,
-        nesterov: t.nesterov,
-        weight_decay: t.wd,
-        schedule: t.lr_schedule.parse()?,
-    };
-    let augment = dasnas::train::batches::Augment {
-        crop: t.augment,
-        flip: t.augment,
-    };
-    let file = dasnas::scorer::TrainingFile {
-        path: std::path::Path::new(path),
-        dataset,
+/// The library's training options of the Python wrapper's dict.
+fn training_options(t: &TrainingArgs) -> dasnas::Result<TrainingOptions> {
+    Ok(TrainingOptions {
+        steps: t.steps,
+        data: t.data.as_ref().map(std::path::PathBuf::from),
         records: t.records.map(|(a, b)| a..b),
-        records_name: "train_records",
-        skip: if same { batch } else { 0 },
-    };
-    file.training(t.steps, t.batch, config, augment)
+        batch: t.batch,
+        sgd: dasnas::train::SgdConfig {
+            lr: t.lr,
+            momentum: t.momentum,
+            nesterov: t.nesterov,
+            weight_decay: t.wd,
+            schedule: t.lr_schedule.parse()?,
+        },
+        augment: t.augment,
+    })
 }
 
 impl PyScorer {
-    /// The architecture `s` of this scorer's space, with its options.
-    fn arch(&self, s: &str) -> dasnas::Result<Arch> {
-        Arch::parse(self.space, s)?.with_options(&self.options)
-    }
-
-    /// Parses every string, naming the first bad one by its index.
-    fn archs(&self, archs: &[String]) -> dasnas::Result<Vec<Arch>> {
-        archs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.arch(s).map_err(|e| e.context(format!("archs[{i}]"))))
-            .collect()
-    }
-
-    /// The scorer, locked (a scorer that panicked while locked is refused).
-    pub fn lock(&self) -> dasnas::Result<MutexGuard<'_, Scorer>> {
-        self.scorer.lock().map_err(|_| {
+    /// The run, locked (a run that panicked while locked is refused).
+    pub fn lock(&self) -> dasnas::Result<MutexGuard<'_, Run>> {
+        self.run.lock().map_err(|_| {
             Error::Device(
                 "this scorer was left unusable by an earlier internal error; open a new one".into(),
             )
@@ -210,25 +171,10 @@ impl PyScorer {
         archs: &[String],
         extra_alphas: &[f64],
     ) -> dasnas::Result<Vec<serde_json::Value>> {
-        let parsed = self.archs(archs)?;
+        let mut run = self.lock()?;
+        let parsed = run.archs(archs, "archs")?;
         let refs: Vec<&Arch> = parsed.iter().collect();
-        // Repeat r draws the weights of seed S + r, as `score --repeats`.
-        let mut per_cell: Vec<Vec<dasnas::CellResult>> = vec![Vec::new(); parsed.len()];
-        let mut scorer = self.lock()?;
-        for r in 0..self.repeats {
-            let seed = self.seed.wrapping_add(r as u64);
-            for (cell, res) in per_cell
-                .iter_mut()
-                .zip(scorer.score_archs(&refs, seed, self.alpha)?)
-            {
-                cell.push(res);
-            }
-        }
-        Ok(parsed
-            .iter()
-            .zip(per_cell)
-            .map(|(a, r)| dasnas::results::repeated_line(a, &r, extra_alphas, &self.stamp, None))
-            .collect())
+        run.score_lines(&refs, extra_alphas)
     }
 
     /// Space, options and seed, for the search.
@@ -261,82 +207,51 @@ impl PyScorer {
         conv: &str,
         cells_in_flight: Option<usize>,
     ) -> PyResult<Self> {
-        let conv = guarded(|| dasnas::ops::conv2d::ConvAlgo::parse(conv))?;
-        if repeats == 0 {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "repeats 0: at least one weight seed is needed",
-            ));
-        }
-        let swap = if swap {
-            Some(guarded(|| dasnas::scorer::Swap::new(swap_reg))?)
-        } else {
-            None
-        };
-        let (space, options, dataset, kind) = guarded(|| {
-            if !alpha.is_finite() {
-                return Err(Error::Arg(format!("alpha {alpha} is not a finite number")));
-            }
+        let mut o = guarded(|| {
             let space: Space = space.parse()?;
-            let options = self::space_options(space, space_options)?;
-            let dataset: Dataset = dataset.parse()?;
-            let kind: dasnas::runtime::DeviceKind = device.parse()?;
-            Ok((space, options, dataset, kind))
+            let mut o = RunOptions::new(space);
+            o.space_options = self::space_options(space, space_options)?;
+            o.dataset = dataset.parse()?;
+            o.device = device.parse()?;
+            o.conv = dasnas::ops::conv2d::ConvAlgo::parse(conv)?;
+            o.swap = swap.then(|| Swap::new(swap_reg)).transpose()?;
+            o.batch = batch;
+            o.seed = seed;
+            o.alpha = alpha;
+            o.lanes = lanes;
+            o.threads = threads;
+            o.cells_in_flight = cells_in_flight;
+            o.repeats = repeats;
+            o.training = match &training {
+                Some(t) if t.steps > 0 => Some(training_options(t)?),
+                _ => None,
+            };
+            o.check()?;
+            Ok(o)
         })?;
-        let size = guarded(|| space.image_size(&options))?;
-        // The batch: an array of the caller's images, a CIFAR file, or
-        // seeded Gaussian images.
-        let (tensor, path) = match data {
+        // The images: an array of the caller's, a CIFAR file, or seeded
+        // Gaussian images.
+        match data {
             Some(obj) if obj.extract::<String>().is_err() => {
-                (images_batch(obj, dataset, batch, size)?, None)
+                let size = guarded(|| o.space.image_size(&o.space_options))?;
+                o.images = Images::Given(images_batch(obj, o.dataset, o.batch, size)?);
+                o.batch = None;
             }
-            other => {
-                let name = match other {
-                    Some(o) => o.extract::<String>()?,
-                    None => "gaussian".to_string(),
-                };
-                let b = batch.unwrap_or(128);
-                let source = dasnas::data::BatchSource::parse(&name, dataset);
-                let t = py.detach(|| {
-                    guarded(|| dasnas::data::checked_scoring_batch(&source, b, size, seed, kind))
-                })?;
-                (t, (name != "gaussian").then_some(name))
-            }
-        };
-        let b = tensor.shape.n;
-        let train = match &training {
-            Some(t) if t.steps > 0 => {
-                Some(py.detach(|| guarded(|| self::training(t, path.as_deref(), dataset, b)))?)
-            }
-            _ => None,
-        };
-        let stamp =
-            dasnas::results::RunStamp::new(space, &options, seed, &tensor, alpha, train.as_ref());
-        let stamp = match &swap {
-            Some(s) => stamp.with_swap(s),
-            None => stamp,
+            Some(obj) => o.images = Images::parse(&obj.extract::<String>()?),
+            None => {}
         }
-        .with_repeats(repeats)
-        .with_conv(conv);
-        let (mut scorer, notice) = py.detach(|| guarded(|| Scorer::open(kind, tensor, lanes)))?;
-        guarded(|| scorer.set_threads(threads))?;
-        scorer.set_training(train);
-        scorer.set_swap(swap);
-        guarded(|| scorer.set_cells_in_flight(cells_in_flight))?;
-        let notice = match (notice, scorer.set_conv(conv)) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
-        };
+        let run = py.detach(|| guarded(|| o.open()))?;
+        let scorer = run.scorer_ref();
         Ok(PyScorer {
             device: scorer.describe(),
-            scorer: Mutex::new(scorer),
-            space,
-            options,
-            seed,
-            alpha,
-            batch: b,
-            repeats,
-            notice,
-            stamp,
+            space: run.space(),
+            options: run.space_options().clone(),
+            seed: run.seed(),
+            alpha: run.alpha(),
+            batch: run.batch_size(),
+            notice: (!run.notices().is_empty()).then(|| run.notices().join("; ")),
+            stamp: run.stamp().clone(),
+            run: Mutex::new(run),
         })
     }
 
@@ -407,12 +322,21 @@ impl PyScorer {
     /// Cells per call of `score_block` that keep the device busy.
     #[getter]
     fn block_size(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| guarded(|| Ok(self.lock()?.block_size())))
+        py.detach(|| guarded(|| Ok(self.lock()?.scorer_ref().block_size())))
     }
 
     /// The canonical strings of `archs`; `ValueError` naming the first bad one.
     fn check(&self, py: Python<'_>, archs: Vec<String>) -> PyResult<Vec<String>> {
-        py.detach(|| guarded(|| Ok(self.archs(&archs)?.iter().map(|a| a.to_string()).collect())))
+        py.detach(|| {
+            guarded(|| {
+                let run = self.lock()?;
+                Ok(run
+                    .archs(&archs, "archs")?
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect())
+            })
+        })
     }
 
     /// Scores `archs` in order (the GIL released): one dict per cell, the

@@ -14,7 +14,7 @@
 //! scale values by up to 4·4 and the weight transform has fractions), so
 //! the direct conv stays the exact reference and this path is chosen by
 //! [`ConvAlgo::Fast`](super::ConvAlgo). The agreement of the scores is
-//! measured, not assumed (README, "Fast convolution").
+//! measured, not assumed (docs/results.md, "Fast convolution").
 //!
 //! # Algorithm (Lavin & Gray, 2016)
 //!

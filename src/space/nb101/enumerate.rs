@@ -10,7 +10,7 @@
 //! representative. There are 423,624 classes, NB101's count.
 //!
 //! The walk hashes every labelled graph, so it takes a while (measured in
-//! the README); [`cells`] runs it once and keeps the result in a cache file,
+//! docs/clusters.md, "Whole spaces"); [`cells`] runs it once and keeps the result in a cache file,
 //! one `hash<TAB>cell` line per class after a header, written to a temporary
 //! name and renamed so a killed run leaves no half file.
 

@@ -1,0 +1,89 @@
+//! `dasnas bench`: time the scoring (or the fast training) of sampled
+//! cells and print where the time goes.
+
+use super::flags::{print_notices, RunFlags};
+use clap::Args;
+use dasnas::error::{Error, Result};
+use dasnas::space::{self, Arch};
+
+/// The flags of `dasnas bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    run: RunFlags,
+    /// Cells to time (after one warm-up cell).
+    #[arg(long, default_value_t = 10)]
+    cells: usize,
+    /// Time fast training instead: each cell trains this many SGD steps
+    /// (batch --train-batch, seeded synthetic labelled images: the data do
+    /// not change the work) and is then scored; reports training steps/s.
+    #[arg(long, default_value_t = 0)]
+    train_steps: usize,
+    /// Images per training step of `--train-steps`.
+    #[arg(long, default_value_t = 64)]
+    train_batch: usize,
+}
+
+/// Runs `dasnas bench`.
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.cells == 0 {
+        return Err(Error::Arg("--cells must be at least 1".into()));
+    }
+    if a.train_steps > 0 && a.train_batch == 0 {
+        return Err(Error::Arg("--train-batch must be at least 1".into()));
+    }
+    if a.train_steps > 0 {
+        dasnas::train::budget::check_train_batch("--train-batch", a.train_batch, 3 * 32 * 32)?;
+    }
+    let mut run = a.run.options()?.open()?;
+    print_notices(run.notices());
+    let scorer = run.scorer();
+    let space_name = a.run.space.name();
+    let sample = |n: usize| -> Result<Vec<Arch>> {
+        a.run.sized_all(space::sample(a.run.space, n, a.run.seed)?)
+    };
+    if a.train_steps > 0 {
+        let archs = sample(a.cells)?;
+        let r = dasnas::bench::bench_training(
+            scorer,
+            &archs,
+            a.run.seed,
+            a.train_steps,
+            a.train_batch,
+        )?;
+        print!("{r}");
+        println!("{}", r.to_json());
+        return Ok(());
+    }
+    if let Some(g) = scorer.gpu() {
+        let warm = g.lanes() * dasnas::exec::cuda::executor::CHUNK;
+        let info = g.device().info().clone();
+        eprintln!(
+            "dasnas bench: {space_name}, {} cells + {warm} warm-up, batch {}, device cuda:{} ({}, sm_{}), {} lanes",
+            a.cells,
+            a.run.batch,
+            info.ordinal,
+            info.name,
+            info.arch(),
+            g.lanes()
+        );
+        let archs = sample(a.cells + warm)?;
+        let r = dasnas::bench::bench_cuda(space_name, g, &archs, a.run.seed)?;
+        print!("{r}");
+        println!("{}", r.to_json());
+        return Ok(());
+    }
+    eprintln!(
+        "dasnas bench: {space_name}, {} cells + warm-up, batch {}, {} thread(s), {} cell(s) in flight, {} convs, device cpu",
+        a.cells,
+        a.run.batch,
+        scorer.threads(),
+        scorer.cells_in_flight(),
+        scorer.conv().name(),
+    );
+    let archs = sample(a.cells + 1)?;
+    let r = dasnas::bench::bench_cpu(space_name, scorer, &archs, a.run.seed)?;
+    print!("{r}");
+    println!("{}", r.to_json());
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `dasnas enumerate`: stream every cell of a space.
+
+use clap::Args;
+use dasnas::error::{Error, Result};
+use dasnas::space::{Space, SpaceOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// What `enumerate` prints per cell.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ListFormat {
+    /// The arch string, one per line (what `score --archs` reads).
+    Text,
+    /// A JSON object per line: `arch`, `key`, and `index` (NB201) or `hash`
+    /// (NB101).
+    Json,
+}
+
+/// The flags of `dasnas enumerate`.
+#[derive(Args)]
+pub struct EnumerateArgs {
+    /// Search space (nb201 or nb101; DARTS is too large to list).
+    #[arg(long, default_value = "nb201")]
+    space: Space,
+    /// One cell per class of equal scores, the first in the space's order
+    /// (NB201: 7,093 of 15,625: NATS's 6,466 isomorphism classes, split
+    /// where cells differ in N_A; see docs/spaces.md). NB101's
+    /// enumeration is one per class already.
+    #[arg(long)]
+    unique: bool,
+    /// Only shard K of N (positions K, K+N, … of the list), 0 ≤ K < N.
+    #[arg(long)]
+    shard: Option<dasnas::select::Shard>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: ListFormat,
+    /// Write to this file (replaced) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `dasnas enumerate`.
+pub fn run(a: EnumerateArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let cells = a.space.cells(&SpaceOptions::new())?;
+    let cells = if a.unique {
+        dasnas::select::unique(cells, a.space.enumerates_classes())
+    } else {
+        cells
+    };
+    let cells = dasnas::select::shard(cells, a.shard);
+    let (mut out, out_name): (Box<dyn Write>, String) = match &a.out {
+        Some(p) => (
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
+            )),
+            p.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            "stdout".into(),
+        ),
+    };
+    let mut n = 0usize;
+    for c in cells {
+        let c = c?;
+        let line = match a.format {
+            ListFormat::Text => c.to_string(),
+            ListFormat::Json => dasnas::results::identity_json(&c).to_string(),
+        };
+        writeln!(out, "{line}").map_err(|e| Error::io(&out_name, e))?;
+        n += 1;
+    }
+    out.flush().map_err(|e| Error::io(&out_name, e))?;
+    eprintln!(
+        "dasnas: {n} {} cells in {:.1} s",
+        a.space,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
