@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU throughput figures of README "CPU speed", reproducible:
+# The CPU throughput figures of docs/results.md ("CPU speed against PyTorch"), reproducible:
 #
 #   1. per space (NB201; NB101 at its 128-channel stem; DARTS at C = 16,
 #      8 cells), B = 128, seed 0: `dasnas bench` with exact and with fast
@@ -11,7 +11,7 @@
 #      (op-parallel), and 2 cells in flight on one thread each.
 #
 # Usage: scripts/cpu_speed.sh [OUT_DIR]   (default results/cpu_speed)
-# Env: RUNS (2), TORCH_PYTHON (python3 with torch; e.g. /work/torchenv/bin/python),
+# Env: RUNS (2), TORCH_PYTHON (a python3 with PyTorch installed),
 #      CELLS_NB201 (20), CELLS_NB101 (6), CELLS_DARTS (8).
 # Needs a release build (`cargo build --release`). Run it on a quiet
 # machine: it measures wall time. Writes raw outputs to OUT_DIR/<space>-*.txt

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what the GPU machine runs (it has no Rust toolchain, DESIGN.md §4)
+# Builds what a GPU machine runs (it needs no Rust toolchain; docs/testing.md)
 # into the git-ignored folder gpu-bundle/:
 #
 #   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs (and lib: the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (README, .ci/run): the Rust tests of the crate and its
+# The one test command (README, docs/testing.md, .ci/run): the Rust tests of the crate and its
 # bindings, then the Python package's tests (pytest) against a wheel built
 # from this checkout and installed in a virtual environment (target/pyenv).
 # Needs: cargo, python3 (>= 3.10) with venv and pip, maturin, pytest;

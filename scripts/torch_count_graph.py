@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """N_A as the NASWOT research code counts it, on NAS-Bench-201, to check
-`dasnas score --count graph` against (README, "Which ReLUs count").
+`dasnas score --count graph` against (docs/scores.md, "Which ReLUs count").
 
 The research code builds every edge of a cell, `none` included as
 `x.mul(0.)` (AutoDL's Zero), runs one forward and backward pass with a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch reference formulation of NASWOT (DESIGN.md §5) on NAS-Bench-201,
+"""The PyTorch reference formulation of NASWOT (docs/performance.md) on NAS-Bench-201,
 NAS-Bench-101 and DARTS networks, for side-by-side timing with `dasnas bench`
 on the same machine and cells.
 
