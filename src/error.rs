@@ -65,8 +65,12 @@ pub enum Error {
         #[source]
         source: csv::Error,
     },
-    /// A bug: a panic, caught where a library call returns to its caller
-    /// (the Python package, the C ABI) by [`catch_panic`].
+    /// A bug, not a bad input: a broken internal invariant (a plan step
+    /// without its buffer, a kernel launched on another device, …), or a
+    /// panic caught where a library call returns to its caller (the Python
+    /// package, the C ABI) by [`catch_panic`]. Python raises it as
+    /// `dasnas.InternalError`; the C ABI's message starts with "dasnas
+    /// internal error".
     #[error("dasnas internal error (a bug; please report it): {0}")]
     Internal(String),
     /// An error with what was being done when it happened (the cell, the

@@ -110,7 +110,7 @@ impl<'a> Evaluator<'a> {
         let r = scorer
             .score_archs(&[arch], seed, 1.0)?
             .pop()
-            .ok_or_else(|| Error::Data(format!("internal: {name} was not scored")))?;
+            .ok_or_else(|| Error::Internal(format!("{name} was not scored")))?;
         let a = Atoms {
             d: r.scores.d,
             ln_na: r.scores.ln_n_units,

@@ -230,7 +230,7 @@ fn tensor_at<'t>(
         Src::Arena(r) => live
             .get(&r.start)
             .filter(|t| t.data.len() == r.len())
-            .ok_or_else(|| Error::Shape(format!("internal: region {r:?} read before written"))),
+            .ok_or_else(|| Error::Internal(format!("region {r:?} read before written"))),
     }
 }
 
@@ -261,10 +261,7 @@ impl PlanRunner for CpuRunner<'_> {
         // The output: the in-place input's tensor, or a fresh buffer.
         let mut out = match s.in_place {
             Some(_) => self.live.remove(&s.out.start).ok_or_else(|| {
-                Error::Shape(format!(
-                    "internal: {} writes over a missing buffer",
-                    node.name
-                ))
+                Error::Internal(format!("{} writes over a missing buffer", node.name))
             })?,
             None => {
                 self.evict(&s.out);
@@ -280,7 +277,7 @@ impl PlanRunner for CpuRunner<'_> {
             Some(p) if p.filled => Some(
                 self.sums
                     .remove(&(p.partials.psum.start, p.partials.psumsq.start))
-                    .ok_or_else(|| Error::Shape("internal: partial sums missing".into()))?,
+                    .ok_or_else(|| Error::Internal("partial sums missing".into()))?,
             ),
             _ => None,
         };
@@ -298,9 +295,7 @@ impl PlanRunner for CpuRunner<'_> {
                 .iter()
                 .map(|&p| self.params.get(p).map(Vec::as_slice))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    Error::Shape(format!("internal: {} lacks a parameter", node.name))
-                })?;
+                .ok_or_else(|| Error::Internal(format!("{} lacks a parameter", node.name)))?;
             let mut a = CpuFwd {
                 inputs,
                 out: &mut out,
@@ -324,7 +319,7 @@ impl PlanRunner for CpuRunner<'_> {
             // packing; the codes are the same).
             let group = groups
                 .get(p.group)
-                .ok_or_else(|| Error::Shape(format!("internal: no code group {}", p.group)))?;
+                .ok_or_else(|| Error::Internal(format!("no code group {}", p.group)))?;
             pack_into_h(
                 &mut self.h,
                 &mut self.timing,

@@ -437,8 +437,8 @@ impl Planner<'_> {
         }
         match self.holder[id] {
             Some(b) => Ok(Src::Arena(self.held[b].region.clone())),
-            None => Err(Error::Shape(format!(
-                "internal: plan reads node {} before it is stored",
+            None => Err(Error::Internal(format!(
+                "plan reads node {} before it is stored",
                 self.graph.nodes[id].name
             ))),
         }
@@ -469,8 +469,8 @@ impl Planner<'_> {
     /// Node `to` takes over node `from`'s buffer (to write over it).
     fn take_over(&mut self, from: NodeId, to: NodeId) -> Result<Region> {
         let b = self.holder[from].take().ok_or_else(|| {
-            Error::Shape(format!(
-                "internal: node {} has no buffer to take over",
+            Error::Internal(format!(
+                "node {} has no buffer to take over",
                 self.graph.nodes[from].name
             ))
         })?;
@@ -545,9 +545,9 @@ impl Planner<'_> {
         let out_shape = node.shape.with_n(b);
         // Partial sums this node emits for its reader.
         let partials_out = if self.f.emits_partials[i] {
-            let parts = spec.partials_out(inputs[0].shape)?.ok_or_else(|| {
-                Error::Shape(format!("internal: {} emits no partial sums", node.name))
-            })?;
+            let parts = spec
+                .partials_out(inputs[0].shape)?
+                .ok_or_else(|| Error::Internal(format!("{} emits no partial sums", node.name)))?;
             let p = self.partials(parts, out_shape.c);
             self.pending[i] = Some(p.clone());
             Some(p)
@@ -744,7 +744,7 @@ impl Plan {
                 self.params
                     .get(p)
                     .map(ParamSlot::region)
-                    .ok_or_else(|| Error::Shape(format!("internal: no parameter {p}")))
+                    .ok_or_else(|| Error::Internal(format!("no parameter {p}")))
             })
             .collect()
     }

@@ -27,7 +27,7 @@ pub fn run_plan(runner: &mut impl PlanRunner, plan: &Plan, graph: &Graph) -> Res
                 let group = plan
                     .groups
                     .get(p.group)
-                    .ok_or_else(|| Error::Shape(format!("internal: no code group {}", p.group)))?;
+                    .ok_or_else(|| Error::Internal(format!("no code group {}", p.group)))?;
                 runner.pack_step(p, group)?
             }
         }

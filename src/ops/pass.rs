@@ -83,14 +83,14 @@ impl<'a> CpuFwd<'a> {
         self.inputs
             .get(k)
             .copied()
-            .ok_or_else(|| crate::Error::Shape(format!("{op}: input {k} missing (internal)")))
+            .ok_or_else(|| crate::Error::Internal(format!("{op}: input {k} missing")))
     }
     /// Parameter `k`, or an error naming the op.
     pub fn param(&self, op: &str, k: usize) -> Result<&'a [f32]> {
         self.params
             .get(k)
             .copied()
-            .ok_or_else(|| crate::Error::Shape(format!("{op}: parameter {k} missing (internal)")))
+            .ok_or_else(|| crate::Error::Internal(format!("{op}: parameter {k} missing")))
     }
 }
 
@@ -137,14 +137,14 @@ impl<'a> CudaFwd<'a> {
         self.inputs
             .get(k)
             .copied()
-            .ok_or_else(|| crate::Error::Shape(format!("{op}: input {k} missing (internal)")))
+            .ok_or_else(|| crate::Error::Internal(format!("{op}: input {k} missing")))
     }
     /// Parameter `k`, or an error naming the op.
     pub fn param(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
         self.params
             .get(k)
             .copied()
-            .ok_or_else(|| crate::Error::Shape(format!("{op}: parameter {k} missing (internal)")))
+            .ok_or_else(|| crate::Error::Internal(format!("{op}: parameter {k} missing")))
     }
 }
 
@@ -202,23 +202,20 @@ impl<'a> CpuBwd<'a> {
     /// The value of input `k`, or an error naming the op.
     pub fn input(&self, op: &str, k: usize) -> Result<&'a Tensor> {
         self.inputs.get(k).copied().flatten().ok_or_else(|| {
-            crate::Error::Shape(format!(
-                "{op} backward: value of input {k} missing (internal)"
-            ))
+            crate::Error::Internal(format!("{op} backward: value of input {k} missing"))
         })
     }
     /// Parameter `k`, or an error naming the op.
     pub fn param(&self, op: &str, k: usize) -> Result<&'a [f32]> {
-        self.params.get(k).copied().ok_or_else(|| {
-            crate::Error::Shape(format!("{op} backward: parameter {k} missing (internal)"))
-        })
+        self.params
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Internal(format!("{op} backward: parameter {k} missing")))
     }
     /// Adds `g` to the gradient of parameter `k`.
     pub fn add_param_grad(&mut self, op: &str, k: usize, g: &[f32]) -> Result<()> {
         let d = self.dparams.get_mut(k).ok_or_else(|| {
-            crate::Error::Shape(format!(
-                "{op} backward: gradient of parameter {k} missing (internal)"
-            ))
+            crate::Error::Internal(format!("{op} backward: gradient of parameter {k} missing"))
         })?;
         for (d, &v) in d.iter_mut().zip(g) {
             *d += v;
@@ -271,16 +268,15 @@ impl<'a> CudaBwd<'a> {
     /// The value of input `k`, or an error naming the op.
     pub fn input(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
         self.inputs.get(k).copied().flatten().ok_or_else(|| {
-            crate::Error::Shape(format!(
-                "{op} backward: value of input {k} missing (internal)"
-            ))
+            crate::Error::Internal(format!("{op} backward: value of input {k} missing"))
         })
     }
     /// Parameter `k`, or an error naming the op.
     pub fn param(&self, op: &str, k: usize) -> Result<DView<'a, f32>> {
-        self.params.get(k).copied().ok_or_else(|| {
-            crate::Error::Shape(format!("{op} backward: parameter {k} missing (internal)"))
-        })
+        self.params
+            .get(k)
+            .copied()
+            .ok_or_else(|| crate::Error::Internal(format!("{op} backward: parameter {k} missing")))
     }
 }
 

@@ -56,6 +56,18 @@ fn write_lines(w: &mut impl Write, lines: &[Value]) -> std::io::Result<()> {
     w.flush()
 }
 
+/// Appends `lines` to the result file `path` (creating it) and flushes
+/// them: one block of a caller that keeps its own loop (the Python
+/// package's `score_many(out=…)`), written as `dasnas score` writes it.
+pub fn append_lines(path: &Path, lines: &[Value]) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    write_lines(&mut file, lines).map_err(|e| Error::io(path, e))
+}
+
 /// How a result file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resuming {

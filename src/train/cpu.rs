@@ -78,7 +78,7 @@ fn pass(
     let mut t = Trainer::new(graph, &plan, params, input, labels, grads);
     train_pass(&mut t, graph, &plan)?;
     let ce =
-        t.ce.ok_or_else(|| Error::Shape("internal: no loss computed".into()))?;
+        t.ce.ok_or_else(|| Error::Internal("no loss computed".into()))?;
     Ok((ce, t.timing))
 }
 
@@ -163,8 +163,8 @@ impl<'a> Trainer<'a> {
             return Ok(self.input);
         }
         self.values[j].as_ref().ok_or_else(|| {
-            Error::Shape(format!(
-                "internal: node {} read after it was freed",
+            Error::Internal(format!(
+                "node {} read after it was freed",
                 graph.nodes[j].name
             ))
         })
@@ -179,7 +179,7 @@ impl<'a> Trainer<'a> {
                 params
                     .get(p)
                     .map(Vec::as_slice)
-                    .ok_or_else(|| Error::Shape(format!("internal: no parameter {p}")))
+                    .ok_or_else(|| Error::Internal(format!("no parameter {p}")))
             })
             .collect()
     }
@@ -249,7 +249,7 @@ impl TrainRunner for Trainer<'_> {
         let np = &plan.nodes[i];
         let dy = self.grads[i]
             .take()
-            .ok_or_else(|| Error::Shape(format!("internal: {} has no gradient", node.name)))?;
+            .ok_or_else(|| Error::Internal(format!("{} has no gradient", node.name)))?;
         // The targets' tensors, taken out while the op writes them: a node's
         // gradient (created at its first contribution) or a scratch tensor.
         let mut outs: Vec<Option<Tensor>> = Vec::with_capacity(np.targets.len());
@@ -341,10 +341,10 @@ impl TrainRunner for Trainer<'_> {
         let g = self
             .scratch
             .remove(&t.region.start)
-            .ok_or_else(|| Error::Shape("internal: scratch gradient missing".into()))?;
+            .ok_or_else(|| Error::Internal("scratch gradient missing".into()))?;
         let acc = self.grads[t.node]
             .as_mut()
-            .ok_or_else(|| Error::Shape("internal: gradient to merge into missing".into()))?;
+            .ok_or_else(|| Error::Internal("gradient to merge into missing".into()))?;
         crate::ops::add::cpu::add_backward_accumulate(&g, acc)
     }
 

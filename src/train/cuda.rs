@@ -110,8 +110,8 @@ impl TrainData {
         for t in 0..steps {
             let (x, l) = batches.batch_at(t as u64)?;
             if x.shape != shape || l.len() != b {
-                return Err(Error::Shape(format!(
-                    "internal: training batch {} where {shape} was expected",
+                return Err(Error::Internal(format!(
+                    "training batch {} where {shape} was expected",
                     x.shape
                 )));
             }
@@ -291,11 +291,11 @@ pub fn enqueue_training(
         let input = data
             .inputs
             .try_slice(t * per_batch..(t + 1) * per_batch)
-            .ok_or_else(|| Error::Device("internal: training batch outside its buffer".into()))?;
+            .ok_or_else(|| Error::Internal("training batch outside its buffer".into()))?;
         let labels = data
             .labels
             .try_slice(t * b..(t + 1) * b)
-            .ok_or_else(|| Error::Device("internal: labels outside their buffer".into()))?;
+            .ok_or_else(|| Error::Internal("labels outside their buffer".into()))?;
         {
             let mut runner = Runner {
                 dev,
@@ -319,7 +319,7 @@ pub fn enqueue_training(
         let len = plan.params_len;
         let mut p = params
             .try_slice_mut(0..len)
-            .ok_or_else(|| Error::Device("internal: parameter buffer too small".into()))?;
+            .ok_or_else(|| Error::Internal("parameter buffer too small".into()))?;
         let g = bufs.pgrads.view(&(0..len))?;
         let mut m = bufs.momentum.view_mut(&(0..len))?;
         kernels::sgd_update(dev, &mut p, &g, &mut m, &data.lr.as_view(), step)?;
@@ -342,7 +342,7 @@ struct Runner<'a> {
 }
 
 fn internal(what: &str) -> Error {
-    Error::Device(format!("internal: {what}"))
+    Error::Internal(format!("{what}"))
 }
 
 impl Runner<'_> {

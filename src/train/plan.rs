@@ -348,7 +348,7 @@ impl TrainPlan {
                 self.params
                     .get(p)
                     .map(ParamSlot::region)
-                    .ok_or_else(|| Error::Shape(format!("internal: no parameter {p}")))
+                    .ok_or_else(|| Error::Internal(format!("no parameter {p}")))
             })
             .collect()
     }

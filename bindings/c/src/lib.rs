@@ -176,7 +176,8 @@ unsafe fn run_options(opts: *const DasnasOptions) -> Result<RunOptions> {
     // SAFETY: NULL is checked by `as_ref`; otherwise the caller promises a
     // valid, aligned DasnasOptions.
     let o = unsafe { opts.as_ref() }.ok_or_else(|| null("options"))?;
-    // SAFETY (the four strings): the caller promises NULL or valid strings.
+    // SAFETY: the caller promises NULL or valid strings (for the four
+    // strings below).
     let space: Space = unsafe { opt_str(o.space, "options.space") }?
         .unwrap_or("nb201")
         .parse()?;

@@ -78,7 +78,7 @@ fn scores_match_the_core() {
 
 #[test]
 fn null_pointers_are_errors() {
-    // SAFETY (every call here): NULL is allowed for every pointer.
+    // SAFETY: NULL is allowed for every pointer (every call of this test).
     assert!(unsafe { dasnas_scorer_open(ptr::null()) }.is_null());
     assert_eq!(
         last_error().as_deref(),
@@ -93,6 +93,7 @@ fn null_pointers_are_errors() {
     let arch = CString::new(CELL).unwrap();
     // SAFETY: NULL scorer.
     assert_eq!(
+        // SAFETY: as the comment above this statement says.
         unsafe { dasnas_score(ptr::null_mut(), arch.as_ptr(), &mut out) },
         -1
     );
@@ -103,6 +104,7 @@ fn null_pointers_are_errors() {
     assert!(last_error().unwrap().contains("arch is NULL"));
     // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as the comment above this statement says.
         unsafe { dasnas_score(s, arch.as_ptr(), ptr::null_mut()) },
         -1
     );
@@ -127,6 +129,7 @@ fn non_utf8_strings_are_errors() {
     let mut out = DasnasScores::default();
     // SAFETY: a live scorer, a NUL-terminated arch, a writable out.
     assert_eq!(
+        // SAFETY: as the comment above this statement says.
         unsafe { dasnas_score(s, bad.as_ptr().cast(), &mut out) },
         -1
     );
@@ -263,6 +266,7 @@ fn caller_images_score_like_the_core() {
         .contains("this space's network takes 32×32"));
     // SAFETY: a shape whose length overflows is refused before any read.
     assert!(
+        // SAFETY: as the comment above this statement says.
         unsafe { dasnas_scorer_open_images(&o, images.as_ptr(), usize::MAX, 3, 32, 32) }.is_null()
     );
     assert!(last_error().unwrap().contains("too large"));

@@ -341,13 +341,25 @@ impl PyScorer {
 
     /// Scores `archs` in order (the GIL released): one dict per cell, the
     /// fields of a `dasnas score` line, `das@A` for each of `extra_alphas`.
+    /// With `out`, the lines are also appended to that JSON Lines file and
+    /// flushed, byte for byte as `dasnas score --out` writes them.
+    #[pyo3(signature = (archs, extra_alphas, out=None))]
     fn score_block<'py>(
         &self,
         py: Python<'py>,
         archs: Vec<String>,
         extra_alphas: Vec<f64>,
+        out: Option<std::path::PathBuf>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let lines = py.detach(|| guarded(|| self.lines(&archs, &extra_alphas)))?;
+        let lines = py.detach(|| {
+            guarded(|| {
+                let lines = self.lines(&archs, &extra_alphas)?;
+                if let Some(path) = &out {
+                    dasnas::run::output::append_lines(path, &lines)?;
+                }
+                Ok(lines)
+            })
+        })?;
         lines.iter().map(|v| json_to_py(py, v)).collect()
     }
 }

@@ -270,5 +270,5 @@ def test_fast_conv_and_cells_in_flight_match_the_binary(tmp_path, cifar_file):
             assert a == b
     with pytest.raises(ValueError, match="conv algorithm `quick`"):
         dasnas.Scorer("nb201", device="cpu", batch=8, conv="quick")
-    with pytest.raises(ValueError, match="cells in flight"):
+    with pytest.raises(ValueError, match="cells_in_flight must be at least 1"):
         dasnas.Scorer("nb201", device="cpu", batch=8, cells_in_flight=0)

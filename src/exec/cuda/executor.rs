@@ -514,7 +514,7 @@ fn code_rows<'a>(
     let g = plan
         .groups
         .get(group)
-        .ok_or_else(|| Error::Device(format!("internal: no code group {group}")))?;
+        .ok_or_else(|| Error::Internal(format!("no code group {group}")))?;
     let words = g.offset..g.offset + plan.batch * g.words_per_sample;
     Ok((codes.view_mut(&words)?, g.words_per_sample))
 }

@@ -91,9 +91,7 @@ impl<T: Pod> Default for Grow<T> {
 }
 
 fn region_err(r: &Region, len: usize) -> Error {
-    Error::Device(format!(
-        "internal: region {r:?} outside a device buffer of {len}"
-    ))
+    Error::Internal(format!("region {r:?} outside a device buffer of {len}"))
 }
 
 /// Exclusive views of pairwise disjoint `regions` of one buffer, in the
@@ -111,8 +109,8 @@ pub fn disjoint_mut<'a, T: Pod>(
     for &k in &order {
         let r = &regions[k];
         if r.start < at || r.end > len || r.start > r.end {
-            return Err(Error::Device(format!(
-                "internal: regions {regions:?} overlap or exceed a buffer of {len}"
+            return Err(Error::Internal(format!(
+                "regions {regions:?} overlap or exceed a buffer of {len}"
             )));
         }
         let (_, tail) = rest
@@ -157,12 +155,12 @@ pub fn with_views<T: Pod, R>(
             Some(r) if r.end <= y.start => lv.try_slice((*r).clone()),
             Some(r) if r.start >= y.end => rv.try_slice(r.start - y.end..r.end - y.end),
             Some(r) => {
-                return Err(Error::Device(format!(
-                    "internal: a step reads {r:?} while writing {y:?}"
+                return Err(Error::Internal(format!(
+                    "a step reads {r:?} while writing {y:?}"
                 )))
             }
         };
-        views.push(v.ok_or_else(|| Error::Device(format!("internal: bad region {x:?}")))?);
+        views.push(v.ok_or_else(|| Error::Internal(format!("bad region {x:?}")))?);
     }
     f(&mut out, &views)
 }
@@ -212,7 +210,7 @@ where
             let cells = start..(start + CHUNK).min(count);
             let out = per_chunk(lane, cells.clone(), profile.as_deref_mut())?;
             if out.len() != cells.len() {
-                return Err(Error::Device("internal: a chunk lost cells".into()));
+                return Err(Error::Internal("a chunk lost cells".into()));
             }
             let mut res = results.lock().unwrap_or_else(|e| e.into_inner());
             for (k, r) in out.into_iter().enumerate() {
@@ -260,6 +258,6 @@ where
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.ok_or_else(|| Error::Device(format!("internal: cell {i} not scored"))))
+        .map(|(i, r)| r.ok_or_else(|| Error::Internal(format!("cell {i} not scored"))))
         .collect()
 }

@@ -241,8 +241,7 @@ impl crate::ops::Backward<crate::ops::Cuda> for AxisConvSpec {
     /// sample order), then the input gradient, masked by the ReLU the op
     /// applied, if any.
     fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
-        let internal =
-            |what: &str| Error::Shape(format!("axis_conv backward: no {what} (internal)"));
+        let internal = |what: &str| Error::Internal(format!("axis_conv backward: no {what}"));
         let x = a.input("axis_conv", 0)?;
         let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
         let w = a.param("axis_conv", 0)?;

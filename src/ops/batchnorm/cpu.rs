@@ -393,9 +393,10 @@ impl crate::ops::Backward<crate::ops::Cpu> for BatchNormSpec {
         let c = self.channels;
         let x = a.input("batchnorm", 0)?;
         let gamma = a.param("batchnorm", 0)?;
-        let saved = a.saved.filter(|s| s.len() >= 2 * c).ok_or_else(|| {
-            Error::Shape("batchnorm backward: statistics missing (internal)".into())
-        })?;
+        let saved = a
+            .saved
+            .filter(|s| s.len() >= 2 * c)
+            .ok_or_else(|| Error::Internal("batchnorm backward: statistics missing".into()))?;
         let st = BnStats {
             mean: saved[..c].to_vec(),
             inv_std: saved[c..2 * c].to_vec(),

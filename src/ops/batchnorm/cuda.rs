@@ -628,7 +628,7 @@ impl crate::ops::Forward<crate::ops::Cuda> for BatchNormSpec {
     /// then the normalisation: in place or not, packing the output's sign
     /// bits when asked.
     fn forward(&self, a: &mut crate::ops::CudaFwd<'_>) -> Result<()> {
-        let internal = |what: &str| Error::Shape(format!("batchnorm: no {what} (internal)"));
+        let internal = |what: &str| Error::Internal(format!("batchnorm: no {what}"));
         let gamma = a.param("batchnorm", 0)?;
         let beta = a.param("batchnorm", 1)?;
         let c = self.channels;
@@ -687,8 +687,7 @@ impl crate::ops::Backward<crate::ops::Cuda> for BatchNormSpec {
     /// γ's and β's gradients by f64 partial sums (into the f64 scratch),
     /// then the input gradient when asked for.
     fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
-        let internal =
-            |what: &str| Error::Shape(format!("batchnorm backward: no {what} (internal)"));
+        let internal = |what: &str| Error::Internal(format!("batchnorm backward: no {what}"));
         let c = self.channels;
         let x = a.input("batchnorm", 0)?;
         let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;

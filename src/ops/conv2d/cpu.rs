@@ -146,7 +146,7 @@ pub fn conv2d_forward_stats(
     kernel: ConvKernel,
 ) -> Result<ChannelSums> {
     let sums = conv_impl(spec, x, w, y, relu_input, kernel, ConvAlgo::Exact, true)?;
-    sums.ok_or_else(|| Error::Shape("conv2d: internal: statistics were not computed".into()))
+    sums.ok_or_else(|| Error::Internal("conv2d: statistics were not computed".into()))
 }
 
 /// The conv by algorithm `algo`: [`ConvAlgo::Exact`] is
@@ -524,8 +524,8 @@ impl Plan {
             + cin
             - 1;
         if max_read >= hp * wp * cin {
-            return Err(Error::Shape(format!(
-                "conv2d: internal geometry error for {spec:?} on {h}x{w}"
+            return Err(Error::Internal(format!(
+                "conv2d: geometry error for {spec:?} on {h}x{w}"
             )));
         }
         Ok(Plan {
@@ -649,6 +649,7 @@ impl Plan {
                 // `Simd::Avx512` after it found AVX-512F too.
                 match stats {
                     Some(st) => {
+                        // SAFETY: the features are detected (above).
                         unsafe { x86::blocks_image::<true>(self, src, wpk, yimg, next, st, wide) };
                         if self.scalar_from < self.cout_g {
                             self.scalar_channels(src, w, yimg);
@@ -660,6 +661,7 @@ impl Plan {
                         }
                         return;
                     }
+                    // SAFETY: the features are detected (above).
                     None => unsafe {
                         x86::blocks_image::<false>(self, src, wpk, yimg, next, &mut [], wide)
                     },
@@ -1669,7 +1671,7 @@ impl crate::ops::Forward<crate::ops::Cpu> for Conv2dSpec {
                 let sums =
                     conv2d_forward_algo(self, x, w, a.out, relu, ConvKernel::Auto, conv, true)?;
                 *slot = Some(sums.ok_or_else(|| {
-                    Error::Shape("conv2d: internal: statistics were not computed".into())
+                    Error::Internal("conv2d: statistics were not computed".into())
                 })?);
             }
             None => {

@@ -487,7 +487,7 @@ impl crate::ops::Backward<crate::ops::Cuda> for Conv2dSpec {
     /// fixed order), then the input gradient, masked by the ReLU the conv
     /// applied, if any.
     fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
-        let internal = |what: &str| Error::Shape(format!("conv2d backward: no {what} (internal)"));
+        let internal = |what: &str| Error::Internal(format!("conv2d backward: no {what}"));
         let x = a.input("conv2d", 0)?;
         let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
         let w = a.param("conv2d", 0)?;

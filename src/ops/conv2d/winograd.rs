@@ -210,6 +210,7 @@ impl Geometry {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => unsafe { self.input_transform_avx512(x, t0, tb, v) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, AVX2 and FMA were detected.
             Simd::Avx2Fma => unsafe { self.input_transform_avx2(x, t0, tb, v) },
             Simd::Portable => self.input_transform_body(x, t0, tb, v),
         }
@@ -313,6 +314,7 @@ impl Geometry {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => unsafe { self.output_transform_avx512(m, t0, tb, y) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `input_transform`.
             Simd::Avx2Fma => unsafe { self.output_transform_avx2(m, t0, tb, y) },
             Simd::Portable => self.output_transform_body(m, t0, tb, y),
         }

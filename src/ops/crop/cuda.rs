@@ -164,7 +164,7 @@ impl crate::ops::Backward<crate::ops::Cuda> for CropSpec {
         let xs = *a
             .in_shapes
             .first()
-            .ok_or_else(|| Error::Shape("crop backward: no input shape (internal)".into()))?;
+            .ok_or_else(|| Error::Internal("crop backward: no input shape".into()))?;
         if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
             crop_backward(a.dev, self, xs, &a.dy, &mut g.dx, g.accumulate)?;
         }

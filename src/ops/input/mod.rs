@@ -33,9 +33,7 @@ impl OpSpec for InputOp {
 /// forward pass of it is never asked for.
 impl<B: super::Device> super::Forward<B> for InputOp {
     fn forward(&self, _: &mut B::Fwd<'_>) -> Result<()> {
-        Err(Error::Shape(
-            "internal: the input node has no forward pass".into(),
-        ))
+        Err(Error::Internal("the input node has no forward pass".into()))
     }
 }
 

@@ -144,8 +144,7 @@ impl crate::ops::Forward<crate::ops::Cuda> for LinearSpec {
 
 impl crate::ops::Backward<crate::ops::Cuda> for LinearSpec {
     fn backward(&self, a: &mut crate::ops::CudaBwd<'_>) -> Result<()> {
-        let internal =
-            |what: &str| crate::Error::Shape(format!("linear backward: no {what} (internal)"));
+        let internal = |what: &str| crate::Error::Internal(format!("linear backward: no {what}"));
         let x = a.input("linear", 0)?;
         let xs = *a.in_shapes.first().ok_or_else(|| internal("input shape"))?;
         let w = a.param("linear", 0)?;

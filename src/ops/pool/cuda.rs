@@ -187,7 +187,7 @@ impl crate::ops::Backward<crate::ops::Cuda> for PoolSpec {
         let xs = *a
             .in_shapes
             .first()
-            .ok_or_else(|| Error::Shape("pool backward: no input shape (internal)".into()))?;
+            .ok_or_else(|| Error::Internal("pool backward: no input shape".into()))?;
         if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
             pool_backward(a.dev, self, xs, x.as_ref(), &a.dy, &mut g.dx, g.accumulate)?;
         }

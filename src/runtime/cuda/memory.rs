@@ -535,6 +535,7 @@ mod tests {
         let v = b.as_view();
         // SAFETY: as above.
         assert_eq!(unsafe { *(v.param_ptr() as *const u64) }, 0xabc0);
+        // SAFETY: as above.
         assert_eq!(unsafe { *(NullPtr::new().param_ptr() as *const u64) }, 0);
     }
 }

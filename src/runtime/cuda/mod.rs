@@ -596,7 +596,7 @@ impl CudaDevice {
 
     fn module(&self, family: &'static str) -> Result<Arc<LoadedModule>> {
         let Hardware::Driver(ctx) = &self.shared.hardware else {
-            return Err(Error::Device("internal: no modules under emulation".into()));
+            return Err(Error::Internal("no modules under emulation".into()));
         };
         // The lock is held while compiling, so two threads do not load the
         // same module twice; compilation happens once per process anyway.
@@ -699,7 +699,7 @@ impl CudaDevice {
     fn cu_stream(&self) -> Result<sys::CUstream> {
         match &self.stream {
             Stream::Driver(s) => Ok(s.cu_stream()),
-            Stream::Emulated => Err(Error::Device("internal: no CUDA stream".into())),
+            Stream::Emulated => Err(Error::Internal("no CUDA stream".into())),
         }
     }
 
@@ -862,9 +862,7 @@ impl Event {
                 Ok(f64::from(a.elapsed_ms(b).map_err(drv_err("event timing"))?) * 1e-3)
             }
             (Event::Host(a), Event::Host(b)) => Ok(b.saturating_duration_since(*a).as_secs_f64()),
-            _ => Err(Error::Device(
-                "internal: events of two different backends".into(),
-            )),
+            _ => Err(Error::Internal("events of two different backends".into())),
         }
     }
 }
@@ -1001,8 +999,8 @@ impl<'a> LaunchBuilder<'a> {
                 cfg.shared_mem_bytes,
                 &self.args,
             ),
-            _ => Err(Error::Device(format!(
-                "internal: kernel `{}` launched on another backend",
+            _ => Err(Error::Internal(format!(
+                "kernel `{}` launched on another backend",
                 k.name
             ))),
         }

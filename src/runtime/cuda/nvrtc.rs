@@ -279,6 +279,8 @@ unsafe fn sym<F: Copy>(lib: &libloading::Library, name: &[u8]) -> std::result::R
 fn resolved_path(addr: *const c_void) -> Option<PathBuf> {
     #[cfg(unix)]
     {
+        // SAFETY: `Dl_info` is a C struct of pointers and integers, for
+        // which all-zero bytes are a valid value.
         let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
         // SAFETY: dladdr only reads the address and fills `info`.
         if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {

@@ -250,23 +250,20 @@ class Scorer:
         total = len(archs)
         report = _progress(progress, total)
         rows: list[dict] = []
-        sink = open(out, "a", encoding="utf-8") if out is not None else None
+        path = os.fspath(out) if out is not None else None
         try:
             block = max(1, self._native.block_size)
             for start in range(0, total, block):
-                part = self._native.score_block(archs[start : start + block], self.extra_alphas)
+                part = self._native.score_block(
+                    archs[start : start + block], self.extra_alphas, path
+                )
                 rows.extend(part)
-                if sink is not None:
-                    sink.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in part))
-                    sink.flush()
                 report(len(rows))
         except KeyboardInterrupt as e:
             e.partial = _columns(rows, as_frame)
             raise
         finally:
             report(None)
-            if sink is not None:
-                sink.close()
         return _columns(rows, as_frame)
 
 
