@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A malformed or invalid architecture description.
-    #[error("invalid architecture `{arch}`: {msg} (at byte {pos})")]
+    #[error("invalid architecture {}: {msg} (at byte {pos})", quote_at(.arch, *.pos))]
     Arch {
         /// The architecture string as given.
         arch: String,
@@ -113,6 +113,57 @@ impl Error {
     }
 }
 
+/// Characters of a user's input a message quotes at most.
+const QUOTE_MAX: usize = 80;
+
+/// `s` as a message quotes a user's input: in backticks, control
+/// characters escaped (`\n`, `\u{1b}`), at most 80 characters, the middle
+/// of a longer input elided with `…` (a 3 MB line is not repeated whole).
+pub fn quote(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= QUOTE_MAX {
+        return format!("`{}`", escaped(s));
+    }
+    let head: String = s.chars().take(QUOTE_MAX / 2).collect();
+    let tail: String = s.chars().skip(n - QUOTE_MAX / 2).collect();
+    format!("`{}…{}` ({} characters)", escaped(&head), escaped(&tail), n)
+}
+
+/// [`quote`] of the part of `s` around byte `pos`: the whole input when it
+/// is short, else up to 40 characters either side of `pos` (the place an
+/// error points at stays in view).
+pub fn quote_at(s: &str, pos: usize) -> String {
+    let n = s.chars().count();
+    if n <= QUOTE_MAX {
+        return quote(s);
+    }
+    let pos = pos.min(s.len());
+    let at = s.char_indices().take_while(|(b, _)| *b < pos).count();
+    let from = at.saturating_sub(QUOTE_MAX / 2);
+    let to = (at + QUOTE_MAX / 2).min(n);
+    let part: String = s.chars().skip(from).take(to - from).collect();
+    format!(
+        "`{}{}{}` ({} characters)",
+        if from > 0 { "…" } else { "" },
+        escaped(&part),
+        if to < n { "…" } else { "" },
+        n
+    )
+}
+
+/// `s` with control characters escaped as Rust writes them.
+fn escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Runs `f`, turning a panic into [`Error::Internal`] with the panic's
 /// message, so that nothing unwinds past a foreign-language boundary. A
 /// payload whose message or drop panics again is contained too.
@@ -191,5 +242,27 @@ mod tests {
         let r = r.with_context(|| "node `n3`");
         assert!(matches!(r.as_ref().unwrap_err().root(), Error::Shape(_)));
         assert_eq!(r.unwrap_err().to_string(), "node `n3`: shape: bad");
+    }
+
+    #[test]
+    fn quotes_are_bounded_and_escaped() {
+        assert_eq!(quote("a\nb\u{1b}"), "`a\\nb\\u{1b}`");
+        let long = "x".repeat(3_000_000);
+        let q = quote(&long);
+        assert!(q.len() < 120 && q.contains("3000000 characters"), "{q}");
+        let mut s = "a".repeat(1000);
+        s.push_str("BAD");
+        s.push_str(&"b".repeat(1000));
+        let q = quote_at(&s, 1000);
+        assert!(
+            q.contains("BAD") && q.starts_with("`…") && q.len() < 120,
+            "{q}"
+        );
+        let e = Error::Arch {
+            arch: s.clone(),
+            pos: 1000,
+            msg: "unknown op".into(),
+        };
+        assert!(e.to_string().len() < 200, "{e}");
     }
 }

@@ -8,8 +8,9 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// The architectures of `path` (`-`: standard input), one per line; blank
-/// lines and `#` comments are skipped. A line that does not parse is an
-/// error naming the file and line.
+/// lines and `#` comments are skipped, and so is a UTF-8 byte-order mark
+/// at the start (editors on Windows write one). A line that does not parse
+/// is an error naming the file and line.
 pub fn read_archs(space: Space, path: &Path) -> Result<Vec<Arch>> {
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -20,6 +21,11 @@ pub fn read_archs(space: Space, path: &Path) -> Result<Vec<Arch>> {
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| Error::io(path, e))?;
+        let line = if i == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
+        };
         let s = line.trim();
         if s.is_empty() || s.starts_with('#') {
             continue;

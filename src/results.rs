@@ -533,13 +533,24 @@ fn close(a: Option<f64>, b: Option<f64>, tol: f64) -> bool {
     }
 }
 
-/// The stamp of `path`'s lines, checked against `stamp` before a run
-/// appends to the file (`--resume`): `Err` naming the first line scored
-/// with other settings. Lines without a stamp (older files) are accepted.
-pub fn check_stamps(path: &Path, stamp: &RunStamp) -> Result<()> {
+/// A line of a result file whose run stamp differs from a run's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtherRun {
+    /// Its line number (from 1).
+    pub line: usize,
+    /// The first setting that differs, as [`RunStamp::difference`] says it.
+    pub difference: String,
+    /// The line's stamp.
+    pub stamp: RunStamp,
+}
+
+/// The first line of JSON Lines file `path` whose run stamp differs from
+/// `stamp` (`None` when every stamped line agrees, or the file does not
+/// exist). Lines that are not JSON or carry no stamp are skipped.
+pub fn other_run(path: &Path, stamp: &RunStamp) -> Result<Option<OtherRun>> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -549,16 +560,47 @@ pub fn check_stamps(path: &Path, stamp: &RunStamp) -> Result<()> {
         };
         if let Some(theirs) = RunStamp::of_line(&v) {
             if let Some(d) = stamp.difference(&theirs) {
-                return Err(Error::Arg(format!(
-                    "{} line {} was scored with {d} (this run's setting): resuming would mix \
-                     two runs in one file; write to another file",
-                    path.display(),
-                    i + 1
-                )));
+                return Ok(Some(OtherRun {
+                    line: i + 1,
+                    difference: d,
+                    stamp: theirs,
+                }));
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Refuses to resume into `path` when a line of it carries another run's
+/// stamp than `stamp` (the error names the line and the setting).
+pub fn check_stamps(path: &Path, stamp: &RunStamp) -> Result<()> {
+    match other_run(path, stamp)? {
+        None => Ok(()),
+        Some(o) => Err(Error::Arg(format!(
+            "{} line {} was scored with {} (this run's setting): resuming would mix two runs \
+             in one file; write to another file",
+            path.display(),
+            o.line,
+            o.difference
+        ))),
+    }
+}
+
+/// Refuses to append to `path` without resuming when it holds lines of
+/// another run: a file holds one run's lines.
+pub fn check_append(path: &Path, stamp: &RunStamp) -> Result<()> {
+    match other_run(path, stamp)? {
+        None => Ok(()),
+        Some(o) => Err(Error::Arg(format!(
+            "{} holds lines of another run (line {}: {}, this run's setting); appending would \
+             mix two runs in one file: write to another file, remove it to replace it, or \
+             complete it with --resume and the settings of its run ({})",
+            path.display(),
+            o.line,
+            o.difference,
+            o.stamp.to_json()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -465,6 +465,11 @@ impl Scorer {
         self.swap = swap;
     }
 
+    /// SWAP's settings, when SWAP is counted ([`Self::set_swap`]).
+    pub fn swap(&self) -> Option<Swap> {
+        self.swap
+    }
+
     /// Computes the convs of every CPU pass from now on by `conv`
     /// ([`ConvAlgo::Fast`]: Winograd F(4×4, 3×3) where it is faster, equal
     /// up to rounding). Returns a notice for the user when it changes

@@ -115,14 +115,17 @@ pub fn classes(archs: Archs) -> Result<Vec<Class>> {
 }
 
 /// Official indices from `spec`: comma-separated numbers and inclusive
-/// ranges `A-B`, e.g. `0,7,100-199`.
-pub fn parse_indices(spec: &str) -> Result<Vec<usize>> {
+/// ranges `A-B`, e.g. `0,7,100-199`, as inclusive ranges in the order
+/// given (never expanded: a range is checked against the space by
+/// [`by_indices`] before any of its cells is made).
+pub fn parse_indices(spec: &str) -> Result<Vec<(usize, usize)>> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let shown = crate::error::quote(part);
         let num = |s: &str| {
             s.trim().parse::<usize>().map_err(|_| {
                 Error::Arg(format!(
-                    "--indices: `{part}` is not an index or a range A-B of indices"
+                    "--indices: {shown} is not an index or a range A-B of indices"
                 ))
             })
         };
@@ -131,16 +134,22 @@ pub fn parse_indices(spec: &str) -> Result<Vec<usize>> {
                 let (a, b) = (num(a)?, num(b)?);
                 if b < a {
                     return Err(Error::Arg(format!(
-                        "--indices: range `{part}` ends before it starts"
+                        "--indices: range {shown} ends before it starts"
                     )));
                 }
-                out.extend(a..=b);
+                out.push((a, b));
             }
-            None => out.push(num(part)?),
+            None => {
+                let i = num(part)?;
+                out.push((i, i));
+            }
         }
     }
     if out.is_empty() {
-        return Err(Error::Arg(format!("--indices `{spec}` names no index")));
+        return Err(Error::Arg(format!(
+            "--indices {} names no index",
+            crate::error::quote(spec)
+        )));
     }
     Ok(out)
 }
@@ -149,6 +158,25 @@ pub fn parse_indices(spec: &str) -> Result<Vec<usize>> {
 /// the first index out of range (or a space without indices) is an error.
 pub fn by_index(space: Space, indices: &[usize], opts: &SpaceOptions) -> Result<Vec<Arch>> {
     indices.iter().map(|&i| space.at_index(i, opts)).collect()
+}
+
+/// The cells of the inclusive index ranges `ranges` in `space`, built
+/// with `opts`, streamed in order. Every range's ends are checked against
+/// the space first, so a range past the space is an error before any cell
+/// is made, and no range is held in memory.
+pub fn by_indices(space: Space, ranges: &[(usize, usize)], opts: &SpaceOptions) -> Result<Archs> {
+    for &(a, b) in ranges {
+        space.at_index(a, opts)?;
+        space.at_index(b, opts)?;
+    }
+    let opts = opts.clone();
+    let ranges = ranges.to_vec();
+    Ok(Box::new(
+        ranges
+            .into_iter()
+            .flat_map(|(a, b)| a..=b)
+            .map(move |i| space.at_index(i, &opts)),
+    ))
 }
 
 #[cfg(test)]
@@ -203,9 +231,25 @@ mod tests {
 
     #[test]
     fn indices() {
-        assert_eq!(parse_indices("3, 5-7").unwrap(), vec![3, 5, 6, 7]);
+        assert_eq!(parse_indices("3, 5-7").unwrap(), vec![(3, 3), (5, 7)]);
         assert!(parse_indices("7-5").is_err());
         assert!(parse_indices("x").is_err());
+        let opts = SpaceOptions::new();
+        let cells: Vec<Arch> = by_indices(Space::NB201, &[(3, 3), (5, 7)], &opts)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        assert_eq!(cells.len(), 4);
+        assert_eq!(cells[1], Space::NB201.at_index(5, &opts).unwrap());
+        // Huge ranges are refused from their ends, before any cell is made.
+        for spec in ["0-18446744073709551615", "0-99999999999", "0-300000000"] {
+            let r = parse_indices(spec).unwrap();
+            let e = by_indices(Space::NB201, &r, &opts)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("out of range"), "{spec}: {e}");
+        }
         let e = by_index(Space::NB201, &[0, 15_625], &SpaceOptions::new())
             .unwrap_err()
             .to_string();

@@ -42,6 +42,20 @@ pub struct EnumerateArgs {
 /// Runs `dasnas enumerate`.
 pub fn run(a: EnumerateArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
+    if a.space == Space::NB101 {
+        let dir = dasnas::space::nb101::enumerate::cache_dir();
+        if !dasnas::space::nb101::enumerate::cache_file(&dir).exists() {
+            eprintln!(
+                "dasnas: listing NB101's 423,624 cells for the first time (about 15 s on 2 \
+                 cores); they are cached in {} for the next runs",
+                dir.display()
+            );
+        }
+    }
+    let total = a.space.cell_counts().map(|(cells, classes)| {
+        super::progress::in_shard(if a.unique { classes } else { cells }, a.shard)
+    });
+    let bar = super::progress::bar(total, "cells");
     let cells = a.space.cells(&SpaceOptions::new())?;
     let cells = if a.unique {
         dasnas::select::unique(cells, a.space.enumerates_classes())
@@ -70,7 +84,11 @@ pub fn run(a: EnumerateArgs) -> Result<()> {
         };
         writeln!(out, "{line}").map_err(|e| Error::io(&out_name, e))?;
         n += 1;
+        if n % 1024 == 0 {
+            bar.set_position(n as u64);
+        }
     }
+    bar.finish_and_clear();
     out.flush().map_err(|e| Error::io(&out_name, e))?;
     eprintln!(
         "dasnas: {n} {} cells in {:.1} s",

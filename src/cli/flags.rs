@@ -120,9 +120,7 @@ impl RunFlags {
     /// the pool once; scores do not depend on it).
     pub fn set_threads(&self) -> Result<()> {
         if let Some(t) = self.threads {
-            if t == 0 {
-                return Err(Error::Arg("--threads must be at least 1".into()));
-            }
+            dasnas::run::check_threads("--threads", t)?;
             rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
                 .build_global()

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod fit;
 pub mod flags;
 pub mod merge;
+pub mod progress;
 pub mod score;
 pub mod search;
 pub mod train;

@@ -3,10 +3,10 @@
 use super::flags::{print_notices, RunFlags, TrainFlags};
 use clap::Args;
 use dasnas::error::Result;
+use dasnas::io::Resume;
 use dasnas::run::output::{score_cells, LineSink, ResultFile, Resuming, Selection, WriterLines};
 use dasnas::scorer::Swap;
 use dasnas::space::{self, Arch, Archs};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// The flags of `dasnas score`.
@@ -90,9 +90,9 @@ pub struct ScoreArgs {
     train: TrainFlags,
 }
 
-/// The cells `score` is asked for, built with the run's space options: a
-/// list, or the space's enumeration streamed.
-fn cells(a: &ScoreArgs) -> Result<Archs> {
+/// The cells `score` is asked for, built with the run's space options (a
+/// list, or the space's enumeration streamed), and how many there are.
+fn cells(a: &ScoreArgs) -> Result<(Archs, Option<u64>)> {
     let space = a.run.space;
     let opts = a.run.space_options()?;
     let archs = if let Some(s) = &a.arch {
@@ -104,18 +104,35 @@ fn cells(a: &ScoreArgs) -> Result<Archs> {
     } else if let Some(i) = a.index {
         dasnas::select::by_index(space, &[i], &opts).map_err(|e| e.context("--index"))?
     } else if let Some(spec) = &a.indices {
-        let indices = dasnas::select::parse_indices(spec)?;
-        dasnas::select::by_index(space, &indices, &opts).map_err(|e| e.context("--indices"))?
+        let ranges = dasnas::select::parse_indices(spec)?;
+        let cells = dasnas::select::by_indices(space, &ranges, &opts)
+            .map_err(|e| e.context("--indices"))?;
+        let n = ranges.iter().map(|&(a, b)| (b - a) as u64 + 1).sum();
+        // Streamed: built with the space options as they come.
+        return Ok((cells, Some(n)));
     } else {
-        return space.cells(&opts);
+        let n = space.cell_counts().map(
+            |(cells, classes)| {
+                if a.unique || a.expand {
+                    classes
+                } else {
+                    cells
+                }
+            },
+        );
+        return Ok((space.cells(&opts)?, n));
     };
-    Ok(Box::new(a.run.sized_all(archs)?.into_iter().map(Ok)))
+    let n = archs.len() as u64;
+    Ok((
+        Box::new(a.run.sized_all(archs)?.into_iter().map(Ok)),
+        Some(n),
+    ))
 }
 
 /// Runs `dasnas score`.
 pub fn run(a: ScoreArgs) -> Result<()> {
     dasnas::run::check_extra_alphas("--extra-alphas", &a.extra_alphas)?;
-    let cells = cells(&a)?;
+    let (cells, listed) = cells(&a)?;
     let mut opts = a.run.options()?;
     opts.alpha = a.alpha;
     opts.repeats = a.repeats;
@@ -132,20 +149,24 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         expand: a.expand,
         shard: a.shard,
     };
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::no_length()
-    } else {
-        indicatif::ProgressBar::hidden()
+    // The bar's total: the cells left to score when that is known up
+    // front (a list is grouped into classes only as it streams, so
+    // `--unique` on a list, and `--expand`, count without one).
+    let units = match (a.unique, a.expand, a.all) {
+        (false, false, _) | (true, false, true) => listed,
+        _ => None,
     };
-    let tick = |n: usize| bar.inc(n as u64);
-    match &a.out {
+    let total = |done: usize| {
+        units.map(|n| super::progress::in_shard(n, a.shard).saturating_sub(done as u64))
+    };
+    let (resumed, mut sink): (Resume, Box<dyn LineSink>) = match &a.out {
         Some(path) => {
             let resuming = match (a.resume, a.expand) {
                 (false, _) => Resuming::No,
                 (true, false) => Resuming::Yes,
                 (true, true) => Resuming::KeepingLines,
             };
-            let mut file = ResultFile::open(path, run.stamp(), resuming)?;
+            let file = ResultFile::open(path, run.stamp(), resuming)?;
             let resumed = file.resumed().clone();
             if a.resume {
                 if resumed.dropped_partial_line {
@@ -160,31 +181,24 @@ pub fn run(a: ScoreArgs) -> Result<()> {
                     path.display()
                 );
             }
-            let sink: &mut dyn LineSink = &mut file;
-            score_cells(
-                &mut run,
-                cells,
-                selection,
-                &a.extra_alphas,
-                &resumed,
-                sink,
-                tick,
-            )?;
+            (resumed, Box::new(file))
         }
-        None => {
-            let mut sink = WriterLines::new(std::io::stdout().lock(), "stdout");
-            let none = Default::default();
-            score_cells(
-                &mut run,
-                cells,
-                selection,
-                &a.extra_alphas,
-                &none,
-                &mut sink,
-                tick,
-            )?;
-        }
-    }
+        None => (
+            Resume::default(),
+            Box::new(WriterLines::new(std::io::stdout().lock(), "stdout")),
+        ),
+    };
+    let bar = super::progress::bar(total(resumed.done.len()), "cells");
+    let tick = |n: usize| bar.inc(n as u64);
+    let written = score_cells(
+        &mut run,
+        cells,
+        selection,
+        &a.extra_alphas,
+        &resumed,
+        sink.as_mut(),
+        tick,
+    );
     bar.finish_and_clear();
-    Ok(())
+    written.map(|_| ())
 }

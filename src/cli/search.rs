@@ -77,9 +77,17 @@ pub fn run(a: SearchArgs) -> Result<()> {
     } else {
         let run = opts.open()?;
         print_notices(run.notices());
+        if let Some(p) = &a.scores {
+            search::check_cache_stamp(p, run.stamp())?;
+        }
         Some(run)
     };
-    let mut eval = Evaluator::new(cache, run.as_mut().map(|r| r.scorer()), a.run.seed);
+    let bar = super::progress::bar(
+        Some((a.n as u64).saturating_mul(a.runs as u64)),
+        "evaluations",
+    );
+    let mut eval = Evaluator::new(cache, run.as_mut().map(|r| r.scorer()), a.run.seed)
+        .on_evaluation(|| bar.inc(1));
     let search_opts = SearchOptions {
         space,
         n: a.n,
@@ -90,6 +98,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
         from_cache,
         space_options,
     };
-    let r = search::search(&search_opts, &mut eval, &pool, truth.as_ref())?;
-    print_report(&r, a.json)
+    let r = search::search(&search_opts, &mut eval, &pool, truth.as_ref());
+    bar.finish_and_clear();
+    print_report(&r?, a.json)
 }

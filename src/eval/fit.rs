@@ -203,6 +203,9 @@ impl Rule {
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // WOT and D by their names (they parse back to the same rule).
+            Rule::Linear { alpha } if *alpha == 1.0 => f.write_str("wot"),
+            Rule::Linear { alpha } if *alpha == 0.0 => f.write_str("d"),
             Rule::Linear { alpha } => write!(f, "linear:{alpha}"),
             Rule::Units { alpha } => write!(f, "units:{alpha}"),
             Rule::RankSum { beta } => write!(f, "ranksum:{beta}"),

@@ -116,6 +116,8 @@ pub fn scores_from_reader(reader: impl BufRead, path: impl AsRef<Path>) -> Resul
     let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     let mut row_index: HashMap<String, usize> = HashMap::new();
     let (mut lines, mut duplicates) = (0usize, 0usize);
+    // The line each row was first read from.
+    let mut first_line: Vec<usize> = Vec::new();
 
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
@@ -171,12 +173,26 @@ pub fn scores_from_reader(reader: impl BufRead, path: impl AsRef<Path>) -> Resul
 
         match row_index.get(&arch) {
             Some(&r) => {
+                // A cell twice: the same scores (a file merged twice, a
+                // copy) count once; different scores are two runs mixed.
+                if let Some(k) = conflicting(&rows[r].1, &values) {
+                    return Err(bad(format!(
+                        "cell {} has a second line whose `{}` differs ({} here, {} on line {}): \
+                         the file mixes runs; `dasnas merge` checks and joins result files",
+                        crate::error::quote(&arch),
+                        names[k],
+                        number_or_null(values.get(k).copied().flatten()),
+                        number_or_null(rows[r].1.get(k).copied().flatten()),
+                        first_line[r]
+                    )));
+                }
                 duplicates += 1;
                 rows[r].1 = values;
             }
             None => {
                 row_index.insert(arch.clone(), rows.len());
                 rows.push((arch, values));
+                first_line.push(line_no);
             }
         }
     }
@@ -194,6 +210,28 @@ pub fn scores_from_reader(reader: impl BufRead, path: impl AsRef<Path>) -> Resul
         lines,
         duplicates,
     })
+}
+
+/// The first field two lines of one cell disagree on (beyond a relative
+/// 10⁻⁶, the rounding between devices `dasnas merge` accepts too; a null
+/// against a number disagrees). Timings are not scores and are not read.
+fn conflicting(a: &[Option<f64>], b: &[Option<f64>]) -> Option<usize> {
+    (0..a.len().max(b.len())).find(|&k| {
+        match (a.get(k).copied().flatten(), b.get(k).copied().flatten()) {
+            (Some(x), Some(y)) => (x - y).abs() > 1e-6 * x.abs().max(y.abs()),
+            (None, None) => false,
+            // A field one line lacks entirely is not a conflict; a null
+            // against a number is.
+            (x, y) => {
+                let present = |v: &[Option<f64>]| k < v.len();
+                present(a) && present(b) && x.is_some() != y.is_some()
+            }
+        }
+    })
+}
+
+fn number_or_null(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".into(), |x| x.to_string())
 }
 
 /// Reads a ground-truth CSV (with header) into `key column → target value`.
@@ -218,12 +256,38 @@ pub fn truth_from_reader(
     target: &str,
 ) -> Result<HashMap<String, f64>> {
     let path = path.as_ref();
+    let mut reader = reader;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    // Line numbers from byte offsets: the csv reader's own line count is
+    // one short on CRLF files.
+    let newlines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let line_at = |byte: u64| newlines.partition_point(|&n| (n as u64) < byte) + 1;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(reader);
-    let csv_err = |e: csv::Error| Error::Csv {
-        path: path.to_path_buf(),
-        source: e,
+        .from_reader(&bytes[..]);
+    let csv_err = |e: csv::Error| {
+        let what = match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!("a row of {len} fields, where the header has {expected_len}"),
+            csv::ErrorKind::Utf8 { err, .. } => format!("not UTF-8 text ({err})"),
+            _ => {
+                return Error::Csv {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            }
+        };
+        let line = e.position().map_or(0, |p| line_at(p.byte()));
+        Error::Data(format!("{}:{line}: {what}", path.display()))
     };
 
     let headers = reader.headers().map_err(csv_err)?.clone();
@@ -242,7 +306,7 @@ pub fn truth_from_reader(
     let mut truth = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         // Column count is checked by the csv reader (records are not flexible).
         let (Some(k), Some(t)) = (record.get(key_col), record.get(target_col)) else {
             return Err(Error::Data(format!(
@@ -253,16 +317,24 @@ pub fn truth_from_reader(
         let value = t.trim().parse::<f64>().ok().filter(|v| !v.is_nan());
         let Some(value) = value else {
             return Err(Error::Data(format!(
-                "{}:{line}: column `{target}` holds `{t}`, not a number",
-                path.display()
+                "{}:{line}: column `{target}` holds {}, not a number",
+                path.display(),
+                crate::error::quote(t)
             )));
         };
         if truth.insert(k.to_string(), value).is_some() {
             return Err(Error::Data(format!(
-                "{}:{line}: key `{k}` in column `{key}` appears twice",
-                path.display()
+                "{}:{line}: key {} in column `{key}` appears twice",
+                path.display(),
+                crate::error::quote(k)
             )));
         }
+    }
+    if truth.is_empty() {
+        return Err(Error::Data(format!(
+            "{}: no rows under the header: there is no truth to rank against",
+            path.display()
+        )));
     }
     Ok(truth)
 }

@@ -297,6 +297,37 @@ fn render_png(panels: &[Panel<'_>], target: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A tick's label, short and readable: thousands, millions and billions
+/// as `k`, `M` and `G` (`150M`, not `150000000.0`), at most two decimals,
+/// no trailing zeros.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    let (scaled, unit) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let digits = if scaled.abs() >= 100.0 || scaled == 0.0 {
+        0
+    } else if scaled.abs() >= 0.1 {
+        2
+    } else {
+        4
+    };
+    let mut s = format!("{scaled:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    if s == "-0" {
+        s = "0".into();
+    }
+    s + unit
+}
+
 /// Draws the panels on `root`, in a grid, row by row.
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -314,6 +345,8 @@ fn draw<DB: DrawingBackend>(
         let mut chart = ChartBuilder::on(area)
             .caption(panel.title(), (FAMILY, 19))
             .margin(12)
+            // Room for the last x tick's label, centred on the right edge.
+            .margin_right(30)
             .x_label_area_size(42)
             .y_label_area_size(58)
             .build_cartesian_2d(x.0..x.1, y.0..y.1)
@@ -324,6 +357,8 @@ fn draw<DB: DrawingBackend>(
             .y_desc(target)
             .x_labels(6)
             .y_labels(6)
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
             .label_style((FAMILY, 15))
             .axis_desc_style((FAMILY, 17))
             .light_line_style(WHITE)
@@ -358,6 +393,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         (table, truth)
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        for (v, want) in [
+            (150_000_000.0, "150M"),
+            (1_500_000.0, "1.5M"),
+            (2_500_000_000.0, "2.5G"),
+            (12_000.0, "12k"),
+            (1464.39, "1464"),
+            (93.25, "93.25"),
+            (0.5, "0.5"),
+            (0.0, "0"),
+            (-3.0, "-3"),
+            (0.001_23, "0.0012"),
+        ] {
+            assert_eq!(tick_label(v), want, "{v}");
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Evaluator<'a> {
     seed: u64,
     /// Cells scored on the fly so far.
     pub scored: usize,
+    /// Called after every evaluation (a progress bar's tick).
+    on_evaluation: Option<Box<dyn FnMut() + 'a>>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -79,7 +81,15 @@ impl<'a> Evaluator<'a> {
             scorer,
             seed,
             scored: 0,
+            on_evaluation: None,
         }
+    }
+
+    /// Calls `f` after every evaluation, cached or scored: a search of R
+    /// runs of N cells makes R·N of them.
+    pub fn on_evaluation(mut self, f: impl FnMut() + 'a) -> Self {
+        self.on_evaluation = Some(Box::new(f));
+        self
     }
 
     /// The cache of a scores table (see [`crate::eval::fit::table_atoms`]).
@@ -96,6 +106,9 @@ impl<'a> Evaluator<'a> {
     /// The atoms of `arch`: from the cache, else scored on the fly (and cached);
     /// an error when the cache lacks it and there is no scorer.
     pub fn atoms(&mut self, arch: &Arch) -> Result<Atoms> {
+        if let Some(f) = self.on_evaluation.as_mut() {
+            f();
+        }
         let name = arch.to_string();
         if let Some(a) = self.cache.get(&name) {
             return Ok(*a);
@@ -119,6 +132,26 @@ impl<'a> Evaluator<'a> {
         self.scored += 1;
         self.cache.insert(name, a);
         Ok(a)
+    }
+}
+
+/// Refuses a scores cache whose lines were scored with other settings
+/// than the run that scores the cells it lacks (`stamp`): a search would
+/// rank the two sets of scores together. The error names both stamps.
+pub fn check_cache_stamp(path: &std::path::Path, stamp: &crate::results::RunStamp) -> Result<()> {
+    match crate::results::other_run(path, stamp)? {
+        None => Ok(()),
+        Some(o) => Err(Error::Arg(format!(
+            "the scores cache {} was scored with {} (line {}), but the cells it lacks would be \
+             scored with this run's settings; the search would rank the two together. The \
+             cache's run: {}; this run: {}. Score with the cache's settings (--data, --batch, \
+             --seed, space options, ...) or use a cache of this run",
+            path.display(),
+            o.difference,
+            o.line,
+            o.stamp.to_json(),
+            stamp.to_json()
+        ))),
     }
 }
 

@@ -256,16 +256,37 @@ impl Graph {
 }
 
 /// Builds a [`Graph`], inferring every node's shape as it goes.
+///
+/// It also keeps a running count of the network's parameters and of one
+/// image's activations, and refuses (an [`Error::Arg`] with the estimate)
+/// a network whose parameters and two images' activations could not fit
+/// in the host's available memory: options such as DARTS's
+/// `init_channels=100000000` or `layers=100000000` fail while the graph
+/// is still small, never by aborting in an allocation later.
 #[derive(Default)]
 pub struct GraphBuilder {
     graph: Graph,
     init: InitScheme,
+    /// f32 values of every parameter so far.
+    param_values: u64,
+    /// f32 values of every node's output for one image so far.
+    activation_values: u64,
+    /// Bytes the network may take (`None`: unknown, then only what no
+    /// machine can address is refused).
+    limit: Option<u64>,
+}
+
+/// The host memory a network may take: what is available when the first
+/// network is built (read once per process).
+fn network_limit() -> Option<u64> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(crate::runtime::budget::host_available)
 }
 
 impl GraphBuilder {
     /// An empty builder with the default init scheme ([`InitScheme::Default`]).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_init(InitScheme::Default)
     }
 
     /// A builder whose convs and linears draw their weights by `init`.
@@ -273,7 +294,46 @@ impl GraphBuilder {
         GraphBuilder {
             graph: Graph::default(),
             init,
+            param_values: 0,
+            activation_values: 0,
+            limit: network_limit(),
         }
+    }
+
+    /// The same builder refusing networks above `bytes` (tests).
+    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.limit = bytes;
+        self
+    }
+
+    /// Bytes of the parameters and of two images' activations so far: the
+    /// least any run of this network holds.
+    pub fn bytes_so_far(&self) -> u64 {
+        self.param_values
+            .saturating_add(self.activation_values.saturating_mul(2))
+            .saturating_mul(4)
+    }
+
+    /// Refuses the network when [`Self::bytes_so_far`] exceeds the limit.
+    fn check_size(&self, name: &str) -> Result<()> {
+        let need = self.bytes_so_far();
+        if crate::runtime::budget::fits(need, self.limit) {
+            return Ok(());
+        }
+        let human = crate::runtime::budget::human;
+        let have = match self.limit {
+            Some(a) => format!("{} are available", human(a)),
+            None => "more than this machine can address".into(),
+        };
+        Err(Error::Arg(format!(
+            "this network is too large: at node `{name}` ({} nodes so far) its parameters \
+             ({}) and two images' activations ({}) already need {}, {have}; use fewer \
+             channels or cells",
+            self.graph.nodes.len(),
+            human(self.param_values.saturating_mul(4)),
+            human(self.activation_values.saturating_mul(8)),
+            human(need),
+        )))
     }
 
     /// The per-sample shape (`n = 1`) of node `x`; panics if `x` is not a node.
@@ -287,6 +347,14 @@ impl GraphBuilder {
     /// added this way; the methods below are shorthands that derive the
     /// op's spec from its input's shape.
     pub fn op(&mut self, op: impl Into<Op>, inputs: &[NodeId], name: &str) -> Result<NodeId> {
+        let id = self.op_unchecked(op, inputs, name)?;
+        self.check_size(name)?;
+        Ok(id)
+    }
+
+    /// [`Self::op`] without the size check (the infallible shorthands; the
+    /// next checked op counts what they added).
+    fn op_unchecked(&mut self, op: impl Into<Op>, inputs: &[NodeId], name: &str) -> Result<NodeId> {
         let op = op.into();
         let n = self.graph.nodes.len();
         if let Some(&bad) = inputs.iter().find(|&&j| j >= n) {
@@ -305,6 +373,9 @@ impl GraphBuilder {
             .into_iter()
             .map(|d| self.param(format!("{name}.{}", d.suffix), d.len, d.init))
             .collect();
+        self.activation_values = self
+            .activation_values
+            .saturating_add(shape.per_sample() as u64);
         self.graph.nodes.push(Node {
             op,
             inputs: inputs.to_vec(),
@@ -316,6 +387,7 @@ impl GraphBuilder {
     }
 
     fn param(&mut self, name: String, len: usize, init: ParamInit) -> ParamId {
+        self.param_values = self.param_values.saturating_add(len as u64);
         self.graph.params.push(Param { name, len, init });
         self.graph.params.len() - 1
     }
@@ -323,7 +395,7 @@ impl GraphBuilder {
     /// Adds an op whose shape rule cannot fail for these inputs (the
     /// shorthands below check what could).
     fn infallible(&mut self, op: impl Into<Op>, inputs: &[NodeId], name: &str) -> NodeId {
-        match self.op(op, inputs, name) {
+        match self.op_unchecked(op, inputs, name) {
             Ok(id) => id,
             // The shorthands only build ops whose shape rule holds for the
             // inputs they were given; reaching here is a bug of theirs.

@@ -103,6 +103,9 @@ impl Names {
     };
 }
 
+/// The most GPU lanes a run may ask for.
+pub const MAX_LANES: usize = 64;
+
 /// Where the scoring images come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Images {
@@ -316,6 +319,13 @@ impl RunOptions {
         if self.lanes == 0 {
             return Err(Error::Arg(format!("{} must be at least 1", n.lanes)));
         }
+        if self.lanes > MAX_LANES {
+            return Err(Error::Arg(format!(
+                "{} {} is more than a GPU can use: at most {MAX_LANES} (each lane is a CUDA \
+                 stream, a host thread and its own buffers)",
+                n.lanes, self.lanes
+            )));
+        }
         if let Some(b) = self.batch.filter(|&b| b < 2) {
             return Err(Error::Arg(format!(
                 "{} {b} is too small: the kernel matrix needs at least 2 images",
@@ -328,8 +338,11 @@ impl RunOptions {
                 n.cells_in_flight
             )));
         }
-        if self.threads == Some(0) {
-            return Err(Error::Arg(format!("{} must be at least 1", n.threads)));
+        if let Some(t) = self.threads {
+            check_threads(n.threads, t)?;
+        }
+        if let Some(k) = self.cells_in_flight {
+            check_threads(n.cells_in_flight, k)?;
         }
         self.space.check_options(&self.space_options)?;
         Ok(())
@@ -534,6 +547,40 @@ impl Run {
         Ok(per_cell)
     }
 
+    /// The fields of this run's result lines, in their order (`das@A` for
+    /// each of `extra_alphas`): the same for every cell, so a caller can
+    /// shape its columns before any cell is scored (an empty list gives the
+    /// same columns as a full one).
+    pub fn line_fields(&self, extra_alphas: &[f64]) -> Result<Vec<String>> {
+        let arch = crate::space::sample(self.space, 1, 0)?
+            .pop()
+            .ok_or_else(|| Error::Internal("a space sampled no cell".into()))?;
+        let scorer = &self.scorer;
+        let mut scores = crate::score::metrics::scores_from_wot(self.batch, 1, Some(1.0), 1.0);
+        scores.params = Some(0);
+        scores.flops = Some(0);
+        if let Some(swap) = scorer.swap() {
+            scores.swap = Some(0);
+            scores.swap_reg = swap.regularise.map(|_| 0.0);
+        }
+        let result = CellResult {
+            scores,
+            timing: Default::default(),
+            train: scorer.training().map(|_| crate::train::TrainStats {
+                steps: 0,
+                final_loss: Some(0.0),
+                final_accuracy: Some(0.0),
+                seconds: 0.0,
+            }),
+        };
+        let results = vec![result; self.repeats];
+        let line = crate::results::repeated_line(&arch, &results, extra_alphas, &self.stamp, None);
+        Ok(line
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// The result lines of `cells`, in order (`das@A` for each of
     /// `extra_alphas`): what `dasnas score` writes for them.
     pub fn score_lines(
@@ -548,6 +595,30 @@ impl Run {
             .map(|(a, r)| crate::results::repeated_line(a, &r, extra_alphas, &self.stamp, None))
             .collect())
     }
+}
+
+/// The most worker threads (or cells in flight) a run may ask for: four
+/// per core of this machine. More only adds contention (and thousands of
+/// threads can stall a machine), so asking for more is an error.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `Err` unless `n` (of the option `what`) is between 1 and
+/// [`max_threads`].
+pub fn check_threads(what: &str, n: usize) -> Result<()> {
+    let max = max_threads();
+    if n == 0 {
+        return Err(Error::Arg(format!("{what} must be at least 1")));
+    }
+    if n > max {
+        return Err(Error::Arg(format!(
+            "{what} {n} is more than this machine can use: at most {max} (4 per core, {} \
+             cores)",
+            max / 4
+        )));
+    }
+    Ok(())
 }
 
 /// `Err` unless `v` is a finite number (`what` names the option).

@@ -71,7 +71,8 @@ pub fn append_lines(path: &Path, lines: &[Value]) -> Result<()> {
 /// How a result file is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resuming {
-    /// Append to the file as it is.
+    /// Append to the file as it is (refused when it holds another run's
+    /// lines).
     No,
     /// Check its run stamps against this run's, cut a half-written last
     /// line, and skip the cells it already has.
@@ -93,7 +94,10 @@ impl ResultFile {
     /// says against `stamp`.
     pub fn open(path: &Path, stamp: &RunStamp, resuming: Resuming) -> Result<ResultFile> {
         let resumed = match resuming {
-            Resuming::No => Resume::default(),
+            Resuming::No => {
+                crate::results::check_append(path, stamp)?;
+                Resume::default()
+            }
             Resuming::Yes => {
                 check_stamps(path, stamp)?;
                 crate::io::resume(path)?

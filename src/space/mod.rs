@@ -103,6 +103,13 @@ pub trait SearchSpace: Send + Sync + 'static {
         false
     }
 
+    /// How many cells [`SearchSpace::enumerate`] yields, and how many
+    /// classes of equal scores they fall into (a progress bar's totals);
+    /// `None` for a space that cannot be enumerated.
+    fn cell_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// How the cell is known outside dasnas: its class key (cells with
     /// equal keys build the same network up to isomorphism) and official
     /// index. By default the key is the canonical string and there is no
@@ -246,9 +253,12 @@ impl SpaceOptions {
     {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|e| Error::Arg(format!("space option `{key}` = `{v}`: {e}"))),
+            Some(v) => v.parse().map_err(|e| {
+                Error::Arg(format!(
+                    "space option `{key}` = {}: {e}",
+                    crate::error::quote(v)
+                ))
+            }),
         }
     }
 
@@ -258,10 +268,19 @@ impl SpaceOptions {
             0 => Err(Error::Arg(format!(
                 "space option `{key}` must be at least 1"
             ))),
+            n if n > MAX_COUNT => Err(Error::Arg(format!(
+                "space option `{key}` {n} is too large (at most {MAX_COUNT}; the network \
+                 builder refuses networks that cannot fit in memory well before that)"
+            ))),
             n => Ok(n),
         }
     }
 }
+
+/// The largest count a space option takes (channels, cells): far above
+/// any network that fits in memory, low enough that no size computed from
+/// it overflows.
+pub const MAX_COUNT: usize = 1 << 20;
 
 /// `key=value` pairs separated by commas (`init_channels=36,layers=20`);
 /// the empty string gives no options.
@@ -296,6 +315,7 @@ trait AnySpace: Send + Sync + 'static {
     fn sample(&'static self, n: usize, seed: u64) -> Result<Vec<Arch>>;
     fn cells(&'static self, opts: &SpaceOptions) -> Result<Archs>;
     fn enumerates_classes(&self) -> bool;
+    fn cell_counts(&self) -> Option<(u64, u64)>;
     fn key_name(&self) -> Option<&'static str>;
     fn default_rule(&self, opts: &SpaceOptions) -> Result<&'static str>;
     fn at_index(&'static self, index: usize, opts: &SpaceOptions) -> Result<Arch>;
@@ -359,6 +379,9 @@ impl<S: SearchSpace> AnySpace for S {
     }
     fn enumerates_classes(&self) -> bool {
         SearchSpace::enumerates_classes(self)
+    }
+    fn cell_counts(&self) -> Option<(u64, u64)> {
+        SearchSpace::cell_counts(self)
     }
     fn key_name(&self) -> Option<&'static str> {
         SearchSpace::key_name(self)
@@ -445,6 +468,12 @@ impl Space {
     /// True when [`Space::cells`] yields one cell per class already.
     pub fn enumerates_classes(self) -> bool {
         self.0.enumerates_classes()
+    }
+
+    /// How many cells [`Space::cells`] yields, and how many classes of
+    /// equal scores they fall into (`None`: the space cannot be listed).
+    pub fn cell_counts(self) -> Option<(u64, u64)> {
+        self.0.cell_counts()
     }
 
     /// The name the space's own tools give the class key (NB101: `hash`).

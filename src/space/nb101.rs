@@ -592,6 +592,11 @@ impl SearchSpace for Nb101 {
         true
     }
 
+    fn cell_counts(&self) -> Option<(u64, u64)> {
+        let n = enumerate::NUM_UNIQUE as u64;
+        Some((n, n))
+    }
+
     /// Key: the module hash of the pruned spec.
     fn identity(&self, cell: &Nb101Cell) -> crate::space::Identity {
         let key = cell.hash();

@@ -458,6 +458,13 @@ impl SearchSpace for Nb201 {
         }
     }
 
+    /// 15,625 cells in 7,093 classes of equal scores (NATS-Bench's 6,466
+    /// isomorphism classes, 523 of them split where their cells differ in
+    /// N_A; see `select::classes`).
+    fn cell_counts(&self) -> Option<(u64, u64)> {
+        Some((15_625, 7_093))
+    }
+
     fn at_index(&self, index: usize) -> Result<Nb201Cell> {
         Nb201Cell::from_index(index)
     }

@@ -303,6 +303,9 @@ fn run_search<'py>(
                 Some(s) if !from_cache => Some(s.lock()?),
                 _ => None,
             };
+            if let (Some(g), Some(p)) = (&guard, &scores) {
+                search::check_cache_stamp(Path::new(p), g.stamp())?;
+            }
             if guard.is_none() && !from_cache {
                 return Err(Error::Arg(
                     "this search scores cells: pass a Scorer (or a scores file for random search)"

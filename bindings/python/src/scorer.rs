@@ -282,6 +282,38 @@ impl PyScorer {
         })
     }
 
+    /// The fields of this scorer's lines, in order (`das@A` for each of
+    /// `extra_alphas`), whatever cells are scored.
+    fn line_fields(&self, py: Python<'_>, extra_alphas: Vec<f64>) -> PyResult<Vec<String>> {
+        py.detach(|| guarded(|| self.lock()?.line_fields(&extra_alphas)))
+    }
+
+    /// Scores one cell (the GIL released): the dict of its `dasnas score`
+    /// line; a bad `arch` is a `ValueError` naming it.
+    fn score_one<'py>(
+        &self,
+        py: Python<'py>,
+        arch: String,
+        extra_alphas: Vec<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let line = py.detach(|| {
+            guarded(|| {
+                let mut run = self.lock()?;
+                let cell = run.arch(&arch)?;
+                run.score_lines(&[&cell], &extra_alphas)?
+                    .pop()
+                    .ok_or_else(|| Error::Internal(format!("cell {arch} was not scored")))
+            })
+        })?;
+        json_to_py(py, &line)
+    }
+
+    /// Refuses (`ValueError`) an output file that holds lines of another
+    /// run; `score_many(out=…)` checks it once before its first block.
+    fn check_out(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.detach(|| guarded(|| dasnas::results::check_append(&path, &self.stamp)))
+    }
+
     /// `cpu` or `cuda:N (name)`.
     #[getter]
     fn device(&self) -> &str {

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import dasnas
-from dasnas.adapters import naslib, naswot, nni
+from dasnas.adapters import naslib, naswot, nni_adapter
 from conftest import CELL
 
 # NB101 test vector (NB101's own example spec).
@@ -93,19 +93,19 @@ def test_a_dataloader_with_one_image_is_an_error():
 def test_nni_samples_convert_exactly():
     sample = {"0_1": "conv_3x3", "0_2": "conv_3x3", "1_2": "avg_pool_3x3",
               "0_3": "skip_connect", "1_3": "conv_3x3", "2_3": "skip_connect"}
-    assert nni.nb201_arch(sample) == CELL
-    assert nni.nb201_arch({f"cell/{k}": v for k, v in sample.items()}) == CELL
+    assert nni_adapter.nb201_arch(sample) == CELL
+    assert nni_adapter.nb201_arch({f"cell/{k}": v for k, v in sample.items()}) == CELL
     nb101 = {"op1": "conv3x3-bn-relu", "op2": "maxpool3x3", "op3": "conv3x3-bn-relu", "op4": "conv3x3-bn-relu",
              "op5": "conv1x1-bn-relu", "input1": [0], "input2": [1], "input3": [2], "input4": [0],
              "input5": [0, 3, 4], "input6": [2, 5]}
-    assert nni.nb101_arch(nb101) == NB101_STRING
-    assert nni.nb101_arch({"num_nodes": 3, "op1": "maxpool3x3", "input1": [0], "input2": [0, 1]}) == \
+    assert nni_adapter.nb101_arch(nb101) == NB101_STRING
+    assert nni_adapter.nb101_arch({"num_nodes": 3, "op1": "maxpool3x3", "input1": [0], "input2": [0, 1]}) == \
         "011001000/input|maxpool3x3|output"
     with pytest.raises(ValueError, match="0_3"):
-        nni.nb201_arch({k: v for k, v in sample.items() if k != "0_3"})
+        nni_adapter.nb201_arch({k: v for k, v in sample.items() if k != "0_3"})
     with pytest.raises(ValueError, match="conv_5x5"):
-        nni.nb201_arch(sample | {"1_2": "conv_5x5"})
-    evaluate = nni.NniEvaluator("nb201", device="cpu", batch=16)
+        nni_adapter.nb201_arch(sample | {"1_2": "conv_5x5"})
+    evaluate = nni_adapter.NniEvaluator("nb201", device="cpu", batch=16)
     assert evaluate(sample) == dasnas.Scorer("nb201", device="cpu", batch=16).score(CELL)["wot"]
 
 
@@ -123,3 +123,40 @@ def test_naswot_scores_in_the_given_order(tmp_path):
     bad.write_text("arch_index,arch_str\n0,a\n2,b\n")
     with pytest.raises(ValueError, match="each once"):
         naswot.nb201_archs_by_index(bad)
+
+
+def test_the_nni_adapter_does_not_hide_nni():
+    # The adapter's module name is not `nni`: importing it leaves a user's
+    # own `nni` (NNI's package) alone.
+    import dasnas.adapters as adapters
+
+    assert not hasattr(adapters, "nni")
+    assert nni_adapter.__name__ == "dasnas.adapters.nni_adapter"
+
+
+def test_nni_samples_as_nni_3_gives_them():
+    # NNI 3.0 model-space samples: labels under a `cell/` prefix, a
+    # `cell/final` key, and (NB101) unused `op5`/`input6` keys of vertices
+    # the cell does not have.
+    nb201 = {
+        "cell/0_1": "conv_3x3",
+        "cell/0_2": "conv_3x3",
+        "cell/1_2": "avg_pool_3x3",
+        "cell/0_3": "skip_connect",
+        "cell/1_3": "conv_3x3",
+        "cell/2_3": "skip_connect",
+        "cell/final": 0,
+    }
+    assert nni_adapter.nb201_arch(nb201) == CELL
+    nb101 = {
+        "cell/num_nodes": 3,
+        "cell/op1": "maxpool3x3",
+        "cell/input1": [0],
+        "cell/input2": [0, 1],
+        "cell/op5": "conv3x3-bn-relu",
+        "cell/input6": [0],
+        "cell/final": 0,
+    }
+    assert nni_adapter.nb101_arch(nb101) == nni_adapter.nb101_arch(
+        {"num_nodes": 3, "op1": "maxpool3x3", "input1": [0], "input2": [0, 1]}
+    )

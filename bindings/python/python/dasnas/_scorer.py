@@ -14,7 +14,15 @@ from . import _dasnas
 
 # Output fields in the order `dasnas score` writes them; numeric ones become
 # float64 columns (None -> NaN), except these.
-_INT_FIELDS = {"n_units", "train_steps", "index", "repeats", "singular_repeats"}
+_INT_FIELDS = {
+    "n_units",
+    "params",
+    "flops",
+    "train_steps",
+    "index",
+    "repeats",
+    "singular_repeats",
+}
 _BOOL_FIELDS = {"singular"}
 _TEXT_FIELDS = {"arch", "key", "hash", "scored_as"}
 # The run stamp is the scorer's (Scorer.run), the same on every line.
@@ -221,7 +229,7 @@ class Scorer:
         (``arch``, ``wot``, ``d``, ``n_units``, ``ln_n_units``, ``das``,
         ``singular``, ``ms``, ...). A singular cell has ``singular=True`` and
         ``None`` for ``wot``, ``d``, ``das``."""
-        return self._native.score_block([arch], self.extra_alphas)[0]
+        return self._native.score_one(arch, self.extra_alphas)
 
     def score_many(
         self,
@@ -250,7 +258,11 @@ class Scorer:
         total = len(archs)
         report = _progress(progress, total)
         rows: list[dict] = []
+        # The columns are this scorer's line fields, whatever the cells.
+        fields = self._native.line_fields(self.extra_alphas)
         path = os.fspath(out) if out is not None else None
+        if path is not None:
+            self._native.check_out(path)
         try:
             block = max(1, self._native.block_size)
             for start in range(0, total, block):
@@ -260,11 +272,11 @@ class Scorer:
                 rows.extend(part)
                 report(len(rows))
         except KeyboardInterrupt as e:
-            e.partial = _columns(rows, as_frame)
+            e.partial = _columns(rows, as_frame, fields)
             raise
         finally:
             report(None)
-        return _columns(rows, as_frame)
+        return _columns(rows, as_frame, fields)
 
 
 def _progress(progress, total: int) -> Callable[[int | None], None]:
@@ -299,9 +311,11 @@ def _progress(progress, total: int) -> Callable[[int | None], None]:
         return line
 
 
-def _columns(rows: list[Mapping[str, Any]], as_frame: bool):
-    """Per-cell dicts as NumPy columns (or a DataFrame)."""
-    fields: list[str] = []
+def _columns(rows: list[Mapping[str, Any]], as_frame: bool, line_fields: list[str]):
+    """Per-cell dicts as NumPy columns (or a DataFrame): one column per
+    field of the scorer's lines (``line_fields``), so an empty list of cells
+    gives the same columns, empty."""
+    fields: list[str] = [f for f in line_fields if f not in _SKIPPED_FIELDS]
     for r in rows:
         for k in r:
             if k not in fields and k not in _SKIPPED_FIELDS:
@@ -319,8 +333,6 @@ def _columns(rows: list[Mapping[str, Any]], as_frame: bool):
         else:
             arr = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
         cols[f] = arr
-    if not rows:
-        cols = {"arch": np.empty(0, dtype=object)}
     if as_frame:
         try:
             import pandas as pd  # type: ignore

@@ -11,7 +11,7 @@
 Keys may carry a model-space prefix (``cell/op1``, ``cell.input1``); it is
 dropped.
 
->>> from dasnas.adapters.nni import NniEvaluator
+>>> from dasnas.adapters.nni_adapter import NniEvaluator
 >>> evaluate = NniEvaluator("nb201", device="cpu")
 >>> evaluate({"0_1": "conv_3x3", "0_2": "conv_3x3", "1_2": "avg_pool_3x3",
 ...           "0_3": "skip_connect", "1_3": "conv_3x3", "2_3": "skip_connect"})  # doctest: +SKIP
