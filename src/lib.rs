@@ -13,9 +13,9 @@
 //! ```
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[doc(hidden)]
 #[macro_use]
-mod testing;
+pub mod testing;
 
 pub mod bench;
 pub mod data;

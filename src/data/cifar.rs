@@ -208,9 +208,10 @@ mod tests {
 
     #[test]
     fn shared_files_load_when_present() {
-        let Some(path) =
-            crate::testing::test_data("shared_files_load_when_present", "cifar10_test1000_q75.bin")
-        else {
+        let Some(path) = crate::testing::shared_data(
+            "shared_files_load_when_present",
+            "cifar10_test1000_q75.bin",
+        ) else {
             return;
         };
         let imgs = CifarImages::load(&path, Dataset::Cifar10).unwrap();

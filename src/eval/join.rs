@@ -783,7 +783,7 @@ mod tests {
 
     #[test]
     fn nb201_truth_file() {
-        let Some(path) = crate::testing::test_data("nb201_truth_file", "nb201_acc_200ep.csv")
+        let Some(path) = crate::testing::shared_data("nb201_truth_file", "nb201_acc_200ep.csv")
         else {
             return;
         };
