@@ -2,10 +2,10 @@
 # Builds what a GPU machine runs (it needs no Rust toolchain; docs/testing.md)
 # into the git-ignored folder gpu-bundle/:
 #
-#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs (and lib: the
-#                             library's unit tests, with the ops' own GPU tests),
-#                             tests/ops_concat_crop.rs and
-#                             tests/nvrtc_compile.rs (debug info stripped)
+#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs and
+#                             tests/nvrtc_compile.rs, and lib (the library's unit
+#                             tests, with every op's CUDA tests beside it in
+#                             src/ops/<op>/tests.rs) (debug info stripped)
 #   gpu-bundle/dasnas         the command line (debug info stripped)
 #   gpu-bundle/nvrtc/         libnvrtc + builtins, only with --with-nvrtc DIR
 #                             (~114 MB: leave it out; the GPU machine has
@@ -25,9 +25,10 @@
 #   3. every test binary with --include-ignored --skip emulated (the GPU
 #      variants of the GPU tests, plus every plain test) and REQUIRE_GPU=1,
 #      REQUIRE_NVRTC=1, a timeout each (TIMEOUT, default 240 s);
-#   4. with SANITIZE=1 and compute-sanitizer present: gpu_vs_cpu and
-#      gpu_ops_misc under its memcheck and racecheck tools (SAN_TIMEOUT,
-#      default 120 s each);
+#   4. with SANITIZE=1 and compute-sanitizer present: gpu_vs_cpu and the
+#      CUDA-vs-CPU tests of the ReLU, add, pool, global-average-pool and
+#      linear forward kernels (lib) under its memcheck and racecheck tools
+#      (SAN_TIMEOUT, default 120 s each);
 #   5. `dasnas bench --device cuda` (NB201, B = 128; BENCH_CELLS, default
 #      2000) with 4 and 8 lanes, the fast-training bench, NB101's cells/hour
 #      (NB101_CELLS, default 300) and the projection to all of NB101, and, where
@@ -58,7 +59,7 @@ done
 command -v python3 >/dev/null || { echo "gpu-bundle: needs python3 (reads cargo's JSON)" >&2; exit 1; }
 
 out=gpu-bundle
-tests=(nvrtc_compile ops_concat_crop)
+tests=(nvrtc_compile)
 for f in tests/gpu_*.rs; do
     [ -e "$f" ] || continue
     tests+=("$(basename "$f" .rs)")
@@ -287,10 +288,11 @@ done
 if [ "${SANITIZE:-0}" = 1 ]; then
     if command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
-            for t in gpu_vs_cpu gpu_ops_misc; do
-                check "sanitizer-$tool-$t" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
-                    --error-exitcode 99 "tests/$t" --include-ignored --skip emulated --test-threads 1
-            done
+            check "sanitizer-$tool-gpu_vs_cpu" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
+                --error-exitcode 99 tests/gpu_vs_cpu --include-ignored --skip emulated --test-threads 1
+            check "sanitizer-$tool-ops" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
+                --error-exitcode 99 tests/lib --include-ignored --skip emulated --test-threads 1 \
+                relu_is_bit_identical add_is_bit_identical pool_matches_cpu linear_matches_cpu
         done
     else
         rows+=("compute-sanitizer|not on this machine|-|0")

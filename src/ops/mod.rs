@@ -28,6 +28,8 @@ pub mod pool;
 pub mod relu;
 pub mod softmax_ce;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 pub mod zeros;
 
 pub use pass::{

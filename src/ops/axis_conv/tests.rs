@@ -3,8 +3,8 @@
 //! with NaN) and against finite differences; the CUDA kernels (host
 //! emulation, or a GPU) against the CPU twins bit for bit; and NDS's
 //! `conv_7x1_1x7` block end to end through the scorers and trainers of
-//! both backends, with the agreement rules of `tests/gpu_scorer.rs` and
-//! `tests/gpu_train.rs`.
+//! both backends, with the agreement rules of `tests/gpu/scorer.rs` and
+//! `tests/gpu/train.rs`.
 
 use super::cpu::{axis_conv_backward_input, axis_conv_backward_weight, axis_conv_forward};
 use super::*;
@@ -16,32 +16,10 @@ use crate::ops::{Forward, OpSpec};
 use crate::param::{InitScheme, ParamInit};
 use crate::runtime::cuda::CudaDevice;
 use crate::tensor::Tensor;
+use crate::testing::Rng;
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ helpers
-
-/// SplitMix64: the random inputs of these tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1), 24 bits.
-    fn uniform(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-    fn tensor(&mut self, s: Shape) -> Tensor {
-        Tensor::from_vec(s, self.vec(s.len())).unwrap()
-    }
-}
 
 fn poisoned(s: Shape) -> Tensor {
     Tensor::filled(s, f32::NAN)
@@ -340,7 +318,7 @@ fn params_are_drawn_like_the_conv2d() {
 // ----------------------------------------------------------- CPU correctness
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(crate::ops::tests::proptest_config(48))]
 
     #[test]
     fn cpu_passes_match_the_reference((s, xs) in case(), seed in any::<u64>(), relu in any::<bool>()) {
@@ -844,7 +822,7 @@ fn nds_net_plans_fuse_the_relu_into_the_axis_conv() {
     );
 }
 
-/// |H_gpu − H_cpu| per entry, at most `frac` of N_A (`tests/gpu_scorer.rs`).
+/// |H_gpu − H_cpu| per entry, at most `frac` of N_A (`tests/gpu/scorer.rs`).
 fn assert_close_hamming(gpu: &[u64], cpu: &[u64], n_units: u64, frac: f64, label: &str) {
     assert_eq!(gpu.len(), cpu.len());
     let worst = gpu
@@ -907,7 +885,7 @@ fn images(n: usize, seed: u64) -> crate::data::cifar::CifarImages {
 }
 
 /// Elementwise within `rel` of the CPU's largest magnitude
-/// (`tests/gpu_train.rs`).
+/// (`tests/gpu/train.rs`).
 fn close(got: &[f32], want: &[f32], rel: f32, what: &str) {
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     for (k, (a, b)) in got.iter().zip(want).enumerate() {

@@ -15,6 +15,8 @@
 pub mod cpu;
 pub mod cuda;
 mod depthwise;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
@@ -328,83 +330,5 @@ impl crate::ops::spec::OpSpec for Conv2dSpec {
             cuda::conv2d_backward_weight_splits(self, input)? * self.weight_len(),
             0,
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err_msg(r: Result<Shape>) -> String {
-        match r {
-            Err(Error::Shape(m)) => m,
-            other => panic!("expected a shape error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn nb201_shapes() {
-        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
-        assert_eq!(
-            s.out_shape(Shape::new(128, 32, 32, 16)).unwrap(),
-            Shape::new(128, 32, 32, 16)
-        );
-        let s = Conv2dSpec::new(16, 32, 3, 2, 1);
-        assert_eq!(
-            s.out_shape(Shape::new(2, 32, 32, 16)).unwrap(),
-            Shape::new(2, 16, 16, 32)
-        );
-        let s = Conv2dSpec {
-            dilation: 2,
-            pad: 2,
-            ..Conv2dSpec::new(8, 8, 3, 1, 0)
-        };
-        assert_eq!(
-            s.out_shape(Shape::new(1, 7, 5, 8)).unwrap(),
-            Shape::new(1, 7, 5, 8)
-        );
-        assert_eq!(s.weight_len(), 3 * 3 * 8 * 8);
-        assert_eq!(s.fan_in(), 72);
-        assert_eq!(
-            Conv2dSpec::new(3, 16, 3, 1, 1)
-                .flops(Shape::new(1, 32, 32, 3))
-                .unwrap(),
-            2 * 32 * 32 * 16 * 27
-        );
-    }
-
-    #[test]
-    fn shape_errors_name_the_dimension() {
-        let s = Conv2dSpec::new(16, 16, 3, 1, 1);
-        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 15))).contains("cin"));
-        let s = Conv2dSpec {
-            groups: 3,
-            ..Conv2dSpec::new(6, 8, 3, 1, 1)
-        };
-        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 6))).contains("cout"));
-        let s = Conv2dSpec {
-            groups: 4,
-            ..Conv2dSpec::new(6, 8, 3, 1, 1)
-        };
-        assert!(err_msg(s.out_shape(Shape::new(1, 8, 8, 6))).contains("cin"));
-        let s = Conv2dSpec::new(4, 4, 5, 1, 0);
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 9, 4))).contains("input h"));
-        assert!(err_msg(s.out_shape(Shape::new(1, 9, 4, 4))).contains("input w"));
-        let s = Conv2dSpec::new(4, 4, 3, 0, 1);
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("stride"));
-        let s = Conv2dSpec {
-            dilation: 0,
-            ..Conv2dSpec::new(4, 4, 3, 1, 1)
-        };
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("dilation"));
-        let s = Conv2dSpec::new(4, 0, 3, 1, 1);
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("cout"));
-        let s = Conv2dSpec::new(4, 4, 0, 1, 1);
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("kh"));
-        let s = Conv2dSpec::new(4, 4, 3, 1, 1 << 40);
-        assert!(err_msg(s.out_shape(Shape::new(1, 4, 4, 4))).contains("overflows"));
-        let s = Conv2dSpec::new(4, 4, 3, 1, 1);
-        assert!(err_msg(s.out_shape(Shape::new(0, 4, 4, 4))).contains("n = 0"));
-        assert!(err_msg(s.out_shape(Shape::new(1, 0, 4, 4))).contains("h = 0"));
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod cpu;
 pub mod cuda;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;

@@ -7,6 +7,8 @@
 
 pub mod cpu;
 pub mod cuda;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
@@ -91,41 +93,5 @@ impl crate::ops::spec::OpSpec for LinearSpec {
     }
     fn backward_reads_inputs(&self) -> bool {
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shape_rule() {
-        let s = LinearSpec {
-            inputs: 64,
-            outputs: 10,
-        };
-        assert_eq!(
-            s.out_shape(Shape::new(3, 1, 1, 64)).unwrap(),
-            Shape::new(3, 1, 1, 10)
-        );
-        assert_eq!(
-            s.out_shape(Shape::new(3, 2, 2, 16)).unwrap(),
-            Shape::new(3, 1, 1, 10)
-        );
-        assert_eq!(s.weight_len(), 640);
-        assert_eq!(s.fan_in(), 64);
-        match s.out_shape(Shape::new(3, 1, 1, 63)) {
-            Err(Error::Shape(m)) => assert!(m.contains("inputs"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        match (LinearSpec {
-            inputs: 0,
-            outputs: 1,
-        })
-        .out_shape(Shape::new(1, 1, 1, 1))
-        {
-            Err(Error::Shape(m)) => assert!(m.contains("inputs"), "{m}"),
-            other => panic!("{other:?}"),
-        }
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod cpu;
 pub mod cuda;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
@@ -91,59 +93,5 @@ impl crate::ops::spec::OpSpec for PoolSpec {
     /// A max pool's backward finds the arg-max in its input.
     fn backward_reads_inputs(&self) -> bool {
         self.kind == PoolKind::Max
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shape_rule() {
-        let avg = PoolSpec {
-            kind: PoolKind::Avg,
-            k: 3,
-            stride: 1,
-            pad: 1,
-            count_include_pad: false,
-        };
-        let x = Shape::new(2, 7, 5, 3);
-        assert_eq!(avg.out_shape(x).unwrap(), x);
-        let p2 = PoolSpec {
-            k: 2,
-            stride: 2,
-            pad: 0,
-            ..avg
-        };
-        assert_eq!(p2.out_shape(x).unwrap(), Shape::new(2, 3, 2, 3));
-        for (spec, shape, needle) in [
-            (PoolSpec { pad: 2, ..avg }, x, "pad"),
-            (PoolSpec { k: 0, ..avg }, x, "k"),
-            (PoolSpec { stride: 0, ..avg }, x, "stride"),
-            (
-                PoolSpec {
-                    k: 5,
-                    pad: 0,
-                    ..avg
-                },
-                Shape::new(1, 4, 9, 1),
-                "input h",
-            ),
-            (
-                PoolSpec {
-                    k: 5,
-                    pad: 0,
-                    ..avg
-                },
-                Shape::new(1, 9, 4, 1),
-                "input w",
-            ),
-            (avg, Shape::new(1, 3, 3, 0), "c = 0"),
-        ] {
-            match spec.out_shape(shape) {
-                Err(Error::Shape(m)) => assert!(m.contains(needle), "{m}"),
-                other => panic!("expected an error for {spec:?} {shape}, got {other:?}"),
-            }
-        }
     }
 }

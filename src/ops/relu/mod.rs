@@ -5,6 +5,8 @@
 
 pub mod cpu;
 pub mod cuda;
+#[cfg(test)]
+mod tests;
 
 use crate::error::Result;
 use crate::tensor::Shape;
