@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Which CUDA kernels the tests execute under the host emulation: runs the
 # GPU tests (their ::emulated variants: the library's unit tests, with each
-# op's in src/ops/<op>/tests.rs, and tests/gpu_*.rs) with DASNAS_EMU_TRACE set, then
+# op's in src/ops/<op>/tests.rs, and tests/gpu/) with DASNAS_EMU_TRACE set, then
 # lists every `__global__` kernel (cuda/*.cu, src/ops/*/*.cu) with its launch count; exits
 # non-zero when a kernel never ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trace=$(mktemp)
 trap 'rm -f "$trace"' EXIT
-DASNAS_EMU_TRACE=$trace cargo test --release -q --lib --test 'gpu_*' >/dev/null
+DASNAS_EMU_TRACE=$trace cargo test --release -q --lib --test gpu >/dev/null
 missing=0
 for f in cuda/*.cu src/ops/*/*.cu; do
     for k in $(grep -A1 "__global__" "$f" | grep -oE "[a-z_0-9]+\(" | tr -d '(' | grep -v "^__launch_bounds__$"); do

@@ -2,10 +2,11 @@
 # Builds what a GPU machine runs (it needs no Rust toolchain; docs/testing.md)
 # into the git-ignored folder gpu-bundle/:
 #
-#   gpu-bundle/tests/<name>   release test binaries of tests/gpu_*.rs and
-#                             tests/nvrtc_compile.rs, and lib (the library's unit
-#                             tests, with every op's CUDA tests beside it in
-#                             src/ops/<op>/tests.rs) (debug info stripped)
+#   gpu-bundle/tests/<name>   release test binaries (debug info stripped): gpu
+#                             (tests/gpu/: the kernels that are not ops, the GPU
+#                             scorer and trainer, NVRTC) and lib (the library's
+#                             unit tests, with every op's CUDA tests beside it in
+#                             src/ops/<op>/tests.rs)
 #   gpu-bundle/dasnas         the command line (debug info stripped)
 #   gpu-bundle/nvrtc/         libnvrtc + builtins, only with --with-nvrtc DIR
 #                             (~114 MB: leave it out; the GPU machine has
@@ -25,10 +26,11 @@
 #   3. every test binary with --include-ignored --skip emulated (the GPU
 #      variants of the GPU tests, plus every plain test) and REQUIRE_GPU=1,
 #      REQUIRE_NVRTC=1, a timeout each (TIMEOUT, default 240 s);
-#   4. with SANITIZE=1 and compute-sanitizer present: gpu_vs_cpu and the
-#      CUDA-vs-CPU tests of the ReLU, add, pool, global-average-pool and
-#      linear forward kernels (lib) under its memcheck and racecheck tools
-#      (SAN_TIMEOUT, default 120 s each);
+#   4. with SANITIZE=1 and compute-sanitizer present: the tests of the
+#      kernels that are not ops (gpu, kernels::) and the CUDA-vs-CPU tests
+#      of the ReLU, add, pool, global-average-pool and linear forward
+#      kernels (lib) under its memcheck and racecheck tools (SAN_TIMEOUT,
+#      default 120 s each);
 #   5. `dasnas bench --device cuda` (NB201, B = 128; BENCH_CELLS, default
 #      2000) with 4 and 8 lanes, the fast-training bench, NB101's cells/hour
 #      (NB101_CELLS, default 300) and the projection to all of NB101, and, where
@@ -59,17 +61,13 @@ done
 command -v python3 >/dev/null || { echo "gpu-bundle: needs python3 (reads cargo's JSON)" >&2; exit 1; }
 
 out=gpu-bundle
-tests=(nvrtc_compile)
-for f in tests/gpu_*.rs; do
-    [ -e "$f" ] || continue
-    tests+=("$(basename "$f" .rs)")
-done
+tests=(gpu)
 # The library's unit tests too: an op's folder carries its own GPU tests.
 test_args=(--lib)
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 
 # Prints "kind<TAB>name<TAB>path" for every executable artifact in cargo's
-# JSON (the test build also builds the dasnas binary, for tests/cli*.rs).
+# JSON (the test build also builds the dasnas binary, for tests/cli/).
 executables() {
     python3 -c '
 import json, sys
@@ -288,8 +286,9 @@ done
 if [ "${SANITIZE:-0}" = 1 ]; then
     if command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
-            check "sanitizer-$tool-gpu_vs_cpu" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
-                --error-exitcode 99 tests/gpu_vs_cpu --include-ignored --skip emulated --test-threads 1
+            check "sanitizer-$tool-kernels" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
+                --error-exitcode 99 tests/gpu --include-ignored --skip emulated --test-threads 1 \
+                kernels::
             check "sanitizer-$tool-ops" "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" \
                 --error-exitcode 99 tests/lib --include-ignored --skip emulated --test-threads 1 \
                 relu_is_bit_identical add_is_bit_identical pool_matches_cpu linear_matches_cpu

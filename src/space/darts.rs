@@ -333,7 +333,7 @@ fn check_cell(
                 format!("{which}_concat names state {v}; the cell has states 0..{states}"),
             ));
         }
-        // Found by tests/parsers.rs: such a genotype parsed, and then its
+        // Found by tests/scoring/parsers.rs: such a genotype parsed, and then its
         // network failed to build with a shape error on a concat.
         if which == "reduce" && v < 2 {
             return Err((

@@ -19,6 +19,19 @@ use dasnas::runtime::DeviceKind;
 use dasnas::space::{self, Arch, Space};
 use dasnas::train::LrSchedule;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+/// `cases` cases, with failures kept beside this file
+/// (`parsers.proptest-regressions`, checked in) rather than under a
+/// `proptest-regressions/` folder.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(cases)
+    }
+}
 use proptest::test_runner::TestCaseError;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -402,7 +415,7 @@ fn darts_unexpected_unicode_is_named_as_written() {
 
 // Parsing takes microseconds: these many cases run in well under a second.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(config(1024))]
 
     #[test]
     fn nb201_near_valid(s in near(valid("nb201"))) {
@@ -487,7 +500,7 @@ fn check_cifar(bytes: &[u8], dataset: Dataset) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn cifar_bytes_parse_or_fail(bytes in cifar_bytes()) {
@@ -581,7 +594,7 @@ fn check_truth(text: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn valid_score_files_and_truth_read((scores, truth) in score_lines()) {
@@ -675,7 +688,7 @@ fn check_names(s: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn names_near_valid(

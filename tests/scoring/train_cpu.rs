@@ -2,16 +2,19 @@
 //! finite differences, memorising one batch, determinism across thread
 //! counts, and scoring with given parameters.
 
-mod common;
-
-use common::Rng;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
 use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
+use dasnas::testing::Rng;
 use dasnas::train::{cpu, LrSchedule, Sgd, SgdConfig};
 use dasnas::{Shape, Tensor};
 
-impl Rng {
+/// The inputs' distribution here: a sum of four uniforms, roughly normal.
+trait Normalish {
+    fn normalish(&mut self) -> f32;
+}
+
+impl Normalish for Rng {
     fn normalish(&mut self) -> f32 {
         (0..4)
             .map(|_| ((self.next() >> 40) as f32 / (1u64 << 24) as f32) - 0.5)

@@ -2,9 +2,7 @@
 //! index, one cell per class (`--unique`, `--expand`), shards and `merge`,
 //! and the Slurm array script.
 
-mod common;
-
-use common::{dasnas, fails_with, stdout_of};
+use crate::{dasnas, fails_with, stdout_of};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! default functional counting: where they differ, and that graph mode
 //! only ever adds units.
 
-mod common;
+use dasnas::testing::shared_data;
 
 use dasnas::space::{Arch, Space, SpaceOptions};
 
@@ -30,7 +30,7 @@ fn nb201_graph_counting_differs_on_2290_cells() {
 
 #[test]
 fn darts_graph_counting_differs_on_27_of_the_shared_genotypes() {
-    let Some(path) = common::shared_data(
+    let Some(path) = shared_data(
         "darts_graph_counting_differs_on_27_of_the_shared_genotypes",
         "darts_val_acc_500.csv",
     ) else {

@@ -1,23 +1,22 @@
 //! Fast training on the GPU against the CPU trainer: one step's gradients,
 //! a few steps then scoring, and memorising one batch.
 //!
-//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! Each GPU test runs twice (see `dasnas::testing`): `…::emulated` on the host
 //! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
 //! unless asked for (`--include-ignored`, as the GPU bundle does).
 
-#[macro_use]
-mod common;
-use common::Rng;
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::exec::cuda::executor::GpuScorer;
 use dasnas::net::{init::init_params, Graph, GraphBuilder};
 use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
 use dasnas::runtime::cuda::CudaDevice;
+use dasnas::testing::Rng;
 use dasnas::train::batches::{Augment, LabelledBatches};
 use dasnas::train::cuda::{gradients, TrainData};
 use dasnas::train::{cpu, LrSchedule, SgdConfig};
 use dasnas::Tensor;
+use dasnas::{gpu_only_test, gpu_test};
 
 /// A small 32×32 network with every op and wiring case the trainer meets:
 /// a ReLU read by two convs (fused) and a max pool (materialised), a

@@ -1,14 +1,14 @@
 //! The network measures written beside the scores: the parameter count
 //! against NB101's own (all 250 cells of the shared table) and the
 //! multiply-adds against the table's FLOPs, and SWAP through the scorer.
-
-mod common;
+//! (`--repeats` on the command line: `tests/cli/measures.rs`.)
 
 use dasnas::space::{Arch, Space};
+use dasnas::testing::shared_data;
 
 #[test]
 fn nb101_params_equal_nasbenchs_and_macs_track_its_flops() {
-    let Some(path) = common::shared_data(
+    let Some(path) = shared_data(
         "nb101_params_equal_nasbenchs_and_macs_track_its_flops",
         "nb101_val_acc_250.csv",
     ) else {
@@ -68,63 +68,6 @@ fn the_scorer_writes_swap_params_and_flops() {
     }
     assert!(dasnas::scorer::Swap::new(Some((f64::NAN, 1.0))).is_err());
     assert!(dasnas::scorer::Swap::new(Some((1.0, -1.0))).is_err());
-}
-
-#[test]
-fn repeats_average_the_seeds_and_report_their_spread() {
-    // A CIFAR file, so that the images do not change with --seed (the
-    // Gaussian batch does).
-    let data = std::env::temp_dir().join(format!("dasnas-repeats-{}.bin", std::process::id()));
-    let mut rng = common::Rng(11);
-    let bytes: Vec<u8> = (0..8 * 3073).map(|_| (rng.next() >> 56) as u8).collect();
-    std::fs::write(&data, bytes).unwrap();
-    let data_arg = data.to_str().unwrap().to_string();
-    let args = |seed: &str, repeats: &str| -> Vec<serde_json::Value> {
-        let o = common::dasnas(&[
-            "score",
-            "--indices",
-            "1,7",
-            "--device",
-            "cpu",
-            "--batch",
-            "8",
-            "--threads",
-            "1",
-            "--seed",
-            seed,
-            "--repeats",
-            repeats,
-            "--swap",
-            "--data",
-            &data_arg,
-        ]);
-        common::stdout_of(&o)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let avg = args("4", "3");
-    let single: Vec<Vec<serde_json::Value>> =
-        ["4", "5", "6"].iter().map(|s| args(s, "1")).collect();
-    for (k, line) in avg.iter().enumerate() {
-        let wots: Vec<f64> = single
-            .iter()
-            .map(|s| s[k]["wot"].as_f64().unwrap())
-            .collect();
-        let mean = wots.iter().sum::<f64>() / 3.0;
-        let sd = (wots.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
-        assert!((line["wot"].as_f64().unwrap() - mean).abs() < 1e-9 * mean.abs());
-        assert!((line["wot_std"].as_f64().unwrap() - sd).abs() < 1e-9 * mean.abs());
-        assert_eq!(line["repeats"], 3);
-        assert_eq!(line["run"]["repeats"], 3);
-        assert_eq!(line["singular_repeats"], 0);
-        // What the weights do not change is written once, as is.
-        assert_eq!(line["n_units"], single[0][k]["n_units"]);
-        assert!(line.get("n_units_std").is_none());
-        assert!(line.get("swap_std").is_some());
-    }
-    common::fails_with(&["score", "--sample", "1", "--repeats", "0"], "--repeats 0");
-    std::fs::remove_file(&data).unwrap();
 }
 
 #[test]

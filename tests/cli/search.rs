@@ -1,9 +1,7 @@
 //! `dasnas fit`, `dasnas search` and the NB101 / DARTS spaces on the command
 //! line, on small synthetic files.
 
-mod common;
-
-use common::{dasnas, stdout_of as ok};
+use crate::{dasnas, stdout_of as ok};
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -1,16 +1,15 @@
 //! `dasnas score --train-steps` and `dasnas train` on a tiny CIFAR file
 //! (skipped with a message when ../shared/data is absent).
 
-mod common;
-
-use common::dasnas;
+use crate::{dasnas, fails_with};
+use dasnas::testing::shared_data;
 use std::process::Output;
 
 const CELL: &str =
     "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|";
 
 fn data(test: &str) -> Option<String> {
-    common::shared_data(test, "cifar10_test20_lossless.bin").map(|p| p.display().to_string())
+    shared_data(test, "cifar10_test20_lossless.bin").map(|p| p.display().to_string())
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -350,7 +349,7 @@ fn train_bench_records_every_cell() {
         rec.to_str().unwrap(),
     ];
     args.extend(recipe.iter().map(String::as_str));
-    common::fails_with(&args, "--resume");
+    fails_with(&args, "--resume");
     assert_eq!(std::fs::read_to_string(&rec).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -402,7 +401,7 @@ fn train_bench_shards_and_resume() {
     // Another seed is refused, naming it, and changes nothing.
     let mut args = vec!["train", "--archs", &cells, "--record", &killed, "--resume"];
     args.extend(recipe.iter().map(String::as_str));
-    common::fails_with(&[&args[..], &["--seed", "1"]].concat(), "seed");
+    fails_with(&[&args[..], &["--seed", "1"]].concat(), "seed");
     assert!(std::fs::read_to_string(&killed)
         .unwrap()
         .ends_with(&lines[6][..20]));
@@ -448,42 +447,42 @@ fn train_bench_errors() {
     let base = [
         "train", "--steps", "1", "--record", &rec, "--data", &d, "--batch", "8",
     ];
-    common::fails_with(
+    fails_with(
         &joined(&base, &["--archs", &cells, "--shard", "3/2"]),
         "K must be below N",
     );
-    common::fails_with(
+    fails_with(
         &joined(&base, &["--arch", CELL, "--shard", "0/2"]),
         "cannot be used with",
     );
-    common::fails_with(
+    fails_with(
         &joined(&base, &["--arch", CELL, "--resume"]),
         "cannot be used with",
     );
-    common::fails_with(
+    fails_with(
         &joined(&base, &["--arch", CELL, "--archs", &cells]),
         "cannot be used",
     );
-    common::fails_with(&joined(&base, &[]), "--arch");
-    common::fails_with(
+    fails_with(&joined(&base, &[]), "--arch");
+    fails_with(
         &joined(&base, &["--archs", &cells, "--device", "cuda"]),
         "runs on the CPU",
     );
     let bad = dir.join("bad.txt");
     std::fs::write(&bad, format!("{CELL}\n# next\n|nor_conv_9x9~0|\n")).unwrap();
     let bad_name = bad.display().to_string();
-    common::fails_with(
+    fails_with(
         &joined(&base, &["--archs", &bad_name]),
         &format!("{bad_name} line 3"),
     );
-    common::fails_with(
+    fails_with(
         &[
             "train", "--archs", &cells, "--steps", "0", "--record", &rec, "--data", &d,
         ],
         "--steps 0",
     );
     let absent = dir.join("absent.txt").display().to_string();
-    common::fails_with(&joined(&base, &["--archs", &absent]), "absent.txt");
+    fails_with(&joined(&base, &["--archs", &absent]), "absent.txt");
     assert!(!std::path::Path::new(&rec).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

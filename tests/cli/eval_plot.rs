@@ -1,9 +1,7 @@
 //! `dasnas eval --plot`: the SVG and PNG files, panel titles that carry the
 //! numbers the table prints, `--plot-fields`, and the error exits.
 
-mod common;
-
-use common::{dasnas, fails_with, stdout_of};
+use crate::{dasnas, fails_with, stdout_of};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -7,14 +7,12 @@
 //! sums in another order, so a pre-activation within rounding of zero may
 //! flip its sign bit), WOT within 1e-3 relative, and the ranking of 50
 //! cells at Spearman ≥ 0.999 (fewer cells and a smaller batch under the
-//! host emulation, which runs them too; see `common`).
+//! host emulation, which runs them too; see `dasnas::testing`).
 
-#[macro_use]
-mod common;
-use common::Rng;
 use dasnas::eval::rank::spearman_rho;
 use dasnas::exec::cuda::executor::{GpuScorer, Profile};
 use dasnas::exec::plan::Plan;
+use dasnas::gpu_test;
 use dasnas::net::{init, Graph, GraphBuilder};
 use dasnas::ops::conv2d::ConvLayer;
 use dasnas::ops::pool::PoolKind;
@@ -24,6 +22,7 @@ use dasnas::score::codes::pack_signs;
 use dasnas::score::hamming::kernel_from_hamming;
 use dasnas::score::metrics::singular_verdict_is_clear;
 use dasnas::space::{self, Space};
+use dasnas::testing::Rng;
 use dasnas::{Shape, Tensor};
 
 fn sub_batch(n: usize, h: usize, w: usize, c: usize, seed: u64) -> Tensor {

@@ -2,15 +2,13 @@
 //! scored on the CPU (N_A, a hash of the Hamming matrix, WOT, D and DAS as
 //! f64 bits), trained a few steps on the CPU (loss, trained parameters,
 //! scores), and scored and trained on the host emulation of the CUDA
-//! backend, compared with `tests/fixtures/regression.txt`.
+//! backend, compared with `tests/scoring/fixtures/regression.txt`.
 //!
 //! The fixture was written before a refactor that must not change any
-//! result; `DASNAS_BLESS=1 cargo test --release --test regression`
+//! result; `DASNAS_BLESS=1 cargo test --release --test scoring -- regression`
 //! rewrites it (only for a deliberate change of results, said in the
 //! commit).
 
-#[macro_use]
-mod common;
 use dasnas::data::cifar::{CifarImages, Dataset};
 use dasnas::exec::cuda::executor::GpuScorer;
 use dasnas::net::init;
@@ -136,7 +134,7 @@ fn results() -> BTreeMap<String, String> {
     }
     // The CUDA backend on the host emulation: scores and Hamming matrices
     // of three NB201 cells and one DARTS cell, and one cell trained.
-    let dev = common::emulated();
+    let dev = dasnas::testing::emulated();
     let mut scorer = GpuScorer::new(dev, &batch, 2).expect("scorer");
     let picked: Vec<&Arch> = [0usize, 1, 2, 14].iter().map(|&k| &archs[k]).collect();
     let gpu = scorer
@@ -182,7 +180,8 @@ fn results() -> BTreeMap<String, String> {
 
 #[test]
 fn results_are_unchanged_bit_for_bit() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/regression.txt");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scoring/fixtures/regression.txt");
     let got = results();
     let mut text = String::new();
     for (k, v) in &got {
@@ -193,7 +192,7 @@ fn results_are_unchanged_bit_for_bit() {
         std::fs::write(&path, &text).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path).expect("tests/fixtures/regression.txt");
+    let want = std::fs::read_to_string(&path).expect("tests/scoring/fixtures/regression.txt");
     let mut diffs = Vec::new();
     let want: BTreeMap<&str, &str> = want.lines().filter_map(|l| l.split_once(' ')).collect();
     for (k, v) in &got {

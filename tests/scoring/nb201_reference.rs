@@ -5,7 +5,7 @@ use dasnas::data::gaussian_batch;
 use dasnas::eval::spearman_rho;
 use dasnas::space::nb201::Nb201Cell;
 use dasnas::space::{Arch, Space};
-mod common;
+use dasnas::testing::shared_data;
 
 struct RefRow {
     arch: String,
@@ -14,7 +14,7 @@ struct RefRow {
 }
 
 fn reference(test: &str) -> Option<Vec<RefRow>> {
-    let path = common::shared_data(test, "nb201_reference_naswot_gauss_b128.tsv")?;
+    let path = shared_data(test, "nb201_reference_naswot_gauss_b128.tsv")?;
     let text = std::fs::read_to_string(&path).expect("read the reference scores");
     let rows = text
         .lines()

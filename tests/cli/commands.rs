@@ -1,9 +1,7 @@
 //! The `dasnas` binary: outputs, determinism across thread counts, resume,
 //! and error exits.
 
-mod common;
-
-use common::{dasnas, fails_with, stdout_of as stdout};
+use crate::{dasnas, fails_with, stdout_of as stdout};
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -1,32 +1,35 @@
-//! Every CUDA kernel against its CPU twin, on random inputs at odd sizes.
+//! The CUDA kernels that are not ops (weight init, sign packing, Hamming
+//! accumulation, the Cholesky log-determinant) against their CPU twins, on
+//! random inputs at odd sizes, and the SGD update against PyTorch's rule.
 //!
 //! Outputs are poisoned before each launch (NaN payloads, 0xDEAD… words), so
 //! an element the kernel forgets to write cannot pass by accident. Integer
 //! and bit results must match exactly; the log-determinant to 1e-9 relative.
 //!
-//! Each GPU test runs twice (see `common`): `…::emulated` on the host
+//! Each GPU test runs twice (see `dasnas::testing`): `…::emulated` on the host
 //! emulation of the CUDA backend, always, and `…::gpu` on a GPU, ignored
 //! unless asked for (`--include-ignored`, as the GPU bundle does).
 
-#[macro_use]
-mod common;
-use common::Rng;
+use dasnas::gpu_test;
 use dasnas::net::init::init_param;
 use dasnas::net::Param;
 use dasnas::param::ParamInit;
 use dasnas::rng::{name_id, stream_key};
-use dasnas::runtime::cuda::{kernels, CudaDevice, DeviceBuffer};
+use dasnas::runtime::cuda::kernels::{sgd_update, SgdStep};
+use dasnas::runtime::cuda::{kernels, CudaDevice};
 use dasnas::score::codes::{pack_signs, Codes};
 use dasnas::score::hamming::{hamming_accumulate, kernel_from_hamming};
 use dasnas::score::logdet::cholesky_logdet;
+use dasnas::testing::{download, upload, Rng, POISON};
 
-impl Rng {
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
+/// The activations these tests draw.
+trait Activation {
     /// Mostly ordinary values, with every special case the sign test must
     /// get right: ±0, NaN of both signs, ±inf, subnormals of both signs.
+    fn activation(&mut self) -> f32;
+}
+
+impl Activation for Rng {
     fn activation(&mut self) -> f32 {
         match self.next() % 16 {
             0 => 0.0,
@@ -37,17 +40,9 @@ impl Rng {
             5 => f32::NEG_INFINITY,
             6 => f32::MIN_POSITIVE / 8.0,
             7 => -f32::MIN_POSITIVE / 8.0,
-            _ => (self.unit() * 4.0) as f32,
+            _ => (self.unit_f64() * 4.0) as f32,
         }
     }
-}
-
-fn upload<T: bytemuck::Pod>(dev: &CudaDevice, host: &[T]) -> DeviceBuffer<T> {
-    dev.upload(host).expect("upload")
-}
-
-fn download<T: bytemuck::Pod>(dev: &CudaDevice, buf: &DeviceBuffer<T>) -> Vec<T> {
-    dev.download(buf).expect("download")
 }
 
 /// Floats of `batch` samples of `n` units, every sample distinct in sign
@@ -190,7 +185,7 @@ fn kernel_matrix(batch: usize, n: usize, dup: Option<usize>, rng: &mut Rng) -> V
 
 /// A = M Mᵀ + n I, M uniform in [-1, 1).
 fn random_spd(n: usize, rng: &mut Rng) -> Vec<f64> {
-    let m: Vec<f64> = (0..n * n).map(|_| rng.unit()).collect();
+    let m: Vec<f64> = (0..n * n).map(|_| rng.unit_f64()).collect();
     let mut a = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
@@ -328,6 +323,92 @@ fn launch_functions_reject_bad_sizes(dev: &CudaDevice) {
         0,
         &mut ld.as_view_mut(),
         &mut ok.as_view_mut()
+    )
+    .is_err());
+}
+
+gpu_test!(sgd_update_matches_torch_rule);
+fn sgd_update_matches_torch_rule(dev: &CudaDevice) {
+    let mut rng = Rng(47);
+    let lr = [0.1f32, 0.05, 0.025, 0.0125];
+    for (momentum, weight_decay, nesterov) in [
+        (0.9f32, 5e-4f32, false),
+        (0.9, 5e-4, true),
+        (0.0, 0.0, false),
+        (0.0, 1e-3, false),
+        (0.5, 0.0, true),
+    ] {
+        let len = 70_001;
+        let mut p = rng.vec(len);
+        let mut buf = vec![0f32; len];
+        let mut pd = upload(dev, &p);
+        let mut bd = upload(dev, &vec![POISON; len]);
+        let lrd = upload(dev, &lr);
+        for (step, &rate) in lr.iter().enumerate() {
+            let g = rng.vec(len);
+            let gd = upload(dev, &g);
+            sgd_update(
+                dev,
+                &mut pd.slice_mut(..),
+                &gd.slice(..),
+                &mut bd.slice_mut(..),
+                &lrd.slice(..),
+                SgdStep {
+                    momentum,
+                    weight_decay,
+                    nesterov,
+                    step,
+                    first: step == 0,
+                },
+            )
+            .unwrap();
+            // torch.optim.SGD, written out in f32 (each op rounded).
+            for i in 0..len {
+                let mut d = g[i];
+                if weight_decay != 0.0 {
+                    d += weight_decay * p[i];
+                }
+                if momentum != 0.0 {
+                    buf[i] = if step == 0 { d } else { momentum * buf[i] + d };
+                    d = if nesterov {
+                        d + momentum * buf[i]
+                    } else {
+                        buf[i]
+                    };
+                }
+                p[i] -= rate * d;
+            }
+        }
+        let got = download(dev, &pd);
+        for i in 0..len {
+            assert_eq!(
+                got[i].to_bits(),
+                p[i].to_bits(),
+                "sgd p[{i}] momentum {momentum} wd {weight_decay} nesterov {nesterov}: gpu {} want {}",
+                got[i],
+                p[i]
+            );
+        }
+    }
+    // A step beyond the schedule is an error, not an out-of-bounds read.
+    let mut pd = upload(dev, &[0f32; 4]);
+    let mut bd = upload(dev, &[0f32; 4]);
+    let gd = upload(dev, &[0f32; 4]);
+    let lrd = upload(dev, &lr);
+    let step = SgdStep {
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+        step: lr.len(),
+        first: true,
+    };
+    assert!(sgd_update(
+        dev,
+        &mut pd.slice_mut(..),
+        &gd.slice(..),
+        &mut bd.slice_mut(..),
+        &lrd.slice(..),
+        step
     )
     .is_err());
 }

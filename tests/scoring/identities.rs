@@ -3,7 +3,7 @@
 //! cells), NB101's hash against the NASBench test vector, DARTS's canonical
 //! key on the shared DARTS table.
 
-mod common;
+use dasnas::testing::shared_data;
 
 use dasnas::space::nb201::Nb201Cell;
 use dasnas::space::{Arch, Space};
@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 #[test]
 fn nb201_index_and_unique_str_match_the_official_table() {
-    let Some(path) = common::shared_data(
+    let Some(path) = shared_data(
         "nb201_index_and_unique_str_match_the_official_table",
         "nb201_acc_200ep.csv",
     ) else {
@@ -67,7 +67,7 @@ fn nb101_hash_of_the_nasbench_test_vector_and_isomorphic_specs() {
 
 #[test]
 fn darts_keys_merge_only_equal_genotypes() {
-    let Some(path) = common::shared_data(
+    let Some(path) = shared_data(
         "darts_keys_merge_only_equal_genotypes",
         "darts_val_acc_500.csv",
     ) else {
@@ -119,7 +119,7 @@ fn nb101_enumeration_has_nasbenchs_count_and_the_shared_cells() {
         .unwrap()
         .unwrap();
     assert_eq!(cell.hash(), h);
-    if let Some(table) = common::shared_data(
+    if let Some(table) = shared_data(
         "nb101_enumeration_has_nasbenchs_count_and_the_shared_cells",
         "nb101_val_acc_250.csv",
     ) {
