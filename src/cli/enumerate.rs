@@ -84,7 +84,7 @@ pub fn run(a: EnumerateArgs) -> Result<()> {
         };
         writeln!(out, "{line}").map_err(|e| Error::io(&out_name, e))?;
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             bar.set_position(n as u64);
         }
     }

@@ -269,7 +269,15 @@ pub fn truth_from_reader(
         .filter(|(_, &b)| b == b'\n')
         .map(|(i, _)| i)
         .collect();
-    let line_at = |byte: u64| newlines.partition_point(|&n| (n as u64) < byte) + 1;
+    // A record's position may point at the end of the line before it (the
+    // `\n` of a CRLF pair): skip line ends to the record's first byte.
+    let line_at = |byte: u64| {
+        let mut b = byte as usize;
+        while matches!(bytes.get(b), Some(b'\r' | b'\n')) {
+            b += 1;
+        }
+        newlines.partition_point(|&n| n < b) + 1
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(&bytes[..]);
@@ -609,14 +617,59 @@ mod tests {
     }
 
     #[test]
+    fn conflicting_duplicates_and_empty_truth_are_errors() {
+        // Two lines of one cell with different scores: two runs mixed.
+        let scores = TempFile::new(
+            "conflict.jsonl",
+            "{\"arch\":\"a\",\"wot\":5}\n{\"arch\":\"b\",\"wot\":1}\n{\"arch\":\"a\",\"wot\":6}\n",
+        );
+        let e = read_scores(&scores.0).unwrap_err().to_string();
+        assert!(
+            e.contains(":3:") && e.contains("`wot` differs") && e.contains("line 1"),
+            "{e}"
+        );
+        // Equal within the rounding between devices: one cell.
+        let scores = TempFile::new(
+            "rounding.jsonl",
+            "{\"arch\":\"a\",\"wot\":5.0}\n{\"arch\":\"a\",\"wot\":5.000000001}\n",
+        );
+        assert_eq!(read_scores(&scores.0).unwrap().duplicates, 1);
+        // A truth file with only its header ranks nothing.
+        let truth = TempFile::new("empty.csv", "arch_str,cifar10_test_acc\n");
+        let e = read_truth(&truth.0, "arch_str", "cifar10_test_acc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no rows"), "{e}");
+    }
+
+    #[test]
+    fn csv_errors_name_the_right_line_on_crlf_files() {
+        for (name, text) in [
+            ("lf.csv", "arch_str,acc\na,1\nb,x\n"),
+            ("crlf.csv", "arch_str,acc\r\na,1\r\nb,x\r\n"),
+        ] {
+            let truth = TempFile::new(name, text);
+            let e = read_truth(&truth.0, "arch_str", "acc")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(":3: column `acc` holds `x`"), "{name}: {e}");
+        }
+        let truth = TempFile::new("fields.csv", "arch_str,acc\r\na,1\r\nb,2,3\r\n");
+        let e = read_truth(&truth.0, "arch_str", "acc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3: a row of 3 fields"), "{e}");
+    }
+
+    #[test]
     fn join_with_unjoined_nulls_and_duplicates() {
         // wot agrees with the truth order, `neg` is reversed, `d` is null for
         // one joined row, `x` is an arch missing from the truth, `b` appears
-        // twice (the last line wins: its first `wot` would break the order).
+        // twice with the same scores (counted once; only its timing differs).
         let scores = TempFile::new(
             "s.jsonl",
             r#"{"arch":"a","wot":5,"neg":1,"d":1.0,"ms":12.5,"seed":0,"ok":true,"name":"x"}
-{"arch":"b","wot":-100,"neg":2,"d":2.0}
+{"arch":"b","wot":4,"neg":2,"d":3.0,"ms":7.5}
 
 {"arch":"c","wot":3,"neg":3,"d":null}
 {"arch":"x","wot":9,"neg":9,"d":9}

@@ -28,6 +28,9 @@ use crate::rng::{bits, mix64, name_id, stream_key};
 use crate::space::{self, Arch, Space, SpaceOptions};
 use std::collections::{HashMap, VecDeque};
 
+/// The most runs a search makes.
+pub const MAX_RUNS: usize = 100_000;
+
 /// A seeded stream of uniform integers.
 pub struct Draws {
     key: u64,
@@ -340,6 +343,13 @@ pub fn search(
 ) -> Result<SearchReport> {
     if opts.n == 0 || opts.runs == 0 {
         return Err(Error::Arg("--n and --runs must be at least 1".into()));
+    }
+    if opts.runs > MAX_RUNS {
+        return Err(Error::Arg(format!(
+            "--runs {}: at most {MAX_RUNS} runs (the spread over runs is known well long \
+             before)",
+            opts.runs
+        )));
     }
     opts.space.check_options(&opts.space_options)?;
     let size = |a: Arch| a.with_options(&opts.space_options);

@@ -155,7 +155,7 @@ impl CellMemory {
         }
     }
 
-    /// Refuses (an [`Error::Arg`] naming the batch, the estimate and what
+    /// Refuses (an [`Error::Arg`](crate::Error::Arg) naming the batch, the estimate and what
     /// is available) when the estimate exceeds `available` bytes. With
     /// `available` unknown (`None`), only an estimate no allocation could
     /// ever satisfy (beyond `isize::MAX`) is refused.

@@ -2,7 +2,7 @@
 //! once, where its launch function lives.
 //!
 //! A launch function fetches its kernel with
-//! [`CudaDevice::kernel`](super::CudaDevice::kernel) and a [`KernelRef`]
+//! [`CudaDevice::kernel`](crate::runtime::cuda::CudaDevice::kernel) and a [`KernelRef`]
 //! constant; each op lists its constants in its
 //! [`CudaKernels`](crate::ops::CudaKernels) table, the kernels that are not
 //! ops list theirs in [`kernels::KERNELS`]. [`all`] joins them: the

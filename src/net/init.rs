@@ -1,7 +1,7 @@
 //! Seeded parameter initialisation: element `i` of the parameter named `name`
 //! is `uniform_pm1(stream_key(seed, name_id(name)), i) * bound`, a pure
 //! function of (seed, name, i) — the same on any thread count and on the GPU.
-//! ([`ParamInit::Normal`], the NASWOT NB101 init, is drawn on the host.)
+//! ([`ParamInit::Normal`](crate::param::ParamInit::Normal), the NASWOT NB101 init, is drawn on the host.)
 
 use super::{Graph, Param};
 use crate::param::init_values;

@@ -77,7 +77,7 @@ impl std::str::FromStr for Counting {
 /// A parameter tensor: its name (which also seeds its values), length and init.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
-    /// `<node name>.<suffix>`; also the seed of its random stream ([`rng`]).
+    /// `<node name>.<suffix>`; also the seed of its random stream ([`crate::rng`]).
     pub name: String,
     /// Number of f32 values.
     pub len: usize,

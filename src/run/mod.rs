@@ -103,6 +103,9 @@ impl Names {
     };
 }
 
+/// The most weight seeds a run averages over.
+pub const MAX_REPEATS: usize = 1000;
+
 /// The most GPU lanes a run may ask for.
 pub const MAX_LANES: usize = 64;
 
@@ -314,6 +317,13 @@ impl RunOptions {
             return Err(Error::Arg(format!(
                 "{} 0: at least one weight seed is needed",
                 n.repeats
+            )));
+        }
+        if self.repeats > MAX_REPEATS {
+            return Err(Error::Arg(format!(
+                "{} {}: at most {MAX_REPEATS} weight seeds (the spread of a score is known \
+                 well long before)",
+                n.repeats, self.repeats
             )));
         }
         if self.lanes == 0 {

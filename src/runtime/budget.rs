@@ -37,7 +37,7 @@ pub fn pairwise_bytes(batch: usize, matrices: u64) -> u64 {
         .saturating_mul(matrices)
 }
 
-/// The refusal of [`CellMemory::check`], for a need known only as a lower
+/// The refusal of [`CellMemory::check`](crate::exec::budget::CellMemory::check), for a need known only as a lower
 /// bound (`qualifier` "at least") or an estimate ("about").
 pub fn check_bytes(
     batch: usize,
@@ -145,7 +145,7 @@ pub fn too_big(
 /// Refuses a CPU scoring batch of `batch` images of `per_sample` values each
 /// that cannot fit in host memory, from what is known before any network
 /// is planned or the batch made: the input and the B×B matrices (a lower
-/// bound of [`CellMemory::cpu`]). With `pairwise` false (the batch is
+/// bound of [`CellMemory::cpu`](crate::exec::budget::CellMemory::cpu)). With `pairwise` false (the batch is
 /// scored on a GPU) only the input counts.
 pub fn check_host_batch(batch: usize, per_sample: usize, pairwise: bool) -> Result<()> {
     let input = bytes(batch, 4).saturating_mul(per_sample as u64);

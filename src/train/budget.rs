@@ -155,7 +155,7 @@ impl TrainMemory {
     }
 }
 
-/// The error of a training batch (called `name`: [`TRAIN_BATCH`](super::TRAIN_BATCH), or a
+/// The error of a training batch (called `name`: [`TRAIN_BATCH`], or a
 /// flag) of `batch` samples that needs `need` bytes for one step (`part`:
 /// a named part of them) where `available` are (`None`: beyond what the
 /// machine can address); `verb` says how they are available.

@@ -342,7 +342,7 @@ struct Runner<'a> {
 }
 
 fn internal(what: &str) -> Error {
-    Error::Internal(format!("{what}"))
+    Error::Internal(what.to_string())
 }
 
 impl Runner<'_> {

@@ -15,7 +15,7 @@
 //!   is how CI runs every kernel without a GPU.
 //!
 //! Memory is [`DeviceBuffer`] / [`DView`] / [`DViewMut`] ([`memory`]);
-//! kernels are named once in the kernel table ([`table`]), fetched once
+//! kernels are named once in the kernel table ([`crate::exec::kernel_table`]), fetched once
 //! per device ([`CudaDevice::kernel`], cached per (family, name)) and launched with [`CudaDevice::launch_builder`],
 //! which checks the argument count and sizes against the kernel's
 //! parameter list (driver: `cuFuncGetParamInfo`; emulation: the C++
@@ -517,7 +517,7 @@ impl CudaDevice {
         }
     }
 
-    /// The kernel `k` names (a constant of the [kernel table](table)),
+    /// The kernel `k` names (a constant of the [kernel table](crate::exec::kernel_table)),
     /// compiling and loading its family's module on first use; cached per
     /// device, so later calls are one read-locked map lookup.
     pub fn kernel(&self, k: KernelRef) -> Result<Kernel> {
