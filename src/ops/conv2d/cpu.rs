@@ -55,16 +55,19 @@
 //!
 //! [`conv2d_forward_stats`] also returns the per-channel sums `Σ y` and
 //! `Σ y²` of its output (a [`ChannelSums`]), so the BatchNorm that follows
-//! needs no statistics pass over the tensor. The AVX2 tiles accumulate them
-//! while their results are still in registers, right after the store: each
-//! 8-lane accumulator is widened to two f64 vectors (the square of an f32
-//! is exact in f64, so an FMA equals a multiply then an add) and added to
-//! per-image f64 sums. Other paths (portable, depthwise, channels left to
-//! the scalar path) run the same f64 loop over the image they just wrote,
-//! while it is in cache. Per channel every image sums its pixels in order
-//! `p = 0, 1, ...`, then images are combined in sample order, so the sums
-//! are bitwise the same as a plain loop in that order and do not depend on
-//! the thread count or on which path computed which channel.
+//! needs no statistics pass over the tensor. The SIMD tiles accumulate them
+//! right after their store, from the accumulator registers, except the
+//! 12 × 32 zmm tile, which reads its outputs back while they are in L1 (its
+//! 24 accumulators, kept live past the FMA loop for the sums, made it spill
+//! some inside that loop): each vector of outputs is widened to two f64
+//! vectors (the square of an f32 is exact in f64, so an FMA equals a
+//! multiply then an add) and added to per-image f64 sums. Other paths
+//! (portable, depthwise, channels left to the scalar path) run the same f64
+//! loop over the image they just wrote, while it is in cache. Per channel
+//! every image sums its pixels in order `p = 0, 1, ...`, then images are
+//! combined in sample order, so the sums are bitwise the same as a plain
+//! loop in that order and do not depend on the thread count or on which
+//! path computed which channel.
 //!
 //! # Determinism
 //!
@@ -1581,10 +1584,12 @@ mod x86 {
     /// zmm accumulators (`M * V + V <= 31` for the shapes called: 12 × 2 and
     /// 14 × 1; the broadcast input value folds into the FMA's memory
     /// operand). The same FMA chain per element and the same statistics
-    /// order as the AVX2 [`tile`], so the same bits.
+    /// order as the AVX2 [`tile`], so the same bits; the 32-wide tile reads
+    /// the values for the statistics back from the outputs it stored.
     ///
     /// # Safety
-    /// AVX-512F; the pointer contract of [`tile`] with `16 * V` channels.
+    /// AVX-512F; the pointer contract of [`tile`] with `16 * V` channels
+    /// (the outputs it writes are also read back).
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -1626,6 +1631,11 @@ mod x86 {
             }
         }
         if S {
+            // Kept live for the sums, the 24 accumulators of the 12 × 32
+            // tile made it spill some inside the FMA loop; read back from
+            // L1, they die at the store. The 16-wide tiles do not spill,
+            // and a read-back (which waits on the store just made) measured
+            // slower there.
             for v in 0..V {
                 let ps = stp.add(16 * v);
                 let pq = stp.add(ldo + 16 * v);
@@ -1639,8 +1649,12 @@ mod x86 {
                     _mm512_mask_loadu_pd(z, klo, pq),
                     _mm512_mask_loadu_pd(z, khi, pq.add(8)),
                 );
-                for row in &acc {
-                    let a = row[v];
+                for (m, row) in acc.iter().enumerate() {
+                    let a = if V > 1 {
+                        _mm512_maskz_loadu_ps(mask(v), out.add(m * ldo + 16 * v))
+                    } else {
+                        row[v]
+                    };
                     let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
                     let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
                         _mm512_castps_pd(a),
