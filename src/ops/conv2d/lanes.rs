@@ -1,17 +1,17 @@
 //! One x86 vector register of f32 lanes, at the two widths the conv kernels
 //! run on: [`Ymm`] (AVX2, 8 lanes) and [`Zmm`] (AVX-512F, 16 lanes).
 //!
-//! The tiles of `cpu.rs` are written once, generic over [`Lanes`], and
-//! instantiated inside `#[target_feature]` entry functions. Every op here
-//! is `#[inline(always)]` and one intrinsic (the masks and the f32 → f64
-//! widening two or three), so once inlined into such an entry a generic
-//! tile is the same instructions as a tile written with that width's
-//! intrinsics. (Called from code compiled without the instruction set, an
-//! op would stay a call: sound, only slow.)
+//! The tiles of `cpu.rs` and `depthwise.rs` are written once, generic
+//! over [`Lanes`], and instantiated inside `#[target_feature]` entry
+//! functions. Every op here is `#[inline(always)]` and one intrinsic (the
+//! masks and the f32 → f64 widening two or three), so once inlined into
+//! such an entry a generic tile is the same instructions as a tile written
+//! with that width's intrinsics. (Called from code compiled without the
+//! instruction set, an op would stay a call: sound, only slow.)
 //!
 //! Each op is the same IEEE operation per lane at both widths (`fmadd` one
-//! fused multiply-add), so a kernel that issues the same ops per element
-//! gives the same bits at either width.
+//! fused multiply-add, `mul` and `add` one rounding each), so a kernel that
+//! issues the same ops per element gives the same bits at either width.
 
 use std::arch::x86_64::*;
 
@@ -83,6 +83,16 @@ pub(super) unsafe trait Lanes {
     /// The CPU supports this width; `p[i]` is writable for every lane `i`
     /// of `m`.
     unsafe fn store_tail(p: *mut f32, m: Self::M, v: Self::F);
+    /// `a + b`, rounded once.
+    ///
+    /// # Safety
+    /// The CPU supports this width.
+    unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b`, rounded once.
+    ///
+    /// # Safety
+    /// The CPU supports this width.
+    unsafe fn mul(a: Self::F, b: Self::F) -> Self::F;
     /// `a * b + c`, fused (rounded once).
     ///
     /// # Safety
@@ -186,6 +196,14 @@ unsafe impl Lanes for Ymm {
         _mm256_maskstore_ps(p, m, v)
     }
     #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
         _mm256_fmadd_ps(a, b, c)
     }
@@ -264,6 +282,14 @@ unsafe impl Lanes for Zmm {
     #[inline(always)]
     unsafe fn store_tail(p: *mut f32, m: __mmask16, v: __m512) {
         _mm512_mask_storeu_ps(p, m, v)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        _mm512_mul_ps(a, b)
     }
     #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
