@@ -3,10 +3,17 @@
 //! Not a test: numbers depend on the machine and its load.
 //!
 //! `cargo run --release --example conv_gflops [threads...]`
+//!
+//! Environment: `PORTABLE=1` times the portable kernel, `AVX2=1` the AVX2
+//! tiles where the CPU has AVX-512 too; `STATS=1` the conv that also
+//! returns the BatchNorm channel sums (as scoring runs it); `NORELU=1` the
+//! plain conv; `SHAPES=substring` filters the cases; `REPS=n` (default 5)
+//! sets the repetitions (the best is reported); `NOPEAK=1` skips the FMA
+//! peak.
 
 use std::time::Instant;
 
-use dasnas::ops::conv2d::cpu::{conv2d_forward_with, ConvKernel};
+use dasnas::ops::conv2d::cpu::{conv2d_forward_stats, conv2d_forward_with, ConvKernel};
 use dasnas::ops::conv2d::Conv2dSpec;
 use dasnas::{Shape, Tensor};
 
@@ -69,9 +76,12 @@ fn main() {
     };
     let kernel = if std::env::var("PORTABLE").is_ok() {
         ConvKernel::Portable
+    } else if std::env::var("AVX2").is_ok() {
+        ConvKernel::Avx2
     } else {
         ConvKernel::Auto
     };
+    let stats = std::env::var("STATS").is_ok();
     if std::env::var("NOPEAK").is_err() {
         if let Some(p) = fma_peak() {
             println!("measured AVX2 FMA peak, 1 core: {:.1} GFLOP/s", p / 1e9);
@@ -102,6 +112,8 @@ fn main() {
         ("3x3 s2 32->64 @16", s(32, 64, 3, 2), 16),
         ("1x1 16->32 @16", s(16, 32, 1, 1), 16),
         ("1x1 32->64 @8", s(32, 64, 1, 1), 8),
+        // NB101's first stage.
+        ("3x3 128->128 @32", s(128, 128, 3, 1), 32),
     ];
     // The NB201 op is ReLU -> conv -> BN, so the fused-ReLU entry is timed
     // unless NORELU is set.
@@ -116,7 +128,7 @@ fn main() {
             .num_threads(t)
             .build()
             .unwrap();
-        println!("--- {t} thread(s), batch 128, {kernel:?}, relu_input={relu}");
+        println!("--- {t} thread(s), batch 128, {kernel:?}, relu_input={relu}, stats={stats}");
         for (name, spec, hw) in cases {
             if !name.contains(filter.as_str()) {
                 continue;
@@ -130,7 +142,11 @@ fn main() {
             pool.install(|| {
                 for _ in 0..reps {
                     let t0 = Instant::now();
-                    conv2d_forward_with(&spec, &x, &w, &mut y, relu, kernel).unwrap();
+                    if stats {
+                        conv2d_forward_stats(&spec, &x, &w, &mut y, relu, kernel).unwrap();
+                    } else {
+                        conv2d_forward_with(&spec, &x, &w, &mut y, relu, kernel).unwrap();
+                    }
                     best = best.min(t0.elapsed().as_secs_f64());
                 }
             });

@@ -39,12 +39,13 @@
 //!
 //! Where the CPU has AVX-512F (detected at run time), 32- and 16-wide
 //! blocks run on zmm tiles instead: 12 pixels × 32 channels (24
-//! accumulators) or 14 pixels × 16 channels, out of 32 zmm registers, the
-//! broadcast input folded into the FMA. Each element is the same FMA chain
-//! in the same order as on AVX2, so the two give the same bits (measured on
-//! a Sapphire Rapids Xeon, 2 cores, B = 128, the two interleaved while
-//! other builds ran: 330 against 200 GFLOP/s on NB101's 128-channel 3×3,
-//! 175 against 115 on NB201's 32-channel one).
+//! accumulators) or 14 pixels × 16 channels (the broadcast input folded
+//! into the FMA), out of 32 zmm registers. Both widths run one tile,
+//! generic over the vector type (`lanes.rs`). Each element is the same FMA
+//! chain in the same order as on AVX2, so the two give the same bits
+//! (measured on a Sapphire Rapids Xeon, 2 cores, B = 128, the two
+//! interleaved while other builds ran: 330 against 200 GFLOP/s on NB101's
+//! 128-channel 3×3, 175 against 115 on NB201's 32-channel one).
 //!
 //! Output channels not covered by 32/16/8-wide blocks (`cout_g % 8`) take a
 //! scalar path; depthwise convs (`cin_g == cout_g == 1`) take the kernels
@@ -55,16 +56,19 @@
 //!
 //! [`conv2d_forward_stats`] also returns the per-channel sums `Σ y` and
 //! `Σ y²` of its output (a [`ChannelSums`]), so the BatchNorm that follows
-//! needs no statistics pass over the tensor. The AVX2 tiles accumulate them
-//! while their results are still in registers, right after the store: each
-//! 8-lane accumulator is widened to two f64 vectors (the square of an f32
-//! is exact in f64, so an FMA equals a multiply then an add) and added to
-//! per-image f64 sums. Other paths (portable, depthwise, channels left to
-//! the scalar path) run the same f64 loop over the image they just wrote,
-//! while it is in cache. Per channel every image sums its pixels in order
-//! `p = 0, 1, ...`, then images are combined in sample order, so the sums
-//! are bitwise the same as a plain loop in that order and do not depend on
-//! the thread count or on which path computed which channel.
+//! needs no statistics pass over the tensor. The SIMD tiles accumulate them
+//! right after their store, from the accumulator registers, except the
+//! 12 × 32 zmm tile, which reads its outputs back while they are in L1 (its
+//! 24 accumulators, kept live past the FMA loop for the sums, made it spill
+//! some inside that loop): each vector of outputs is widened to two f64
+//! vectors (the square of an f32 is exact in f64, so an FMA equals a
+//! multiply then an add) and added to per-image f64 sums. Other paths
+//! (portable, depthwise, channels left to the scalar path) run the same f64
+//! loop over the image they just wrote, while it is in cache. Per channel
+//! every image sums its pixels in order `p = 0, 1, ...`, then images are
+//! combined in sample order, so the sums are bitwise the same as a plain
+//! loop in that order and do not depend on the thread count or on which
+//! path computed which channel.
 //!
 //! # Determinism
 //!
@@ -1165,22 +1169,26 @@ struct Tile {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! AVX2 + FMA microkernels, and AVX-512F ones for 32- and 16-wide
-    //! blocks. Every function here requires AVX2 and FMA, the `*512`
-    //! ones AVX-512F too (callers check with `is_x86_feature_detected!`).
+    //! The SIMD tiles, written once over [`Lanes`]: AVX2 + FMA ([`Ymm`],
+    //! 8 lanes) runs 16- and 8-wide blocks, AVX-512F ([`Zmm`], 16 lanes)
+    //! 32- and 16-wide ones. Every function here requires AVX2 and FMA,
+    //! the zmm ones AVX-512F too (callers check with
+    //! `is_x86_feature_detected!`).
     //!
-    //! Both instruction sets compute each output element as the same chain
-    //! of fused multiply-adds over `k` in segment order, starting from
-    //! zero, and add the BatchNorm sums in the same pixel order, so their
-    //! results are bitwise equal (tests check it).
+    //! Both widths compute each output element as the same chain of fused
+    //! multiply-adds over `k` in segment order, starting from zero, and add
+    //! the BatchNorm sums in the same pixel order, so their results are
+    //! bitwise equal (tests check it).
 
-    use std::arch::x86_64::*;
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
 
+    use super::super::lanes::{Lanes, Ymm, Zmm};
     use super::{Block, Plan, Seg};
 
-    /// Pixels per tile for 16-wide blocks (12 accumulators).
+    /// Pixels per AVX2 tile of a 16-wide block: 12 ymm accumulators, 2
+    /// weight vectors and 1 broadcast = 15 of the 16 registers.
     const MR16: usize = 6;
-    /// Pixels per tile for 8-wide blocks (8 accumulators).
+    /// Pixels per AVX2 tile of an 8-wide block (8 accumulators).
     const MR8: usize = 8;
 
     /// Pixels per AVX-512 tile of a 32-wide block (24 zmm accumulators).
@@ -1189,6 +1197,18 @@ mod x86 {
     const MR16_512: usize = 14;
     /// The most pixels of any tile (the length of its offsets array).
     const MAX_MR: usize = MR16_512;
+
+    /// One image as the blocks see it: the image the tiles read (`src`,
+    /// `[hp][wp][cin]`), the weight panels (`wpk`), the output image
+    /// (`yimg`, `[oh][ow][cout]`) and the statistics (`st`, `[Σ y per
+    /// channel][Σ y² per channel]`, `2 * cout` values; empty without them).
+    struct Image<'a> {
+        plan: &'a Plan,
+        src: &'a [f32],
+        wpk: &'a [f32],
+        yimg: &'a mut [f32],
+        st: &'a mut [f64],
+    }
 
     /// All 32/16/8-wide blocks of one image. `next` is prefetched into L2
     /// during the first block. With `S`, the tiles also add their channels'
@@ -1207,115 +1227,111 @@ mod x86 {
         st: &mut [f64],
         wide: bool,
     ) {
-        if wide {
-            blocks_image_512::<S>(plan, src, wpk, yimg, next, st)
-        } else {
-            blocks_image_avx2::<S>(plan, src, wpk, yimg, next, st)
-        }
-    }
-
-    /// [`blocks_image`] on AVX2 tiles only.
-    ///
-    /// # Safety
-    /// AVX2 + FMA.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn blocks_image_avx2<const S: bool>(
-        plan: &Plan,
-        src: &[f32],
-        wpk: &[f32],
-        yimg: &mut [f32],
-        next: &[f32],
-        st: &mut [f64],
-    ) {
         // These hold by construction (`Plan::new`, `pack_weights`, the
         // caller's chunking); checked once per image, they make the raw
-        // pointer accesses below in bounds.
+        // pointer accesses of the tiles in bounds.
         assert!(src.len() >= plan.hp * plan.wp * plan.cin);
         assert!(yimg.len() == plan.oh * plan.ow * plan.cout);
         assert!(!S || st.len() == 2 * plan.cout);
-        for (i, b) in plan.blocks.iter().enumerate() {
-            assert!(b.panel + plan.kdim * b.width <= wpk.len());
-            assert!(b.co0 + b.valid <= plan.cout);
-            let pf = if i == 0 { next } else { &[] };
-            if b.width == 16 {
-                block::<2, MR16, S>(plan, src, wpk, yimg, b, pf, st);
-            } else {
-                block::<1, MR8, S>(plan, src, wpk, yimg, b, pf, st);
-            }
-        }
-    }
-
-    /// One block of `8 * V` output channels over every pixel, `MR` pixels
-    /// per tile.
-    ///
-    /// # Safety
-    /// AVX2 + FMA; the bounds asserted in `blocks_image`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const V: usize, const MR: usize, const S: bool>(
-        plan: &Plan,
-        src: &[f32],
-        wpk: &[f32],
-        yimg: &mut [f32],
-        b: &Block,
-        pf: &[f32],
-        st: &mut [f64],
-    ) {
-        let v = b.valid;
-        walk_tiles::<MR, S>(
+        let mut img = Image {
             plan,
             src,
             wpk,
             yimg,
-            b,
-            pf,
             st,
-            |m, s, bases, ps, w, o, l, stp| match m {
-                8 => tile::<8, V, S>(s, bases, ps, w, o, l, stp, v),
-                7 => tile::<7, V, S>(s, bases, ps, w, o, l, stp, v),
-                6 => tile::<6, V, S>(s, bases, ps, w, o, l, stp, v),
-                5 => tile::<5, V, S>(s, bases, ps, w, o, l, stp, v),
-                4 => tile::<4, V, S>(s, bases, ps, w, o, l, stp, v),
-                3 => tile::<3, V, S>(s, bases, ps, w, o, l, stp, v),
-                2 => tile::<2, V, S>(s, bases, ps, w, o, l, stp, v),
-                _ => tile::<1, V, S>(s, bases, ps, w, o, l, stp, v),
-            },
-        )
+        };
+        for (i, b) in plan.blocks.iter().enumerate() {
+            assert!(b.panel + plan.kdim * b.width <= wpk.len());
+            assert!(b.co0 + b.valid <= plan.cout);
+            let pf = if i == 0 { next } else { &[] };
+            if wide {
+                block_512::<S>(&mut img, b, pf)
+            } else {
+                block_avx2::<S>(&mut img, b, pf)
+            }
+        }
     }
 
-    /// The loop both instruction sets share: block `b` over every pixel,
-    /// `MR` pixels per tile (the last tile shorter), `pf` prefetched into
-    /// L2 evenly over the tiles, each tile handed to `tile`.
+    /// One block on AVX2 tiles: 16 channels in two ymm vectors a pixel,
+    /// 8 (or fewer, masked) in one.
     ///
     /// # Safety
-    /// `tile` must be callable on this CPU; the bounds asserted in
-    /// `blocks_image*` (which make every pointer handed to `tile` valid for
-    /// the tile contract of [`tile`] / [`tile512`]).
+    /// AVX2 + FMA; the bounds asserted in [`blocks_image`].
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2<const S: bool>(img: &mut Image<'_>, b: &Block, pf: &[f32]) {
+        match b.width {
+            16 => block::<Ymm, 2, MR16, S>(img, b, pf),
+            _ => block::<Ymm, 1, MR8, S>(img, b, pf),
+        }
+    }
+
+    /// One block on AVX-512 tiles: 32 channels in two zmm vectors a pixel,
+    /// 16 (or fewer, masked) in one. AVX-512 plans make no 8-wide blocks;
+    /// one would run on AVX2.
+    ///
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA; the bounds asserted in [`blocks_image`].
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn block_512<const S: bool>(img: &mut Image<'_>, b: &Block, pf: &[f32]) {
+        match b.width {
+            32 => block::<Zmm, 2, MR32_512, S>(img, b, pf),
+            16 => block::<Zmm, 1, MR16_512, S>(img, b, pf),
+            _ => block_avx2::<S>(img, b, pf),
+        }
+    }
+
+    /// Block `b` (`N * V` output channels, `N` the lanes of `L`) over every
+    /// pixel, `MR` pixels per tile (the last tile shorter), `pf` prefetched
+    /// into L2 evenly over the tiles. A block with fewer channels than
+    /// lanes in its last vector stores that vector through a mask, and so
+    /// does every block where [`Lanes::MASK_FULL`].
+    ///
+    /// # Safety
+    /// `L`'s instruction set and FMA; the bounds asserted in
+    /// [`blocks_image`].
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn walk_tiles<const MR: usize, const S: bool>(
-        plan: &Plan,
-        src: &[f32],
-        wpk: &[f32],
-        yimg: &mut [f32],
+    unsafe fn block<L: Lanes, const V: usize, const MR: usize, const S: bool>(
+        img: &mut Image<'_>,
         b: &Block,
         pf: &[f32],
-        st: &mut [f64],
-        tile: impl Fn(
-            usize,
-            *const f32,
-            &[usize; MAX_MR],
-            &[Seg],
-            *const f32,
-            *mut f32,
-            usize,
-            *mut f64,
-        ),
     ) {
+        // A panel row is `width` floats, and only the last vector may lack
+        // channels: the tiles' reads and (masked) writes stay inside what
+        // `blocks_image` asserted.
+        assert!(b.width == L::N * V && b.valid > L::N * (V - 1));
+        let tail = L::tail(b.valid - L::N * (V - 1));
+        if L::MASK_FULL || b.valid < b.width {
+            walk_tiles::<L, V, MR, S, true>(img, b, pf, tail)
+        } else {
+            walk_tiles::<L, V, MR, S, false>(img, b, pf, tail)
+        }
+    }
+
+    /// The pixel loop of [`block`]: tiles of `MR` pixels, the last one
+    /// shorter, each handed to [`tile`] (with `MASKED`, its last vector
+    /// stored through `tail`).
+    ///
+    /// # Safety
+    /// As [`block`], with `b.valid == b.width` unless `MASKED`.
+    #[inline(always)]
+    unsafe fn walk_tiles<
+        L: Lanes,
+        const V: usize,
+        const MR: usize,
+        const S: bool,
+        const MASKED: bool,
+    >(
+        img: &mut Image<'_>,
+        b: &Block,
+        pf: &[f32],
+        tail: L::M,
+    ) {
+        let plan = img.plan;
         // Statistics of this block's channels: `Σ y` at `stp[0..width]`,
         // `Σ y²` at `stp[cout..cout + width]` (in bounds: asserted in
-        // `blocks_image*`).
+        // `blocks_image`).
         let stp = if S {
-            st.as_mut_ptr().add(b.co0)
+            img.st.as_mut_ptr().add(b.co0)
         } else {
             std::ptr::null_mut()
         };
@@ -1339,42 +1355,57 @@ mod x86 {
             for (i, base) in bases.iter_mut().enumerate().take(m) {
                 *base = plan.pixel_base(p + i) + goff;
             }
-            // SAFETY: `Plan::new` checked that the largest input index a
-            // tile reads (`pixel_base + goff + seg.off + seg.len - 1` over
-            // every pixel and segment) is below `hp * wp * cin` <=
-            // src.len(); the panel at `b.panel` holds `kdim * width` floats
-            // of `wpk`; output pixels `p..p + m` hold channels
-            // `co0..co0 + width` inside `yimg` (asserted in `blocks_image*`).
-            let (s, ps, l) = (src.as_ptr(), &plan.segs[..], plan.cout);
-            let w = wpk.as_ptr().add(b.panel);
-            let o = yimg.as_mut_ptr().add(p * plan.cout + b.co0);
-            tile(m, s, &bases, ps, w, o, l, stp);
+            // `Plan::new` checked that the largest input index a tile reads
+            // (`pixel_base + goff + seg.off + seg.len - 1` over every pixel
+            // and segment) is below `hp * wp * cin` <= src.len(); the panel
+            // at `b.panel` holds `kdim * width` floats of `wpk`; output
+            // pixels `p..p + m` hold channels `co0..co0 + valid` inside
+            // `yimg` (asserted in `blocks_image`).
+            let (s, ps, l) = (img.src.as_ptr(), &plan.segs[..], plan.cout);
+            let w = img.wpk.as_ptr().add(b.panel);
+            let o = img.yimg.as_mut_ptr().add(p * plan.cout + b.co0);
+            // One instantiation per tile height up to `MR`.
+            macro_rules! tiles {
+                ($($m:literal)*) => {
+                    match m {
+                        $($m if $m <= MR => {
+                            tile::<L, $m, V, S, MASKED>(s, &bases, ps, w, o, l, stp, tail)
+                        })*
+                        _ => tile::<L, 1, V, S, MASKED>(s, &bases, ps, w, o, l, stp, tail),
+                    }
+                };
+            }
+            tiles!(14 13 12 11 10 9 8 7 6 5 4 3 2);
             p += m;
         }
     }
 
-    /// One tile: `M` pixels × `8 * V` output channels in `M * V` ymm
-    /// accumulators (`M * V + V + 1 <= 16` registers for the shapes called:
-    /// 6 × 2 and 8 × 1). Accumulates `acc[m][v] += x[m][k] * W[k][8v..8v+8]` over
-    /// all `k` in segment order (fixed), then stores each pixel's `8 * V`
-    /// channels to `out + m * ldo`. With `S`, then adds each channel's
-    /// values of the `M` pixels, in pixel order and widened to f64, to
-    /// `stp[0..8V]` and their squares to `stp[ldo..ldo + 8V]` (the square
-    /// of an f32 is exact in f64, so the FMA rounds once, like an add).
+    /// One tile: `M` pixels × `N * V` output channels in `M * V`
+    /// accumulators (`N` the lanes of `L`). The shapes called keep them,
+    /// the `V` weight vectors and the broadcast input in registers: 6 × 2
+    /// and 8 × 1 of the 16 ymm, 12 × 2 and 14 × 1 of the 32 zmm (a
+    /// one-vector zmm tile folds the broadcast into the FMA's memory
+    /// operand). Accumulates `acc[m][v] += x[m][k] * W[k][N*v..N*v + N]`
+    /// over all `k` in segment order (fixed), starting from zero, then
+    /// stores each pixel's channels to `out + m * ldo`. With `S`, then
+    /// adds each channel's values of the `M` pixels, in pixel order and
+    /// widened to f64, to `stp[0..N*V]` and their squares to
+    /// `stp[ldo..ldo + N*V]` (the square of an f32 is exact in f64, so the
+    /// FMA rounds once, like an add); a tile wider than 16 channels reads
+    /// those values back from the outputs it stored (see the module docs
+    /// of `cpu.rs`), the others take them from the accumulators.
     ///
     /// # Safety
-    /// AVX2 + FMA; for every `m < M` and segment `s`,
+    /// `L`'s instruction set and FMA; for every `m < M` and segment `s`,
     /// `src[bases[m] + s.off .. + s.len]` is readable; `panel` holds
-    /// `K * 8 * V` floats (`K` = total segment length); `out + m * ldo`
-    /// has `8 * V` writable floats; with `S`, `stp[0..8V]` and
-    /// `stp[ldo..ldo + 8V]` are writable. With `valid < 8` (only when `V`
-    /// is 1: a group's last channels), only lanes `0..valid` of the output
-    /// and statistics are read or written (masked), and those are the only
-    /// ones the contract needs.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    /// `K * N * V` floats (`K` = total segment length); `out + m * ldo` has
+    /// `N * V` writable (and, with `S`, read back) floats; with `S`,
+    /// `stp[0..N*V]` and `stp[ldo..ldo + N*V]` are writable. With `MASKED`,
+    /// only the lanes of `tail` are read or written in the last vector of
+    /// the outputs and of the statistics, and only those need to be valid.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const M: usize, const V: usize, const S: bool>(
+    unsafe fn tile<L: Lanes, const M: usize, const V: usize, const S: bool, const MASKED: bool>(
         src: *const f32,
         bases: &[usize; MAX_MR],
         segs: &[Seg],
@@ -1382,279 +1413,87 @@ mod x86 {
         out: *mut f32,
         ldo: usize,
         stp: *mut f64,
-        valid: usize,
+        tail: L::M,
     ) {
-        if V == 1 && valid < 8 {
-            return tile_masked::<M, S>(src, bases, segs, panel, out, ldo, stp, valid);
-        }
-        let mut acc = [[_mm256_setzero_ps(); V]; M];
+        let n = L::N;
+        let mut acc = [[L::zero(); V]; M];
         let mut wk = panel;
         for s in segs {
             let ptrs: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + s.off));
             for i in 0..s.len {
-                let mut wv = [_mm256_setzero_ps(); V];
+                let mut wv = [L::zero(); V];
                 for (v, wvv) in wv.iter_mut().enumerate() {
-                    *wvv = _mm256_loadu_ps(wk.add(8 * v));
+                    *wvv = L::load(wk.add(n * v));
                 }
                 for (row, p) in acc.iter_mut().zip(&ptrs) {
-                    let xb = _mm256_broadcast_ss(&*p.add(i));
+                    let xb = L::splat(p.add(i));
                     for (a, &wvv) in row.iter_mut().zip(&wv) {
-                        *a = _mm256_fmadd_ps(xb, wvv, *a);
+                        *a = L::fmadd(xb, wvv, *a);
                     }
                 }
-                wk = wk.add(8 * V);
+                wk = wk.add(n * V);
             }
         }
+        // Only the last vector of a masked block goes through the mask.
+        let masked = |v: usize| MASKED && v + 1 == V;
         for (m, row) in acc.iter().enumerate() {
             for (v, &a) in row.iter().enumerate() {
-                _mm256_storeu_ps(out.add(m * ldo + 8 * v), a);
-            }
-        }
-        if S {
-            for v in 0..V {
-                let ps = stp.add(8 * v);
-                let pq = stp.add(ldo + 8 * v);
-                let (mut s0, mut s1) = (_mm256_loadu_pd(ps), _mm256_loadu_pd(ps.add(4)));
-                let (mut q0, mut q1) = (_mm256_loadu_pd(pq), _mm256_loadu_pd(pq.add(4)));
-                for row in &acc {
-                    let a = row[v];
-                    let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
-                    let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a));
-                    s0 = _mm256_add_pd(s0, lo);
-                    s1 = _mm256_add_pd(s1, hi);
-                    q0 = _mm256_fmadd_pd(lo, lo, q0);
-                    q1 = _mm256_fmadd_pd(hi, hi, q1);
+                let o = out.add(m * ldo + n * v);
+                if masked(v) {
+                    L::store_tail(o, tail, a)
+                } else {
+                    L::store(o, a)
                 }
-                _mm256_storeu_pd(ps, s0);
-                _mm256_storeu_pd(ps.add(4), s1);
-                _mm256_storeu_pd(pq, q0);
-                _mm256_storeu_pd(pq.add(4), q1);
             }
         }
-    }
-
-    /// [`tile`] for an 8-wide block of which only `valid < 8` channels
-    /// exist: the same FMA chains (the panel is zero beyond `valid`), the
-    /// outputs and statistics of lanes `0..valid` stored through masks.
-    ///
-    /// # Safety
-    /// As [`tile`], with `valid` lanes in place of 8.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_masked<const M: usize, const S: bool>(
-        src: *const f32,
-        bases: &[usize; MAX_MR],
-        segs: &[Seg],
-        panel: *const f32,
-        out: *mut f32,
-        ldo: usize,
-        stp: *mut f64,
-        valid: usize,
-    ) {
-        let lane = |i: usize| if i < valid { -1i64 } else { 0 };
-        let mask = _mm256_setr_epi32(
-            lane(0) as i32,
-            lane(1) as i32,
-            lane(2) as i32,
-            lane(3) as i32,
-            lane(4) as i32,
-            lane(5) as i32,
-            lane(6) as i32,
-            lane(7) as i32,
-        );
-        let mlo = _mm256_setr_epi64x(lane(0), lane(1), lane(2), lane(3));
-        let mhi = _mm256_setr_epi64x(lane(4), lane(5), lane(6), lane(7));
-        let mut acc = [_mm256_setzero_ps(); M];
-        let mut wk = panel;
-        for s in segs {
-            let ptrs: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + s.off));
-            for i in 0..s.len {
-                let wv = _mm256_loadu_ps(wk);
-                for (a, p) in acc.iter_mut().zip(&ptrs) {
-                    *a = _mm256_fmadd_ps(_mm256_broadcast_ss(&*p.add(i)), wv, *a);
+        if !S {
+            return;
+        }
+        // Kept live for the sums, the 24 accumulators of the 12 × 32 zmm
+        // tile made it spill some inside the FMA loop; read back from L1,
+        // they die at the store. The narrower tiles do not spill, and a
+        // read-back (which waits on the store just made) measured slower
+        // there.
+        let read_back = n * V > 16;
+        // The f64 sums of lanes `0..N/2` and `N/2..N` of vector `v`.
+        let (tlo, thi) = L::halves(tail);
+        for v in 0..V {
+            let (ps, pq, h) = (stp.add(n * v), stp.add(ldo + n * v), n / 2);
+            let ld = |p: *const f64, t| {
+                if masked(v) {
+                    L::load_d_tail(p, t)
+                } else {
+                    L::load_d(p)
                 }
-                wk = wk.add(8);
+            };
+            let (mut s0, mut s1) = (ld(ps, tlo), ld(ps.add(h), thi));
+            let (mut q0, mut q1) = (ld(pq, tlo), ld(pq.add(h), thi));
+            for (m, row) in acc.iter().enumerate() {
+                let o = out.add(m * ldo + n * v);
+                let y = if !read_back {
+                    row[v]
+                } else if masked(v) {
+                    L::load_tail(o, tail)
+                } else {
+                    L::load(o)
+                };
+                let (lo, hi) = L::widen(y);
+                s0 = L::add_d(s0, lo);
+                s1 = L::add_d(s1, hi);
+                q0 = L::fmadd_d(lo, lo, q0);
+                q1 = L::fmadd_d(hi, hi, q1);
             }
-        }
-        for (m, &a) in acc.iter().enumerate() {
-            _mm256_maskstore_ps(out.add(m * ldo), mask, a);
-        }
-        if S {
-            let (ps, pq) = (stp, stp.add(ldo));
-            let (mut s0, mut s1) = (
-                _mm256_maskload_pd(ps, mlo),
-                _mm256_maskload_pd(ps.add(4), mhi),
-            );
-            let (mut q0, mut q1) = (
-                _mm256_maskload_pd(pq, mlo),
-                _mm256_maskload_pd(pq.add(4), mhi),
-            );
-            for &a in &acc {
-                let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
-                let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a));
-                s0 = _mm256_add_pd(s0, lo);
-                s1 = _mm256_add_pd(s1, hi);
-                q0 = _mm256_fmadd_pd(lo, lo, q0);
-                q1 = _mm256_fmadd_pd(hi, hi, q1);
-            }
-            _mm256_maskstore_pd(ps, mlo, s0);
-            _mm256_maskstore_pd(ps.add(4), mhi, s1);
-            _mm256_maskstore_pd(pq, mlo, q0);
-            _mm256_maskstore_pd(pq.add(4), mhi, q1);
-        }
-    }
-
-    /// [`blocks_image`] with AVX-512 tiles for 32- and 16-wide blocks (the
-    /// 8-wide ones on the AVX2 tiles).
-    ///
-    /// # Safety
-    /// AVX-512F, AVX2 and FMA.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn blocks_image_512<const S: bool>(
-        plan: &Plan,
-        src: &[f32],
-        wpk: &[f32],
-        yimg: &mut [f32],
-        next: &[f32],
-        st: &mut [f64],
-    ) {
-        assert!(src.len() >= plan.hp * plan.wp * plan.cin);
-        assert!(yimg.len() == plan.oh * plan.ow * plan.cout);
-        assert!(!S || st.len() == 2 * plan.cout);
-        for (i, b) in plan.blocks.iter().enumerate() {
-            assert!(b.panel + plan.kdim * b.width <= wpk.len());
-            assert!(b.co0 + b.valid <= plan.cout);
-            let pf = if i == 0 { next } else { &[] };
-            match b.width {
-                32 => block512::<2, MR32_512, S>(plan, src, wpk, yimg, b, pf, st),
-                16 => block512::<1, MR16_512, S>(plan, src, wpk, yimg, b, pf, st),
-                _ => block::<1, MR8, S>(plan, src, wpk, yimg, b, pf, st),
-            }
-        }
-    }
-
-    /// One block of `16 * V` output channels over every pixel, `MR`
-    /// pixels per AVX-512 tile (the zmm twin of [`block`]).
-    ///
-    /// # Safety
-    /// AVX-512F; the bounds asserted in `blocks_image_512`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn block512<const V: usize, const MR: usize, const S: bool>(
-        plan: &Plan,
-        src: &[f32],
-        wpk: &[f32],
-        yimg: &mut [f32],
-        b: &Block,
-        pf: &[f32],
-        st: &mut [f64],
-    ) {
-        // Lanes of the last vector that exist (all but in a masked block).
-        let v = (1u32 << (b.valid - 16 * (V - 1))).wrapping_sub(1) as u16;
-        walk_tiles::<MR, S>(
-            plan,
-            src,
-            wpk,
-            yimg,
-            b,
-            pf,
-            st,
-            |m, s, bases, ps, w, o, l, stp| match m {
-                14 => tile512::<14, V, S>(s, bases, ps, w, o, l, stp, v),
-                13 => tile512::<13, V, S>(s, bases, ps, w, o, l, stp, v),
-                12 => tile512::<12, V, S>(s, bases, ps, w, o, l, stp, v),
-                11 => tile512::<11, V, S>(s, bases, ps, w, o, l, stp, v),
-                10 => tile512::<10, V, S>(s, bases, ps, w, o, l, stp, v),
-                9 => tile512::<9, V, S>(s, bases, ps, w, o, l, stp, v),
-                8 => tile512::<8, V, S>(s, bases, ps, w, o, l, stp, v),
-                7 => tile512::<7, V, S>(s, bases, ps, w, o, l, stp, v),
-                6 => tile512::<6, V, S>(s, bases, ps, w, o, l, stp, v),
-                5 => tile512::<5, V, S>(s, bases, ps, w, o, l, stp, v),
-                4 => tile512::<4, V, S>(s, bases, ps, w, o, l, stp, v),
-                3 => tile512::<3, V, S>(s, bases, ps, w, o, l, stp, v),
-                2 => tile512::<2, V, S>(s, bases, ps, w, o, l, stp, v),
-                _ => tile512::<1, V, S>(s, bases, ps, w, o, l, stp, v),
-            },
-        )
-    }
-
-    /// One AVX-512 tile: `M` pixels × `16 * V` output channels in `M * V`
-    /// zmm accumulators (`M * V + V <= 31` for the shapes called: 12 × 2 and
-    /// 14 × 1; the broadcast input value folds into the FMA's memory
-    /// operand). The same FMA chain per element and the same statistics
-    /// order as the AVX2 [`tile`], so the same bits.
-    ///
-    /// # Safety
-    /// AVX-512F; the pointer contract of [`tile`] with `16 * V` channels.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile512<const M: usize, const V: usize, const S: bool>(
-        src: *const f32,
-        bases: &[usize; MAX_MR],
-        segs: &[Seg],
-        panel: *const f32,
-        out: *mut f32,
-        ldo: usize,
-        stp: *mut f64,
-        last: u16,
-    ) {
-        // Store masks per vector: all lanes but in the last vector of a
-        // masked block (`last`), whose outputs and statistics beyond the
-        // block's channels are neither read nor written.
-        let mask = |v: usize| if v + 1 == V { last } else { u16::MAX };
-        let mut acc = [[_mm512_setzero_ps(); V]; M];
-        let mut wk = panel;
-        for s in segs {
-            let ptrs: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + s.off));
-            for i in 0..s.len {
-                let mut wv = [_mm512_setzero_ps(); V];
-                for (v, wvv) in wv.iter_mut().enumerate() {
-                    *wvv = _mm512_loadu_ps(wk.add(16 * v));
+            let st = |p: *mut f64, t, x| {
+                if masked(v) {
+                    L::store_d_tail(p, t, x)
+                } else {
+                    L::store_d(p, x)
                 }
-                for (row, p) in acc.iter_mut().zip(&ptrs) {
-                    let xb = _mm512_set1_ps(*p.add(i));
-                    for (a, &wvv) in row.iter_mut().zip(&wv) {
-                        *a = _mm512_fmadd_ps(xb, wvv, *a);
-                    }
-                }
-                wk = wk.add(16 * V);
-            }
-        }
-        for (m, row) in acc.iter().enumerate() {
-            for (v, &a) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(out.add(m * ldo + 16 * v), mask(v), a);
-            }
-        }
-        if S {
-            for v in 0..V {
-                let ps = stp.add(16 * v);
-                let pq = stp.add(ldo + 16 * v);
-                let (klo, khi) = (mask(v) as u8, (mask(v) >> 8) as u8);
-                let z = _mm512_setzero_pd();
-                let (mut s0, mut s1) = (
-                    _mm512_mask_loadu_pd(z, klo, ps),
-                    _mm512_mask_loadu_pd(z, khi, ps.add(8)),
-                );
-                let (mut q0, mut q1) = (
-                    _mm512_mask_loadu_pd(z, klo, pq),
-                    _mm512_mask_loadu_pd(z, khi, pq.add(8)),
-                );
-                for row in &acc {
-                    let a = row[v];
-                    let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
-                    let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                        _mm512_castps_pd(a),
-                    )));
-                    s0 = _mm512_add_pd(s0, lo);
-                    s1 = _mm512_add_pd(s1, hi);
-                    q0 = _mm512_fmadd_pd(lo, lo, q0);
-                    q1 = _mm512_fmadd_pd(hi, hi, q1);
-                }
-                _mm512_mask_storeu_pd(ps, klo, s0);
-                _mm512_mask_storeu_pd(ps.add(8), khi, s1);
-                _mm512_mask_storeu_pd(pq, klo, q0);
-                _mm512_mask_storeu_pd(pq.add(8), khi, q1);
-            }
+            };
+            st(ps, tlo, s0);
+            st(ps.add(h), thi, s1);
+            st(pq, tlo, q0);
+            st(pq.add(h), thi, q1);
         }
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! Output pixels are flattened and taken a tile at a time (16 pixels for
 //! AVX-512, 8 for AVX2, then 8/4/2/1 for the last ones; a tile may wrap
-//! onto the next row). For each vector of channels, the tile's
+//! onto the next row). Both widths run one tile, generic over the vector
+//! type (`lanes.rs`). For each vector of channels, the tile's
 //! accumulators (one vector per pixel) stay in registers across all
 //! `kh * kw` taps; per tap the kernel loads one weight vector and one input
 //! vector per pixel, multiplies and adds. The output is written once, with
@@ -183,11 +184,11 @@ fn image_portable(g: &DwGeom<'_>, taps: &[usize], src: &[f32], w: &[f32], y: &mu
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! AVX2 and AVX-512 tiles. The two are the same algorithm at 8 and 16
-    //! lanes: `MR` pixels × one channel vector, accumulated over all taps.
+    //! The SIMD pass, written once over [`Lanes`] and run at 16 lanes
+    //! (AVX-512F, [`Zmm`]) or 8 (AVX2, [`Ymm`]): `MR` pixels × one channel
+    //! vector per tile, accumulated over all taps.
 
-    use std::arch::x86_64::*;
-
+    use super::super::lanes::{Lanes, Ymm, Zmm};
     use super::DwGeom;
 
     /// Output pixels per AVX-512 tile: 16 zmm accumulators, plus one weight
@@ -207,7 +208,7 @@ mod x86 {
         }
     }
 
-    /// The AVX-512 pass over one image.
+    /// The AVX-512 pass over one image (masked channel tail).
     ///
     /// # Safety
     /// AVX-512F must be available; `g.fits(taps, src.len(), w.len(),
@@ -220,112 +221,11 @@ mod x86 {
         w: &[f32],
         y: &mut [f32],
     ) {
-        let c = g.c;
-        let npix = g.pix_base.len();
-        let full = c / 16 * 16;
-        // Lanes of the last, partial vector (0 when `c % 16 == 0`).
-        let tail: __mmask16 = ((1u32 << (c % 16)) - 1) as __mmask16;
-        let (s, wt, yp) = (src.as_ptr(), w.as_ptr(), y.as_mut_ptr());
-        let mut p = 0;
-        while p < npix {
-            let m = tile_pixels(npix - p, MR512);
-            let bases = &g.pix_base[p..p + m];
-            // SAFETY (all arms): pixels p..p + m are output pixels, their
-            // windows lie in `src` (`fits`), `y` holds their `c` channels.
-            let o = yp.add(p * c);
-            match m {
-                16 => tile512::<16>(s, bases, taps, wt, o, c, full, tail),
-                8 => tile512::<8>(s, bases, taps, wt, o, c, full, tail),
-                4 => tile512::<4>(s, bases, taps, wt, o, c, full, tail),
-                2 => tile512::<2>(s, bases, taps, wt, o, c, full, tail),
-                _ => tile512::<1>(s, bases, taps, wt, o, c, full, tail),
-            }
-            p += m;
-        }
+        image::<Zmm, MR512>(g, taps, src, w, y)
     }
 
-    /// `M` pixels, every channel: whole 16-lane vectors up to `full`, then
-    /// the masked tail.
-    ///
-    /// # Safety
-    /// AVX-512F; for `m < M` the window at `src + bases[m]` lies in the
-    /// image for every tap, `w` holds `taps.len() * c` weights and `out +
-    /// m * c` has `c` writable floats.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile512<const M: usize>(
-        src: *const f32,
-        bases: &[usize],
-        taps: &[usize],
-        w: *const f32,
-        out: *mut f32,
-        c: usize,
-        full: usize,
-        tail: __mmask16,
-    ) {
-        let mut c0 = 0;
-        while c0 < full {
-            vec512::<M, false>(src, bases, taps, w, out, c, c0, !0);
-            c0 += 16;
-        }
-        if tail != 0 {
-            vec512::<M, true>(src, bases, taps, w, out, c, c0, tail);
-        }
-    }
-
-    /// `M` pixels × channels `c0..c0 + 16` (with `MASKED`, only the lanes
-    /// set in `mask`; the others are neither loaded nor stored). The sum
-    /// for each pixel is `0 + x₀w₀ + x₁w₁ + …` over the taps in order, a
-    /// multiply and an add per tap (see the module docs).
-    ///
-    /// # Safety
-    /// As [`tile512`], with `c0 + 16 <= c` unless `MASKED`, and then
-    /// `c0 + popcount(mask) <= c` with `mask` a low-bit run.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn vec512<const M: usize, const MASKED: bool>(
-        src: *const f32,
-        bases: &[usize],
-        taps: &[usize],
-        w: *const f32,
-        out: *mut f32,
-        c: usize,
-        c0: usize,
-        mask: __mmask16,
-    ) {
-        let px: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + c0));
-        let mut acc = [_mm512_setzero_ps(); M];
-        let mut wk = w.add(c0);
-        for &off in taps {
-            let wv = if MASKED {
-                _mm512_maskz_loadu_ps(mask, wk)
-            } else {
-                _mm512_loadu_ps(wk)
-            };
-            for (a, p) in acc.iter_mut().zip(&px) {
-                let xv = if MASKED {
-                    _mm512_maskz_loadu_ps(mask, p.add(off))
-                } else {
-                    _mm512_loadu_ps(p.add(off))
-                };
-                *a = _mm512_add_ps(*a, _mm512_mul_ps(xv, wv));
-            }
-            wk = wk.add(c);
-        }
-        for (m, a) in acc.iter().enumerate() {
-            let o = out.add(m * c + c0);
-            if MASKED {
-                _mm512_mask_storeu_ps(o, mask, *a);
-            } else {
-                _mm512_storeu_ps(o, *a);
-            }
-        }
-    }
-
-    /// The AVX2 pass over one image (8-lane vectors, `maskload`/`maskstore`
-    /// for the channel tail).
+    /// The AVX2 pass over one image (`maskload`/`maskstore` for the channel
+    /// tail).
     ///
     /// # Safety
     /// As [`image_avx512`], with AVX2 instead of AVX-512F.
@@ -337,42 +237,57 @@ mod x86 {
         w: &[f32],
         y: &mut [f32],
     ) {
+        image::<Ymm, MR256>(g, taps, src, w, y)
+    }
+
+    /// One image at the width of `L`: tiles of `MR` pixels (a power of two
+    /// up to 16), the last pixels in smaller powers of two.
+    ///
+    /// # Safety
+    /// As [`image_avx512`], with `L`'s instruction set.
+    #[inline(always)]
+    unsafe fn image<L: Lanes, const MR: usize>(
+        g: &DwGeom<'_>,
+        taps: &[usize],
+        src: &[f32],
+        w: &[f32],
+        y: &mut [f32],
+    ) {
         let c = g.c;
         let npix = g.pix_base.len();
-        let full = c / 8 * 8;
-        // Lane l is loaded/stored iff its sign bit is set: l < c % 8.
-        let rem = (c % 8) as i32;
-        let tail = _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(rem),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
+        let full = c / L::N * L::N;
+        // Lanes of the last, partial vector (none when `c % N == 0`).
+        let tail = L::tail(c % L::N);
         let (s, wt, yp) = (src.as_ptr(), w.as_ptr(), y.as_mut_ptr());
         let mut p = 0;
         while p < npix {
-            let m = tile_pixels(npix - p, MR256);
+            let m = tile_pixels(npix - p, MR);
             let bases = &g.pix_base[p..p + m];
-            // SAFETY: as in `image_avx512`.
+            // Pixels p..p + m are output pixels, their windows lie in `src`
+            // (`fits`), `y` holds their `c` channels.
             let o = yp.add(p * c);
-            let r = rem > 0;
             match m {
-                8 => tile256::<8>(s, bases, taps, wt, o, c, full, r, tail),
-                4 => tile256::<4>(s, bases, taps, wt, o, c, full, r, tail),
-                2 => tile256::<2>(s, bases, taps, wt, o, c, full, r, tail),
-                _ => tile256::<1>(s, bases, taps, wt, o, c, full, r, tail),
+                16 if MR >= 16 => tile::<L, 16>(s, bases, taps, wt, o, c, full, tail),
+                8 => tile::<L, 8>(s, bases, taps, wt, o, c, full, tail),
+                4 => tile::<L, 4>(s, bases, taps, wt, o, c, full, tail),
+                2 => tile::<L, 2>(s, bases, taps, wt, o, c, full, tail),
+                _ => tile::<L, 1>(s, bases, taps, wt, o, c, full, tail),
             }
             p += m;
         }
     }
 
-    /// [`tile512`] at 8 lanes; `has_tail` says whether the masked vector
-    /// `tail` (at `full`) is needed.
+    /// `M` pixels, every channel: whole vectors up to `full`, then, when
+    /// `full < c`, the last `c - full` channels through `tail`.
     ///
     /// # Safety
-    /// As [`tile512`], with AVX2.
-    #[target_feature(enable = "avx2")]
-    #[inline]
+    /// `L`'s instruction set; for `m < M` the window at `src + bases[m]`
+    /// lies in the image for every tap, `w` holds `taps.len() * c` weights,
+    /// `out + m * c` has `c` writable floats, and `tail` selects lanes
+    /// `0..c - full`.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile256<const M: usize>(
+    unsafe fn tile<L: Lanes, const M: usize>(
         src: *const f32,
         bases: &[usize],
         taps: &[usize],
@@ -380,27 +295,35 @@ mod x86 {
         out: *mut f32,
         c: usize,
         full: usize,
-        has_tail: bool,
-        tail: __m256i,
+        tail: L::M,
     ) {
         let mut c0 = 0;
         while c0 < full {
-            vec256::<M, false>(src, bases, taps, w, out, c, c0, tail);
-            c0 += 8;
+            vec::<L, M, false>(src, bases, taps, w, out, c, c0, tail);
+            c0 += L::N;
         }
-        if has_tail {
-            vec256::<M, true>(src, bases, taps, w, out, c, c0, tail);
+        if full < c {
+            vec::<L, M, true>(src, bases, taps, w, out, c, c0, tail);
         }
     }
 
-    /// [`vec512`] at 8 lanes (`mask`: lanes with the sign bit set).
+    /// `M` pixels × channels `c0..c0 + N` (with `MASKED`, only the lanes
+    /// set in `mask`; the others are neither loaded nor stored). The sum
+    /// for each pixel is `0 + x₀w₀ + x₁w₁ + …` over the taps in order, a
+    /// multiply and an add per tap (see the module docs).
     ///
     /// # Safety
-    /// As [`vec512`], with AVX2 and 8 lanes.
-    #[target_feature(enable = "avx2")]
+    /// As [`tile`], with `c0 + N <= c` unless `MASKED`, and then `c0 +
+    /// (lanes of mask) <= c` with `mask` a low-lane run.
+    // `#[inline]`, not `always`: it has one call site per instantiation and
+    // is inlined into the `#[target_feature]` entry either way (checked in
+    // the disassembly: no calls remain), but optimised on its own first it
+    // keeps the register use of the hand-written loops it replaced; forced,
+    // the 16-pixel loop reloaded the tap list from the stack and the DARTS
+    // shapes ran 4-7 % slower.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn vec256<const M: usize, const MASKED: bool>(
+    unsafe fn vec<L: Lanes, const M: usize, const MASKED: bool>(
         src: *const f32,
         bases: &[usize],
         taps: &[usize],
@@ -408,33 +331,31 @@ mod x86 {
         out: *mut f32,
         c: usize,
         c0: usize,
-        mask: __m256i,
+        mask: L::M,
     ) {
+        let load = |p: *const f32| {
+            if MASKED {
+                L::load_tail(p, mask)
+            } else {
+                L::load(p)
+            }
+        };
         let px: [*const f32; M] = std::array::from_fn(|m| src.add(bases[m] + c0));
-        let mut acc = [_mm256_setzero_ps(); M];
+        let mut acc = [L::zero(); M];
         let mut wk = w.add(c0);
         for &off in taps {
-            let wv = if MASKED {
-                _mm256_maskload_ps(wk, mask)
-            } else {
-                _mm256_loadu_ps(wk)
-            };
+            let wv = load(wk);
             for (a, p) in acc.iter_mut().zip(&px) {
-                let xv = if MASKED {
-                    _mm256_maskload_ps(p.add(off), mask)
-                } else {
-                    _mm256_loadu_ps(p.add(off))
-                };
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(xv, wv));
+                *a = L::add(*a, L::mul(load(p.add(off)), wv));
             }
             wk = wk.add(c);
         }
         for (m, a) in acc.iter().enumerate() {
             let o = out.add(m * c + c0);
             if MASKED {
-                _mm256_maskstore_ps(o, mask, *a);
+                L::store_tail(o, mask, *a)
             } else {
-                _mm256_storeu_ps(o, *a);
+                L::store(o, *a)
             }
         }
     }

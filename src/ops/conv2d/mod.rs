@@ -15,6 +15,8 @@
 pub mod cpu;
 pub mod cuda;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 #[cfg(test)]
 mod tests;
 
