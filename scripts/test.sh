@@ -8,6 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
+# NVRTC (the run-time kernel compiler) from NVIDIA's wheel, where `.ci/run`
+# or a user put it (target/nvrtc), so the tests compile every kernel; without
+# it those tests say they were skipped.
+NVRTC_LIB="$ROOT/target/nvrtc/nvidia/cu13/lib"
+if [ -e "$NVRTC_LIB/libnvrtc.so.13" ]; then
+    export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+    echo "test.sh: no NVRTC in target/nvrtc; the kernel-compile tests will be skipped (install it with:" \
+         "python3 -m pip install --no-deps --target target/nvrtc nvidia-cuda-nvrtc==13.0.88)" >&2
+fi
+
 # Rust: the core crate and every binding with Rust tests (the Python
 # extension has none of its own: it is tested from Python below).
 cargo test --release --workspace --exclude dasnas-python
@@ -24,4 +35,5 @@ maturin build --release --quiet -m bindings/python/Cargo.toml -o "$ROOT/target/w
 "$VENV/bin/pip" install -q --force-reinstall --no-deps "$ROOT"/target/wheels/dasnas-*.whl
 # From the tests folder, so `import dasnas` is the installed wheel, not the source tree.
 cd bindings/python/tests
-DASNAS_BIN="$ROOT/target/release/dasnas" "$VENV/bin/python" -m pytest -q -p no:cacheprovider .
+# -rs: every skipped test says why.
+DASNAS_BIN="$ROOT/target/release/dasnas" "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider .

@@ -19,7 +19,7 @@
 //! * Every relative link (`[text](docs/x.md)`, `[text](x.md#anchor)`,
 //!   images) points at a file that exists, and an anchor into a Markdown
 //!   file names one of its headings (GitHub's heading ids).
-//! * `docs/c.md` shows `bindings/c/tests/example.c`, the C program the
+//! * `docs/c.md` shows `examples/03_score_from_c.c`, the C program the
 //!   C library's tests compile and run, verbatim.
 
 use std::collections::{HashMap, HashSet};
@@ -470,14 +470,14 @@ fn relative_links_resolve() {
 
 #[test]
 fn c_page_shows_the_tested_program() {
-    let program = read(&repo().join("bindings/c/tests/example.c"));
+    let program = read(&repo().join("examples/03_score_from_c.c"));
     let page = repo().join("docs/c.md");
     let shown = blocks("docs/c.md", &read(&page))
         .into_iter()
         .any(|b| b.lang() == "c" && b.text == program);
     assert!(
         shown,
-        "docs/c.md must show bindings/c/tests/example.c verbatim in a ```c block \
+        "docs/c.md must show examples/03_score_from_c.c verbatim in a ```c block \
          (the program the C library's tests compile and run)"
     );
 }

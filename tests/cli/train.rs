@@ -162,7 +162,13 @@ fn train_writes_records() {
         "--lr-schedule",
         "constant",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // Numbers a user reads, not Rust's debug form of an option.
+    assert!(
+        err.contains("final loss ") && !err.contains("Some("),
+        "{err}"
+    );
     let text = std::fs::read_to_string(&rec).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()

@@ -1,4 +1,4 @@
-//! `tests/example.c` (the example of docs/c.md), compiled with the system C
+//! `examples/03_score_from_c.c` (the example of docs/c.md), compiled with the system C
 //! compiler (`$CC`, else `cc`) against the built library, shared and
 //! static, prints the same scores as the Rust crate.
 
@@ -31,12 +31,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Compiles `example.c` with `link` (the library's flags) into `dir`, runs
+/// Compiles `examples/03_score_from_c.c` with `link` (the library's flags) into `dir`, runs
 /// it, and returns its stdout.
 fn build_and_run(dir: &Path, link: &[String]) -> String {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let exe = dir.join("example");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/example.c");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/03_score_from_c.c");
     let out = Command::new(&cc)
         .arg("-std=c99")
         .arg("-Wall")
@@ -66,7 +66,7 @@ fn build_and_run(dir: &Path, link: &[String]) -> String {
     stdout
 }
 
-/// What `example.c` must print: the cell's scores from the Rust crate,
+/// What the example must print: the cell's scores from the Rust crate,
 /// to the C program's precision, then the bad cell's error.
 fn check_output(stdout: &str) {
     let arch = dasnas_core::space::Arch::parse(dasnas_core::space::Space::NB201, CELL).unwrap();

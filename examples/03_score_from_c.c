@@ -1,5 +1,5 @@
 /* Scores one NAS-Bench-201 cell on the CPU, then shows the error path.
- * Build: cc example.c -I include -L target/release -ldasnas_c -Wl,-rpath,target/release */
+ * Build: cc examples/03_score_from_c.c -I include -L target/release -ldasnas_c -Wl,-rpath,target/release */
 #include <stdio.h>
 #include "dasnas.h"
 
