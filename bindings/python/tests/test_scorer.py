@@ -272,3 +272,42 @@ def test_fast_conv_and_cells_in_flight_match_the_binary(tmp_path, cifar_file):
         dasnas.Scorer("nb201", device="cpu", batch=8, conv="quick")
     with pytest.raises(ValueError, match="cells_in_flight must be at least 1"):
         dasnas.Scorer("nb201", device="cpu", batch=8, cells_in_flight=0)
+
+
+def test_columns_do_not_depend_on_the_cells(tmp_path):
+    scorer = dasnas.Scorer("nb201", device="cpu", batch=8, extra_alphas=[0.5])
+    empty = scorer.score_many([])
+    full = scorer.score_many(dasnas.spaces.sample("nb201", 2, seed=0))
+    assert list(empty) == list(full)
+    assert all(len(c) == 0 for c in empty.values())
+    for f in ("wot", "d", "das", "das@0.5", "n_units", "params", "flops", "singular", "arch"):
+        assert f in empty, f
+    # Counts are integers, scores floats.
+    assert full["params"].dtype == np.int64 and full["flops"].dtype == np.int64
+    assert full["n_units"].dtype == np.int64 and full["wot"].dtype == np.float64
+    assert empty["params"].dtype == np.int64
+
+
+def test_one_cell_errors_name_the_cell_not_a_list():
+    scorer = dasnas.Scorer("nb201", device="cpu", batch=8)
+    with pytest.raises(ValueError) as e:
+        scorer.score("|bogus~0|")
+    assert "archs[0]" not in str(e.value) and "bogus" in str(e.value)
+
+
+def test_out_refuses_a_file_of_another_run(tmp_path):
+    out = tmp_path / "o.jsonl"
+    cells = dasnas.spaces.sample("nb201", 2, seed=0)
+    dasnas.Scorer("nb201", device="cpu", batch=8, seed=0).score_many(cells, out=out)
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="another run"):
+        dasnas.Scorer("nb201", device="cpu", batch=8, seed=7).score_many(cells, out=out)
+    assert out.read_bytes() == before
+    # Lines written by Python are the binary's lines, byte for byte but `ms`.
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert len(lines) == 2 and all(l["run"]["seed"] == 0 for l in lines)
+
+
+def test_internal_faults_are_internal_errors():
+    assert issubclass(dasnas.InternalError, RuntimeError)
+    assert not issubclass(dasnas.InternalError, ValueError)
