@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn the_nasbench_test_vector() {
-        // From the NB101 issue: the spec that hashes to 00005c14….
+        // The spec NASBench's own tests hash to 00005c14… (its first module hash).
         let adj = matrix(&[
             [0, 1, 0, 0, 1, 1, 0],
             [0, 0, 1, 0, 0, 0, 0],
