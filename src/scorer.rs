@@ -245,6 +245,9 @@ pub struct TrainingFile<'a> {
     /// What the caller calls `records` (`--train-records`,
     /// `train_records`), for the message when they are not in the file.
     pub records_name: &'a str,
+    /// What the caller calls the training batch (`--train-batch`,
+    /// `train_batch`), for the message when it is empty or cannot fit.
+    pub batch_name: &'a str,
     /// Records left out by default: a caller training on the file its
     /// scoring batch came from skips that batch, so that cells are never
     /// trained on the images they are scored on.
@@ -262,8 +265,14 @@ impl TrainingFile<'_> {
         config: SgdConfig,
         augment: Augment,
     ) -> Result<Training> {
+        if batch == 0 {
+            return Err(Error::Arg(format!(
+                "{} must be at least 1",
+                self.batch_name
+            )));
+        }
         crate::train::budget::check_train_batch(
-            crate::train::TRAIN_BATCH,
+            self.batch_name,
             batch,
             crate::train::batches::batch_shape(1).per_sample(),
         )?;

@@ -45,6 +45,19 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl Shard {
+    /// How many of a list of `len` items are this shard's (positions
+    /// `k, k + n, …`).
+    pub fn share(self, len: u64) -> u64 {
+        let (k, n) = (self.k as u64, self.n as u64);
+        if len > k {
+            (len - k).div_ceil(n)
+        } else {
+            0
+        }
+    }
+}
+
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.k, self.n)

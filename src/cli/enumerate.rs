@@ -53,7 +53,8 @@ pub fn run(a: EnumerateArgs) -> Result<()> {
         }
     }
     let total = a.space.cell_counts().map(|(cells, classes)| {
-        super::progress::in_shard(if a.unique { classes } else { cells }, a.shard)
+        let n = if a.unique { classes } else { cells };
+        a.shard.map_or(n, |s| s.share(n))
     });
     let bar = super::progress::bar(total, "cells");
     let cells = a.space.cells(&SpaceOptions::new())?;

@@ -26,18 +26,3 @@ pub fn bar(total: Option<u64>, unit: &str) -> ProgressBar {
     }
     bar
 }
-
-/// Positions `k, k + n, …` of a list of `len`: a shard's share.
-pub fn in_shard(len: u64, shard: Option<dasnas::select::Shard>) -> u64 {
-    match shard {
-        None => len,
-        Some(s) => {
-            let (k, n) = (s.k as u64, s.n as u64);
-            if len > k {
-                (len - k).div_ceil(n)
-            } else {
-                0
-            }
-        }
-    }
-}

@@ -157,7 +157,11 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         _ => None,
     };
     let total = |done: usize| {
-        units.map(|n| super::progress::in_shard(n, a.shard).saturating_sub(done as u64))
+        units.map(|n| {
+            a.shard
+                .map_or(n, |s| s.share(n))
+                .saturating_sub(done as u64)
+        })
     };
     let (resumed, mut sink): (Resume, Box<dyn LineSink>) = match &a.out {
         Some(path) => {

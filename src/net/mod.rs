@@ -271,9 +271,6 @@ pub struct GraphBuilder {
     param_values: u64,
     /// f32 values of every node's output for one image so far.
     activation_values: u64,
-    /// Bytes the network may take (`None`: unknown, then only what no
-    /// machine can address is refused).
-    limit: Option<u64>,
 }
 
 /// The host memory a network may take: what is available when the first
@@ -296,14 +293,7 @@ impl GraphBuilder {
             init,
             param_values: 0,
             activation_values: 0,
-            limit: network_limit(),
         }
-    }
-
-    /// The same builder refusing networks above `bytes` (tests).
-    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
-        self.limit = bytes;
-        self
     }
 
     /// Bytes of the parameters and of two images' activations so far: the
@@ -317,11 +307,13 @@ impl GraphBuilder {
     /// Refuses the network when [`Self::bytes_so_far`] exceeds the limit.
     fn check_size(&self, name: &str) -> Result<()> {
         let need = self.bytes_so_far();
-        if crate::runtime::budget::fits(need, self.limit) {
+        // `None`: unknown, then only what no machine can address is refused.
+        let limit = network_limit();
+        if crate::runtime::budget::fits(need, limit) {
             return Ok(());
         }
         let human = crate::runtime::budget::human;
-        let have = match self.limit {
+        let have = match limit {
             Some(a) => format!("{} are available", human(a)),
             None => "more than this machine can address".into(),
         };

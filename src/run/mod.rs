@@ -214,23 +214,14 @@ impl TrainingOptions {
         ] {
             finite(name, v)?;
         }
-        if self.batch == 0 {
-            return Err(Error::Arg(format!(
-                "{} must be at least 1",
-                names.train_batch
-            )));
-        }
-        // Before the file is read: labelled images that cannot fit are refused.
-        crate::train::budget::check_train_batch(
-            names.train_batch,
-            self.batch,
-            crate::train::batches::batch_shape(1).per_sample(),
-        )?;
+        // The file checks the batch (empty, or too large for memory) before
+        // it reads the images.
         let file = TrainingFile {
             path: &path,
             dataset,
             records: self.records.clone(),
             records_name: names.train_records,
+            batch_name: names.train_batch,
             skip: if same_as_scoring { scoring_batch } else { 0 },
         };
         let augment = Augment {
