@@ -505,16 +505,16 @@ pub fn bench_training(
             Augment::default(),
         )
     };
-    scorer.set_training(Some(training(2)?));
+    scorer.set_training(Some(training(2)?))?;
     scorer.score_archs(&[first], seed, 1.0)?;
-    scorer.set_training(Some(training(steps)?));
+    scorer.set_training(Some(training(steps)?))?;
     let refs: Vec<&Arch> = archs.iter().collect();
     let t = Instant::now();
     for block in refs.chunks(scorer.block_size()) {
         scorer.score_archs(block, seed, 1.0)?;
     }
     let wall = t.elapsed().as_secs_f64();
-    scorer.set_training(None);
+    scorer.set_training(None)?;
     let total_steps = (steps * archs.len()) as f64;
     Ok(TrainBench {
         device: scorer.describe(),

@@ -24,6 +24,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod io;
+pub mod measures;
 pub mod net;
 pub mod ops;
 pub mod param;

@@ -34,6 +34,8 @@ enum Command {
     Fit(cli::fit::FitArgs),
     /// NASWOT search: sample N cells, keep the best by a metric (or evolve them).
     Search(cli::search::SearchArgs),
+    /// List the training-free measures `score --measures` computes.
+    Measures,
     /// List the CUDA GPUs and say whether NVRTC (run-time kernel compiler) loads.
     Devices,
     /// Stream every cell of a space (NB201: official index order; NB101: one
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::run(a),
         Command::Fit(a) => cli::fit::run(a),
         Command::Search(a) => cli::search::run(a),
+        Command::Measures => cli::measures::run(),
         Command::Devices => cli::devices::run(),
         Command::Enumerate(a) => cli::enumerate::run(a),
         Command::Merge(a) => cli::merge::run(a),

@@ -51,6 +51,10 @@ pub struct RunStamp {
     /// differ from exact ones by rounding, so files do not mix the two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<String>,
+    /// The measures lines carry beyond the scoring pass, joined by `,`
+    /// (`score --measures`), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measures: Option<String>,
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
@@ -94,6 +98,7 @@ impl RunStamp {
             swap_reg: None,
             repeats: None,
             conv: None,
+            measures: None,
         }
     }
 
@@ -101,6 +106,15 @@ impl RunStamp {
     pub fn with_conv(self, conv: crate::ops::conv2d::ConvAlgo) -> Self {
         RunStamp {
             conv: (conv != crate::ops::conv2d::ConvAlgo::Exact).then(|| conv.name().to_string()),
+            ..self
+        }
+    }
+
+    /// The stamp of a run whose lines carry `measures` (recorded when it
+    /// computes any beyond the scoring pass).
+    pub fn with_measures(self, measures: &crate::measures::MeasureSet) -> Self {
+        RunStamp {
+            measures: measures.stamp(),
             ..self
         }
     }
@@ -619,6 +633,7 @@ mod tests {
             swap_reg: None,
             repeats: None,
             conv: None,
+            measures: None,
         }
     }
 

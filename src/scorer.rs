@@ -8,6 +8,8 @@ use crate::exec::cpu::PassOptions;
 use crate::exec::cpu_lanes::{default_cells_in_flight, CpuLanes};
 use crate::exec::cuda::executor::GpuScorer;
 use crate::exec::CellTiming;
+use crate::measures::pass::{check_device, passes, GradientDevice};
+use crate::measures::MeasureSet;
 use crate::net::Graph;
 use crate::ops::conv2d::ConvAlgo;
 use crate::runtime::DeviceKind;
@@ -29,13 +31,17 @@ pub struct CellResult {
     pub timing: CellTiming,
     /// Set when the cell was fast-trained before scoring.
     pub train: Option<TrainStats>,
+    /// The measures computed beyond the scoring pass, by name
+    /// ([`Scorer::set_measures`]); `None` where a value is not a number.
+    pub measures: Vec<(&'static str, Option<f64>)>,
 }
 
 impl CellResult {
     /// The JSON object `dasnas score` writes for this cell: `arch`, `wot`,
     /// `d`, `n_units`, `ln_n_units`, `das`, `singular`, `das@A` for each of
     /// `extra_alphas` (`batch` images), `swap`, `swap_reg`, `params` and
-    /// `flops` where known, `ms`, and after training
+    /// `flops` where known, each measure of [`Self::measures`] by name,
+    /// `ms`, and after training
     /// `train_steps`, `train_loss`, `train_acc`, `train_ms`. On the CPU `ms`
     /// is the scoring alone and `train_ms` the training; on a GPU both are
     /// the cell's share of its chunk's wall time, training included.
@@ -64,6 +70,9 @@ impl CellResult {
             if let Some(v) = v {
                 obj[k] = v;
             }
+        }
+        for &(k, v) in &self.measures {
+            obj[k] = serde_json::json!(v);
         }
         if let Some(t) = &self.train {
             obj["train_steps"] = serde_json::json!(t.steps);
@@ -114,6 +123,7 @@ pub fn score_graph_with(
         scores,
         timing,
         train: None,
+        measures: Vec::new(),
     })
 }
 
@@ -312,6 +322,17 @@ impl TrainingFile<'_> {
     }
 }
 
+/// `given` labels, or labels drawn from `seed` over `graph`'s classes.
+fn measure_labels(given: Option<&[u32]>, graph: &Graph, seed: u64, n: usize) -> Vec<u32> {
+    match given {
+        Some(l) => l.to_vec(),
+        None => {
+            let classes = graph.nodes[graph.output].shape.c;
+            crate::measures::seeded_labels(seed, n, classes)
+        }
+    }
+}
+
 /// The device a [`Scorer`] scores on: the CPU with its batch, or the GPU
 /// scorer (which holds its own copy of the batch).
 enum ScoringDevice {
@@ -345,6 +366,12 @@ pub struct Scorer {
     in_flight: Option<usize>,
     /// The CPU lanes' thread pools, built for `(lanes, threads)`.
     lanes: Option<CpuLanes>,
+    /// The measures beyond the scoring pass ([`Scorer::set_measures`]).
+    measures: MeasureSet,
+    /// The scoring batch's labels, when its images have them.
+    labels: Option<Vec<u32>>,
+    /// A host copy of the scoring batch on a GPU, for the measures' passes.
+    host_batch: Option<Tensor>,
 }
 
 /// SWAP's settings ([`Scorer::set_swap`]).
@@ -409,6 +436,9 @@ impl Scorer {
             conv: ConvAlgo::Exact,
             in_flight: None,
             lanes: None,
+            measures: MeasureSet::none(),
+            labels: None,
+            host_batch: None,
         };
         // A CPU batch whose B×B matrices cannot fit is refused here, before
         // the first cell (each cell is checked again with its plan).
@@ -421,13 +451,15 @@ impl Scorer {
                 Ok((wrap(ScoringDevice::Cpu { batch }), None))
             }
             DeviceKind::Cuda(n) => {
-                let s = wrap(Self::open_cuda(n, &batch, lanes)?);
+                let mut s = wrap(Self::open_cuda(n, &batch, lanes)?);
+                s.host_batch = Some(batch);
                 let notes = s.device_notes();
                 Ok((s, notes))
             }
             DeviceKind::Auto => match Self::open_cuda(0, &batch, lanes) {
                 Ok(b) => {
-                    let s = wrap(b);
+                    let mut s = wrap(b);
+                    s.host_batch = Some(batch);
                     let notes = s.device_notes();
                     Ok((s, notes))
                 }
@@ -537,9 +569,73 @@ impl Scorer {
     }
 
     /// Fast-trains every cell scored from now on (`None`: score untrained).
-    pub fn set_training(&mut self, training: Option<Training>) {
+    /// An error when the measures set ([`Self::set_measures`]) cannot be
+    /// computed after training on this device.
+    pub fn set_training(&mut self, training: Option<Training>) -> Result<()> {
+        self.check_measures(&self.measures, training.is_some())?;
         self.training = training;
         self.uploaded = None;
+        Ok(())
+    }
+
+    /// Computes `measures` for every cell scored from now on, beside the
+    /// scores (docs/measures.md); SWAP's count is turned on when they ask
+    /// for it. `labels` are the scoring batch's labels, one per image, for
+    /// the measures that take a loss; `None`: labels drawn from each
+    /// cell's weight seed, uniform over the network's classes
+    /// ([`crate::measures::seeded_labels`]). An error for a measure the
+    /// device cannot compute yet, or labels that do not fit the batch.
+    pub fn set_measures(&mut self, measures: MeasureSet, labels: Option<Vec<u32>>) -> Result<()> {
+        self.check_measures(&measures, self.training.is_some())?;
+        if let Some(l) = &labels {
+            if l.len() != self.batch_size() {
+                return Err(Error::Arg(format!(
+                    "{} labels for a scoring batch of {} images",
+                    l.len(),
+                    self.batch_size()
+                )));
+            }
+        }
+        if measures.wants_swap() && self.swap.is_none() {
+            self.swap = Some(Swap::default());
+        }
+        self.measures = measures;
+        self.labels = labels;
+        Ok(())
+    }
+
+    /// The measures computed beyond the scoring pass.
+    pub fn measures(&self) -> &MeasureSet {
+        &self.measures
+    }
+
+    /// The scoring batch (NHWC), on the host.
+    pub fn scoring_batch(&self) -> Result<&Tensor> {
+        match (&self.device, &self.host_batch) {
+            (ScoringDevice::Cpu { batch }, _) => Ok(batch),
+            (_, Some(batch)) => Ok(batch),
+            _ => Err(Error::Internal("no host copy of the scoring batch".into())),
+        }
+    }
+
+    /// The labels the measures' losses use for `graph`'s cells with weight
+    /// seed `seed`: the scoring batch's own ([`Self::set_measures`]), or
+    /// drawn from the seed ([`crate::measures::seeded_labels`]).
+    pub fn measure_labels(&self, graph: &Graph, seed: u64) -> Vec<u32> {
+        measure_labels(self.labels.as_deref(), graph, seed, self.batch_size())
+    }
+
+    fn check_measures(&self, measures: &MeasureSet, training: bool) -> Result<()> {
+        let cuda = matches!(self.device, ScoringDevice::Cuda(_));
+        check_device(measures, cuda)?;
+        if cuda && training && measures.needs_passes() {
+            return Err(Error::Arg(format!(
+                "on a GPU, the measures {} are computed at initialisation only for now: \
+                 score them without fast training, or on the CPU",
+                measures.stamp().unwrap_or_default()
+            )));
+        }
+        Ok(())
     }
 
     /// The training set with [`Self::set_training`], if any.
@@ -669,6 +765,24 @@ impl Scorer {
             conv: self.conv,
         };
         let named = |a: &Arch, e: Error| e.context(format!("cell {a}"));
+        let (measures, labels, host_batch) = (&self.measures, &self.labels, &self.host_batch);
+        // The measures beyond the scoring pass of one cell, into its result.
+        let measure = |r: &mut CellResult,
+                       graph: &Graph,
+                       params: &[Vec<f32>],
+                       batch: &Tensor,
+                       device: &GradientDevice<'_>|
+         -> Result<()> {
+            if measures.is_empty() || !measures.needs_passes() {
+                return Ok(());
+            }
+            let t0 = std::time::Instant::now();
+            let labels = measure_labels(labels.as_deref(), graph, seed, batch.shape.n);
+            let p = passes(measures, graph, params, batch, &labels, device)?;
+            r.measures = crate::measures::evaluate(measures, &p)?;
+            r.timing.measures_s = t0.elapsed().as_secs_f64();
+            Ok(())
+        };
         // A GPU cell's result: the device time of its pass (the GPU scorer
         // times a cell as a whole), and its training summary if trained.
         let from_gpu = |scores, seconds, train| CellResult {
@@ -678,6 +792,7 @@ impl Scorer {
                 ..Default::default()
             },
             train,
+            measures: Vec::new(),
         };
         match (&mut self.device, &self.training) {
             (ScoringDevice::Cpu { batch }, None) => {
@@ -693,6 +808,8 @@ impl Scorer {
                         - r.timing.ops_s
                         - r.timing.codes_s
                         - r.timing.logdet_s;
+                    measure(&mut r, graph, &params, batch, &GradientDevice::Cpu)
+                        .map_err(|e| named(a, e))?;
                     Ok(r)
                 };
                 let k = in_flight.min(archs.len());
@@ -719,6 +836,8 @@ impl Scorer {
                         - r.timing.codes_s
                         - r.timing.logdet_s;
                     r.train = Some(st);
+                    measure(&mut r, graph, &params, batch, &GradientDevice::Cpu)
+                        .map_err(|e| named(a, e))?;
                     Ok(r)
                 })
                 .collect(),
@@ -731,10 +850,21 @@ impl Scorer {
                     None,
                     swap,
                 )?;
-                Ok(cells
+                let mut results: Vec<CellResult> = cells
                     .into_iter()
                     .map(|c| from_gpu(c.scores, c.seconds, None))
-                    .collect())
+                    .collect();
+                if measures.needs_passes() {
+                    let batch = host_batch
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("no host copy of the batch".into()))?;
+                    let dev = GradientDevice::Cuda(g.device());
+                    for ((r, graph), a) in results.iter_mut().zip(graphs).zip(archs) {
+                        let params = crate::net::init::init_params(graph, seed);
+                        measure(r, graph, &params, batch, &dev).map_err(|e| named(a, e))?;
+                    }
+                }
+                Ok(results)
             }
             (ScoringDevice::Cuda(g), Some(t)) => {
                 // The batches of every step are uploaded once per seed and

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["space", "exec"],
     ),
     ("training", &["train"]),
+    ("training-free measures", &["measures"]),
     ("cell lists", &["io", "select"]),
     ("the scorer", &["scorer"]),
     ("result lines and run stamps", &["results"]),

@@ -11,6 +11,7 @@ pub mod enumerate;
 pub mod eval;
 pub mod fit;
 pub mod flags;
+pub mod measures;
 pub mod merge;
 pub mod progress;
 pub mod score;

@@ -80,6 +80,13 @@ pub struct ScoreArgs {
     /// σ of --swap-mu's regularisation (> 0).
     #[arg(long, requires = "swap_mu")]
     swap_sigma: Option<f64>,
+    /// Also compute these training-free measures, comma-separated, or
+    /// `all` (`dasnas measures` lists them; docs/measures.md defines them):
+    /// each becomes a field of the line under its name. The scoring pass's
+    /// own (wot, d, n_units, das, params, flops) are always written; `swap`
+    /// turns SWAP on.
+    #[arg(long, value_name = "LIST")]
+    measures: Option<String>,
     /// Train each cell this many SGD steps before scoring it (0: score at
     /// initialisation, the plain training-free scores). The JSON then gains
     /// train_steps, train_loss and train_acc (loss and accuracy of the last
@@ -141,6 +148,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     }
     if a.swap {
         opts.swap = Some(Swap::new(a.swap_mu.zip(a.swap_sigma))?);
+    }
+    if let Some(list) = &a.measures {
+        opts.measures =
+            dasnas::measures::MeasureSet::parse(list).map_err(|e| e.context("--measures"))?;
     }
     let mut run = opts.open()?;
     print_notices(run.notices());

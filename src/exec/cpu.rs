@@ -66,6 +66,7 @@ pub fn score_pass(
         codes_s: fwd.codes_s,
         logdet_s: t1.elapsed().as_secs_f64(),
         by_op: fwd.by_op,
+        measures_s: 0.0,
     };
     Ok((scores, timing))
 }

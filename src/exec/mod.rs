@@ -49,11 +49,13 @@ pub struct CellTiming {
     pub logdet_s: f64,
     /// `ops_s` by op kind.
     pub by_op: Vec<(&'static str, f64)>,
+    /// The passes and reductions of the measures beyond the scoring pass.
+    pub measures_s: f64,
 }
 
 impl CellTiming {
-    /// Sum of the four phases, in seconds (`by_op` splits `ops_s`, so it is not added).
+    /// Sum of the five phases, in seconds (`by_op` splits `ops_s`, so it is not added).
     pub fn total_s(&self) -> f64 {
-        self.build_s + self.ops_s + self.codes_s + self.logdet_s
+        self.build_s + self.ops_s + self.codes_s + self.logdet_s + self.measures_s
     }
 }

@@ -143,6 +143,46 @@ impl Graph {
         self.params.iter().map(|p| p.len as u64).sum()
     }
 
+    /// The network as JSON, for a reference formulation in another
+    /// framework (`scripts/torch_measures.py`): `input` `[h, w, c]`,
+    /// `output` (a node id), `params` (`name`, `len`, by parameter id) and
+    /// `nodes` in topological order, each with `name`, `op`
+    /// ([`crate::ops::Op::to_json`]), `inputs` and `params` (ids) and its
+    /// per-sample `shape` `[h, w, c]`. Parameter values are in this
+    /// crate's layouts (each op's module documents its own).
+    pub fn to_json(&self) -> serde_json::Value {
+        let shape = |s: crate::tensor::Shape| serde_json::json!([s.h, s.w, s.c]);
+        let input = self
+            .nodes
+            .iter()
+            .find(|n| n.op.spec().role() == crate::ops::Role::Input)
+            .map(|n| shape(n.shape));
+        let params: Vec<serde_json::Value> = self
+            .params
+            .iter()
+            .map(|p| serde_json::json!({ "name": p.name, "len": p.len }))
+            .collect();
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "name": n.name,
+                    "op": n.op.to_json(),
+                    "inputs": n.inputs,
+                    "params": n.params,
+                    "shape": shape(n.shape),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "input": input,
+            "output": self.output,
+            "params": params,
+            "nodes": nodes,
+        })
+    }
+
     /// Multiply-adds per sample of the convolutions and linear layers (half
     /// of [`OpSpec::flops`](crate::ops::OpSpec::flops) summed), the `flops`
     /// baseline as thop and fvcore count it (one multiply-add is one

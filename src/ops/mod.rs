@@ -68,6 +68,21 @@ macro_rules! ops {
                 }
             }
 
+            /// The op as a JSON object: `kind` and its hyper-parameters by
+            /// field name (what a reference formulation in another framework
+            /// needs to rebuild it; see `Graph::to_json`).
+            pub fn to_json(&self) -> serde_json::Value {
+                let v = match self {
+                    $( Op::$variant(op) => serde_json::to_value(op), )*
+                };
+                let mut v = match v {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => serde_json::json!({}),
+                };
+                v["kind"] = self.spec().kind().into();
+                v
+            }
+
             /// The CUDA kernels of every op, in registry order (each op's
             /// [`CudaKernels`] table), then those of the ops that are not
             /// graph nodes (the loss).

@@ -77,6 +77,12 @@ pub trait OpSpec {
         0
     }
 
+    /// A layer the field's training-free measures hook (PyTorch's
+    /// `nn.Conv2d` and `nn.Linear`): its first parameter is its weight.
+    fn is_weight_layer(&self) -> bool {
+        false
+    }
+
     /// The op's part for the scores.
     fn role(&self) -> Role {
         Role::Compute

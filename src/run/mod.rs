@@ -12,6 +12,7 @@ pub mod output;
 use crate::data::cifar::Dataset;
 use crate::data::BatchSource;
 use crate::error::{Error, Result};
+use crate::measures::MeasureSet;
 use crate::ops::conv2d::ConvAlgo;
 use crate::results::RunStamp;
 use crate::runtime::DeviceKind;
@@ -271,6 +272,8 @@ pub struct RunOptions {
     pub repeats: usize,
     /// Fast training before scoring.
     pub training: Option<TrainingOptions>,
+    /// The measures computed beside the scores (docs/measures.md).
+    pub measures: MeasureSet,
     /// How the caller spells each option in messages.
     pub names: Names,
 }
@@ -295,6 +298,7 @@ impl RunOptions {
             swap: None,
             repeats: 1,
             training: None,
+            measures: MeasureSet::none(),
             names: Names::KEYWORDS,
         }
     }
@@ -394,6 +398,27 @@ impl RunOptions {
         }
     }
 
+    /// The labels of the first `batch` images when they come from a CIFAR
+    /// file; `None` for images without labels (the measures then draw
+    /// them from the weight seed).
+    pub fn batch_labels(&self, batch: usize) -> Result<Option<Vec<u32>>> {
+        match &self.images {
+            Images::File(p) => {
+                let images = crate::data::cifar::CifarImages::load(p, self.dataset)
+                    .map_err(|e| e.context(self.names.data))?;
+                Ok(Some(
+                    images
+                        .labels
+                        .iter()
+                        .take(batch)
+                        .map(|&l| u32::from(l))
+                        .collect(),
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The fast training of these options, its images read; `None` without
     /// training. `scoring_batch`: images in the scoring batch (records of
     /// the scoring file that training leaves out by default).
@@ -420,7 +445,10 @@ impl RunOptions {
             Some(s) => stamp.with_swap(s),
             None => stamp,
         };
-        stamp.with_repeats(self.repeats).with_conv(self.conv)
+        stamp
+            .with_repeats(self.repeats)
+            .with_conv(self.conv)
+            .with_measures(&self.measures)
     }
 
     /// Checks, makes the scoring batch and the training, opens the device
@@ -436,8 +464,14 @@ impl RunOptions {
         let (mut scorer, notice) = Scorer::open(self.device, batch, self.lanes)?;
         let mut notices: Vec<String> = notice.into_iter().collect();
         scorer.set_threads(self.threads)?;
-        scorer.set_training(training);
+        scorer.set_training(training)?;
         scorer.set_swap(self.swap);
+        let labels = if self.measures.needs_passes() {
+            self.batch_labels(b)?
+        } else {
+            None
+        };
+        scorer.set_measures(self.measures.clone(), labels)?;
         scorer.set_cells_in_flight(self.cells_in_flight)?;
         notices.extend(scorer.set_conv(self.conv));
         Ok(Run {
@@ -452,6 +486,20 @@ impl RunOptions {
             notices,
         })
     }
+}
+
+/// A cell's network, initial parameters, scoring batch and labels: what a
+/// reference formulation in another framework needs ([`Run::reference_inputs`]).
+#[derive(Clone, Debug)]
+pub struct ReferenceInputs {
+    /// The network.
+    pub graph: crate::net::Graph,
+    /// Its initial parameters, indexed like `graph.params`.
+    pub params: Vec<Vec<f32>>,
+    /// The scoring batch (NHWC).
+    pub batch: Tensor,
+    /// The labels the measures' losses use.
+    pub labels: Vec<u32>,
 }
 
 /// An open run: a scorer and the settings its lines are stamped with.
@@ -469,6 +517,25 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a reference formulation in another framework needs to compute
+    /// `arch`'s measures on the same network (docs/measures.md): the
+    /// network ([`crate::net::Graph::to_json`]), its initial parameters
+    /// with weight seed `seed + repeat` (indexed like the graph's), the
+    /// scoring batch (NHWC) and the labels the losses use.
+    pub fn reference_inputs(&self, arch: &Arch, repeat: usize) -> Result<ReferenceInputs> {
+        let graph = arch.network()?;
+        let seed = self.seed.wrapping_add(repeat as u64);
+        let params = crate::net::init::init_params(&graph, seed);
+        let batch = self.scorer.scoring_batch()?.clone();
+        let labels = self.scorer.measure_labels(&graph, seed);
+        Ok(ReferenceInputs {
+            graph,
+            params,
+            batch,
+            labels,
+        })
+    }
+
     /// The run stamp every line carries.
     pub fn stamp(&self) -> &RunStamp {
         &self.stamp
@@ -573,6 +640,11 @@ impl Run {
                 final_accuracy: Some(0.0),
                 seconds: 0.0,
             }),
+            measures: scorer
+                .measures()
+                .computed()
+                .map(|m| (m.name, Some(0.0)))
+                .collect(),
         };
         let results = vec![result; self.repeats];
         let line = crate::results::repeated_line(&arch, &results, extra_alphas, &self.stamp, None);

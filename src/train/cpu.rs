@@ -9,7 +9,7 @@
 //!
 //! Buffers: a host tensor per live value and gradient, by node.
 
-use super::plan::{GradTarget, TrainPlan};
+use super::plan::{GradTarget, PlanOptions, TrainPlan};
 use super::walk::{train_pass, TrainRunner};
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
@@ -58,6 +58,82 @@ pub fn forward_backward_unchecked(
     grads: &mut [Vec<f32>],
 ) -> Result<(CeStats, PassTiming)> {
     pass(graph, params, input, labels, grads, false)
+}
+
+/// The loss a gradient pass differentiates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy of the logits against the labels, mean over
+    /// the batch (PyTorch's `F.cross_entropy`): a training step's loss.
+    #[default]
+    CrossEntropy,
+    /// The sum of every output value (`y.backward(torch.ones_like(y))`):
+    /// the Jacobian of the logits' sum, as `jacov` takes it.
+    SumOfOutputs,
+}
+
+/// What a gradient pass computes besides every parameter's gradient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GradientRequest {
+    /// The loss differentiated.
+    pub loss: Loss,
+    /// ∂loss/∂input of every sample ([`GradientPass::input_grad`]).
+    pub input_grad: bool,
+    /// Per weight layer, per sample and output channel, Σ over positions of
+    /// output · ∂loss/∂output ([`GradientPass::layer_taps`]).
+    pub layer_taps: bool,
+}
+
+/// What a gradient pass produced besides the parameters' gradients.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GradientPass {
+    /// The cross-entropy statistics ([`Loss::CrossEntropy`] only).
+    pub ce: Option<CeStats>,
+    /// ∂loss/∂input, NHWC like the input (when asked for).
+    pub input_grad: Option<Tensor>,
+    /// Per weight layer in node order: its node and `[n][c]` sums over
+    /// positions of output · ∂loss/∂output, in f64 (when asked for).
+    pub layer_taps: Vec<(NodeId, Vec<f64>)>,
+}
+
+/// Forward and backward of `graph` on `input` for `request`: the loss's
+/// gradient with respect to every parameter written into `grads` (shaped
+/// like `params`), and what `request` asks for beyond it. `labels` are
+/// read by the cross-entropy loss only. Refused like [`forward_backward`]
+/// when the pass cannot fit in the host's available memory.
+pub fn gradient_pass(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    labels: &[u32],
+    grads: &mut [Vec<f32>],
+    request: GradientRequest,
+) -> Result<GradientPass> {
+    graph.check_params(params, "parameter")?;
+    graph.check_params(grads, "gradient")?;
+    check_input(graph, input)?;
+    let plan = TrainPlan::with_options(
+        graph,
+        input.shape.n,
+        PlanOptions {
+            input_grad: request.input_grad,
+            keep_layer_outputs: request.layer_taps,
+        },
+    )?;
+    TrainMemory::cpu(&plan).check(host_available())?;
+    let mut t = Trainer::new(graph, &plan, params, input, labels, grads);
+    t.request = request;
+    train_pass(&mut t, graph, &plan)?;
+    if request.input_grad && t.input_grad.is_none() {
+        // No path from the input reaches the output: a zero gradient.
+        t.input_grad = Some(Tensor::zeros(input.shape));
+    }
+    t.layer_taps.sort_by_key(|(i, _)| *i);
+    Ok(GradientPass {
+        ce: t.ce,
+        input_grad: t.input_grad,
+        layer_taps: t.layer_taps,
+    })
 }
 
 fn pass(
@@ -130,6 +206,12 @@ struct Trainer<'a> {
     scratch: HashMap<usize, Tensor>,
     ce: Option<CeStats>,
     timing: PassTiming,
+    /// What a gradient pass asks for beyond a training step.
+    request: GradientRequest,
+    input_grad: Option<Tensor>,
+    layer_taps: Vec<(NodeId, Vec<f64>)>,
+    /// The input batch's node.
+    input_node: Option<NodeId>,
 }
 
 impl<'a> Trainer<'a> {
@@ -142,7 +224,6 @@ impl<'a> Trainer<'a> {
         pgrads: &'a mut [Vec<f32>],
     ) -> Self {
         let n = plan.nodes.len();
-        let _ = graph;
         Trainer {
             params,
             input,
@@ -154,6 +235,13 @@ impl<'a> Trainer<'a> {
             scratch: HashMap::new(),
             ce: None,
             timing: PassTiming::default(),
+            request: GradientRequest::default(),
+            input_grad: None,
+            layer_taps: Vec::new(),
+            input_node: graph
+                .nodes
+                .iter()
+                .position(|n| n.op.spec().role() == Role::Input),
         }
     }
 
@@ -225,13 +313,18 @@ impl TrainRunner for Trainer<'_> {
         let out = graph.output;
         let logits = self.value(graph, out)?;
         let mut dlogits = Tensor::zeros(logits.shape);
-        let ce = crate::ops::softmax_ce::cpu::softmax_ce_forward_backward(
-            logits,
-            self.labels,
-            &mut dlogits,
-        )?;
+        match self.request.loss {
+            Loss::CrossEntropy => {
+                let ce = crate::ops::softmax_ce::cpu::softmax_ce_forward_backward(
+                    logits,
+                    self.labels,
+                    &mut dlogits,
+                )?;
+                self.ce = Some(ce);
+            }
+            Loss::SumOfOutputs => dlogits.data.fill(1.0),
+        }
         self.grads[out] = Some(dlogits);
-        self.ce = Some(ce);
         self.timing.forward_s += t0.elapsed().as_secs_f64();
         Ok(())
     }
@@ -250,6 +343,10 @@ impl TrainRunner for Trainer<'_> {
         let dy = self.grads[i]
             .take()
             .ok_or_else(|| Error::Internal(format!("{} has no gradient", node.name)))?;
+        if self.request.layer_taps && node.op.spec().is_weight_layer() {
+            let y = self.value(graph, i)?;
+            self.layer_taps.push((i, channel_taps(y, &dy)));
+        }
         // The targets' tensors, taken out while the op writes them: a node's
         // gradient (created at its first contribution) or a scratch tensor.
         let mut outs: Vec<Option<Tensor>> = Vec::with_capacity(np.targets.len());
@@ -349,6 +446,27 @@ impl TrainRunner for Trainer<'_> {
     }
 
     fn free_grad(&mut self, _plan: &TrainPlan, i: NodeId) {
-        self.grads[i] = None;
+        let g = self.grads[i].take();
+        // The input's gradient is the only one a pass hands back.
+        if self.request.input_grad && self.input_node == Some(i) {
+            self.input_grad = g;
+        }
     }
+}
+
+/// Per sample and channel, Σ over positions of `y · dy` (NHWC, f64).
+fn channel_taps(y: &Tensor, dy: &Tensor) -> Vec<f64> {
+    let s = y.shape;
+    let (n, hw, c) = (s.n, s.h * s.w, s.c);
+    let mut out = vec![0f64; n * c];
+    for b in 0..n {
+        let acc = &mut out[b * c..(b + 1) * c];
+        for p in 0..hw {
+            let at = (b * hw + p) * c;
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += f64::from(y.data[at + k]) * f64::from(dy.data[at + k]);
+            }
+        }
+    }
+    out
 }

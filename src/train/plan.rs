@@ -115,11 +115,28 @@ pub struct TrainPlan {
     pub max_node_params: usize,
 }
 
+/// What a gradient pass keeps beyond a training step's needs (the
+/// training-free measures ask for these; a training step asks for none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The gradient reaches the input batch (∂loss/∂input, for `jacov`).
+    pub input_grad: bool,
+    /// Every weight layer's output ([`crate::ops::OpSpec::is_weight_layer`])
+    /// is kept until its own backward, which reads it with its output
+    /// gradient (for `fisher`).
+    pub keep_layer_outputs: bool,
+}
+
 impl TrainPlan {
     /// Plans `graph` (pruned) for training batches of `batch` samples.
     /// Errors when a parameter is read by two nodes (each node writes its
     /// parameters' gradients).
     pub fn new(graph: &Graph, batch: usize) -> Result<TrainPlan> {
+        Self::with_options(graph, batch, PlanOptions::default())
+    }
+
+    /// [`Self::new`] keeping what `options` asks for.
+    pub fn with_options(graph: &Graph, batch: usize, options: PlanOptions) -> Result<TrainPlan> {
         if batch == 0 {
             return Err(Error::Arg("training plan: batch must be at least 1".into()));
         }
@@ -170,7 +187,11 @@ impl TrainPlan {
                 keep[src] = true;
             }
             needs_grad[i] = !node.params.is_empty()
+                || (options.input_grad && spec.role() == Role::Input)
                 || (spec.passes_gradient() && node.inputs.iter().any(|&j| needs_grad[j]));
+            if options.keep_layer_outputs && spec.is_weight_layer() {
+                keep[i] = true;
+            }
         }
         keep[graph.output] = true;
         let mut values = Allocator::default();

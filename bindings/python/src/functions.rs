@@ -14,6 +14,7 @@ use std::path::Path;
 /// Registers the functions of this file.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(space_names, m)?)?;
+    m.add_function(wrap_pyfunction!(measure_list, m)?)?;
     m.add_function(wrap_pyfunction!(space_options_of, m)?)?;
     m.add_function(wrap_pyfunction!(parse_arch, m)?)?;
     m.add_function(wrap_pyfunction!(sample_archs, m)?)?;
@@ -29,6 +30,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resume_file, m)?)?;
     m.add_function(wrap_pyfunction!(merge_files, m)?)?;
     Ok(())
+}
+
+/// `(name, aliases, summary, reference)` of every measure.
+#[pyfunction]
+fn measure_list() -> Vec<(&'static str, Vec<&'static str>, &'static str, &'static str)> {
+    dasnas::measures::ALL
+        .iter()
+        .map(|m| (m.name, m.aliases.to_vec(), m.summary, m.reference))
+        .collect()
 }
 
 /// Names of the registered spaces.

@@ -186,7 +186,7 @@ impl PyScorer {
 #[pymethods]
 impl PyScorer {
     #[new]
-    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1, conv="exact", cells_in_flight=None))]
+    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1, conv="exact", cells_in_flight=None, measures=None))]
     #[allow(clippy::too_many_arguments)] // one Python keyword each
     fn new(
         py: Python<'_>,
@@ -206,6 +206,7 @@ impl PyScorer {
         repeats: usize,
         conv: &str,
         cells_in_flight: Option<usize>,
+        measures: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let mut o = guarded(|| {
             let space: Space = space.parse()?;
@@ -222,6 +223,10 @@ impl PyScorer {
             o.threads = threads;
             o.cells_in_flight = cells_in_flight;
             o.repeats = repeats;
+            if let Some(m) = &measures {
+                o.measures = dasnas::measures::MeasureSet::from_names(m)
+                    .map_err(|e| e.context("measures"))?;
+            }
             o.training = match &training {
                 Some(t) if t.steps > 0 => Some(training_options(t)?),
                 _ => None,
@@ -306,6 +311,40 @@ impl PyScorer {
             })
         })?;
         json_to_py(py, &line)
+    }
+
+    /// What a reference formulation needs to compute `arch`'s measures on
+    /// the same network: the network as JSON text, its initial parameters
+    /// (weight seed + `repeat`) as a dict of float32 arrays in the crate's
+    /// layouts, the scoring batch `(B, H, W, C)` float32 and the labels
+    /// the losses use (uint32).
+    fn reference_inputs<'py>(
+        &self,
+        py: Python<'py>,
+        arch: String,
+        repeat: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        use numpy::{IntoPyArray, PyArrayMethods};
+        let dasnas::run::ReferenceInputs {
+            graph,
+            params,
+            batch,
+            labels,
+        } = py.detach(|| {
+            guarded(|| {
+                let run = self.lock()?;
+                let cell = run.arch(&arch)?;
+                run.reference_inputs(&cell, repeat)
+            })
+        })?;
+        let weights = pyo3::types::PyDict::new(py);
+        for (p, v) in graph.params.iter().zip(params) {
+            weights.set_item(&p.name, v.into_pyarray(py))?;
+        }
+        let s = batch.shape;
+        let images = batch.data.into_pyarray(py).reshape([s.n, s.h, s.w, s.c])?;
+        let labels = labels.into_pyarray(py);
+        (graph.to_json().to_string(), weights, images, labels).into_pyobject(py)
     }
 
     /// Refuses (`ValueError`) an output file that holds lines of another

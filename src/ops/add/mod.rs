@@ -27,7 +27,7 @@ pub fn out_shape(inputs: &[Shape]) -> Result<Shape> {
 }
 
 /// Elementwise sum of all inputs, in input order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct AddOp;
 
 impl crate::ops::spec::OpSpec for AddOp {

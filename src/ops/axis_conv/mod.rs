@@ -50,7 +50,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// The spatial axis an [`AxisConvSpec`] convolves along.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Axis {
     /// Along the height: a `k × 1` kernel.
     H,
@@ -60,7 +60,7 @@ pub enum Axis {
 
 /// A 1-d convolution's hyper-parameters (plain data; the weight lives
 /// elsewhere, `[k][cin][cout]`, see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct AxisConvSpec {
     /// Input channels.
     pub cin: usize,
@@ -209,6 +209,9 @@ impl AxisConvSpec {
 }
 
 impl crate::ops::spec::OpSpec for AxisConvSpec {
+    fn is_weight_layer(&self) -> bool {
+        true
+    }
     fn kind(&self) -> &'static str {
         "axis_conv"
     }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// BatchNorm hyper-parameters (plain data; gamma and beta live elsewhere).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct BatchNormSpec {
     /// Channels (the `c` of the NHWC input).
     pub channels: usize,

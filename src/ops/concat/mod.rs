@@ -36,7 +36,7 @@ pub fn out_shape(inputs: &[Shape]) -> Result<Shape> {
 }
 
 /// Channel concatenation of all inputs, in input order (NHWC, along C).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ConcatOp;
 
 impl crate::ops::spec::OpSpec for ConcatOp {

@@ -59,7 +59,7 @@ impl ConvAlgo {
 }
 
 /// A 2-d convolution's hyper-parameters (plain data; the weights live elsewhere).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Conv2dSpec {
     /// Input channels.
     pub cin: usize,
@@ -276,6 +276,9 @@ impl Conv2dSpec {
 }
 
 impl crate::ops::spec::OpSpec for Conv2dSpec {
+    fn is_weight_layer(&self) -> bool {
+        true
+    }
     fn kind(&self) -> &'static str {
         "conv2d"
     }

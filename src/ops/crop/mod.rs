@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// The window: its top-left corner and its size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct CropSpec {
     /// Row of the window's top edge.
     pub top: usize,

@@ -16,7 +16,7 @@ pub fn out_shape(input: Shape) -> Result<Shape> {
 }
 
 /// Global average pooling: `[n, h, w, c] → [n, 1, 1, c]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct GlobalAvgPoolOp;
 
 impl crate::ops::spec::OpSpec for GlobalAvgPoolOp {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// The input node, with its per-sample shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct InputOp {
     /// Per-sample shape of the batch (`n = 1`).
     pub shape: Shape,

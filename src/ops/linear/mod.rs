@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// Linear-layer sizes (plain data; weights and bias live elsewhere).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct LinearSpec {
     /// Values per input sample (its flattened `h·w·c`).
     pub inputs: usize,
@@ -59,6 +59,9 @@ impl LinearSpec {
 }
 
 impl crate::ops::spec::OpSpec for LinearSpec {
+    fn is_weight_layer(&self) -> bool {
+        true
+    }
     fn kind(&self) -> &'static str {
         "linear"
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// Average or max.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum PoolKind {
     /// Mean over the window's taps (see `count_include_pad`).
     Avg,
@@ -26,9 +26,10 @@ pub enum PoolKind {
 }
 
 /// Pooling hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct PoolSpec {
     /// Average or max.
+    #[serde(rename = "pool")]
     pub kind: PoolKind,
     /// Window size (square).
     pub k: usize,

@@ -18,7 +18,7 @@ pub fn out_shape(input: Shape) -> Result<Shape> {
 }
 
 /// A ReLU. Every ReLU left after pruning is counted: its input's sign bits are part of the code.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ReluOp;
 
 impl crate::ops::spec::OpSpec for ReluOp {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
 /// Zeros of per-sample shape `shape`, reading one input for liveness only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ZerosOp {
     /// Per-sample output shape (`n = 1`); DARTS's `none` at stride 2 is
     /// smaller than its input.

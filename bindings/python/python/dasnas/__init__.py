@@ -16,13 +16,14 @@ Modules: :mod:`dasnas.spaces` (sample, parse, list cells, identities),
 """
 
 from ._dasnas import DeviceError, InternalError, __version__
-from ._scorer import Scorer
+from ._scorer import Scorer, measures
 from ._study import fit, search
 from .results import merge
 from . import adapters, eval, spaces
 
 __all__ = [
     "Scorer",
+    "measures",
     "DeviceError",
     "InternalError",
     "fit",

@@ -43,6 +43,25 @@ def _as_images(data: Any) -> Any:
     )
 
 
+def measures() -> list[dict]:
+    """Every training-free measure ``Scorer(measures=[...])`` computes:
+    dicts with ``name``, ``aliases``, ``summary`` and ``reference`` (the
+    implementation it follows); docs/measures.md defines each."""
+    return [
+        {"name": n, "aliases": list(a), "summary": s, "reference": r}
+        for n, a, s, r in _dasnas.measure_list()
+    ]
+
+
+def _measure_names(measures: Iterable[str]) -> list[str]:
+    if isinstance(measures, str):
+        raise TypeError(
+            f"measures must be a list of names, not the string {measures!r} "
+            f"(write [{measures!r}])"
+        )
+    return [str(m) for m in measures]
+
+
 def _option_value(key: str, value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise TypeError(f"space option {key}={value!r}: expected a number or a string")
@@ -111,6 +130,12 @@ class Scorer:
         CPU cells scored at once, each on ``threads / cells_in_flight``
         threads (None: one per 8 threads, at least 1). Scores do not
         depend on it.
+    measures : iterable of str or None
+        Training-free measures to compute beside the scores, by name (or
+        ``["all"]``; :func:`dasnas.measures` lists them, docs/measures.md
+        defines them): each becomes a key of the result (a column of
+        ``score_many``). Gradient measures use the labels of a CIFAR
+        ``data`` file, else labels drawn from the weight seed.
     **space_options
         Options of the space's network, e.g. ``init_channels=16, layers=8``
         for DARTS or ``init="naswot"`` for NB101.
@@ -145,6 +170,7 @@ class Scorer:
         repeats: int = 1,
         conv: str = "exact",
         cells_in_flight: int | None = None,
+        measures: Iterable[str] | None = None,
         **space_options: Any,
     ) -> None:
         if (swap_mu is None) != (swap_sigma is None):
@@ -174,6 +200,7 @@ class Scorer:
             space, device, batch, seed, float(alpha), threads, lanes, options, data,
             dataset, training, bool(swap), swap_reg, int(repeats), str(conv),
             None if cells_in_flight is None else int(cells_in_flight),
+            None if measures is None else _measure_names(measures),
         )
         self.extra_alphas = [float(a) for a in extra_alphas]
         self.train_steps = int(train_steps)
@@ -223,6 +250,20 @@ class Scorer:
         """The canonical strings of ``archs``; ``ValueError`` naming the first
         bad one (its index and the byte where it goes wrong)."""
         return self._native.check(list(archs))
+
+    def reference_inputs(self, arch: str, repeat: int = 0) -> tuple:
+        """What a reference formulation (PyTorch, say) needs to compute the
+        measures of ``arch`` on exactly this scorer's network.
+
+        Returns ``(network, weights, images, labels)``: the network as a dict
+        (nodes in topological order with their ops, inputs, parameters and
+        shapes; docs/measures.md), its initial weights (weight seed
+        ``seed + repeat``) as a dict of float32 arrays in the crate's
+        layouts, the scoring batch ``(B, H, W, C)`` float32 and the labels
+        (uint32) the losses use.
+        """
+        network, weights, images, labels = self._native.reference_inputs(str(arch), int(repeat))
+        return json.loads(network), weights, images, labels
 
     def score(self, arch: str) -> dict:
         """Scores one cell: a dict with the fields of a ``dasnas score`` line
