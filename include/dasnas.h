@@ -66,6 +66,12 @@ typedef struct DasnasOptions {
    * Cells in flight at once on a GPU; 0: 4.
    */
   size_t lanes;
+  /**
+   * Training-free measures to compute beside the scores, by name,
+   * comma-separated ("grad_norm,zico"), or "all" (docs/measures.md);
+   * NULL: none. Read them with `dasnas_score_measures()`.
+   */
+  const char *measures;
 } DasnasOptions;
 
 /**
@@ -162,6 +168,41 @@ struct DasnasScorer *dasnas_scorer_open_images(const struct DasnasOptions *opts,
  * points to writable `DasnasScores`.
  */
 int dasnas_score(struct DasnasScorer *scorer, const char *arch, struct DasnasScores *out);
+
+/**
+ * The number of measures the scorer computes beyond the scores (those of
+ * `options.measures` that are not fields of `DasnasScores`'s pass); 0 for
+ * NULL.
+ *
+ * # Safety
+ * `scorer` is NULL or a live scorer from `dasnas_scorer_open()`.
+ */
+size_t dasnas_measure_count(const struct DasnasScorer *scorer);
+
+/**
+ * The name of measure `i` (0-based, in the order `dasnas_score_measures()`
+ * writes them): a static NUL-terminated string, or NULL (and the last
+ * error set) for a NULL scorer or `i` out of range.
+ *
+ * # Safety
+ * `scorer` is NULL or a live scorer from `dasnas_scorer_open()`.
+ */
+const char *dasnas_measure_name(const struct DasnasScorer *scorer, size_t i);
+
+/**
+ * Scores `arch` like `dasnas_score()` into `*out`, and writes its measures
+ * into `values[0..n]` in the order of `dasnas_measure_name()`; a measure
+ * that is not a number for this cell is NaN. `n` must equal
+ * `dasnas_measure_count(scorer)`.
+ *
+ * Returns 0 on success, -1 on error (then `dasnas_last_error()` says why
+ * and nothing is written).
+ *
+ * # Safety
+ * As `dasnas_score()`; `values` is NULL (only with `n` 0) or points to
+ * `n` writable doubles.
+ */
+int dasnas_score_measures(struct DasnasScorer *scorer, const char *arch, struct DasnasScores *out, double *values, size_t n);
 
 /**
  * Frees a scorer (its device memory and threads). NULL is allowed and

@@ -327,6 +327,30 @@ def _weight_grads(net, x, y):
     return out
 
 
+def synflow(net, images, labels=None):
+    """NASLib synflow.py (`bn=False`, mode "param"): every BatchNorm's
+    forward replaced by the identity (NASLib's `copynet(bn=False)`), every
+    parameter replaced by its absolute value, the network in float64, one
+    input of ones shaped like one image; R = Σ output, backward; the score
+    is Σ over conv/linear weights of |θ · ∂R/∂θ|."""
+    x, _ = _batch(images[:1], np.zeros(1))
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.forward = lambda v: v
+    net = net.double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    net.zero_grad()
+    out = net(torch.ones_like(x, dtype=torch.float64))
+    out.sum().backward()
+    total = 0.0
+    for m in _weight_layers(net):
+        if m.weight.grad is not None:
+            total += float((m.weight * m.weight.grad).abs().sum().item())
+    return total
+
+
 def l2_norm(net, images, labels=None):
     """Σ over conv/linear layers of ||W||₂ (NASLib l2_norm.py)."""
     return float(sum(m.weight.detach().double().norm().item() for m in _weight_layers(net)))
@@ -405,6 +429,48 @@ def jacov(net, images, labels=None):
         return float("nan")
     jac = gx.detach().reshape(gx.shape[0], -1).numpy()
     return _jacov_score(jac)
+
+
+def epe_nas(net, images, labels):
+    """NASLib epe_nas.py: the input Jacobian of jacov; samples grouped by
+    label in order of first appearance; per label, s = Σ ln(|corrcoef| +
+    1e-5) (a one-sample label: corrcoef is the scalar 1); with at most 100
+    classes the score is Σ |s|, else each s is divided by its sample count
+    (one-sample labels skipped, as NASLib's except does) and the score is
+    Σ_c Σ_c' |s_c − s_c'| / labels seen."""
+    x, y = _batch(images, labels)
+    net.train()
+    x = x.clone().requires_grad_(True)
+    out = net(x)
+    classes = out.shape[-1]
+    (gx,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    if gx is None:
+        return float("nan")
+    jac = gx.detach().reshape(gx.shape[0], -1).double().numpy()
+    labels = np.asarray(y)
+    order = []
+    for l in labels:
+        if l not in order:
+            order.append(l)
+    scores = []
+    k = 1e-5
+    for c in order:
+        rows = jac[labels == c]
+        if len(rows) == 1:
+            if classes > 100:
+                continue
+            scores.append(np.log(1.0 + k))
+            continue
+        with np.errstate(all="ignore"):
+            corr = np.corrcoef(rows)
+            s = float(np.sum(np.log(np.abs(corr) + k)))
+        if classes > 100:
+            s /= len(rows)
+        scores.append(s)
+    if classes <= 100:
+        return float(sum(abs(s) for s in scores))
+    total = sum(abs(a - b) for a in scores for b in scores)
+    return float(total / max(len(scores), 1))
 
 
 def _jacov_score(jac):
@@ -490,6 +556,7 @@ def params(net, images=None, labels=None):
 _FUNCS = {
     "l2_norm": l2_norm, "grad_norm": grad_norm, "snip": snip, "plain": plain,
     "fisher": fisher, "jacov": jacov, "zico": zico, "wot": wot, "params": params,
+    "synflow": synflow, "epe_nas": epe_nas,
 }
 
 

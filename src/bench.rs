@@ -44,6 +44,11 @@ pub struct CpuBench {
     pub logdet_ms: f64,
     /// Forward time by op kind (ms per cell), largest first.
     pub forward_by_op_ms: Vec<(String, f64)>,
+    /// Milliseconds per cell computing the measures beyond the scoring
+    /// pass (`score --measures`): their gradient passes and reductions.
+    pub measures_ms: f64,
+    /// `measures_ms` by gradient pass.
+    pub measures_by_pass_ms: Vec<(String, f64)>,
     /// Conv and linear GFLOP of one cell's forward pass at this batch, mean over the
     /// timed cells.
     pub gflop_per_cell: f64,
@@ -97,6 +102,13 @@ pub fn bench_cpu(space: &str, scorer: &mut Scorer, archs: &[Arch], seed: u64) ->
             sum.ops_s += r.timing.ops_s;
             sum.codes_s += r.timing.codes_s;
             sum.logdet_s += r.timing.logdet_s;
+            sum.measures_s += r.timing.measures_s;
+            for (k, t) in r.timing.measures_by_pass {
+                match sum.measures_by_pass.iter_mut().find(|(kk, _)| *kk == k) {
+                    Some((_, tt)) => *tt += t,
+                    None => sum.measures_by_pass.push((k, t)),
+                }
+            }
             for (k, t) in r.timing.by_op {
                 match sum.by_op.iter_mut().find(|(kk, _)| *kk == k) {
                     Some((_, tt)) => *tt += t,
@@ -126,6 +138,12 @@ pub fn bench_cpu(space: &str, scorer: &mut Scorer, archs: &[Arch], seed: u64) ->
             .iter()
             .map(|(k, t)| (k.to_string(), 1e3 * t / n))
             .collect(),
+        measures_ms: 1e3 * sum.measures_s / n,
+        measures_by_pass_ms: sum
+            .measures_by_pass
+            .iter()
+            .map(|(k, t)| (k.to_string(), 1e3 * t / n))
+            .collect(),
         gflop_per_cell: flops as f64 / n / 1e9,
         conv_gflops: flops as f64 / sum.ops_s.max(f64::MIN_POSITIVE) / 1e9,
         gflops_by_op: flops_by_kind
@@ -149,7 +167,11 @@ impl CpuBench {
 
 impl fmt::Display for CpuBench {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self.build_ms + self.forward_ms + self.codes_hamming_ms + self.logdet_ms;
+        let total = self.build_ms
+            + self.forward_ms
+            + self.codes_hamming_ms
+            + self.logdet_ms
+            + self.measures_ms;
         let share = |t: f64| 100.0 * t / total.max(f64::MIN_POSITIVE);
         writeln!(f, "phase                 ms/cell   share")?;
         for (name, t) in [
@@ -157,8 +179,17 @@ impl fmt::Display for CpuBench {
             ("forward ops", self.forward_ms),
             ("codes+hamming", self.codes_hamming_ms),
             ("logdet", self.logdet_ms),
+            ("measures", self.measures_ms),
         ] {
+            if name == "measures" && t == 0.0 {
+                continue;
+            }
             writeln!(f, "{name:<20} {t:>8.2} {:>6.1}%", share(t))?;
+            if name == "measures" {
+                for (k, t) in &self.measures_by_pass_ms {
+                    writeln!(f, "  {k:<18} {t:>8.2} {:>6.1}%", share(*t))?;
+                }
+            }
             if name == "forward ops" {
                 for (k, t) in &self.forward_by_op_ms {
                     write!(f, "  {k:<18} {t:>8.2} {:>6.1}%", share(*t))?;

@@ -781,6 +781,7 @@ impl Scorer {
             let p = passes(measures, graph, params, batch, &labels, device)?;
             r.measures = crate::measures::evaluate(measures, &p)?;
             r.timing.measures_s = t0.elapsed().as_secs_f64();
+            r.timing.measures_by_pass = p.seconds.clone();
             Ok(())
         };
         // A GPU cell's result: the device time of its pass (the GPU scorer

@@ -22,6 +22,10 @@ pub struct BenchArgs {
     /// Images per training step of `--train-steps`.
     #[arg(long, default_value_t = 64)]
     train_batch: usize,
+    /// Also compute these training-free measures (as `score --measures`)
+    /// and report their time by pass (CPU).
+    #[arg(long, value_name = "LIST")]
+    measures: Option<String>,
 }
 
 /// Runs `dasnas bench`.
@@ -35,7 +39,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.train_steps > 0 {
         dasnas::train::budget::check_train_batch("--train-batch", a.train_batch, 3 * 32 * 32)?;
     }
-    let mut run = a.run.options()?.open()?;
+    let mut opts = a.run.options()?;
+    if let Some(list) = &a.measures {
+        opts.measures =
+            dasnas::measures::MeasureSet::parse(list).map_err(|e| e.context("--measures"))?;
+    }
+    let mut run = opts.open()?;
     print_notices(run.notices());
     let scorer = run.scorer();
     let space_name = a.run.space.name();

@@ -11,14 +11,7 @@ pub fn run() -> Result<()> {
         "name", "also", "pass"
     );
     for m in dasnas::measures::ALL {
-        let pass = match m.need {
-            dasnas::measures::Need::ScoringPass => "scoring",
-            dasnas::measures::Need::Weights => "weights",
-            dasnas::measures::Need::CrossEntropy => "ce-grad",
-            dasnas::measures::Need::LayerTaps => "ce-grad+taps",
-            dasnas::measures::Need::Halves => "ce-halves",
-            dasnas::measures::Need::InputJacobian => "input-jac",
-        };
+        let pass = m.need.label();
         println!(
             "{:<10} {:<13} {:<12} {} ({})",
             m.name,

@@ -67,6 +67,7 @@ pub fn score_pass(
         logdet_s: t1.elapsed().as_secs_f64(),
         by_op: fwd.by_op,
         measures_s: 0.0,
+        measures_by_pass: Vec::new(),
     };
     Ok((scores, timing))
 }

@@ -51,6 +51,9 @@ pub struct CellTiming {
     pub by_op: Vec<(&'static str, f64)>,
     /// The passes and reductions of the measures beyond the scoring pass.
     pub measures_s: f64,
+    /// `measures_s` by gradient pass (`cross-entropy`, `halves`,
+    /// `input jacobian`); the rest of it is the reductions.
+    pub measures_by_pass: Vec<(&'static str, f64)>,
 }
 
 impl CellTiming {

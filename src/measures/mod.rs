@@ -20,8 +20,11 @@
 //! each with its own forward (BatchNorm normalises each half by its own
 //! statistics, so neither half's pass is part of the whole batch's).
 //! `jacov` differentiates another loss (the sum of the logits) down to the
-//! input: one more forward and backward. `l2_norm` reads the weights only.
+//! input: one more forward and backward. `synflow` runs another network
+//! (no BatchNorm, absolute weights) on one image of ones. `l2_norm` reads
+//! the weights only.
 
+pub mod epe_nas;
 pub mod fisher;
 pub mod grad_norm;
 pub mod jacov;
@@ -30,6 +33,7 @@ pub mod pass;
 pub mod plain;
 pub mod scoring_pass;
 pub mod snip;
+pub mod synflow;
 pub mod zico;
 
 pub use pass::{passes, Passes};
@@ -54,10 +58,28 @@ pub enum Need {
     Halves,
     /// ∂(Σ logits)/∂input of every sample.
     InputJacobian,
+    /// SynFlow's pass: the network without BatchNorm, every parameter's
+    /// absolute value, one input of ones, ∂(Σ outputs)/∂param.
+    Synflow,
 }
 
 /// How a measure reads its value off a cell's passes.
 pub type MeasureFn = fn(&Passes<'_>) -> Result<Option<f64>>;
+
+impl Need {
+    /// A short name of the pass (`dasnas measures` prints it).
+    pub fn label(self) -> &'static str {
+        match self {
+            Need::ScoringPass => "scoring",
+            Need::Weights => "weights",
+            Need::CrossEntropy => "ce-grad",
+            Need::LayerTaps => "ce-grad+taps",
+            Need::Halves => "ce-halves",
+            Need::InputJacobian => "input-jac",
+            Need::Synflow => "synflow",
+        }
+    }
+}
 
 /// One training-free measure.
 #[derive(Debug)]
@@ -94,7 +116,9 @@ pub const ALL: &[&Measure] = &[
     &plain::MEASURE,
     &fisher::MEASURE,
     &jacov::MEASURE,
+    &epe_nas::MEASURE,
     &zico::MEASURE,
+    &synflow::MEASURE,
 ];
 
 /// The measure called `name` (or one of its aliases).

@@ -11,6 +11,16 @@ use crate::net::{Graph, NodeId};
 use crate::tensor::{Shape, Tensor};
 use crate::train::cpu::{gradient_pass, GradientRequest, Loss};
 
+/// SynFlow's pass: the absolute parameters and the gradients of the
+/// scaled sum of outputs ([`super::synflow`]), indexed like `graph.params`.
+#[derive(Debug)]
+pub struct SynflowPass {
+    /// |θ| of every parameter.
+    pub abs: Vec<Vec<f32>>,
+    /// ∂(t · Σ outputs)/∂|θ| at the input s · 1.
+    pub grads: Vec<Vec<f32>>,
+}
+
 /// Per weight layer, its node and `[n][c]` taps.
 pub type LayerTaps = Vec<(NodeId, Vec<f64>)>;
 
@@ -19,6 +29,8 @@ pub type LayerTaps = Vec<(NodeId, Vec<f64>)>;
 pub struct Passes<'a> {
     /// The network.
     pub graph: &'a Graph,
+    /// The labels of the batch's images, as the losses read them.
+    pub labels: &'a [u32],
     /// Its parameters, indexed like `graph.params`.
     pub params: &'a [Vec<f32>],
     /// The cross-entropy's gradients of the whole batch.
@@ -29,6 +41,12 @@ pub struct Passes<'a> {
     pub halves: Option<[Vec<Vec<f32>>; 2]>,
     /// ∂(Σ logits)/∂input, NHWC.
     pub input_grad: Option<Tensor>,
+    /// SynFlow's pass.
+    pub synflow: Option<SynflowPass>,
+
+    /// Seconds each pass took: `cross-entropy`, `halves`, `input jacobian`,
+    /// `synflow`.
+    pub seconds: Vec<(&'static str, f64)>,
 }
 
 fn missing(what: &str) -> Error {
@@ -55,6 +73,13 @@ impl Passes<'_> {
             .map(|[a, b]| [a.as_slice(), b.as_slice()])
             .ok_or_else(|| missing("the halves' gradients"))
     }
+    /// SynFlow's pass.
+    pub fn synflow(&self) -> Result<&SynflowPass> {
+        self.synflow
+            .as_ref()
+            .ok_or_else(|| missing("synflow's pass"))
+    }
+
     /// The input's gradient.
     pub fn input_grad(&self) -> Result<&Tensor> {
         self.input_grad
@@ -81,25 +106,28 @@ fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
 }
 
 /// The passes `set` needs for `graph` with `params` on `batch` (NHWC)
-/// with `labels`, on `device`. On CUDA the cross-entropy passes run on the
-/// GPU and their gradients are copied back; the taps of `fisher` and the
-/// input Jacobian of `jacov` are CPU passes for now, and refused on CUDA
-/// ([`check_device`]).
+/// with `labels`, on `device`. On CUDA the cross-entropy passes and the
+/// input Jacobian run on the GPU and are copied back; `synflow`'s
+/// one-image pass runs on the host; the taps of `fisher` are a CPU pass
+/// for now, refused on CUDA ([`check_device`]).
 pub fn passes<'a>(
     set: &MeasureSet,
     graph: &'a Graph,
     params: &'a [Vec<f32>],
     batch: &Tensor,
-    labels: &[u32],
+    labels: &'a [u32],
     device: &GradientDevice<'_>,
 ) -> Result<Passes<'a>> {
     let mut out = Passes {
         graph,
+        labels,
         params,
         grads: None,
         layer_taps: None,
         halves: None,
         input_grad: None,
+        synflow: None,
+        seconds: Vec::new(),
     };
     if labels.len() != batch.shape.n {
         return Err(Error::Internal(format!(
@@ -109,7 +137,11 @@ pub fn passes<'a>(
         )));
     }
     let zeros = || -> Vec<Vec<f32>> { params.iter().map(|p| vec![0.0; p.len()]).collect() };
-    let ce = |input: &Tensor, labels: &[u32], taps: bool| -> Result<(Vec<Vec<f32>>, LayerTaps)> {
+    let ce = |params: &[Vec<f32>],
+              input: &Tensor,
+              labels: &[u32],
+              taps: bool|
+     -> Result<(Vec<Vec<f32>>, LayerTaps)> {
         match device {
             GradientDevice::Cpu => {
                 let mut g = zeros();
@@ -137,20 +169,27 @@ pub fn passes<'a>(
         }
     };
     let taps = set.needs(Need::LayerTaps);
+    let clock = std::time::Instant::now;
     if taps || set.needs(Need::CrossEntropy) {
-        let (g, t) = ce(batch, labels, taps)?;
+        let t0 = clock();
+        let (g, t) = ce(params, batch, labels, taps)?;
         out.grads = Some(g);
         out.layer_taps = taps.then_some(t);
+        out.seconds
+            .push(("cross-entropy", t0.elapsed().as_secs_f64()));
     }
     if set.needs(Need::Halves) {
+        let t0 = clock();
         let b = batch.shape.n;
         let half = b / 2;
-        let (g1, _) = ce(&rows(batch, 0..half), &labels[..half], false)?;
-        let (g2, _) = ce(&rows(batch, half..b), &labels[half..], false)?;
+        let (g1, _) = ce(params, &rows(batch, 0..half), &labels[..half], false)?;
+        let (g2, _) = ce(params, &rows(batch, half..b), &labels[half..], false)?;
         out.halves = Some([g1, g2]);
+        out.seconds.push(("halves", t0.elapsed().as_secs_f64()));
     }
     if set.needs(Need::InputJacobian) {
-        match device {
+        let t0 = clock();
+        out.input_grad = Some(match device {
             GradientDevice::Cpu => {
                 let mut g = zeros();
                 let r = gradient_pass(
@@ -165,10 +204,44 @@ pub fn passes<'a>(
                         layer_taps: false,
                     },
                 )?;
-                out.input_grad = r.input_grad;
+                r.input_grad
+                    .ok_or_else(|| missing("the input's gradient"))?
             }
-            GradientDevice::Cuda(_) => return Err(refused_on_cuda("jacov")),
-        }
+            GradientDevice::Cuda(dev) => {
+                crate::train::cuda::input_jacobian(dev, graph, params, batch, 1.0)?
+            }
+        });
+        out.seconds
+            .push(("input jacobian", t0.elapsed().as_secs_f64()));
+    }
+    if set.needs(Need::Synflow) {
+        // One image: a host pass on either device.
+        let t0 = clock();
+        let plain = graph.without_batchnorm();
+        let abs: Vec<Vec<f32>> = params
+            .iter()
+            .map(|p| p.iter().map(|v| v.abs()).collect())
+            .collect();
+        let s = batch.shape;
+        let ones = Tensor {
+            shape: Shape::new(1, s.h, s.w, s.c),
+            data: vec![super::synflow::SCALE; s.per_sample()],
+        };
+        let mut g = zeros();
+        gradient_pass(
+            &plain,
+            &abs,
+            &ones,
+            &[0],
+            &mut g,
+            GradientRequest {
+                loss: Loss::ScaledSum(super::synflow::SCALE),
+                input_grad: false,
+                layer_taps: false,
+            },
+        )?;
+        out.synflow = Some(SynflowPass { abs, grads: g });
+        out.seconds.push(("synflow", t0.elapsed().as_secs_f64()));
     }
     Ok(out)
 }
@@ -180,11 +253,11 @@ fn refused_on_cuda(name: &str) -> Error {
 }
 
 /// Refuses, before any cell, a set with a measure `device` cannot compute
-/// yet (`fisher` and `jacov` on CUDA).
+/// yet (`fisher` on CUDA).
 pub fn check_device(set: &MeasureSet, cuda: bool) -> Result<()> {
     if cuda {
         for m in set.iter() {
-            if matches!(m.need, Need::LayerTaps | Need::InputJacobian) {
+            if m.need == Need::LayerTaps {
                 return Err(refused_on_cuda(m.name));
             }
         }

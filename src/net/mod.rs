@@ -143,6 +143,34 @@ impl Graph {
         self.params.iter().map(|p| p.len as u64).sum()
     }
 
+    /// The network with every batch-normalising node
+    /// ([`crate::ops::OpSpec::normalises_batch`]) replaced by the identity:
+    /// its readers read its input. Parameters keep their ids (a removed
+    /// node's parameters stay, read by no node).
+    pub fn without_batchnorm(&self) -> Graph {
+        let mut map: Vec<NodeId> = Vec::with_capacity(self.nodes.len());
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let inputs: Vec<NodeId> = node.inputs.iter().map(|&j| map[j]).collect();
+            if node.op.spec().normalises_batch() {
+                if let Some(&first) = inputs.first() {
+                    map.push(first);
+                    continue;
+                }
+            }
+            map.push(nodes.len());
+            nodes.push(Node {
+                inputs,
+                ..node.clone()
+            });
+        }
+        Graph {
+            nodes,
+            params: self.params.clone(),
+            output: map[self.output],
+        }
+    }
+
     /// The network as JSON, for a reference formulation in another
     /// framework (`scripts/torch_measures.py`): `input` `[h, w, c]`,
     /// `output` (a node id), `params` (`name`, `len`, by parameter id) and

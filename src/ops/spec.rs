@@ -83,6 +83,13 @@ pub trait OpSpec {
         false
     }
 
+    /// A layer that normalises by the batch's statistics (BatchNorm):
+    /// measures that take the network without it (NASLib's `bn=False`
+    /// copies, `synflow`) replace it by the identity.
+    fn normalises_batch(&self) -> bool {
+        false
+    }
+
     /// The op's part for the scores.
     fn role(&self) -> Role {
         Role::Compute

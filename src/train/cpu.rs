@@ -61,7 +61,7 @@ pub fn forward_backward_unchecked(
 }
 
 /// The loss a gradient pass differentiates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Loss {
     /// Softmax cross-entropy of the logits against the labels, mean over
     /// the batch (PyTorch's `F.cross_entropy`): a training step's loss.
@@ -70,10 +70,13 @@ pub enum Loss {
     /// The sum of every output value (`y.backward(torch.ones_like(y))`):
     /// the Jacobian of the logits' sum, as `jacov` takes it.
     SumOfOutputs,
+    /// `scale` times the sum of every output value: `synflow`'s pass seeds
+    /// its backward with a power of 2 below 1 to keep f32 in range.
+    ScaledSum(f32),
 }
 
 /// What a gradient pass computes besides every parameter's gradient.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GradientRequest {
     /// The loss differentiated.
     pub loss: Loss,
@@ -323,6 +326,7 @@ impl TrainRunner for Trainer<'_> {
                 self.ce = Some(ce);
             }
             Loss::SumOfOutputs => dlogits.data.fill(1.0),
+            Loss::ScaledSum(scale) => dlogits.data.fill(scale),
         }
         self.grads[out] = Some(dlogits);
         self.timing.forward_s += t0.elapsed().as_secs_f64();

@@ -305,6 +305,7 @@ pub fn enqueue_training(
                 labels,
                 correct_at: slot * b..(slot + 1) * b,
                 mean_at: slot * k + t,
+                seed: None,
             };
             train_pass(&mut runner, graph, plan)?;
         }
@@ -339,6 +340,9 @@ struct Runner<'a> {
     /// Where this step's per-sample hits and mean loss go.
     correct_at: Region,
     mean_at: usize,
+    /// `Some(v)`: the loss is `v` times the sum of the outputs (a measure's
+    /// pass), not the cross-entropy.
+    seed: Option<f32>,
 }
 
 fn internal(what: &str) -> Error {
@@ -454,12 +458,15 @@ impl TrainRunner for Runner<'_> {
                 .as_ref()
                 .ok_or_else(|| internal("no logits"))?,
         )?;
-        let dl = bufs.grads.view_mut(
+        let mut dl = bufs.grads.view_mut(
             plan.nodes[out]
                 .grad
                 .as_ref()
                 .ok_or_else(|| internal("no output gradient"))?,
         )?;
+        if let Some(v) = self.seed {
+            return self.dev.copy_htod(&vec![v; b * classes], &mut dl);
+        }
         let out = crate::ops::softmax_ce::cuda::SoftmaxCeOut {
             loss: bufs.sample_loss.view_mut(&(0..b))?,
             correct: bufs.correct.view_mut(&self.correct_at)?,
@@ -617,6 +624,7 @@ pub fn gradients(
             labels: lab.as_view(),
             correct_at: 0..b,
             mean_at: 0,
+            seed: None,
         };
         train_pass(&mut runner, graph, &plan)?;
     }
@@ -629,6 +637,67 @@ pub fn gradients(
         .map(|s| pg[s.offset..s.offset + s.len].to_vec())
         .collect();
     Ok((f64::from(mean[0]), grads))
+}
+
+/// ∂(seed · Σ outputs)/∂input of `graph` with `params` on `input` on the
+/// GPU, copied back (NHWC like `input`): the input Jacobian of the
+/// measures `jacov` and `epe_nas`.
+pub fn input_jacobian(
+    dev: &CudaDevice,
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    seed: f32,
+) -> Result<Tensor> {
+    let b = input.shape.n;
+    let options = crate::train::plan::PlanOptions {
+        input_grad: true,
+        keep_layer_outputs: false,
+    };
+    let plan = TrainPlan::with_options(graph, b, options)?;
+    if input.shape.with_n(1) != plan.input {
+        return Err(Error::Shape(format!(
+            "input batch {} does not fit the network's input {}",
+            input.shape, plan.input
+        )));
+    }
+    graph.check_params(params, "parameter")?;
+    let mut flat = vec![0f32; plan.params_len.max(1)];
+    for (s, p) in plan.params.iter().zip(params) {
+        flat[s.offset..s.offset + s.len].copy_from_slice(p);
+    }
+    let pdev = dev.upload(&flat)?;
+    let xin = dev.upload(&input.data)?;
+    let lab = dev.upload(&vec![0i32; b])?;
+    let mut bufs = TrainBufs::new();
+    bufs.size_for(dev, &plan, 1)?;
+    {
+        let mut runner = Runner {
+            dev,
+            bufs: &mut bufs,
+            params: &pdev,
+            input: xin.as_view(),
+            labels: lab.as_view(),
+            correct_at: 0..b,
+            mean_at: 0,
+            seed: Some(seed),
+        };
+        train_pass(&mut runner, graph, &plan)?;
+    }
+    let input_node = graph
+        .nodes
+        .iter()
+        .position(|n| n.op.spec().role() == Role::Input)
+        .ok_or_else(|| internal("no input node"))?;
+    let data = match &plan.nodes[input_node].grad {
+        Some(r) if plan.nodes[input_node].has_grad => dev.download(&bufs.grads.view(r)?)?,
+        // No path from the input to the output: a zero Jacobian.
+        _ => vec![0.0; input.data.len()],
+    };
+    Ok(Tensor {
+        shape: input.shape,
+        data,
+    })
 }
 
 /// Reads back the chunk's training results: per cell, the loss of every

@@ -75,6 +75,10 @@ pub struct DasnasOptions {
     pub threads: usize,
     /// Cells in flight at once on a GPU; 0: 4.
     pub lanes: usize,
+    /// Training-free measures to compute beside the scores, by name,
+    /// comma-separated ("grad_norm,zico"), or "all" (docs/measures.md);
+    /// NULL: none. Read them with `dasnas_score_measures()`.
+    pub measures: *const c_char,
 }
 
 /// The scores of one cell.
@@ -107,6 +111,7 @@ const DEFAULT_OPTIONS: DasnasOptions = DasnasOptions {
     alpha: 1.0,
     threads: 0,
     lanes: 4,
+    measures: ptr::null(),
 };
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -205,6 +210,11 @@ unsafe fn run_options(opts: *const DasnasOptions) -> Result<RunOptions> {
     } else {
         o.lanes
     };
+    // SAFETY: as above.
+    if let Some(list) = unsafe { opt_str(o.measures, "options.measures") }? {
+        r.measures = dasnas_core::measures::MeasureSet::parse(list)
+            .map_err(|e| e.context("options.measures"))?;
+    }
     r.check()?;
     Ok(r)
 }
@@ -323,40 +333,168 @@ pub unsafe extern "C" fn dasnas_score(
     out: *mut DasnasScores,
 ) -> c_int {
     ffi(-1, || {
-        // SAFETY: NULL is checked by `as_mut`; otherwise the caller promises
-        // a live scorer that no other thread is using.
-        let s = unsafe { scorer.as_mut() }.ok_or_else(|| null("scorer"))?;
-        // SAFETY: the caller promises NULL or a NUL-terminated string.
-        let arch = unsafe { req_str(arch, "arch") }?;
         if out.is_null() {
             return Err(null("out"));
         }
-        if s.busy {
-            return Err(Error::Arg(
-                "this scorer failed with an internal error earlier and cannot be used; free it \
-                 and open another"
-                    .into(),
-            ));
-        }
-        let arch = s.run.arch(arch)?;
-        s.busy = true;
-        let results = s.run.score_repeats(&[&arch]);
-        s.busy = false;
-        let r = results?
-            .pop()
-            .and_then(|mut repeats| repeats.pop())
-            .ok_or_else(|| Error::Internal(format!("cell {arch}: no result")))?;
-        let sc = &r.scores;
-        let ln = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
-        let scores = DasnasScores {
-            wot: ln(sc.wot),
-            d: ln(sc.d),
-            n_units: sc.n_units,
-            das: ln(sc.das),
-            singular: sc.singular,
-        };
+        let mut scores = DasnasScores::default();
+        // SAFETY: the caller's promises, passed on.
+        unsafe { score_into(scorer, arch, &mut scores) }?;
         // SAFETY: `out` is not NULL and the caller promises it is writable.
         unsafe { out.write(scores) };
+        Ok(0)
+    })
+}
+
+/// Scores `arch` with `scorer` into `scores` and returns its measures.
+///
+/// # Safety
+/// `scorer` is NULL or a live scorer that no other thread is using; `arch`
+/// is NULL or a NUL-terminated string.
+unsafe fn score_into(
+    scorer: *mut DasnasScorer,
+    arch: *const c_char,
+    scores: &mut DasnasScores,
+) -> Result<Vec<(&'static str, Option<f64>)>> {
+    // SAFETY: NULL is checked by `as_mut`; otherwise the caller promises
+    // a live scorer that no other thread is using.
+    let s = unsafe { scorer.as_mut() }.ok_or_else(|| null("scorer"))?;
+    // SAFETY: the caller promises NULL or a NUL-terminated string.
+    let arch = unsafe { req_str(arch, "arch") }?;
+    if s.busy {
+        return Err(Error::Arg(
+            "this scorer failed with an internal error earlier and cannot be used; free it \
+             and open another"
+                .into(),
+        ));
+    }
+    let arch = s.run.arch(arch)?;
+    s.busy = true;
+    let results = s.run.score_repeats(&[&arch]);
+    s.busy = false;
+    let r = results?
+        .pop()
+        .and_then(|mut repeats| repeats.pop())
+        .ok_or_else(|| Error::Internal(format!("cell {arch}: no result")))?;
+    let sc = &r.scores;
+    let ln = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
+    *scores = DasnasScores {
+        wot: ln(sc.wot),
+        d: ln(sc.d),
+        n_units: sc.n_units,
+        das: ln(sc.das),
+        singular: sc.singular,
+    };
+    Ok(r.measures)
+}
+
+/// The number of measures the scorer computes beyond the scores (those of
+/// `options.measures` that are not fields of `DasnasScores`'s pass); 0 for
+/// NULL.
+///
+/// # Safety
+/// `scorer` is NULL or a live scorer from `dasnas_scorer_open()`.
+#[no_mangle]
+pub unsafe extern "C" fn dasnas_measure_count(scorer: *const DasnasScorer) -> usize {
+    ffi(0, || {
+        // SAFETY: NULL is checked by `as_ref`; otherwise a live scorer.
+        let s = unsafe { scorer.as_ref() }.ok_or_else(|| null("scorer"))?;
+        Ok(s.run.scorer_ref().measures().computed().count())
+    })
+}
+
+/// The name of measure `i` (0-based, in the order `dasnas_score_measures()`
+/// writes them): a static NUL-terminated string, or NULL (and the last
+/// error set) for a NULL scorer or `i` out of range.
+///
+/// # Safety
+/// `scorer` is NULL or a live scorer from `dasnas_scorer_open()`.
+#[no_mangle]
+pub unsafe extern "C" fn dasnas_measure_name(
+    scorer: *const DasnasScorer,
+    i: usize,
+) -> *const c_char {
+    ffi(ptr::null(), || {
+        // SAFETY: NULL is checked by `as_ref`; otherwise a live scorer.
+        let s = unsafe { scorer.as_ref() }.ok_or_else(|| null("scorer"))?;
+        let names: Vec<&str> = s
+            .run
+            .scorer_ref()
+            .measures()
+            .computed()
+            .map(|m| m.name)
+            .collect();
+        let name = names.get(i).ok_or_else(|| {
+            Error::Arg(format!(
+                "measure index {i} is out of range: the scorer computes {} measures",
+                names.len()
+            ))
+        })?;
+        MEASURE_NAMES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.as_ptr())
+            .ok_or_else(|| Error::Internal(format!("no C name for measure {name}")))
+    })
+}
+
+/// Every measure's name as a C string.
+static MEASURE_NAMES: std::sync::LazyLock<Vec<(&'static str, CString)>> =
+    std::sync::LazyLock::new(|| {
+        dasnas_core::measures::ALL
+            .iter()
+            .map(|m| (m.name, CString::new(m.name).unwrap_or_default()))
+            .collect()
+    });
+
+/// Scores `arch` like `dasnas_score()` into `*out`, and writes its measures
+/// into `values[0..n]` in the order of `dasnas_measure_name()`; a measure
+/// that is not a number for this cell is NaN. `n` must equal
+/// `dasnas_measure_count(scorer)`.
+///
+/// Returns 0 on success, -1 on error (then `dasnas_last_error()` says why
+/// and nothing is written).
+///
+/// # Safety
+/// As `dasnas_score()`; `values` is NULL (only with `n` 0) or points to
+/// `n` writable doubles.
+#[no_mangle]
+pub unsafe extern "C" fn dasnas_score_measures(
+    scorer: *mut DasnasScorer,
+    arch: *const c_char,
+    out: *mut DasnasScores,
+    values: *mut f64,
+    n: usize,
+) -> c_int {
+    ffi(-1, || {
+        // SAFETY: NULL is checked by `as_ref`; otherwise a live scorer.
+        let count = unsafe { scorer.as_ref() }
+            .ok_or_else(|| null("scorer"))?
+            .run
+            .scorer_ref()
+            .measures()
+            .computed()
+            .count();
+        if n != count {
+            return Err(Error::Arg(format!(
+                "n is {n}, but the scorer computes {count} measures (dasnas_measure_count)"
+            )));
+        }
+        if values.is_null() && n > 0 {
+            return Err(null("values"));
+        }
+        let mut scores = DasnasScores::default();
+        // SAFETY: the caller's promises for `dasnas_score`, and `scores`
+        // is a local.
+        let measures = unsafe { score_into(scorer, arch, &mut scores) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: `out` is not NULL and the caller promises it is writable.
+        unsafe { out.write(scores) };
+        for (i, (_, v)) in measures.iter().enumerate().take(n) {
+            // SAFETY: `values` points to `n` writable doubles and i < n.
+            unsafe { values.add(i).write(v.unwrap_or(f64::NAN)) };
+        }
         Ok(0)
     })
 }

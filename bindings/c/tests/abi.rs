@@ -271,3 +271,58 @@ fn caller_images_score_like_the_core() {
     );
     assert!(last_error().unwrap().contains("too large"));
 }
+
+#[test]
+fn measures_are_asked_for_by_name_and_read_in_order() {
+    let mut o = dasnas_options_default();
+    o.device = c"cpu".as_ptr();
+    o.batch = 8;
+    o.measures = c"zico,wot,grad_norm".as_ptr();
+    // SAFETY: valid options whose strings are literals.
+    let s = unsafe { dasnas_scorer_open(&o) };
+    assert!(!s.is_null(), "open: {:?}", last_error());
+    // SAFETY: a live scorer.
+    let n = unsafe { dasnas_measure_count(s) };
+    assert_eq!(
+        n, 2,
+        "wot is a field of DasnasScores, not a measure to read"
+    );
+    let names: Vec<String> = (0..n)
+        .map(|i| {
+            // SAFETY: a live scorer, i in range; the names are static strings.
+            unsafe { CStr::from_ptr(dasnas_measure_name(s, i)) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names, ["grad_norm", "zico"]);
+    // SAFETY: a live scorer; index out of range is an error, not a crash.
+    assert!(unsafe { dasnas_measure_name(s, 2) }.is_null());
+    assert!(last_error().unwrap().contains("out of range"));
+    let arch = CString::new(CELL).unwrap();
+    let mut out = DasnasScores::default();
+    let mut values = [0f64; 2];
+    // SAFETY: a live scorer, a C string, writable outputs of n values.
+    let rc = unsafe { dasnas_score_measures(s, arch.as_ptr(), &mut out, values.as_mut_ptr(), 2) };
+    assert_eq!(rc, 0, "{:?}", last_error());
+    assert!(
+        values.iter().all(|v| v.is_finite() && *v > 0.0),
+        "{values:?}"
+    );
+    assert_eq!(out, score(s, CELL).unwrap());
+    // SAFETY: as above, with the wrong count.
+    let rc = unsafe { dasnas_score_measures(s, arch.as_ptr(), &mut out, values.as_mut_ptr(), 1) };
+    assert_eq!(rc, -1);
+    assert!(last_error().unwrap().contains("dasnas_measure_count"));
+    // SAFETY: freed once.
+    unsafe { dasnas_scorer_free(s) };
+
+    o.measures = c"zico,synflo".as_ptr();
+    // SAFETY: valid options.
+    assert!(unsafe { dasnas_scorer_open(&o) }.is_null());
+    let e = last_error().unwrap();
+    assert!(
+        e.contains("options.measures") && e.contains("synflo"),
+        "{e}"
+    );
+}

@@ -80,6 +80,9 @@ pub struct ChannelSums {
 }
 
 impl crate::ops::spec::OpSpec for BatchNormSpec {
+    fn normalises_batch(&self) -> bool {
+        true
+    }
     fn kind(&self) -> &'static str {
         "batchnorm"
     }
