@@ -201,6 +201,25 @@ write_report() {
             grep '^{' logs/bench_nb101.log | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("**NB101: %.1f cells/s = %.0f cells/hour** on %s; all 423,624 cells: %.1f h on this GPU, %.1f h on 8\n" % (d["cells_per_s"], 3600*d["cells_per_s"], d.get("gpu","?"), 423624/d["cells_per_s"]/3600, 423624/d["cells_per_s"]/3600/8))' 2>/dev/null
             echo
         fi
+        if [ -s logs/measures_cuda.jsonl ] && [ -s logs/measures_cpu.jsonl ]; then
+            echo "### Training-free measures: dasnas score --sample 20 --batch 64 --measures $gpu_measures"
+            echo
+            python3 -c '
+import json, sys
+def load(p):
+    return {d["arch"]: d for d in map(json.loads, open(p))}
+gpu, cpu = load("logs/measures_cuda.jsonl"), load("logs/measures_cpu.jsonl")
+ms = lambda t: sum(d["ms"] for d in t.values()) / max(len(t), 1)
+print("ms per cell, every measure and the scores: GPU %.1f, CPU %.1f (%d cells)\n" % (ms(gpu), ms(cpu), len(gpu)))
+names = [k for k in sys.argv[1].split(",")]
+print("| measure | largest relative GPU-CPU difference |\n|---|---|")
+for k in names:
+    diffs = [abs(g[k] - cpu[a][k]) / max(abs(cpu[a][k]), 1e-30) for a, g in gpu.items()
+             if a in cpu and g.get(k) is not None and cpu[a].get(k) is not None]
+    print("| %s | %s |" % (k, "%.1e" % max(diffs) if diffs else "-"))
+print()
+' "$gpu_measures" 2>/dev/null
+        fi
         if [ -s logs/bench_train.log ]; then
             echo "### dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16"
             echo
@@ -305,6 +324,11 @@ done
 check bench_train 300 ./dasnas bench --device cuda --train-steps 50 --train-batch 64 --cells 16
 # NB101 cells/hour on one GPU (whole-space planning: 423,624 cells).
 check bench_nb101 240 ./dasnas bench --device cuda --space nb101 --cells "${NB101_CELLS:-300}"
+# The training-free measures on the GPU beside the CPU, on the same 20
+# cells at B = 64.
+gpu_measures=l2_norm,grad_norm,snip,plain,fisher,jacov,epe_nas,zico,synflow
+check measures_cuda 300 ./dasnas score --device cuda --sample 20 --seed 0 --batch 64 --measures "$gpu_measures" --out logs/measures_cuda.jsonl
+check measures_cpu 300 ./dasnas score --device cpu --sample 20 --seed 0 --batch 64 --measures "$gpu_measures" --out logs/measures_cpu.jsonl
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
     timeout 120 ./dasnas score --sample 51 --seed 0 --device cuda > logs/sample51.jsonl 2>logs/sample51.err
     python3 -c 'import json; [print(json.loads(l)["arch"]) for l in open("logs/sample51.jsonl")]' > logs/archs51.txt

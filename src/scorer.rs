@@ -8,7 +8,7 @@ use crate::exec::cpu::PassOptions;
 use crate::exec::cpu_lanes::{default_cells_in_flight, CpuLanes};
 use crate::exec::cuda::executor::GpuScorer;
 use crate::exec::CellTiming;
-use crate::measures::pass::{check_device, passes, GradientDevice};
+use crate::measures::pass::{passes, GradientDevice};
 use crate::measures::MeasureSet;
 use crate::net::Graph;
 use crate::ops::conv2d::ConvAlgo;
@@ -627,7 +627,6 @@ impl Scorer {
 
     fn check_measures(&self, measures: &MeasureSet, training: bool) -> Result<()> {
         let cuda = matches!(self.device, ScoringDevice::Cuda(_));
-        check_device(measures, cuda)?;
         if cuda && training && measures.needs_passes() {
             return Err(Error::Arg(format!(
                 "on a GPU, the measures {} are computed at initialisation only for now: \

@@ -21,8 +21,7 @@ pub struct SynflowPass {
     pub grads: Vec<Vec<f32>>,
 }
 
-/// Per weight layer, its node and `[n][c]` taps.
-pub type LayerTaps = Vec<(NodeId, Vec<f64>)>;
+pub use crate::train::cpu::LayerTaps;
 
 /// What the passes of one cell produced.
 #[derive(Debug)]
@@ -108,8 +107,8 @@ fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
 /// The passes `set` needs for `graph` with `params` on `batch` (NHWC)
 /// with `labels`, on `device`. On CUDA the cross-entropy passes and the
 /// input Jacobian run on the GPU and are copied back; `synflow`'s
-/// one-image pass runs on the host; the taps of `fisher` are a CPU pass
-/// for now, refused on CUDA ([`check_device`]).
+/// one-image pass runs on the host; `fisher`'s per-layer taps are summed
+/// on the host from each layer's output and gradient, copied back.
 pub fn passes<'a>(
     set: &MeasureSet,
     graph: &'a Graph,
@@ -160,11 +159,10 @@ pub fn passes<'a>(
                 Ok((g, r.layer_taps))
             }
             GradientDevice::Cuda(dev) => {
-                if taps {
-                    return Err(refused_on_cuda("fisher"));
-                }
-                let (_, g) = crate::train::cuda::gradients(dev, graph, params, input, labels)?;
-                Ok((g, Vec::new()))
+                let (_, g, t) = crate::train::cuda::gradients_with_taps(
+                    dev, graph, params, input, labels, taps,
+                )?;
+                Ok((g, t))
             }
         }
     };
@@ -244,23 +242,4 @@ pub fn passes<'a>(
         out.seconds.push(("synflow", t0.elapsed().as_secs_f64()));
     }
     Ok(out)
-}
-
-fn refused_on_cuda(name: &str) -> Error {
-    Error::Arg(format!(
-        "measure {name} runs on the CPU only for now (choose the CPU device, or leave {name} out)"
-    ))
-}
-
-/// Refuses, before any cell, a set with a measure `device` cannot compute
-/// yet (`fisher` on CUDA).
-pub fn check_device(set: &MeasureSet, cuda: bool) -> Result<()> {
-    if cuda {
-        for m in set.iter() {
-            if m.need == Need::LayerTaps {
-                return Err(refused_on_cuda(m.name));
-            }
-        }
-    }
-    Ok(())
 }

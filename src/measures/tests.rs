@@ -169,7 +169,7 @@ fn cuda_passes_match_the_cpu_under_the_emulation() {
     let params = crate::net::init::init_params(&g, 5);
     let x = batch(8, 4);
     let labels = seeded_labels(5, 8, 3);
-    let set = MeasureSet::parse("l2_norm,grad_norm,snip,plain,zico,jacov,epe_nas,synflow").unwrap();
+    let set = MeasureSet::all();
     let on = |d: &GradientDevice<'_>| -> Vec<(&str, Option<f64>)> {
         let p = passes(&set, &g, &params, &x, &labels, d).unwrap();
         evaluate(&set, &p).unwrap()
@@ -188,6 +188,4 @@ fn cuda_passes_match_the_cpu_under_the_emulation() {
             "{name}: cpu {a} cuda {b}"
         );
     }
-    let e = super::pass::check_device(&MeasureSet::parse("fisher").unwrap(), true).unwrap_err();
-    assert!(e.to_string().contains("fisher"), "{e}");
 }

@@ -87,6 +87,10 @@ pub struct GradientRequest {
     pub layer_taps: bool,
 }
 
+/// Per weight layer in node order, its node and `[n][c]` sums over
+/// positions of output · ∂loss/∂output.
+pub type LayerTaps = Vec<(NodeId, Vec<f64>)>;
+
 /// What a gradient pass produced besides the parameters' gradients.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GradientPass {
@@ -96,7 +100,7 @@ pub struct GradientPass {
     pub input_grad: Option<Tensor>,
     /// Per weight layer in node order: its node and `[n][c]` sums over
     /// positions of output · ∂loss/∂output, in f64 (when asked for).
-    pub layer_taps: Vec<(NodeId, Vec<f64>)>,
+    pub layer_taps: LayerTaps,
 }
 
 /// Forward and backward of `graph` on `input` for `request`: the loss's
@@ -459,7 +463,7 @@ impl TrainRunner for Trainer<'_> {
 }
 
 /// Per sample and channel, Σ over positions of `y · dy` (NHWC, f64).
-fn channel_taps(y: &Tensor, dy: &Tensor) -> Vec<f64> {
+pub(crate) fn channel_taps(y: &Tensor, dy: &Tensor) -> Vec<f64> {
     let s = y.shape;
     let (n, hw, c) = (s.n, s.h * s.w, s.c);
     let mut out = vec![0f64; n * c];

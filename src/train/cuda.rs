@@ -306,6 +306,7 @@ pub fn enqueue_training(
                 correct_at: slot * b..(slot + 1) * b,
                 mean_at: slot * k + t,
                 seed: None,
+                taps: None,
             };
             train_pass(&mut runner, graph, plan)?;
         }
@@ -343,6 +344,10 @@ struct Runner<'a> {
     /// `Some(v)`: the loss is `v` times the sum of the outputs (a measure's
     /// pass), not the cross-entropy.
     seed: Option<f32>,
+    /// `Some`: each weight layer's `[n][c]` sums of output · ∂loss/∂output,
+    /// gathered as its backward starts (`fisher`; copied to the host for
+    /// the reduction).
+    taps: Option<Vec<(NodeId, Vec<f64>)>>,
 }
 
 fn internal(what: &str) -> Error {
@@ -484,6 +489,28 @@ impl TrainRunner for Runner<'_> {
     fn backward(&mut self, graph: &Graph, plan: &TrainPlan, i: NodeId) -> Result<()> {
         let node = &graph.nodes[i];
         let np = &plan.nodes[i];
+        if self.taps.is_some() && node.op.spec().is_weight_layer() {
+            let y = np
+                .value
+                .as_ref()
+                .ok_or_else(|| internal("a layer without a value"))?;
+            let dy = np
+                .grad
+                .as_ref()
+                .ok_or_else(|| internal("a layer without a gradient"))?;
+            let y = Tensor {
+                shape: np.shape,
+                data: self.dev.download(&self.bufs.values.view(y)?)?,
+            };
+            let dy = Tensor {
+                shape: np.shape,
+                data: self.dev.download(&self.bufs.grads.view(dy)?)?,
+            };
+            let t = crate::train::cpu::channel_taps(&y, &dy);
+            if let Some(taps) = self.taps.as_mut() {
+                taps.push((i, t));
+            }
+        }
         let reads_values = node.op.spec().backward_reads_inputs();
         let dev = self.dev;
         let input = self.input;
@@ -583,8 +610,26 @@ pub fn gradients(
     input: &Tensor,
     labels: &[u32],
 ) -> Result<(f64, Vec<Vec<f32>>)> {
+    gradients_with_taps(dev, graph, params, input, labels, false).map(|(l, g, _)| (l, g))
+}
+
+/// [`gradients`], and with `taps` each weight layer's `[n][c]` sums over
+/// positions of output · ∂loss/∂output (the CPU's
+/// [`crate::train::cpu::GradientPass::layer_taps`]), in node order.
+pub fn gradients_with_taps(
+    dev: &CudaDevice,
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    labels: &[u32],
+    taps: bool,
+) -> Result<(f64, Vec<Vec<f32>>, crate::train::cpu::LayerTaps)> {
     let b = input.shape.n;
-    let plan = TrainPlan::new(graph, b)?;
+    let options = crate::train::plan::PlanOptions {
+        input_grad: false,
+        keep_layer_outputs: taps,
+    };
+    let plan = TrainPlan::with_options(graph, b, options)?;
     if input.shape.with_n(1) != plan.input {
         return Err(Error::Shape(format!(
             "input batch {} does not fit the network's input {}",
@@ -615,6 +660,7 @@ pub fn gradients(
     let lab = dev.upload(&lab)?;
     let mut bufs = TrainBufs::new();
     bufs.size_for(dev, &plan, 1)?;
+    let mut gathered: Vec<(NodeId, Vec<f64>)>;
     {
         let mut runner = Runner {
             dev,
@@ -625,8 +671,10 @@ pub fn gradients(
             correct_at: 0..b,
             mean_at: 0,
             seed: None,
+            taps: taps.then(Vec::new),
         };
         train_pass(&mut runner, graph, &plan)?;
+        gathered = runner.taps.take().unwrap_or_default();
     }
     let mut mean = [0f32];
     dev.copy_dtoh(&bufs.losses.view(&(0..1))?, &mut mean)?;
@@ -636,7 +684,8 @@ pub fn gradients(
         .iter()
         .map(|s| pg[s.offset..s.offset + s.len].to_vec())
         .collect();
-    Ok((f64::from(mean[0]), grads))
+    gathered.sort_by_key(|(i, _)| *i);
+    Ok((f64::from(mean[0]), grads, gathered))
 }
 
 /// ∂(seed · Σ outputs)/∂input of `graph` with `params` on `input` on the
@@ -681,6 +730,7 @@ pub fn input_jacobian(
             correct_at: 0..b,
             mean_at: 0,
             seed: Some(seed),
+            taps: None,
         };
         train_pass(&mut runner, graph, &plan)?;
     }
