@@ -311,3 +311,40 @@ def test_out_refuses_a_file_of_another_run(tmp_path):
 def test_internal_faults_are_internal_errors():
     assert issubclass(dasnas.InternalError, RuntimeError)
     assert not issubclass(dasnas.InternalError, ValueError)
+
+
+def test_measures_are_keys_of_the_result_and_equal_the_command_line(tmp_path):
+    names = ["grad_norm", "zico", "synflow", "nwot"]
+    s = dasnas.Scorer(device="cpu", batch=8, measures=names)
+    r = s.score(CELL)
+    for k in ["grad_norm", "zico", "synflow", "wot"]:
+        assert isinstance(r[k], float), (k, r)
+    line = json.loads(
+        run_cli("score", "--device", "cpu", "--batch", "8", "--arch", CELL,
+                "--measures", ",".join(names))
+    )
+    assert {k: line[k] for k in ["grad_norm", "zico", "synflow"]} == {
+        k: r[k] for k in ["grad_norm", "zico", "synflow"]
+    }
+    assert s.run["measures"] == "grad_norm,zico,synflow"
+    cols = s.score_many([CELL, CELL])
+    assert list(cols["zico"]) == [r["zico"], r["zico"]]
+    listed = {m["name"] for m in dasnas.measures()}
+    assert {"grad_norm", "zico", "synflow", "wot", "epe_nas"} <= listed
+
+
+def test_measures_are_refused_by_name_or_as_a_string():
+    with pytest.raises(ValueError, match="synflo"):
+        dasnas.Scorer(device="cpu", batch=8, measures=["synflo"])
+    with pytest.raises(TypeError, match="list of names"):
+        dasnas.Scorer(device="cpu", batch=8, measures="zico")
+
+
+def test_reference_inputs_are_the_scored_network_weights_and_batch():
+    s = dasnas.Scorer(device="cpu", batch=8, seed=3)
+    network, weights, images, labels = s.reference_inputs(CELL)
+    assert images.shape == (8, 32, 32, 3) and images.dtype == np.float32
+    assert labels.shape == (8,) and labels.max() < 10
+    assert [p["name"] for p in network["params"]] == list(weights)
+    assert sum(w.size for w in weights.values()) == s.score(CELL)["params"]
+    assert network["nodes"][network["output"]]["op"]["kind"] == "linear"
