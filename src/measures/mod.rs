@@ -264,5 +264,26 @@ pub fn weight_layers(graph: &Graph) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Σ over the weights θ of `graph`'s weight layers of `term(θ, g)`, with
+/// `g` the same weight's entry of `grads` (indexed like `graph.params`),
+/// accumulated in f64.
+pub(crate) fn sum_over_weights(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    grads: &[Vec<f32>],
+    term: impl Fn(f32, f32) -> f64,
+) -> f64 {
+    weight_layers(graph)
+        .into_iter()
+        .map(|(_, w)| {
+            params[w]
+                .iter()
+                .zip(&grads[w])
+                .map(|(&t, &g)| term(t, g))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! the batch's cross-entropy (NASLib's `plain.py`): the first-order change
 //! of the loss when every weight is scaled, a signed baseline.
 
-use super::{weight_layers, Measure, Need, Passes};
+use super::{sum_over_weights, Measure, Need, Passes};
 use crate::error::Result;
 
 /// The registry entry.
@@ -17,16 +17,7 @@ pub const MEASURE: Measure = Measure {
 
 fn compute(p: &Passes<'_>) -> Result<Option<f64>> {
     let g = p.grads()?;
-    Ok(Some(
-        weight_layers(p.graph)
-            .into_iter()
-            .map(|(_, w)| {
-                p.params[w]
-                    .iter()
-                    .zip(&g[w])
-                    .map(|(&x, &d)| f64::from(x * d))
-                    .sum::<f64>()
-            })
-            .sum(),
-    ))
+    Ok(Some(sum_over_weights(p.graph, p.params, g, |t, d| {
+        f64::from(t * d)
+    })))
 }

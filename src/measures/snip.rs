@@ -3,7 +3,7 @@
 //! `snip.py` computes it: the gradient with respect to a mask of ones
 //! that multiplies each weight, which is w · ∂L/∂w).
 
-use super::{weight_layers, Measure, Need, Passes};
+use super::{sum_over_weights, Measure, Need, Passes};
 use crate::error::Result;
 
 /// The registry entry.
@@ -18,16 +18,7 @@ pub const MEASURE: Measure = Measure {
 
 fn compute(p: &Passes<'_>) -> Result<Option<f64>> {
     let g = p.grads()?;
-    Ok(Some(
-        weight_layers(p.graph)
-            .into_iter()
-            .map(|(_, w)| {
-                p.params[w]
-                    .iter()
-                    .zip(&g[w])
-                    .map(|(&x, &d)| f64::from(x * d).abs())
-                    .sum::<f64>()
-            })
-            .sum(),
-    ))
+    Ok(Some(sum_over_weights(p.graph, p.params, g, |t, d| {
+        f64::from(t * d).abs()
+    })))
 }

@@ -15,7 +15,7 @@
 //! value times s, t or s·t, inside float32's range for R up to about
 //! 2¹⁸⁰; the sum is taken in f64 and divided by s·t, a power of 2.
 
-use super::{weight_layers, Measure, Need, Passes};
+use super::{sum_over_weights, Measure, Need, Passes};
 use crate::error::Result;
 
 /// The scale of the pass's input and of its backward seed (2⁻⁶⁰).
@@ -33,17 +33,9 @@ pub const MEASURE: Measure = Measure {
 
 fn compute(p: &Passes<'_>) -> Result<Option<f64>> {
     let pass = p.synflow()?;
-    let (abs, grads) = (&pass.abs, &pass.grads);
     let unscale = 1.0 / (f64::from(SCALE) * f64::from(SCALE));
-    let total: f64 = weight_layers(p.graph)
-        .into_iter()
-        .map(|(_, w)| {
-            abs[w]
-                .iter()
-                .zip(&grads[w])
-                .map(|(&a, &g)| (f64::from(a) * f64::from(g)).abs())
-                .sum::<f64>()
-        })
-        .sum();
+    let total = sum_over_weights(p.graph, &pass.abs, &pass.grads, |a, g| {
+        (f64::from(a) * f64::from(g)).abs()
+    });
     Ok(Some(total * unscale))
 }

@@ -624,58 +624,11 @@ pub fn gradients_with_taps(
     labels: &[u32],
     taps: bool,
 ) -> Result<(f64, Vec<Vec<f32>>, crate::train::cpu::LayerTaps)> {
-    let b = input.shape.n;
     let options = crate::train::plan::PlanOptions {
         input_grad: false,
         keep_layer_outputs: taps,
     };
-    let plan = TrainPlan::with_options(graph, b, options)?;
-    if input.shape.with_n(1) != plan.input {
-        return Err(Error::Shape(format!(
-            "input batch {} does not fit the network's input {}",
-            input.shape, plan.input
-        )));
-    }
-    if params.len() != plan.params.len() {
-        return Err(Error::Arg(format!(
-            "{} parameter tensors given, the network has {}",
-            params.len(),
-            plan.params.len()
-        )));
-    }
-    let mut flat = vec![0f32; plan.params_len.max(1)];
-    for (s, p) in plan.params.iter().zip(params) {
-        if p.len() != s.len {
-            return Err(Error::Arg(format!(
-                "parameter of {} values where the network needs {}",
-                p.len(),
-                s.len
-            )));
-        }
-        flat[s.offset..s.offset + s.len].copy_from_slice(p);
-    }
-    let pdev = dev.upload(&flat)?;
-    let xin = dev.upload(&input.data)?;
-    let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-    let lab = dev.upload(&lab)?;
-    let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, 1)?;
-    let mut gathered: Vec<(NodeId, Vec<f64>)>;
-    {
-        let mut runner = Runner {
-            dev,
-            bufs: &mut bufs,
-            params: &pdev,
-            input: xin.as_view(),
-            labels: lab.as_view(),
-            correct_at: 0..b,
-            mean_at: 0,
-            seed: None,
-            taps: taps.then(Vec::new),
-        };
-        train_pass(&mut runner, graph, &plan)?;
-        gathered = runner.taps.take().unwrap_or_default();
-    }
+    let (plan, bufs, gathered) = single_pass(dev, graph, params, input, labels, options, None)?;
     let mut mean = [0f32];
     dev.copy_dtoh(&bufs.losses.view(&(0..1))?, &mut mean)?;
     let pg = dev.download(&bufs.pgrads.view(&(0..plan.params_len))?)?;
@@ -684,7 +637,6 @@ pub fn gradients_with_taps(
         .iter()
         .map(|s| pg[s.offset..s.offset + s.len].to_vec())
         .collect();
-    gathered.sort_by_key(|(i, _)| *i);
     Ok((f64::from(mean[0]), grads, gathered))
 }
 
@@ -698,42 +650,12 @@ pub fn input_jacobian(
     input: &Tensor,
     seed: f32,
 ) -> Result<Tensor> {
-    let b = input.shape.n;
     let options = crate::train::plan::PlanOptions {
         input_grad: true,
         keep_layer_outputs: false,
     };
-    let plan = TrainPlan::with_options(graph, b, options)?;
-    if input.shape.with_n(1) != plan.input {
-        return Err(Error::Shape(format!(
-            "input batch {} does not fit the network's input {}",
-            input.shape, plan.input
-        )));
-    }
-    graph.check_params(params, "parameter")?;
-    let mut flat = vec![0f32; plan.params_len.max(1)];
-    for (s, p) in plan.params.iter().zip(params) {
-        flat[s.offset..s.offset + s.len].copy_from_slice(p);
-    }
-    let pdev = dev.upload(&flat)?;
-    let xin = dev.upload(&input.data)?;
-    let lab = dev.upload(&vec![0i32; b])?;
-    let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, 1)?;
-    {
-        let mut runner = Runner {
-            dev,
-            bufs: &mut bufs,
-            params: &pdev,
-            input: xin.as_view(),
-            labels: lab.as_view(),
-            correct_at: 0..b,
-            mean_at: 0,
-            seed: Some(seed),
-            taps: None,
-        };
-        train_pass(&mut runner, graph, &plan)?;
-    }
+    let labels = vec![0u32; input.shape.n];
+    let (plan, bufs, _) = single_pass(dev, graph, params, input, &labels, options, Some(seed))?;
     let input_node = graph
         .nodes
         .iter()
@@ -748,6 +670,56 @@ pub fn input_jacobian(
         shape: input.shape,
         data,
     })
+}
+
+/// One forward and backward of `graph` with `params` on `input` (planned
+/// with `options`; the loss: the cross-entropy against `labels`, or
+/// `seed` times the sum of the outputs), its buffers left on the device
+/// for the caller to read, and the layer taps when `options` keeps the
+/// layers' outputs.
+fn single_pass(
+    dev: &CudaDevice,
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    labels: &[u32],
+    options: crate::train::plan::PlanOptions,
+    seed: Option<f32>,
+) -> Result<(TrainPlan, TrainBufs, crate::train::cpu::LayerTaps)> {
+    let b = input.shape.n;
+    let plan = TrainPlan::with_options(graph, b, options)?;
+    if input.shape.with_n(1) != plan.input {
+        return Err(Error::Shape(format!(
+            "input batch {} does not fit the network's input {}",
+            input.shape, plan.input
+        )));
+    }
+    graph.check_params(params, "parameter")?;
+    let mut flat = vec![0f32; plan.params_len.max(1)];
+    for (s, p) in plan.params.iter().zip(params) {
+        flat[s.offset..s.offset + s.len].copy_from_slice(p);
+    }
+    let pdev = dev.upload(&flat)?;
+    let xin = dev.upload(&input.data)?;
+    let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
+    let lab = dev.upload(&lab)?;
+    let mut bufs = TrainBufs::new();
+    bufs.size_for(dev, &plan, 1)?;
+    let mut runner = Runner {
+        dev,
+        bufs: &mut bufs,
+        params: &pdev,
+        input: xin.as_view(),
+        labels: lab.as_view(),
+        correct_at: 0..b,
+        mean_at: 0,
+        seed,
+        taps: options.keep_layer_outputs.then(Vec::new),
+    };
+    train_pass(&mut runner, graph, &plan)?;
+    let mut taps = runner.taps.take().unwrap_or_default();
+    taps.sort_by_key(|(i, _)| *i);
+    Ok((plan, bufs, taps))
 }
 
 /// Reads back the chunk's training results: per cell, the loss of every
