@@ -227,6 +227,10 @@ class GraphNet(nn.Module):
             for j in ins:
                 self.last_use[j] = max(self.last_use[j], i)
         self.last_use[self.output] = len(self.nodes)
+        self.names = [str(node["name"]) for node in graph["nodes"]]
+        self.blocks = [int(b) for b in graph.get("blocks", [])]
+        # visit(i, value) is called with every node's value (not the input's).
+        self.visit = None
         self.train()
 
     def weight_layers(self):
@@ -267,8 +271,10 @@ class GraphNet(nn.Module):
                 c0, c = int(f["c0"]), int(f["c"])
                 y = a[0][:, c0:c0 + c, t:t + h, l:l + w]
             elif kind == "zeros":
+                # x·0, as the NB201 and DARTS code's Zero op (a graph path
+                # that carries a zero gradient).
                 h, w, c = shape
-                y = x.new_zeros((n, c, h, w))
+                y = a[0] * 0 if a and tuple(a[0].shape[1:]) == (c, h, w) else x.new_zeros((n, c, h, w))
             elif kind == "global_avg_pool":
                 y = a[0].mean(dim=(2, 3), keepdim=True)
             else:
@@ -277,6 +283,8 @@ class GraphNet(nn.Module):
             if tuple(y.shape[1:]) != (c, h, w):
                 raise ValueError(f"node {i} ({kind}): shape {tuple(y.shape)}, the graph says [n, {c}, {h}, {w}]")
             vals[i] = y
+            if self.visit is not None and kind != "input":
+                self.visit(i, y)
             for j in ins:
                 if self.last_use[j] == i:
                     vals[j] = None
@@ -547,6 +555,136 @@ def wot(net, images, labels=None):
     return float(logabsdet)
 
 
+def meco(net, images, labels=None, channels=None):
+    """MeCo (HamsterMimi/MeCo, get_score): for every node's feature map
+    with more than one position, sample 0 as C rows of H·W values,
+    torch.corrcoef of the rows with NaN set to 0, the smallest real part of
+    its eigenvalues (torch.linalg.eig); summed. With `channels` ({node
+    name: indices}) only those channels, times C / len(indices)
+    (meco_opt)."""
+    x, _ = _batch(images, labels if labels is not None else np.zeros(len(images)))
+    total = [0.0]
+
+    def visit(i, y):
+        if y.dim() != 4 or y.shape[2] * y.shape[3] <= 1:
+            return
+        fea = y[0].detach().reshape(y.shape[1], -1)
+        c = fea.shape[0]
+        scale = 1.0
+        if channels is not None:
+            idx = [int(v) for v in np.asarray(channels[net.names[i]]).reshape(-1)]
+            fea = fea[idx]
+            scale = c / len(idx)
+        corr = torch.corrcoef(fea)
+        corr[torch.isnan(corr)] = 0
+        corr[torch.isinf(corr)] = 0
+        val = torch.min(torch.real(torch.linalg.eig(corr)[0])).item()
+        total[0] += val * scale
+
+    net.visit = visit
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        net.visit = None
+    return float(total[0])
+
+
+def zen(net, images, noise, gamma=1e-2):
+    """Zen-NAS (NASLib zen.py, one repeat) on a net already holding its
+    N(0, 1) weights: ln(mean over samples of Σ|f(x) − f(x + γ·noise)|) of
+    the features before global pooling, plus Σ over BatchNorm layers of
+    ln √(mean running_var) after the two passes (PyTorch's own running
+    statistics, from a fresh module)."""
+    dtype = torch.get_default_dtype()
+    x = torch.as_tensor(np.asarray(images)).to(dtype).permute(0, 3, 1, 2).contiguous()
+    e = torch.as_tensor(np.asarray(noise)).to(dtype).permute(0, 3, 1, 2).contiguous()
+    pre = [k for k, (kind, _, _, _) in enumerate(net.nodes) if kind == "global_avg_pool"]
+    src = net.nodes[pre[0]][2][0]
+    feats = {}
+
+    def visit(i, y):
+        if i == src:
+            feats["f"] = y.detach()
+
+    net.visit = visit
+    net.train()
+    try:
+        with torch.no_grad():
+            net(x)
+            f1 = feats["f"]
+            net(x + gamma * e)
+            f2 = feats["f"]
+    finally:
+        net.visit = None
+    d = torch.sum(torch.abs(f1 - f2), dim=[1, 2, 3]).mean()
+    bn = 0.0
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            bn += torch.log(torch.sqrt(torch.mean(m.running_var))).item()
+    return float(torch.log(d).item() + bn)
+
+
+def az_nas(net, images, seeds):
+    """AZ-NAS (cvlab-yonsei/AZ-NAS compute_az_nas_score.py) on a net
+    already holding its Kaiming-normal weights, on the Gaussian batch
+    `images` (NHWC) with the Rademacher vectors `seeds[k]` (NHWC) at block
+    k ≥ 1: {az_expressivity, az_progressivity, az_trainability}."""
+    dtype = torch.get_default_dtype()
+    x = torch.as_tensor(np.asarray(images)).to(dtype).permute(0, 3, 1, 2).contiguous()
+    blocks = net.blocks
+    vals = {}
+
+    def visit(i, y):
+        if i in blocks:
+            vals[i] = y
+
+    net.visit = visit
+    net.train()
+    try:
+        net(x)
+    finally:
+        net.visit = None
+    feats = [vals[b] for b in blocks]
+    ent = []
+    for f in feats:
+        b, c, h, w = f.shape
+        m = f.detach().permute(0, 2, 3, 1).reshape(b * h * w, c)
+        m = m - m.mean(0, keepdim=True)
+        s = torch.linalg.eigvalsh(m.t() @ m / (b * h * w))
+        p = s / s.sum()
+        ent.append(float(torch.sum(-p * torch.log(p + 1e-8)).item()))
+    ent = np.array(ent)
+    expressivity = float(np.sum(ent))
+    progressivity = float(np.min(ent[1:] - ent[:-1]))
+    scores = []
+    for k in range(len(feats) - 1, 0, -1):
+        f_out, f_in = feats[k], feats[k - 1]
+        g_out = torch.as_tensor(np.asarray(seeds[k])).to(dtype).permute(0, 3, 1, 2).contiguous()
+        if blocks[k] == blocks[k - 1]:
+            scores.append(-np.inf)
+            continue
+        if not f_out.requires_grad:
+            g_in = torch.zeros_like(f_in)
+        else:
+            g_in = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)[0]
+            g_in = torch.zeros_like(f_in) if g_in is None else g_in
+        if g_in.shape == g_out.shape and torch.all(g_in == g_out):
+            scores.append(-np.inf)
+            continue
+        if g_in.shape[2] != g_out.shape[2]:
+            g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
+        bo, co, ho, wo = g_out.shape
+        gi = g_in.permute(0, 2, 3, 1).reshape(bo * ho * wo, -1)
+        go = g_out.permute(0, 2, 3, 1).reshape(bo * ho * wo, -1)
+        mat = gi.t() @ go / (bo * ho * wo)
+        sigma = torch.max(torch.linalg.svdvals(mat)).item()
+        scores.append(-sigma - 1.0 / (sigma + 1e-6) + 2.0)
+    trainability = float(np.mean(scores))
+    return {"az_expressivity": expressivity, "az_progressivity": progressivity,
+            "az_trainability": trainability}
+
+
 def params(net, images=None, labels=None):
     """Every parameter value of the network (conv and linear weights, linear
     biases, BatchNorm γ and β)."""
@@ -556,7 +694,7 @@ def params(net, images=None, labels=None):
 _FUNCS = {
     "l2_norm": l2_norm, "grad_norm": grad_norm, "snip": snip, "plain": plain,
     "fisher": fisher, "jacov": jacov, "zico": zico, "wot": wot, "params": params,
-    "synflow": synflow, "epe_nas": epe_nas,
+    "synflow": synflow, "epe_nas": epe_nas, "meco": meco,
 }
 
 

@@ -777,7 +777,7 @@ impl Scorer {
             }
             let t0 = std::time::Instant::now();
             let labels = measure_labels(labels.as_deref(), graph, seed, batch.shape.n);
-            let p = passes(measures, graph, params, batch, &labels, device)?;
+            let p = passes(measures, graph, params, batch, &labels, seed, device)?;
             r.measures = crate::measures::evaluate(measures, &p)?;
             r.timing.measures_s = t0.elapsed().as_secs_f64();
             r.timing.measures_by_pass = p.seconds.clone();

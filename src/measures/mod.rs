@@ -22,18 +22,26 @@
 //! `jacov` differentiates another loss (the sum of the logits) down to the
 //! input: one more forward and backward. `synflow` runs another network
 //! (no BatchNorm, absolute weights) on one image of ones. `l2_norm` reads
-//! the weights only.
+//! the weights only. `meco` and `meco_opt` share one forward of the
+//! scoring batch. `zen` and the AZ-NAS components each re-draw the
+//! weights their own way and score their own Gaussian batch, so each has
+//! its own passes (Zen-NAS: two forwards; AZ-NAS: one forward, then one
+//! backward through each block alone).
 
+pub mod az_nas;
 pub mod epe_nas;
 pub mod fisher;
+pub mod forward;
 pub mod grad_norm;
 pub mod jacov;
 pub mod l2_norm;
+pub mod meco;
 pub mod pass;
 pub mod plain;
 pub mod scoring_pass;
 pub mod snip;
 pub mod synflow;
+pub mod zen;
 pub mod zico;
 
 pub use pass::{passes, Passes};
@@ -61,6 +69,14 @@ pub enum Need {
     /// SynFlow's pass: the network without BatchNorm, every parameter's
     /// absolute value, one input of ones, ∂(Σ outputs)/∂param.
     Synflow,
+    /// One forward of the scoring batch, sample 0's feature map at every
+    /// node ([`forward::SampleFeatures`]).
+    SampleFeatures,
+    /// AZ-NAS's pass: the blocks' covariances and Jacobian sketches
+    /// ([`forward::BlockPass`]).
+    Blocks,
+    /// Zen-NAS's two forwards ([`forward::ZenPass`]).
+    Zen,
 }
 
 /// How a measure reads its value off a cell's passes.
@@ -77,6 +93,9 @@ impl Need {
             Need::Halves => "ce-halves",
             Need::InputJacobian => "input-jac",
             Need::Synflow => "synflow",
+            Need::SampleFeatures => "features",
+            Need::Blocks => "blocks",
+            Need::Zen => "zen",
         }
     }
 }
@@ -119,6 +138,12 @@ pub const ALL: &[&Measure] = &[
     &epe_nas::MEASURE,
     &zico::MEASURE,
     &synflow::MEASURE,
+    &meco::MEASURE,
+    &meco::OPT,
+    &zen::MEASURE,
+    &az_nas::EXPRESSIVITY,
+    &az_nas::PROGRESSIVITY,
+    &az_nas::TRAINABILITY,
 ];
 
 /// The measure called `name` (or one of its aliases).

@@ -42,6 +42,15 @@ pub struct Passes<'a> {
     pub input_grad: Option<Tensor>,
     /// SynFlow's pass.
     pub synflow: Option<SynflowPass>,
+    /// MeCo's feature maps.
+    pub sample_features: Option<super::forward::SampleFeatures>,
+    /// AZ-NAS's pass.
+    pub blocks: Option<super::forward::BlockPass>,
+    /// Zen-NAS's pass.
+    pub zen: Option<super::forward::ZenPass>,
+    /// The weight seed (the measures that draw their own weights, inputs
+    /// or channels draw them from it).
+    pub seed: u64,
 
     /// Seconds each pass took: `cross-entropy`, `halves`, `input jacobian`,
     /// `synflow`.
@@ -77,6 +86,23 @@ impl Passes<'_> {
         self.synflow
             .as_ref()
             .ok_or_else(|| missing("synflow's pass"))
+    }
+
+    /// MeCo's feature maps.
+    pub fn sample_features(&self) -> Result<&super::forward::SampleFeatures> {
+        self.sample_features
+            .as_ref()
+            .ok_or_else(|| missing("the feature maps"))
+    }
+    /// AZ-NAS's pass.
+    pub fn blocks(&self) -> Result<&super::forward::BlockPass> {
+        self.blocks
+            .as_ref()
+            .ok_or_else(|| missing("the blocks' pass"))
+    }
+    /// Zen-NAS's pass.
+    pub fn zen(&self) -> Result<&super::forward::ZenPass> {
+        self.zen.as_ref().ok_or_else(|| missing("Zen-NAS's pass"))
     }
 
     /// The input's gradient.
@@ -115,6 +141,7 @@ pub fn passes<'a>(
     params: &'a [Vec<f32>],
     batch: &Tensor,
     labels: &'a [u32],
+    seed: u64,
     device: &GradientDevice<'_>,
 ) -> Result<Passes<'a>> {
     let mut out = Passes {
@@ -126,6 +153,10 @@ pub fn passes<'a>(
         halves: None,
         input_grad: None,
         synflow: None,
+        sample_features: None,
+        blocks: None,
+        zen: None,
+        seed,
         seconds: Vec::new(),
     };
     if labels.len() != batch.shape.n {
@@ -240,6 +271,32 @@ pub fn passes<'a>(
         )?;
         out.synflow = Some(SynflowPass { abs, grads: g });
         out.seconds.push(("synflow", t0.elapsed().as_secs_f64()));
+    }
+    if set.needs(Need::SampleFeatures) {
+        let t0 = clock();
+        out.sample_features = Some(super::forward::sample_features(graph, params, batch)?);
+        out.seconds.push(("features", t0.elapsed().as_secs_f64()));
+    }
+    if set.needs(Need::Blocks) {
+        let t0 = clock();
+        out.blocks = Some(super::forward::block_pass(
+            graph,
+            params,
+            batch.shape,
+            seed,
+        )?);
+        out.seconds.push(("blocks", t0.elapsed().as_secs_f64()));
+    }
+    if set.needs(Need::Zen) {
+        let t0 = clock();
+        out.zen = Some(super::forward::zen_pass(
+            graph,
+            params,
+            batch.shape,
+            seed,
+            super::zen::GAMMA,
+        )?);
+        out.seconds.push(("zen", t0.elapsed().as_secs_f64()));
     }
     Ok(out)
 }

@@ -13,10 +13,12 @@ fn graph() -> crate::net::Graph {
     let x = b.input(5, 6, 2).unwrap();
     let c0 = b.conv(x, ConvLayer::new(4, 3).pad(1), "c0").unwrap();
     let n0 = b.batchnorm(c0, "bn0");
+    b.mark_block(n0);
     let r0 = b.relu(n0, "r0");
     let c1 = b.conv(r0, ConvLayer::new(4, 3).pad(1), "c1").unwrap();
     let n1 = b.batchnorm(c1, "bn1");
     let s = b.add(&[n0, n1], "sum").unwrap();
+    b.mark_block(s);
     let r1 = b.relu(s, "r1");
     let g = b.global_avg_pool(r1, "gap");
     let l = b.linear(g, 3, "fc").unwrap();
@@ -66,7 +68,7 @@ fn measures_are_the_reductions_of_their_passes() {
     let x = batch(6, 1);
     let labels = seeded_labels(7, 6, 3);
     let set = MeasureSet::all();
-    let p = passes(&set, &g, &params, &x, &labels, &GradientDevice::Cpu).unwrap();
+    let p = passes(&set, &g, &params, &x, &labels, 0, &GradientDevice::Cpu).unwrap();
     let values: std::collections::HashMap<_, _> = evaluate(&set, &p).unwrap().into_iter().collect();
     let layers = weight_layers(&g);
     assert_eq!(layers.len(), 3);
@@ -171,7 +173,7 @@ fn cuda_passes_match_the_cpu_under_the_emulation() {
     let labels = seeded_labels(5, 8, 3);
     let set = MeasureSet::all();
     let on = |d: &GradientDevice<'_>| -> Vec<(&str, Option<f64>)> {
-        let p = passes(&set, &g, &params, &x, &labels, d).unwrap();
+        let p = passes(&set, &g, &params, &x, &labels, 0, d).unwrap();
         evaluate(&set, &p).unwrap()
     };
     let cpu = on(&GradientDevice::Cpu);
@@ -188,4 +190,184 @@ fn cuda_passes_match_the_cpu_under_the_emulation() {
             "{name}: cpu {a} cuda {b}"
         );
     }
+}
+
+/// Blocks that read an earlier value besides their input (as a DARTS cell
+/// reads the cell before last): stem → A → B with B = conv(A) + stem, and
+/// a downsampling block C = pool(B) → conv.
+fn two_input_graph() -> crate::net::Graph {
+    let mut b = GraphBuilder::new();
+    let x = b.input(6, 6, 2).unwrap();
+    let c0 = b.conv(x, ConvLayer::new(3, 3).pad(1), "c0").unwrap();
+    let stem = b.batchnorm(c0, "bn0");
+    b.mark_block(stem);
+    let r = b.relu(stem, "ra");
+    let ca = b.conv(r, ConvLayer::new(3, 3).pad(1), "ca").unwrap();
+    let a = b.batchnorm(ca, "bna");
+    b.mark_block(a);
+    let r = b.relu(a, "rb");
+    let cb = b.conv(r, ConvLayer::new(3, 1), "cb").unwrap();
+    let nb = b.batchnorm(cb, "bnb");
+    let bb = b.add(&[nb, stem], "b").unwrap();
+    b.mark_block(bb);
+    let p = b
+        .pool(bb, crate::ops::pool::PoolKind::Avg, 2, 2, 0, "down")
+        .unwrap();
+    let cc = b.conv(p, ConvLayer::new(5, 1), "cc").unwrap();
+    b.mark_block(cc);
+    let r = b.relu(cc, "rc");
+    let g = b.global_avg_pool(r, "gap");
+    let l = b.linear(g, 3, "fc").unwrap();
+    b.finish(l)
+}
+
+/// The forward visit sees every node but the input once, in order, a
+/// fused ReLU as the ReLU of its source.
+#[test]
+fn the_forward_visit_sees_every_node_once() {
+    let g = two_input_graph();
+    let params = crate::net::init::init_params(&g, 2);
+    let x = Rng(3).tensor(Shape::new(3, 6, 6, 2));
+    let mut seen: Vec<(usize, Tensor)> = Vec::new();
+    crate::train::cpu::forward_visit(&g, &params, &x, &mut |i, v| {
+        seen.push((i, v.clone()));
+        Ok(())
+    })
+    .unwrap();
+    let mut ids: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..g.nodes.len()).collect::<Vec<_>>());
+    let value = |j: usize| &seen.iter().find(|(i, _)| *i == j).unwrap().1;
+    for (i, node) in g.nodes.iter().enumerate() {
+        if node.op.spec().role() == crate::ops::Role::CountedRelu {
+            let src = value(node.inputs[0]);
+            let want: Vec<f32> = src.data.iter().map(|v| v.max(0.0)).collect();
+            assert_eq!(value(i).data, want, "{}", node.name);
+        }
+    }
+}
+
+/// The part of a network between two blocks recomputes the later block
+/// bit for bit from the earlier one (another input held), and its
+/// vector-Jacobian product matches central differences.
+#[test]
+fn a_block_part_recomputes_its_block_and_differentiates_it() {
+    let g = two_input_graph();
+    let params = crate::net::init::init_params(&g, 4);
+    let x = Rng(5).tensor(Shape::new(4, 6, 6, 2));
+    let mut values = std::collections::HashMap::new();
+    crate::train::cpu::forward_visit(&g, &params, &x, &mut |i, v| {
+        values.insert(i, v.clone());
+        Ok(())
+    })
+    .unwrap();
+    let (a, b) = (g.blocks[1], g.blocks[2]);
+    let (part, held) = g.between(a, b).unwrap();
+    assert_eq!(held.len(), 1, "the stem is held");
+    assert_eq!(held[0].1, g.blocks[0]);
+    let constants: Vec<(usize, &Tensor)> = held.iter().map(|&(id, j)| (id, &values[&j])).collect();
+    let seed = Rng(6).tensor(values[&b].shape);
+    let gin =
+        crate::train::cpu::vector_jacobian_product(&part, &params, &values[&a], &constants, &seed)
+            .unwrap();
+    assert_eq!(gin.shape, values[&a].shape);
+    // The part's output, and Σ seed · output in f64.
+    let run = |input: &Tensor| -> Tensor {
+        let mut got = None;
+        crate::train::cpu::forward_visit_with(&part, &params, input, &constants, &mut |i, v| {
+            if i == part.output {
+                got = Some(v.clone());
+            }
+            Ok(())
+        })
+        .unwrap();
+        got.unwrap()
+    };
+    let f = |input: &Tensor| -> f64 {
+        run(input)
+            .data
+            .iter()
+            .zip(&seed.data)
+            .map(|(&p, &q)| f64::from(p) * f64::from(q))
+            .sum()
+    };
+    assert_eq!(run(&values[&a]).data, values[&b].data);
+    let base = &values[&a];
+    let mut worst = 0f64;
+    for i in (0..base.data.len()).step_by(7) {
+        let h = 1e-2f32;
+        let mut up = base.clone();
+        up.data[i] += h;
+        let mut down = base.clone();
+        down.data[i] -= h;
+        let fd = (f(&up) - f(&down)) / (2.0 * f64::from(h));
+        worst = worst.max((fd - f64::from(gin.data[i])).abs() / fd.abs().max(1e-1));
+    }
+    assert!(worst < 5e-2, "worst relative difference {worst}");
+}
+
+/// The covariance, the folded gradient product and the top singular value
+/// against plain formulations.
+#[test]
+fn block_reductions_match_plain_formulations() {
+    let x = Rng(8).tensor(Shape::new(3, 4, 2, 5));
+    let cov = forward::channel_covariance(&x);
+    let rows: Vec<&[f32]> = x.data.chunks(5).collect();
+    let n = rows.len() as f64;
+    for i in 0..5 {
+        for j in 0..5 {
+            let mi = rows.iter().map(|r| f64::from(r[i])).sum::<f64>() / n;
+            let mj = rows.iter().map(|r| f64::from(r[j])).sum::<f64>() / n;
+            let want = rows
+                .iter()
+                .map(|r| (f64::from(r[i]) - mi) * (f64::from(r[j]) - mj))
+                .sum::<f64>()
+                / n;
+            assert!((cov[i * 5 + j] - want).abs() < 1e-12, "{i},{j}");
+        }
+    }
+    // A 2×2 block at (y, x) of g_in, channel c, folds to channel
+    // c·4 + i·2 + j (PixelUnshuffle's order).
+    let g_in = Rng(9).tensor(Shape::new(2, 4, 6, 3));
+    let g_out = Rng(10).tensor(Shape::new(2, 2, 3, 4));
+    let (rows, cols, m) = forward::gradient_product(&g_in, &g_out).unwrap();
+    assert_eq!((rows, cols), (12, 4));
+    for c in 0..3 {
+        for i in 0..2 {
+            for j in 0..2 {
+                for o in 0..4 {
+                    let mut want = 0f64;
+                    for b in 0..2 {
+                        for y in 0..2 {
+                            for xx in 0..3 {
+                                let gi = g_in.data[((b * 4 + y * 2 + i) * 6 + xx * 2 + j) * 3 + c];
+                                let go = g_out.data[((b * 2 + y) * 3 + xx) * 4 + o];
+                                want += f64::from(gi) * f64::from(go);
+                            }
+                        }
+                    }
+                    want /= 12.0;
+                    let got = m[(c * 4 + i * 2 + j) * cols + o];
+                    assert!((got - want).abs() < 1e-12);
+                }
+            }
+        }
+    }
+    // diag(3, 2) rotated: singular values 3 and 2.
+    let (c, s) = (0.6f64, 0.8f64);
+    let m = [3.0 * c, -2.0 * s, 3.0 * s, 2.0 * c, 0.0, 0.0];
+    assert!((az_nas::top_singular_value(3, 2, &m) - 3.0).abs() < 1e-12);
+    // MeCo: two identical channels and an independent one have
+    // correlation eigenvalues {0, 1, 2}; a constant channel adds a 0 row.
+    let map: Vec<f32> = (0..6)
+        .flat_map(|p| {
+            let a = [1.0f32, -1.0, 2.0, 0.5, -2.0, -0.5][p];
+            let b = [1.0f32, 1.0, -1.0, -1.0, 0.0, 0.0][p];
+            [a, a, 7.0, b]
+        })
+        .collect();
+    let v = meco::min_eigenvalue(&map, 4, &[0, 1, 3]);
+    assert!(v.abs() < 1e-12, "{v}");
+    let v = meco::min_eigenvalue(&map, 4, &[2, 3]);
+    assert!(v.abs() < 1e-12, "{v}");
 }

@@ -94,6 +94,12 @@ pub struct Graph {
     pub params: Vec<Param>,
     /// The node whose result is the network's output.
     pub output: NodeId,
+    /// The outputs of the network's blocks in order: the stem's output,
+    /// then each cell's or block's output (a reduction block and a
+    /// downsampling pool between cells count as blocks). AZ-NAS's
+    /// expressivity, progressivity and trainability read these feature
+    /// maps (docs/measures.md); a space that marks none leaves it empty.
+    pub blocks: Vec<NodeId>,
 }
 
 impl Graph {
@@ -168,7 +174,89 @@ impl Graph {
             nodes,
             params: self.params.clone(),
             output: map[self.output],
+            blocks: self.blocks.iter().map(|&b| map[b]).collect(),
         }
+    }
+
+    /// The part of the network that maps node `from`'s value to node
+    /// `to`'s: every node on a path from `from` to `to`, with `from`
+    /// replaced by the new graph's first input node and every other value
+    /// those nodes read (a DARTS cell's other input) by a further input
+    /// node, held constant. Returns the graph (output: `to`'s copy;
+    /// parameter ids unchanged, every parameter kept) and, for each
+    /// further input node, its id and the id in `self` of the value it
+    /// stands for. Errors unless `from < to` and `to` depends on `from`.
+    pub fn between(&self, from: NodeId, to: NodeId) -> Result<(Graph, Vec<(NodeId, NodeId)>)> {
+        let n = self.nodes.len();
+        if from >= to || to >= n {
+            return Err(Error::Internal(format!(
+                "no block from node {from} to node {to} in a graph of {n} nodes"
+            )));
+        }
+        // Descendants of `from` that `to` depends on.
+        let mut below = vec![false; n];
+        below[from] = true;
+        for i in from + 1..=to {
+            below[i] = self.nodes[i].inputs.iter().any(|&j| below[j]);
+        }
+        let mut above = vec![false; n];
+        above[to] = true;
+        for i in (from..=to).rev() {
+            if above[i] {
+                for &j in &self.nodes[i].inputs {
+                    above[j] = true;
+                }
+            }
+        }
+        if !above[from] || !below[to] {
+            return Err(Error::Internal(format!(
+                "node {} does not depend on node {}",
+                self.nodes[to].name, self.nodes[from].name
+            )));
+        }
+        let input = |shape: Shape, name: String| Node {
+            op: crate::ops::input::InputOp { shape }.into(),
+            inputs: Vec::new(),
+            params: Vec::new(),
+            shape,
+            name,
+        };
+        let mut map = vec![usize::MAX; n];
+        let mut nodes = vec![input(self.nodes[from].shape, "input".into())];
+        map[from] = 0;
+        let mut constants = Vec::new();
+        for i in from + 1..=to {
+            if !(below[i] && above[i]) {
+                continue;
+            }
+            for &j in &self.nodes[i].inputs {
+                if map[j] == usize::MAX {
+                    map[j] = nodes.len();
+                    constants.push((nodes.len(), j));
+                    nodes.push(input(
+                        self.nodes[j].shape,
+                        format!("{}.held", self.nodes[j].name),
+                    ));
+                }
+            }
+            map[i] = nodes.len();
+            nodes.push(Node {
+                inputs: self.nodes[i].inputs.iter().map(|&j| map[j]).collect(),
+                ..self.nodes[i].clone()
+            });
+        }
+        // Inputs appear before their readers; a held input added while
+        // copying node i sits before i's copy, so the order stays
+        // topological.
+        Ok((
+            Graph {
+                nodes,
+                params: self.params.clone(),
+                output: map[to],
+                blocks: Vec::new(),
+            },
+            constants,
+        ))
     }
 
     /// The network as JSON, for a reference formulation in another
@@ -176,7 +264,8 @@ impl Graph {
     /// `output` (a node id), `params` (`name`, `len`, by parameter id) and
     /// `nodes` in topological order, each with `name`, `op`
     /// ([`crate::ops::Op::to_json`]), `inputs` and `params` (ids) and its
-    /// per-sample `shape` `[h, w, c]`. Parameter values are in this
+    /// per-sample `shape` `[h, w, c]`, and `blocks` ([`Graph::blocks`]).
+    /// Parameter values are in this
     /// crate's layouts (each op's module documents its own).
     pub fn to_json(&self) -> serde_json::Value {
         let shape = |s: crate::tensor::Shape| serde_json::json!([s.h, s.w, s.c]);
@@ -206,6 +295,7 @@ impl Graph {
         serde_json::json!({
             "input": input,
             "output": self.output,
+            "blocks": self.blocks,
             "params": params,
             "nodes": nodes,
         })
@@ -256,6 +346,7 @@ impl Graph {
             nodes: Vec::new(),
             params: Vec::new(),
             output: 0,
+            blocks: Vec::new(),
         };
         let mut map_param = |p: ParamId, out: &mut Graph| -> ParamId {
             if param_map[p] == usize::MAX {
@@ -279,6 +370,12 @@ impl Graph {
             });
         }
         out.output = node_map[self.output];
+        out.blocks = self
+            .blocks
+            .iter()
+            .filter(|&&b| live[b])
+            .map(|&b| node_map[b])
+            .collect();
         out
     }
 
@@ -572,6 +669,12 @@ impl GraphBuilder {
             outputs,
         };
         self.op(spec, &[x], name)
+    }
+
+    /// Marks `node` as the output of the next block (the stem, a cell, a
+    /// reduction block): [`Graph::blocks`].
+    pub fn mark_block(&mut self, node: NodeId) {
+        self.graph.blocks.push(node);
     }
 
     /// Finishes the graph with `output` as its output node.

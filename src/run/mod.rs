@@ -536,6 +536,23 @@ impl Run {
         })
     }
 
+    /// What measure `family` (`az_nas`, `zen`, `meco_opt`) draws for
+    /// itself when it scores `arch` (weight seed + `repeat`): its weights
+    /// and named tensors ([`crate::measures::forward::Drawn`]), beside the
+    /// network.
+    pub fn measure_inputs(
+        &self,
+        arch: &Arch,
+        family: &str,
+        repeat: usize,
+    ) -> Result<(crate::net::Graph, crate::measures::forward::Drawn)> {
+        let r = self.reference_inputs(arch, repeat)?;
+        let seed = self.seed.wrapping_add(repeat as u64);
+        let drawn =
+            crate::measures::forward::draw(family, &r.graph, &r.params, r.batch.shape, seed)?;
+        Ok((r.graph, drawn))
+    }
+
     /// The run stamp every line carries.
     pub fn stamp(&self) -> &RunStamp {
         &self.stamp

@@ -504,6 +504,7 @@ impl Genotype {
         let c_stem = spec.stem_multiplier * spec.init_channels;
         let stem = b.conv(x, ConvLayer::new(c_stem, 3).pad(1), "stem.conv")?;
         let stem = b.batchnorm(stem, "stem.bn");
+        b.mark_block(stem);
         let (mut s0, mut s1) = (stem, stem);
         let mut c = spec.init_channels;
         let mut reduction_prev = false;
@@ -531,6 +532,7 @@ impl Genotype {
                 spec.count,
                 &format!("cell{i}"),
             )?;
+            b.mark_block(out);
             reduction_prev = reduction;
             s0 = s1;
             s1 = out;

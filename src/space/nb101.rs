@@ -334,14 +334,17 @@ impl Nb101Cell {
         let mut b = GraphBuilder::with_init(spec.init);
         let x = b.input(spec.image_size, spec.image_size, 3)?;
         let mut h = conv_bn_relu(&mut b, x, spec.stem_channels, 3, "stem")?;
+        b.mark_block(h);
         let mut channels = spec.stem_channels;
         for stack in 0..spec.stacks {
             if stack > 0 {
                 h = b.pool(h, PoolKind::Max, 2, 2, 0, &format!("down{stack}"))?;
+                b.mark_block(h);
                 channels *= 2;
             }
             for module in 0..spec.modules_per_stack {
                 h = cell.build(&mut b, h, channels, &format!("s{stack}.m{module}"))?;
+                b.mark_block(h);
             }
         }
         let gap = b.global_avg_pool(h, "gap");

@@ -309,13 +309,16 @@ impl Nb201Cell {
         let c = spec.channels;
         let stem = b.conv(x, ConvLayer::new(c, 3).pad(1), "stem.conv")?;
         let mut h = b.batchnorm(stem, "stem.bn");
+        b.mark_block(h);
         for stage in 0..3 {
             let cs = c << stage;
             if stage > 0 {
                 h = resblock(&mut b, h, cs, &format!("res{stage}"))?;
+                b.mark_block(h);
             }
             for cell in 0..spec.cells_per_stage {
                 h = self.build(&mut b, h, &format!("s{stage}.c{cell}"), spec.count)?;
+                b.mark_block(h);
             }
         }
         let bn = b.batchnorm(h, "lastact.bn");

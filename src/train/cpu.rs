@@ -73,6 +73,9 @@ pub enum Loss {
     /// `scale` times the sum of every output value: `synflow`'s pass seeds
     /// its backward with a power of 2 below 1 to keep f32 in range.
     ScaledSum(f32),
+    /// Σ seed · output for a given seed tensor shaped like the output (a
+    /// vector-Jacobian product: [`vector_jacobian_product`]).
+    Seeded,
 }
 
 /// What a gradient pass computes besides every parameter's gradient.
@@ -188,6 +191,105 @@ pub fn loss(graph: &Graph, params: &[Vec<f32>], input: &Tensor, labels: &[u32]) 
     crate::ops::softmax_ce::cpu::softmax_ce_loss(logits, labels)
 }
 
+/// Runs `graph`'s forward pass on `input` and hands `visit` every node's
+/// value as it is computed, in node order, before it is freed: also the
+/// value of each ReLU the plan fuses into its readers (computed for the
+/// visit only). Nothing is kept beyond its last reader, so the pass takes
+/// the memory of an inference. The input node itself is not visited.
+pub fn forward_visit(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    visit: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+) -> Result<()> {
+    forward_visit_with(graph, params, input, &[], visit)
+}
+
+/// [`forward_visit`] with every other input node held at its value in
+/// `constants` (node id, batch), as [`vector_jacobian_product`] holds them.
+pub fn forward_visit_with(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    constants: &[(NodeId, &Tensor)],
+    visit: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+) -> Result<()> {
+    graph.check_params(params, "parameter")?;
+    check_input(graph, input)?;
+    let plan = TrainPlan::new(graph, input.shape.n)?;
+    TrainMemory::cpu(&plan).check(host_available())?;
+    let mut unused: Vec<Vec<f32>> = Vec::new();
+    let mut t = Trainer::new(graph, &plan, params, input, &[], &mut unused);
+    t.hold(graph, constants)?;
+    // The ReLUs read by no value of their own, by source.
+    let mut fused: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if node.op.spec().role() == Role::CountedRelu && !plan.nodes[i].computes {
+            if let Some(&src) = node.inputs.first() {
+                fused.entry(src).or_default().push(i);
+            }
+        }
+    }
+    let relu_of = |x: &Tensor| Tensor {
+        shape: x.shape,
+        data: x.data.iter().map(|&v| v.max(0.0)).collect(),
+    };
+    if let (Some(inp), true) = (t.input_node, !fused.is_empty()) {
+        for &r in fused.get(&inp).map(Vec::as_slice).unwrap_or(&[]) {
+            visit(r, &relu_of(input))?;
+        }
+    }
+    for (i, node) in plan.nodes.iter().enumerate() {
+        if node.computes {
+            t.forward(graph, &plan, i)?;
+            let v = t.value(graph, i)?;
+            visit(i, v)?;
+            for &r in fused.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+                visit(r, &relu_of(v))?;
+            }
+        }
+        for &j in &node.free_after_forward {
+            t.free_value(&plan, j);
+        }
+    }
+    Ok(())
+}
+
+/// `seedᵀ · ∂output/∂input`: the gradient with respect to `input` (the
+/// graph's first input node) of Σ seed · output, with every other input
+/// node held at its value in `constants` (node id, batch). BatchNorm
+/// normalises by the batch's statistics as in training.
+pub fn vector_jacobian_product(
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    constants: &[(NodeId, &Tensor)],
+    seed: &Tensor,
+) -> Result<Tensor> {
+    graph.check_params(params, "parameter")?;
+    check_input(graph, input)?;
+    let plan = TrainPlan::with_options(
+        graph,
+        input.shape.n,
+        PlanOptions {
+            input_grad: true,
+            keep_layer_outputs: false,
+        },
+    )?;
+    TrainMemory::cpu(&plan).check(host_available())?;
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let mut t = Trainer::new(graph, &plan, params, input, &[], &mut grads);
+    t.hold(graph, constants)?;
+    t.seed = Some(seed);
+    t.request = GradientRequest {
+        loss: Loss::Seeded,
+        input_grad: true,
+        layer_taps: false,
+    };
+    train_pass(&mut t, graph, &plan)?;
+    Ok(t.input_grad.unwrap_or_else(|| Tensor::zeros(input.shape)))
+}
+
 fn check_input(graph: &Graph, input: &Tensor) -> Result<()> {
     let in_shape = graph.input_shape()?;
     let s = input.shape;
@@ -219,6 +321,10 @@ struct Trainer<'a> {
     layer_taps: Vec<(NodeId, Vec<f64>)>,
     /// The input batch's node.
     input_node: Option<NodeId>,
+    /// The values of the other input nodes (held constant).
+    constants: HashMap<NodeId, &'a Tensor>,
+    /// The output's gradient of [`Loss::Seeded`].
+    seed: Option<&'a Tensor>,
 }
 
 impl<'a> Trainer<'a> {
@@ -249,13 +355,33 @@ impl<'a> Trainer<'a> {
                 .nodes
                 .iter()
                 .position(|n| n.op.spec().role() == Role::Input),
+            constants: HashMap::new(),
+            seed: None,
         }
+    }
+
+    /// Holds the input nodes of `constants` at their values.
+    fn hold(&mut self, graph: &Graph, constants: &[(NodeId, &'a Tensor)]) -> Result<()> {
+        for &(j, v) in constants {
+            let expected = graph
+                .nodes
+                .get(j)
+                .map(|n| n.shape.with_n(self.input.shape.n));
+            if expected != Some(v.shape) || graph.nodes[j].op.spec().role() != Role::Input {
+                return Err(Error::Internal(format!(
+                    "constant {} does not fit an input node of the graph",
+                    v.shape
+                )));
+            }
+            self.constants.insert(j, v);
+        }
+        Ok(())
     }
 
     /// Node `j`'s value: the input batch or its stored tensor.
     fn value(&self, graph: &Graph, j: NodeId) -> Result<&Tensor> {
         if graph.nodes[j].op.spec().role() == Role::Input {
-            return Ok(self.input);
+            return Ok(self.constants.get(&j).copied().unwrap_or(self.input));
         }
         self.values[j].as_ref().ok_or_else(|| {
             Error::Internal(format!(
@@ -331,6 +457,18 @@ impl TrainRunner for Trainer<'_> {
             }
             Loss::SumOfOutputs => dlogits.data.fill(1.0),
             Loss::ScaledSum(scale) => dlogits.data.fill(scale),
+            Loss::Seeded => {
+                let seed = self
+                    .seed
+                    .ok_or_else(|| Error::Internal("a seeded pass without its seed".into()))?;
+                if seed.shape != dlogits.shape {
+                    return Err(Error::Shape(format!(
+                        "seed {} does not fit the output {}",
+                        seed.shape, dlogits.shape
+                    )));
+                }
+                dlogits.data.copy_from_slice(&seed.data);
+            }
         }
         self.grads[out] = Some(dlogits);
         self.timing.forward_s += t0.elapsed().as_secs_f64();

@@ -347,6 +347,36 @@ impl PyScorer {
         (graph.to_json().to_string(), weights, images, labels).into_pyobject(py)
     }
 
+    /// What measure `family` (`az_nas`, `zen`, `meco_opt`) draws for
+    /// itself on `arch`: its weights (a dict of float32 arrays, crate
+    /// layouts) and its named tensors (float32, NHWC).
+    fn measure_inputs<'py>(
+        &self,
+        py: Python<'py>,
+        arch: String,
+        family: String,
+        repeat: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        use numpy::{IntoPyArray, PyArrayMethods};
+        let (graph, drawn) = py.detach(|| {
+            guarded(|| {
+                let run = self.lock()?;
+                let cell = run.arch(&arch)?;
+                run.measure_inputs(&cell, &family, repeat)
+            })
+        })?;
+        let weights = pyo3::types::PyDict::new(py);
+        for (p, v) in graph.params.iter().zip(drawn.params) {
+            weights.set_item(&p.name, v.into_pyarray(py))?;
+        }
+        let tensors = pyo3::types::PyDict::new(py);
+        for (name, t) in drawn.tensors {
+            let s = t.shape;
+            tensors.set_item(name, t.data.into_pyarray(py).reshape([s.n, s.h, s.w, s.c])?)?;
+        }
+        (weights, tensors).into_pyobject(py)
+    }
+
     /// Refuses (`ValueError`) an output file that holds lines of another
     /// run; `score_many(out=…)` checks it once before its first block.
     fn check_out(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {

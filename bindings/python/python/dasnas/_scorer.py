@@ -265,6 +265,20 @@ class Scorer:
         network, weights, images, labels = self._native.reference_inputs(str(arch), int(repeat))
         return json.loads(network), weights, images, labels
 
+    def measure_inputs(self, arch: str, family: str, repeat: int = 0) -> tuple:
+        """What a measure that draws its own weights and inputs uses on
+        ``arch``, for a reference formulation to compute it on the same
+        values. ``family`` is ``"az_nas"`` (Kaiming-normal weights, the
+        Gaussian ``input`` and the Rademacher ``seed<k>`` at each block),
+        ``"zen"`` (N(0, 1) weights, ``input`` and ``noise``) or
+        ``"meco_opt"`` (the scorer's weights, ``channels.<node name>``: the
+        channels sampled at each feature map).
+
+        Returns ``(weights, tensors)``: dicts of float32 arrays, weights in
+        the crate's layouts (as :meth:`reference_inputs`), tensors NHWC.
+        """
+        return self._native.measure_inputs(str(arch), str(family), int(repeat))
+
     def score(self, arch: str) -> dict:
         """Scores one cell: a dict with the fields of a ``dasnas score`` line
         (``arch``, ``wot``, ``d``, ``n_units``, ``ln_n_units``, ``das``,
