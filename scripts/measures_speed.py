@@ -10,7 +10,10 @@ scoring pass every line carries is not counted), and the reference's
 (each measure on its own copy of the network, one at a time, as the
 field computes them). Then the whole set: dasnas with every measure at
 once (one cross-entropy pass shared by grad_norm, snip, plain and
-fisher) against the sum of the reference's.
+fisher) against the sum of the reference's. The measures that draw their
+own weights and inputs (meco_opt's channels, zen, the AZ-NAS components)
+run in the reference on what dasnas drew (`Scorer.measure_inputs`, fetched
+outside the timing).
 
     python3 scripts/measures_speed.py [--space nb201] [--cells 10]
         [--batch 64] [--threads 2] [--seed 0] [SPACE_OPTION=VALUE ...]
@@ -27,7 +30,40 @@ import time
 import dasnas
 import torch
 
-MEASURES = ["l2_norm", "grad_norm", "snip", "plain", "fisher", "jacov", "zico"]
+# Each row: its label and the dasnas measures it stands for (AZ-NAS's three
+# components come from one computation in both implementations).
+ROWS = [
+    ("l2_norm", ["l2_norm"]), ("grad_norm", ["grad_norm"]), ("snip", ["snip"]),
+    ("plain", ["plain"]), ("fisher", ["fisher"]), ("jacov", ["jacov"]), ("zico", ["zico"]),
+    ("meco", ["meco"]), ("meco_opt", ["meco_opt"]), ("zen", ["zen"]),
+    ("az_nas", ["az_expressivity", "az_progressivity", "az_trainability"]),
+]
+MEASURES = [m for _, ms in ROWS for m in ms]
+
+
+def reference(tm, scorer, arch, label, network, weights, images, labels):
+    """One reference computation of row `label` on a fresh network."""
+    if label == "meco_opt":
+        _, t = scorer.measure_inputs(arch, "meco_opt")
+        channels = {k[len("channels."):]: v for k, v in t.items()}
+        t0 = time.perf_counter()
+        tm.meco(tm.GraphNet(network, weights), images, channels=channels)
+        return time.perf_counter() - t0
+    if label == "zen":
+        w, t = scorer.measure_inputs(arch, "zen")
+        t0 = time.perf_counter()
+        tm.zen(tm.GraphNet(network, w), t["input"], t["noise"])
+        return time.perf_counter() - t0
+    if label == "az_nas":
+        w, t = scorer.measure_inputs(arch, "az_nas")
+        seeds = {int(k[len("seed"):]): v for k, v in t.items() if k.startswith("seed")}
+        t0 = time.perf_counter()
+        tm.az_nas(tm.GraphNet(network, w), t["input"], seeds)
+        return time.perf_counter() - t0
+    net = tm.GraphNet(network, weights)
+    t0 = time.perf_counter()
+    tm.compute(net, images, labels, [label])
+    return time.perf_counter() - t0
 
 
 def reference_module():
@@ -64,20 +100,18 @@ def main():
     archs = dasnas.spaces.sample(a.space, a.cells + 1, seed=a.seed)
 
     base = dasnas_ms(a.space, archs, None, a.batch, a.threads, a.seed, options)
-    ours = {m: dasnas_ms(a.space, archs, [m], a.batch, a.threads, a.seed, options) - base
-            for m in MEASURES}
+    ours = {label: dasnas_ms(a.space, archs, ms, a.batch, a.threads, a.seed, options) - base
+            for label, ms in ROWS}
     ours_all = dasnas_ms(a.space, archs, MEASURES, a.batch, a.threads, a.seed, options) - base
 
     scorer = dasnas.Scorer(a.space, device="cpu", batch=a.batch, seed=a.seed, **options)
-    ref = {m: 0.0 for m in MEASURES}
+    ref = {label: 0.0 for label, _ in ROWS}
     for i, arch in enumerate(archs):
         network, weights, images, labels = scorer.reference_inputs(arch)
-        net = tm.GraphNet(network, weights)
-        for m in MEASURES:
-            t0 = time.perf_counter()
-            tm.compute(net, images, labels, [m])
+        for label, _ in ROWS:
+            t = reference(tm, scorer, arch, label, network, weights, images, labels)
             if i > 0:  # the first cell warms up
-                ref[m] += time.perf_counter() - t0
+                ref[label] += t
     ref = {m: 1e3 * t / a.cells for m, t in ref.items()}
     ref_all = sum(ref.values())
 
@@ -85,12 +119,12 @@ def main():
           f"dasnas scoring pass alone {base:.1f} ms/cell (not counted below)")
     print("| measure | dasnas ms/cell | PyTorch reference ms/cell | ratio |")
     print("|---|---|---|---|")
-    for m in MEASURES:
+    for m, _ in ROWS:
         if ours[m] < 0.05:  # within the timing noise of the scoring pass
             print(f"| `{m}` | < 0.05 | {ref[m]:.1f} | — |")
         else:
             print(f"| `{m}` | {ours[m]:.1f} | {ref[m]:.1f} | {ref[m] / ours[m]:.1f}× |")
-    print(f"| all seven | {ours_all:.1f} (at once) | {ref_all:.1f} (one at a time) | "
+    print(f"| all of them | {ours_all:.1f} (at once) | {ref_all:.1f} (one at a time) | "
           f"{ref_all / max(ours_all, 1e-9):.1f}× |")
     print(json.dumps({"space": a.space, "options": options, "batch": a.batch,
                       "cells": a.cells, "threads": a.threads, "scoring_ms": base,

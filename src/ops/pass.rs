@@ -212,8 +212,19 @@ impl<'a> CpuBwd<'a> {
             .copied()
             .ok_or_else(|| crate::Error::Internal(format!("{op} backward: parameter {k} missing")))
     }
-    /// Adds `g` to the gradient of parameter `k`.
+    /// Whether the pass wants the parameters' gradients (a pass that
+    /// differentiates with respect to its input only gives no `dparams`:
+    /// an op may then skip computing them).
+    pub fn wants_param_grads(&self) -> bool {
+        !self.dparams.is_empty()
+    }
+
+    /// Adds `g` to the gradient of parameter `k` (nothing when the pass
+    /// wants no parameter gradient).
     pub fn add_param_grad(&mut self, op: &str, k: usize, g: &[f32]) -> Result<()> {
+        if !self.wants_param_grads() {
+            return Ok(());
+        }
         let d = self.dparams.get_mut(k).ok_or_else(|| {
             crate::Error::Internal(format!("{op} backward: gradient of parameter {k} missing"))
         })?;

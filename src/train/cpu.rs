@@ -258,7 +258,8 @@ pub fn forward_visit_with(
 /// `seedᵀ · ∂output/∂input`: the gradient with respect to `input` (the
 /// graph's first input node) of Σ seed · output, with every other input
 /// node held at its value in `constants` (node id, batch). BatchNorm
-/// normalises by the batch's statistics as in training.
+/// normalises by the batch's statistics as in training. No parameter
+/// gradient is computed.
 pub fn vector_jacobian_product(
     graph: &Graph,
     params: &[Vec<f32>],
@@ -281,6 +282,7 @@ pub fn vector_jacobian_product(
     let mut t = Trainer::new(graph, &plan, params, input, &[], &mut grads);
     t.hold(graph, constants)?;
     t.seed = Some(seed);
+    t.param_grads = false;
     t.request = GradientRequest {
         loss: Loss::Seeded,
         input_grad: true,
@@ -325,6 +327,8 @@ struct Trainer<'a> {
     constants: HashMap<NodeId, &'a Tensor>,
     /// The output's gradient of [`Loss::Seeded`].
     seed: Option<&'a Tensor>,
+    /// Whether the backward computes the parameters' gradients.
+    param_grads: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -357,6 +361,7 @@ impl<'a> Trainer<'a> {
                 .position(|n| n.op.spec().role() == Role::Input),
             constants: HashMap::new(),
             seed: None,
+            param_grads: true,
         }
     }
 
@@ -512,16 +517,19 @@ impl TrainRunner for Trainer<'_> {
         let reads_values = node.op.spec().backward_reads_inputs();
         // The node's parameter gradients, taken out while the op adds to
         // them (a parameter belongs to one node).
-        let mut taken: Vec<Vec<f32>> = node
-            .params
-            .iter()
-            .map(|&p| {
-                self.pgrads
-                    .get_mut(p)
-                    .map(std::mem::take)
-                    .unwrap_or_default()
-            })
-            .collect();
+        let mut taken: Vec<Vec<f32>> = if self.param_grads {
+            node.params
+                .iter()
+                .map(|&p| {
+                    self.pgrads
+                        .get_mut(p)
+                        .map(std::mem::take)
+                        .unwrap_or_default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let result = {
             let inputs = np
                 .reads

@@ -1528,13 +1528,15 @@ impl crate::ops::Backward<crate::ops::Cpu> for Conv2dSpec {
         let x = a.input("conv2d", 0)?;
         let w = a.param("conv2d", 0)?;
         let (dy, relu) = (a.dy, a.relu_input);
-        let mut dw = vec![0.0f32; w.len()];
-        if relu {
-            conv2d_backward_weight_relu_input(self, x, dy, &mut dw)?;
-        } else {
-            conv2d_backward_weight(self, x, dy, &mut dw)?;
+        if a.wants_param_grads() {
+            let mut dw = vec![0.0f32; w.len()];
+            if relu {
+                conv2d_backward_weight_relu_input(self, x, dy, &mut dw)?;
+            } else {
+                conv2d_backward_weight(self, x, dy, &mut dw)?;
+            }
+            a.add_param_grad("conv2d", 0, &dw)?;
         }
-        a.add_param_grad("conv2d", 0, &dw)?;
         if let Some(g) = a.dx.get_mut(0).and_then(Option::as_mut) {
             g.write(|dx| {
                 conv2d_backward_input(self, x.shape, dy, w, dx)?;
