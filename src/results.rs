@@ -110,6 +110,18 @@ impl RunStamp {
         }
     }
 
+    /// The stamp of a run whose measures read the caller's `labels`:
+    /// they join the images' digest, so lines scored with other labels
+    /// are not taken for this run's.
+    pub fn with_labels(mut self, labels: &[u32]) -> RunStamp {
+        let mut bytes = self.images.clone().into_bytes();
+        for l in labels {
+            bytes.extend_from_slice(&l.to_le_bytes());
+        }
+        self.images = md5_hex(&bytes)[..16].to_string();
+        self
+    }
+
     /// The stamp of a run whose lines carry `measures` (recorded when it
     /// computes any beyond the scoring pass).
     pub fn with_measures(self, measures: &crate::measures::MeasureSet) -> Self {

@@ -274,6 +274,10 @@ pub struct RunOptions {
     pub training: Option<TrainingOptions>,
     /// The measures computed beside the scores (docs/measures.md).
     pub measures: MeasureSet,
+    /// The labels of the caller's own images ([`Images::Given`]), one per
+    /// image, which the measures' losses read; `None`: a CIFAR file's own
+    /// labels, or labels drawn from the weight seed.
+    pub labels: Option<Vec<u32>>,
     /// How the caller spells each option in messages.
     pub names: Names,
 }
@@ -299,6 +303,7 @@ impl RunOptions {
             repeats: 1,
             training: None,
             measures: MeasureSet::none(),
+            labels: None,
             names: Names::KEYWORDS,
         }
     }
@@ -330,6 +335,23 @@ impl RunOptions {
                  stream, a host thread and its own buffers)",
                 n.lanes, self.lanes
             )));
+        }
+        match (&self.labels, &self.images) {
+            (Some(_), Images::Gaussian) | (Some(_), Images::File(_)) => {
+                return Err(Error::Arg(
+                    "labels are given without images of your own: a CIFAR file brings its \
+                     own labels and Gaussian images have none (give data=IMAGES with them)"
+                        .into(),
+                ))
+            }
+            (Some(l), Images::Given(t)) if l.len() != t.shape.n => {
+                return Err(Error::Arg(format!(
+                    "{} labels for {} images: give one label per image",
+                    l.len(),
+                    t.shape.n
+                )))
+            }
+            _ => {}
         }
         if let Some(b) = self.batch.filter(|&b| b < 2) {
             return Err(Error::Arg(format!(
@@ -415,7 +437,11 @@ impl RunOptions {
                         .collect(),
                 ))
             }
-            _ => Ok(None),
+            Images::Given(_) => Ok(self
+                .labels
+                .as_ref()
+                .map(|l| l.iter().take(batch).copied().collect())),
+            Images::Gaussian => Ok(None),
         }
     }
 
@@ -445,10 +471,14 @@ impl RunOptions {
             Some(s) => stamp.with_swap(s),
             None => stamp,
         };
-        stamp
+        let stamp = stamp
             .with_repeats(self.repeats)
             .with_conv(self.conv)
-            .with_measures(&self.measures)
+            .with_measures(&self.measures);
+        match (&self.labels, self.measures.needs_passes()) {
+            (Some(l), true) => stamp.with_labels(&l[..batch.shape.n.min(l.len())]),
+            _ => stamp,
+        }
     }
 
     /// Checks, makes the scoring batch and the training, opens the device

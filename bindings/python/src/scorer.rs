@@ -186,7 +186,7 @@ impl PyScorer {
 #[pymethods]
 impl PyScorer {
     #[new]
-    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1, conv="exact", cells_in_flight=None, measures=None))]
+    #[pyo3(signature = (space, device, batch, seed, alpha, threads, lanes, space_options, data, dataset, training, swap=false, swap_reg=None, repeats=1, conv="exact", cells_in_flight=None, measures=None, labels=None))]
     #[allow(clippy::too_many_arguments)] // one Python keyword each
     fn new(
         py: Python<'_>,
@@ -207,6 +207,7 @@ impl PyScorer {
         conv: &str,
         cells_in_flight: Option<usize>,
         measures: Option<Vec<String>>,
+        labels: Option<Vec<u32>>,
     ) -> PyResult<Self> {
         let mut o = guarded(|| {
             let space: Space = space.parse()?;
@@ -239,11 +240,24 @@ impl PyScorer {
         match data {
             Some(obj) if obj.extract::<String>().is_err() => {
                 let size = guarded(|| o.space.image_size(&o.space_options))?;
-                o.images = Images::Given(images_batch(obj, o.dataset, o.batch, size)?);
+                let images = images_batch(obj, o.dataset, o.batch, size)?;
+                // The labels of the images kept (the first `batch`).
+                o.labels = labels.map(|l| {
+                    let keep = if l.len() > images.shape.n && o.batch.is_some() {
+                        images.shape.n
+                    } else {
+                        l.len()
+                    };
+                    l[..keep].to_vec()
+                });
+                o.images = Images::Given(images);
                 o.batch = None;
             }
-            Some(obj) => o.images = Images::parse(&obj.extract::<String>()?),
-            None => {}
+            Some(obj) => {
+                o.images = Images::parse(&obj.extract::<String>()?);
+                o.labels = labels;
+            }
+            None => o.labels = labels,
         }
         let run = py.detach(|| guarded(|| o.open()))?;
         let scorer = run.scorer_ref();

@@ -46,6 +46,11 @@ def loader(images, batches=3):
     return [(images, np.zeros(len(images), np.int64)) for _ in range(batches)]
 
 
+def loader_xy(images, labels, batches=2):
+    """A DataLoader stand-in with its own targets."""
+    return [(images, labels) for _ in range(batches)]
+
+
 def test_naslib_encodings_convert_exactly():
     # CELL's edges (0->1, 0->2, 0->3, 1->2, 1->3, 2->3): conv3, conv3, skip, avg, conv3, skip.
     assert naslib.nb201_from_op_indices((2, 2, 0, 4, 2, 0)) == CELL
@@ -75,8 +80,35 @@ def test_zero_cost_scores_the_dataloaders_first_batch():
     # Without a dataloader: Gaussian images of `batch`.
     zc = naslib.ZeroCost(device="cpu", batch=16)
     assert zc.query(Graph((2, 2, 0, 4, 2, 0))) == dasnas.Scorer("nb201", device="cpu", batch=16).score(CELL)["wot"]
-    with pytest.raises(ValueError, match="method_type"):
-        naslib.ZeroCost(method_type="synflow")
+    with pytest.raises(ValueError, match="method_type 'grasp'"):
+        naslib.ZeroCost(method_type="grasp")
+
+
+def test_zero_cost_computes_every_measure_with_the_dataloaders_labels():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    for method, field in [("snip", "snip"), ("jacob_cov", "jacov"), ("synflow", "synflow")]:
+        want = dasnas.Scorer("nb201", device="cpu", data=x, labels=y, measures=[field]).score(CELL)
+        zc = naslib.ZeroCost(method_type=method, device="cpu")
+        assert zc.query(Graph((2, 2, 0, 4, 2, 0)), dataloader=loader_xy(x, y)) == want[field]
+    # The labels count: others give another snip.
+    other = dasnas.Scorer("nb201", device="cpu", data=x, labels=(y + 1) % 10, measures=["snip"]).score(CELL)
+    zc = naslib.ZeroCost(method_type="snip", device="cpu")
+    assert zc.query(Graph((2, 2, 0, 4, 2, 0)), dataloader=loader_xy(x, y)) != other["snip"]
+
+
+def test_labels_are_checked():
+    x = np.zeros((4, 3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        dasnas.Scorer("nb201", device="cpu", data=x, labels=[0, 1, 2], measures=["snip"])
+    with pytest.raises(ValueError, match="without images of your own"):
+        dasnas.Scorer("nb201", device="cpu", batch=4, labels=[0, 1, 2, 3])
+    with pytest.raises(TypeError, match="class indices"):
+        dasnas.Scorer("nb201", device="cpu", data=x, labels=[0.5, 1, 2, 3])
+    # A smaller batch keeps the first labels.
+    s = dasnas.Scorer("nb201", device="cpu", data=x, batch=2, labels=[0, 1, 2, 3], measures=["snip"])
+    assert s.batch_size == 2
 
 
 def test_zero_cost_maps_singular_cells_as_naslib_does():

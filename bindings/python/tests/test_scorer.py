@@ -333,6 +333,28 @@ def test_measures_are_keys_of_the_result_and_equal_the_command_line(tmp_path):
     assert {"grad_norm", "zico", "synflow", "wot", "epe_nas"} <= listed
 
 
+def test_measure_inputs_are_what_the_measures_drew():
+    s = dasnas.Scorer(device="cpu", batch=8, seed=3)
+    network, weights, images, _ = s.reference_inputs(CELL)
+    w, t = s.measure_inputs(CELL, "az_nas")
+    assert set(w) == set(weights) and w.keys() == weights.keys()
+    assert t["input"].shape == images.shape
+    blocks = network["blocks"]
+    assert sorted(k for k in t if k.startswith("seed")) == sorted(f"seed{k}" for k in range(1, len(blocks)))
+    assert set(np.unique(t["seed1"])) <= {-1.0, 1.0}
+    # Kaiming-normal convolution weights, not the scorer's uniform ones.
+    assert not np.array_equal(w["stem.conv.weight"], weights["stem.conv.weight"])
+    w2, t2 = s.measure_inputs(CELL, "zen")
+    assert set(t2) == {"input", "noise"}
+    assert np.array_equal(w2["stem.bn.gamma"], np.ones_like(w2["stem.bn.gamma"]))
+    again, _ = s.measure_inputs(CELL, "zen")
+    assert all(np.array_equal(again[k], w2[k]) for k in w2)
+    _, ch = s.measure_inputs(CELL, "meco_opt")
+    assert all(v.size == min(8, v.size) and len(set(v.ravel())) == v.size for v in ch.values())
+    with pytest.raises(ValueError, match="az_nas, zen, meco_opt"):
+        s.measure_inputs(CELL, "grasp")
+
+
 def test_measures_are_refused_by_name_or_as_a_string():
     with pytest.raises(ValueError, match="synflo"):
         dasnas.Scorer(device="cpu", batch=8, measures=["synflo"])

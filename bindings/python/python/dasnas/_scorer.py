@@ -62,6 +62,24 @@ def _measure_names(measures: Iterable[str]) -> list[str]:
     return [str(m) for m in measures]
 
 
+def _labels(labels: Any) -> list[int] | None:
+    """Class indices as a list of ints (a torch tensor, an array or a
+    sequence); an error naming what is wrong."""
+    if labels is None:
+        return None
+    if hasattr(labels, "detach"):  # a torch tensor
+        labels = labels.detach().cpu().numpy()
+    a = np.asarray(labels)
+    if a.dtype.kind not in "iu" or a.ndim != 1:
+        raise TypeError(
+            f"labels: expected a 1-d array of class indices (integers), got dtype {a.dtype} "
+            f"and shape {a.shape}"
+        )
+    if a.size and (a.min() < 0 or a.max() >= 2**31):
+        raise ValueError(f"labels: class indices must lie in 0..2**31, got {int(a.min())}..{int(a.max())}")
+    return [int(v) for v in a]
+
+
 def _option_value(key: str, value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise TypeError(f"space option {key}={value!r}: expected a number or a string")
@@ -134,8 +152,13 @@ class Scorer:
         Training-free measures to compute beside the scores, by name (or
         ``["all"]``; :func:`dasnas.measures` lists them, docs/measures.md
         defines them): each becomes a key of the result (a column of
-        ``score_many``). Gradient measures use the labels of a CIFAR
-        ``data`` file, else labels drawn from the weight seed.
+        ``score_many``). Gradient measures use ``labels`` with an array of
+        images, the labels of a CIFAR ``data`` file, else labels drawn from
+        the weight seed.
+    labels : array of int or None
+        With an array as ``data``: one class index per image (as a
+        DataLoader yields its targets), read by the measures' losses; with
+        ``batch``, the first ``batch`` of them.
     **space_options
         Options of the space's network, e.g. ``init_channels=16, layers=8``
         for DARTS or ``init="naswot"`` for NB101.
@@ -171,6 +194,7 @@ class Scorer:
         conv: str = "exact",
         cells_in_flight: int | None = None,
         measures: Iterable[str] | None = None,
+        labels: Any = None,
         **space_options: Any,
     ) -> None:
         if (swap_mu is None) != (swap_sigma is None):
@@ -201,6 +225,7 @@ class Scorer:
             dataset, training, bool(swap), swap_reg, int(repeats), str(conv),
             None if cells_in_flight is None else int(cells_in_flight),
             None if measures is None else _measure_names(measures),
+            _labels(labels),
         )
         self.extra_alphas = [float(a) for a in extra_alphas]
         self.train_steps = int(train_steps)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ._common import METRICS, ScorerCache, first_images, value
+from .._scorer import measures as _measures
+from ._common import METRICS, ScorerCache, first_batch, value
 
 NB201_OPS = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]
 NB101_OPS = ["input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu"]
@@ -110,25 +111,38 @@ class ZeroCost:
     """A NASLib-style zero-cost predictor scored by dasnas.
 
     ``method_type``: ``"nwot"`` (NASWOT's score, ln det K_H), ``"d"``,
-    ``"n_units"`` or ``"das"``. ``query`` takes the images of the
+    ``"n_units"``, ``"das"``, or any training-free measure by its name or
+    NASLib's (``"synflow"``, ``"snip"``, ``"jacov"``, ``"zen"``, ...;
+    :func:`dasnas.measures` lists them; NASLib's ``grasp`` is not
+    computed). ``query`` takes the images and the targets of the
     dataloader's first batch (without a dataloader: seeded Gaussian images
-    of ``batch``) and returns the score; a singular cell (two inputs with
-    equal activation codes) scores ``-1e8``, as NASLib maps ln 0.
+    of ``batch``, and labels drawn from the seed) and returns the score; a
+    singular cell (two inputs with equal activation codes), or a measure
+    that is not a number, scores ``-1e8``, as NASLib maps them.
     ``space`` forces the space (default: told by the hash). Other keywords
     go to :class:`dasnas.Scorer` (``device``, ``seed``, ``threads``, ...).
     """
 
     def __init__(self, method_type: str = "nwot", *, space: str | None = None, **scorer_options: Any):
-        if method_type not in METRICS:
+        known = {m["name"]: m["name"] for m in _measures()}
+        for m in _measures():
+            for alias in m["aliases"]:
+                known[alias] = m["name"]
+        if method_type in METRICS:
+            self.method_type = method_type
+        elif method_type in known:
+            self.method_type = known[method_type]
+            scorer_options = dict(scorer_options, measures=[self.method_type])
+        else:
             raise ValueError(
-                f"method_type {method_type!r}: expected one of nwot, d, n_units, das"
+                f"method_type {method_type!r}: expected one of nwot, d, n_units, das or a "
+                f"measure ({', '.join(sorted(known))})"
             )
-        self.method_type = method_type
         self.space = space
         self._scorers = ScorerCache(**scorer_options)
 
     def query(self, graph: Any, dataloader: Any = None, info: Any = None) -> float:
         """The score of NASLib graph ``graph`` (anything with ``get_hash()``)."""
         space, arch = arch_from_hash(graph.get_hash(), self.space)
-        images = None if dataloader is None else first_images(dataloader)
-        return value(self._scorers.get(space, images).score(arch), self.method_type)
+        images, labels = (None, None) if dataloader is None else first_batch(dataloader)
+        return value(self._scorers.get(space, images, labels).score(arch), self.method_type)
