@@ -29,7 +29,7 @@ def first_batch(dataloader: Any) -> tuple[np.ndarray, np.ndarray | None]:
     batch = next(iter(dataloader))
     targets = None
     if isinstance(batch, (tuple, list)):
-        if len(batch) > 1:
+        if len(batch) > 1 and batch[1] is not None:
             targets = batch[1]
             if hasattr(targets, "detach"):
                 targets = targets.detach().cpu().numpy()

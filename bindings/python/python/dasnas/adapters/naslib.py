@@ -145,4 +145,6 @@ class ZeroCost:
         """The score of NASLib graph ``graph`` (anything with ``get_hash()``)."""
         space, arch = arch_from_hash(graph.get_hash(), self.space)
         images, labels = (None, None) if dataloader is None else first_batch(dataloader)
+        if self.method_type in METRICS:
+            labels = None  # the scores read no labels
         return value(self._scorers.get(space, images, labels).score(arch), self.method_type)
