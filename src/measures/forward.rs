@@ -4,8 +4,12 @@
 //! outputs and the position-averaged products of their gradients
 //! (AZ-NAS), one distance and BatchNorm variances (Zen-NAS).
 //!
-//! These passes run on the host on either device (docs/measures.md,
-//! "Devices"). Their own weights and inputs are drawn here from the
+//! The forward passes run on the scorer's device; on a GPU each value a
+//! measure reads is copied back as soon as it is computed (MeCo: one
+//! sample of every node; Zen-NAS: the pre-pooling features and each
+//! BatchNorm's input; AZ-NAS: the blocks and the values they hold) and
+//! reduced on the host. AZ-NAS's per-block vector-Jacobian products run
+//! on the host. Their own weights and inputs are drawn here from the
 //! weight seed, as the official implementations draw theirs: AZ-NAS
 //! re-initialises conv and linear weights Kaiming-normal (fan-in) and
 //! scores a Gaussian batch; Zen-NAS re-initialises them N(0, 1) and scores
@@ -14,12 +18,39 @@
 //! Layouts: tensors are NHWC; a covariance is C×C row-major in f64; a
 //! product matrix is `rows × cols` row-major in f64.
 
+use super::pass::GradientDevice;
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::rng::{name_id, normal, stream_key};
 use crate::tensor::{Shape, Tensor};
-use crate::train::cpu::{forward_visit, vector_jacobian_product};
+use crate::train::cpu::vector_jacobian_product;
 use rayon::prelude::*;
+
+/// Every node `samples` asks for, its first `samples(i)` samples (all on
+/// the CPU, which keeps the whole value anyway), visited on `device`.
+fn visit_on(
+    device: &GradientDevice<'_>,
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    samples: &dyn Fn(NodeId) -> usize,
+    visit: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+) -> Result<()> {
+    match device {
+        GradientDevice::Cpu => {
+            crate::train::cpu::forward_visit(graph, params, input, &mut |i, v| {
+                if samples(i) > 0 {
+                    visit(i, v)
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        GradientDevice::Cuda(dev) => {
+            crate::train::cuda::forward_visit(dev, graph, params, input, samples, visit)
+        }
+    }
+}
 
 /// MeCo's pass: sample 0's value at every node with a spatial output.
 #[derive(Debug)]
@@ -124,9 +155,14 @@ pub fn sample_features(
     graph: &Graph,
     params: &[Vec<f32>],
     batch: &Tensor,
+    device: &GradientDevice<'_>,
 ) -> Result<SampleFeatures> {
     let mut maps = Vec::new();
-    forward_visit(graph, params, batch, &mut |i, v| {
+    let spatial = |i: NodeId| {
+        let s = graph.nodes[i].shape;
+        usize::from(s.h * s.w > 1)
+    };
+    visit_on(device, graph, params, batch, &spatial, &mut |i, v| {
         let s = v.shape;
         if s.h * s.w > 1 {
             maps.push((
@@ -380,6 +416,7 @@ pub fn block_pass(
     params: &[Vec<f32>],
     batch_shape: Shape,
     seed: u64,
+    device: &GradientDevice<'_>,
 ) -> Result<BlockPass> {
     if graph.blocks.is_empty() {
         return Err(Error::Arg(
@@ -404,7 +441,8 @@ pub fn block_pass(
     let mut values: std::collections::HashMap<NodeId, Tensor> = std::collections::HashMap::new();
     let mut covariances: Vec<Option<(usize, Vec<f64>)>> = vec![None; graph.nodes.len()];
     let params = &drawn.params;
-    forward_visit(graph, params, &x, &mut |i, v| {
+    let whole = |i: NodeId| if wanted.contains(&i) { usize::MAX } else { 0 };
+    visit_on(device, graph, params, &x, &whole, &mut |i, v| {
         if graph.blocks.contains(&i) {
             covariances[i] = Some((v.shape.c, channel_covariance(v)));
         }
@@ -474,6 +512,7 @@ pub fn zen_pass(
     batch_shape: Shape,
     seed: u64,
     gamma: f32,
+    device: &GradientDevice<'_>,
 ) -> Result<ZenPass> {
     let gap = graph
         .nodes
@@ -505,10 +544,17 @@ pub fn zen_pass(
         .filter(|(_, n)| n.op.spec().normalises_batch())
         .map(|(i, n)| (i, n.inputs[0]))
         .collect();
+    let read = |i: NodeId| {
+        if i == pre || bns.iter().any(|&(_, src)| src == i) {
+            usize::MAX
+        } else {
+            0
+        }
+    };
     let run = |input: &Tensor| -> Result<(Tensor, Vec<Vec<f64>>)> {
         let mut features = None;
         let mut vars: Vec<Vec<f64>> = vec![Vec::new(); bns.len()];
-        forward_visit(graph, &params, input, &mut |i, v| {
+        visit_on(device, graph, &params, input, &read, &mut |i, v| {
             if i == pre {
                 features = Some(v.clone());
             }

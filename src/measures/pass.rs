@@ -274,7 +274,9 @@ pub fn passes<'a>(
     }
     if set.needs(Need::SampleFeatures) {
         let t0 = clock();
-        out.sample_features = Some(super::forward::sample_features(graph, params, batch)?);
+        out.sample_features = Some(super::forward::sample_features(
+            graph, params, batch, device,
+        )?);
         out.seconds.push(("features", t0.elapsed().as_secs_f64()));
     }
     if set.needs(Need::Blocks) {
@@ -284,6 +286,7 @@ pub fn passes<'a>(
             params,
             batch.shape,
             seed,
+            device,
         )?);
         out.seconds.push(("blocks", t0.elapsed().as_secs_f64()));
     }
@@ -295,6 +298,7 @@ pub fn passes<'a>(
             batch.shape,
             seed,
             super::zen::GAMMA,
+            device,
         )?);
         out.seconds.push(("zen", t0.elapsed().as_secs_f64()));
     }

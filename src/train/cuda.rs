@@ -672,6 +672,111 @@ pub fn input_jacobian(
     })
 }
 
+/// The forward pass of `graph` with `params` on `input` on the GPU (BatchNorm
+/// on the batch's statistics, as in training), handing `visit` the value of
+/// every node `samples` asks for, copied back as soon as it is computed:
+/// its first `samples(i)` samples (0: not copied; more than the batch:
+/// all of it). A ReLU fused into its readers is visited as the ReLU of
+/// its source's copy. The input node is not visited. The CPU's
+/// [`crate::train::cpu::forward_visit`] on the device.
+pub fn forward_visit(
+    dev: &CudaDevice,
+    graph: &Graph,
+    params: &[Vec<f32>],
+    input: &Tensor,
+    samples: &dyn Fn(NodeId) -> usize,
+    visit: &mut dyn FnMut(NodeId, &Tensor) -> Result<()>,
+) -> Result<()> {
+    let b = input.shape.n;
+    let plan = TrainPlan::new(graph, b)?;
+    if input.shape.with_n(1) != plan.input {
+        return Err(Error::Shape(format!(
+            "input batch {} does not fit the network's input {}",
+            input.shape, plan.input
+        )));
+    }
+    graph.check_params(params, "parameter")?;
+    let mut flat = vec![0f32; plan.params_len.max(1)];
+    for (s, p) in plan.params.iter().zip(params) {
+        flat[s.offset..s.offset + s.len].copy_from_slice(p);
+    }
+    let pdev = dev.upload(&flat)?;
+    let xin = dev.upload(&input.data)?;
+    let lab = dev.upload(&vec![0i32; b])?;
+    let mut bufs = TrainBufs::new();
+    bufs.size_for(dev, &plan, 1)?;
+    // The ReLUs read by no value of their own, by source.
+    let mut fused: std::collections::HashMap<NodeId, Vec<NodeId>> = Default::default();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if node.op.spec().role() == Role::CountedRelu && !plan.nodes[i].computes {
+            if let Some(&src) = node.inputs.first() {
+                fused.entry(src).or_default().push(i);
+            }
+        }
+    }
+    let relu_of = |x: &Tensor| Tensor {
+        shape: x.shape,
+        data: x.data.iter().map(|&v| v.max(0.0)).collect(),
+    };
+    let mut runner = Runner {
+        dev,
+        bufs: &mut bufs,
+        params: &pdev,
+        input: xin.as_view(),
+        labels: lab.as_view(),
+        correct_at: 0..b,
+        mean_at: 0,
+        seed: None,
+        taps: None,
+    };
+    let input_node = graph
+        .nodes
+        .iter()
+        .position(|n| n.op.spec().role() == Role::Input);
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let relus = fused.get(&i).map(Vec::as_slice).unwrap_or(&[]);
+        let want = relus
+            .iter()
+            .map(|&r| samples(r))
+            .chain([if node.computes { samples(i) } else { 0 }])
+            .max()
+            .unwrap_or(0)
+            .min(b);
+        if node.computes {
+            runner.forward(graph, &plan, i)?;
+        }
+        if want == 0 {
+            continue;
+        }
+        let shape = plan.nodes[i].shape;
+        let value = if Some(i) == input_node {
+            Tensor {
+                shape: input.shape.with_n(want),
+                data: input.data[..want * shape.per_sample()].to_vec(),
+            }
+        } else {
+            let r = node
+                .value
+                .as_ref()
+                .ok_or_else(|| internal("a computed node without a value"))?;
+            let part = r.start..r.start + want * shape.per_sample();
+            Tensor {
+                shape: shape.with_n(want),
+                data: dev.download(&runner.bufs.values.view(&part)?)?,
+            }
+        };
+        if node.computes && samples(i) > 0 {
+            visit(i, &value)?;
+        }
+        for &r in relus {
+            if samples(r) > 0 {
+                visit(r, &relu_of(&value))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One forward and backward of `graph` with `params` on `input` (planned
 /// with `options`; the loss: the cross-entropy against `labels`, or
 /// `seed` times the sum of the outputs), its buffers left on the device
