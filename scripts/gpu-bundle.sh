@@ -326,7 +326,7 @@ check bench_train 300 ./dasnas bench --device cuda --train-steps 50 --train-batc
 check bench_nb101 240 ./dasnas bench --device cuda --space nb101 --cells "${NB101_CELLS:-300}"
 # The training-free measures on the GPU beside the CPU, on the same 20
 # cells at B = 64.
-gpu_measures=l2_norm,grad_norm,snip,plain,fisher,jacov,epe_nas,zico,synflow
+gpu_measures=l2_norm,grad_norm,snip,plain,fisher,jacov,epe_nas,zico,synflow,meco,meco_opt,zen,az_expressivity,az_progressivity,az_trainability
 check measures_cuda 300 ./dasnas score --device cuda --sample 20 --seed 0 --batch 64 --measures "$gpu_measures" --out logs/measures_cuda.jsonl
 check measures_cpu 300 ./dasnas score --device cpu --sample 20 --seed 0 --batch 64 --measures "$gpu_measures" --out logs/measures_cpu.jsonl
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
