@@ -6,17 +6,31 @@ use dasnas::error::Result;
 
 /// Runs `dasnas measures`.
 pub fn run() -> Result<()> {
+    let all = dasnas::measures::ALL;
+    // Columns as wide as their longest entry.
+    let name_w = all.iter().map(|m| m.name.len()).max().unwrap_or(0).max(4);
+    let also_w = all
+        .iter()
+        .map(|m| m.aliases.join(",").len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let pass_w = all
+        .iter()
+        .map(|m| m.need.label().len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     println!(
-        "{:<10} {:<13} {:<12} what (follows)",
+        "{:<name_w$} {:<also_w$} {:<pass_w$} what (follows)",
         "name", "also", "pass"
     );
-    for m in dasnas::measures::ALL {
-        let pass = m.need.label();
+    for m in all {
         println!(
-            "{:<10} {:<13} {:<12} {} ({})",
+            "{:<name_w$} {:<also_w$} {:<pass_w$} {} ({})",
             m.name,
             m.aliases.join(","),
-            pass,
+            m.need.label(),
             m.summary,
             m.reference
         );

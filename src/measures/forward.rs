@@ -18,7 +18,7 @@
 //! Layouts: tensors are NHWC; a covariance is C×C row-major in f64; a
 //! product matrix is `rows × cols` row-major in f64.
 
-use super::pass::GradientDevice;
+use super::GradientDevice;
 use crate::error::{Error, Result};
 use crate::net::{Graph, NodeId};
 use crate::rng::{name_id, normal, stream_key};

@@ -49,6 +49,14 @@ pub use pass::{passes, Passes};
 use crate::error::{Error, Result};
 use crate::net::Graph;
 
+/// The device a cell's passes run on.
+pub enum GradientDevice<'d> {
+    /// The CPU ops.
+    Cpu,
+    /// A CUDA device (or its host emulation).
+    Cuda(&'d crate::runtime::cuda::CudaDevice),
+}
+
 /// The pass a measure is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Need {

@@ -113,13 +113,7 @@ impl Passes<'_> {
     }
 }
 
-/// The device a cell's gradient passes run on.
-pub enum GradientDevice<'d> {
-    /// The CPU ops.
-    Cpu,
-    /// A CUDA device (or its host emulation).
-    Cuda(&'d crate::runtime::cuda::CudaDevice),
-}
+pub use super::GradientDevice;
 
 /// Samples `range` of `t` (NHWC).
 fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
