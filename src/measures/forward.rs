@@ -434,21 +434,21 @@ pub fn block_pass(
             Some(graph.between(w[0], w[1])?)
         });
     }
-    let mut wanted: Vec<NodeId> = graph.blocks.clone();
+    // The values kept: the blocks' and those the parts hold.
+    let mut keep = vec![false; graph.nodes.len()];
+    for &b in &graph.blocks {
+        keep[b] = true;
+    }
     for (_, held) in parts.iter().flatten() {
-        wanted.extend(held.iter().map(|&(_, j)| j));
+        for &(_, j) in held {
+            keep[j] = true;
+        }
     }
     let mut values: std::collections::HashMap<NodeId, Tensor> = std::collections::HashMap::new();
-    let mut covariances: Vec<Option<(usize, Vec<f64>)>> = vec![None; graph.nodes.len()];
     let params = &drawn.params;
-    let whole = |i: NodeId| if wanted.contains(&i) { usize::MAX } else { 0 };
+    let whole = |i: NodeId| if keep[i] { usize::MAX } else { 0 };
     visit_on(device, graph, params, &x, &whole, &mut |i, v| {
-        if graph.blocks.contains(&i) {
-            covariances[i] = Some((v.shape.c, channel_covariance(v)));
-        }
-        if wanted.contains(&i) {
-            values.insert(i, v.clone());
-        }
+        values.insert(i, v.clone());
         Ok(())
     })?;
     let input_node = graph
@@ -466,11 +466,7 @@ pub fn block_pass(
     let covariances = graph
         .blocks
         .iter()
-        .map(|&b| {
-            covariances[b].clone().ok_or_else(|| {
-                Error::Internal(format!("block {} not computed", graph.nodes[b].name))
-            })
-        })
+        .map(|&b| value(b).map(|v| (v.shape.c, channel_covariance(v))))
         .collect::<Result<Vec<_>>>()?;
     let mut products = Vec::with_capacity(parts.len());
     for (k, part) in parts.iter().enumerate() {
@@ -536,21 +532,19 @@ pub fn zen_pass(
             .map(|(&a, &e)| a + gamma * e)
             .collect(),
     };
-    // BatchNorm nodes by the node they read.
-    let bns: Vec<(NodeId, NodeId)> = graph
+    // The node each BatchNorm normalises, in node order.
+    let bns: Vec<NodeId> = graph
         .nodes
         .iter()
-        .enumerate()
-        .filter(|(_, n)| n.op.spec().normalises_batch())
-        .map(|(i, n)| (i, n.inputs[0]))
+        .filter(|n| n.op.spec().normalises_batch())
+        .map(|n| n.inputs[0])
         .collect();
-    let read = |i: NodeId| {
-        if i == pre || bns.iter().any(|&(_, src)| src == i) {
-            usize::MAX
-        } else {
-            0
-        }
-    };
+    let mut wanted = vec![false; graph.nodes.len()];
+    wanted[pre] = true;
+    for &src in &bns {
+        wanted[src] = true;
+    }
+    let read = |i: NodeId| if wanted[i] { usize::MAX } else { 0 };
     let run = |input: &Tensor| -> Result<(Tensor, Vec<Vec<f64>>)> {
         let mut features = None;
         let mut vars: Vec<Vec<f64>> = vec![Vec::new(); bns.len()];
@@ -558,7 +552,7 @@ pub fn zen_pass(
             if i == pre {
                 features = Some(v.clone());
             }
-            for (k, &(_, src)) in bns.iter().enumerate() {
+            for (k, &src) in bns.iter().enumerate() {
                 if src == i {
                     vars[k] = unbiased_channel_variance(v);
                 }

@@ -38,20 +38,32 @@ fn compute(p: &Passes<'_>) -> Result<Option<f64>> {
 /// The `b × b` correlation matrix of the rows of `x` (`b` rows of `f`
 /// values), as `np.corrcoef`; `None` when a row is constant.
 pub(crate) fn correlation(x: &[f32], b: usize, f: usize) -> Option<nalgebra::DMatrix<f64>> {
-    let mut z = vec![0f64; b * f];
-    for r in 0..b {
-        let row = &x[r * f..(r + 1) * f];
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / f as f64;
-        let zr = &mut z[r * f..(r + 1) * f];
-        for (o, &v) in zr.iter_mut().zip(row) {
-            *o = f64::from(v) - mean;
-        }
-        let norm = zr.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm == 0.0 || !norm.is_finite() {
+    let mut z: Vec<f64> = x[..b * f].iter().map(|&v| f64::from(v)).collect();
+    for zr in z.chunks_exact_mut(f.max(1)) {
+        if !centre_to_unit(zr) {
             return None;
         }
-        zr.iter_mut().for_each(|v| *v /= norm);
     }
+    Some(unit_row_gram(&z, b, f))
+}
+
+/// Centres `row` and scales it to unit norm; false (row untouched past
+/// centring) when it is constant, so it has no correlation.
+pub(crate) fn centre_to_unit(row: &mut [f64]) -> bool {
+    let mean = row.iter().sum::<f64>() / row.len().max(1) as f64;
+    row.iter_mut().for_each(|v| *v -= mean);
+    let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return false;
+    }
+    row.iter_mut().for_each(|v| *v /= norm);
+    true
+}
+
+/// The `b × b` matrix of dot products of the `b` unit rows of `z` (each
+/// `f` long), clipped to [−1, 1] as `np.corrcoef` and `torch.corrcoef`
+/// clip.
+pub(crate) fn unit_row_gram(z: &[f64], b: usize, f: usize) -> nalgebra::DMatrix<f64> {
     let mut c = nalgebra::DMatrix::<f64>::zeros(b, b);
     for i in 0..b {
         for k in 0..=i {
@@ -66,5 +78,5 @@ pub(crate) fn correlation(x: &[f32], b: usize, f: usize) -> Option<nalgebra::DMa
             c[(k, i)] = dot;
         }
     }
-    Some(c)
+    c
 }

@@ -19,6 +19,7 @@
 //! and the smallest eigenvalue of their correlation times C/8. A map of
 //! fewer than 8 channels keeps them all (the official code raises).
 
+use super::jacov::{centre_to_unit, unit_row_gram};
 use super::{Measure, Need, Passes};
 use crate::error::Result;
 use crate::rng::{bits, name_id, stream_key};
@@ -94,35 +95,19 @@ pub(crate) fn min_eigenvalue(x: &[f32], c: usize, channels: &[usize]) -> f64 {
     if k == 0 || positions == 0 {
         return 0.0;
     }
-    // Centred, unit-norm rows (one per channel), or zeros if constant.
+    // Centred, unit-norm rows (one per channel), or zeros if constant
+    // (its NaN correlations set to 0).
     let mut z = vec![0f64; k * positions];
     for (r, &ch) in channels.iter().enumerate() {
         let row = &mut z[r * positions..(r + 1) * positions];
         for (p, o) in row.iter_mut().enumerate() {
             *o = f64::from(x[p * c + ch]);
         }
-        let mean = row.iter().sum::<f64>() / positions as f64;
-        row.iter_mut().for_each(|v| *v -= mean);
-        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if norm == 0.0 || !norm.is_finite() {
+        if !centre_to_unit(row) {
             row.fill(0.0);
-        } else {
-            row.iter_mut().for_each(|v| *v /= norm);
         }
     }
-    let mut m = nalgebra::DMatrix::<f64>::zeros(k, k);
-    for i in 0..k {
-        for j in 0..=i {
-            let dot: f64 = z[i * positions..(i + 1) * positions]
-                .iter()
-                .zip(&z[j * positions..(j + 1) * positions])
-                .map(|(a, b)| a * b)
-                .sum();
-            let dot = dot.clamp(-1.0, 1.0);
-            m[(i, j)] = dot;
-            m[(j, i)] = dot;
-        }
-    }
+    let m = unit_row_gram(&z, k, positions);
     nalgebra::SymmetricEigen::new(m)
         .eigenvalues
         .iter()

@@ -115,6 +115,48 @@ impl Passes<'_> {
 
 pub use super::GradientDevice;
 
+/// SynFlow's pass: `graph` without BatchNorm, `|params|`, one image of
+/// the scaled ones shaped like `batch`'s images, the scaled sum's
+/// gradients.
+fn synflow_pass(graph: &Graph, params: &[Vec<f32>], batch: &Tensor) -> Result<SynflowPass> {
+    let plain = graph.without_batchnorm();
+    let abs: Vec<Vec<f32>> = params
+        .iter()
+        .map(|p| p.iter().map(|v| v.abs()).collect())
+        .collect();
+    let s = batch.shape;
+    let ones = Tensor {
+        shape: Shape::new(1, s.h, s.w, s.c),
+        data: vec![super::synflow::SCALE; s.per_sample()],
+    };
+    let mut g: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    gradient_pass(
+        &plain,
+        &abs,
+        &ones,
+        &[0],
+        &mut g,
+        GradientRequest {
+            loss: Loss::ScaledSum(super::synflow::SCALE),
+            input_grad: false,
+            layer_taps: false,
+        },
+    )?;
+    Ok(SynflowPass { abs, grads: g })
+}
+
+/// `f`'s result, its seconds recorded in `seconds` under `label`.
+fn timed<T>(
+    seconds: &mut Vec<(&'static str, f64)>,
+    label: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let t0 = std::time::Instant::now();
+    let v = f()?;
+    seconds.push((label, t0.elapsed().as_secs_f64()));
+    Ok(v)
+}
+
 /// Samples `range` of `t` (NHWC).
 fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
     let per = t.shape.per_sample();
@@ -192,109 +234,70 @@ pub fn passes<'a>(
         }
     };
     let taps = set.needs(Need::LayerTaps);
-    let clock = std::time::Instant::now;
     if taps || set.needs(Need::CrossEntropy) {
-        let t0 = clock();
-        let (g, t) = ce(params, batch, labels, taps)?;
+        let (g, t) = timed(&mut out.seconds, "cross-entropy", || {
+            ce(params, batch, labels, taps)
+        })?;
         out.grads = Some(g);
         out.layer_taps = taps.then_some(t);
-        out.seconds
-            .push(("cross-entropy", t0.elapsed().as_secs_f64()));
     }
     if set.needs(Need::Halves) {
-        let t0 = clock();
-        let b = batch.shape.n;
-        let half = b / 2;
-        let (g1, _) = ce(params, &rows(batch, 0..half), &labels[..half], false)?;
-        let (g2, _) = ce(params, &rows(batch, half..b), &labels[half..], false)?;
-        out.halves = Some([g1, g2]);
-        out.seconds.push(("halves", t0.elapsed().as_secs_f64()));
+        out.halves = Some(timed(&mut out.seconds, "halves", || {
+            let b = batch.shape.n;
+            let half = b / 2;
+            let (g1, _) = ce(params, &rows(batch, 0..half), &labels[..half], false)?;
+            let (g2, _) = ce(params, &rows(batch, half..b), &labels[half..], false)?;
+            Ok([g1, g2])
+        })?);
     }
     if set.needs(Need::InputJacobian) {
-        let t0 = clock();
-        out.input_grad = Some(match device {
-            GradientDevice::Cpu => {
-                let mut g = zeros();
-                let r = gradient_pass(
-                    graph,
-                    params,
-                    batch,
-                    labels,
-                    &mut g,
-                    GradientRequest {
-                        loss: Loss::SumOfOutputs,
-                        input_grad: true,
-                        layer_taps: false,
-                    },
-                )?;
-                r.input_grad
-                    .ok_or_else(|| missing("the input's gradient"))?
-            }
-            GradientDevice::Cuda(dev) => {
-                crate::train::cuda::input_jacobian(dev, graph, params, batch, 1.0)?
-            }
-        });
-        out.seconds
-            .push(("input jacobian", t0.elapsed().as_secs_f64()));
+        out.input_grad = Some(timed(
+            &mut out.seconds,
+            "input jacobian",
+            || match device {
+                GradientDevice::Cpu => {
+                    let mut g = zeros();
+                    let r = gradient_pass(
+                        graph,
+                        params,
+                        batch,
+                        labels,
+                        &mut g,
+                        GradientRequest {
+                            loss: Loss::SumOfOutputs,
+                            input_grad: true,
+                            layer_taps: false,
+                        },
+                    )?;
+                    r.input_grad.ok_or_else(|| missing("the input's gradient"))
+                }
+                GradientDevice::Cuda(dev) => {
+                    crate::train::cuda::input_jacobian(dev, graph, params, batch, 1.0)
+                }
+            },
+        )?);
     }
     if set.needs(Need::Synflow) {
         // One image: a host pass on either device.
-        let t0 = clock();
-        let plain = graph.without_batchnorm();
-        let abs: Vec<Vec<f32>> = params
-            .iter()
-            .map(|p| p.iter().map(|v| v.abs()).collect())
-            .collect();
-        let s = batch.shape;
-        let ones = Tensor {
-            shape: Shape::new(1, s.h, s.w, s.c),
-            data: vec![super::synflow::SCALE; s.per_sample()],
-        };
-        let mut g = zeros();
-        gradient_pass(
-            &plain,
-            &abs,
-            &ones,
-            &[0],
-            &mut g,
-            GradientRequest {
-                loss: Loss::ScaledSum(super::synflow::SCALE),
-                input_grad: false,
-                layer_taps: false,
-            },
-        )?;
-        out.synflow = Some(SynflowPass { abs, grads: g });
-        out.seconds.push(("synflow", t0.elapsed().as_secs_f64()));
+        out.synflow = Some(timed(&mut out.seconds, "synflow", || {
+            synflow_pass(graph, params, batch)
+        })?);
     }
     if set.needs(Need::SampleFeatures) {
-        let t0 = clock();
-        out.sample_features = Some(super::forward::sample_features(
-            graph, params, batch, device,
-        )?);
-        out.seconds.push(("features", t0.elapsed().as_secs_f64()));
+        out.sample_features = Some(timed(&mut out.seconds, "features", || {
+            super::forward::sample_features(graph, params, batch, device)
+        })?);
     }
     if set.needs(Need::Blocks) {
-        let t0 = clock();
-        out.blocks = Some(super::forward::block_pass(
-            graph,
-            params,
-            batch.shape,
-            seed,
-            device,
-        )?);
-        out.seconds.push(("blocks", t0.elapsed().as_secs_f64()));
+        out.blocks = Some(timed(&mut out.seconds, "blocks", || {
+            super::forward::block_pass(graph, params, batch.shape, seed, device)
+        })?);
     }
     if set.needs(Need::Zen) {
-        let t0 = clock();
-        out.zen = Some(super::forward::zen_pass(
-            graph,
-            params,
-            batch.shape,
-            seed,
-            super::zen::GAMMA,
-            device,
-        )?);
-        out.seconds.push(("zen", t0.elapsed().as_secs_f64()));
+        out.zen = Some(timed(&mut out.seconds, "zen", || {
+            let gamma = super::zen::GAMMA;
+            super::forward::zen_pass(graph, params, batch.shape, seed, gamma, device)
+        })?);
     }
     Ok(out)
 }

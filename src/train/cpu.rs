@@ -221,22 +221,10 @@ pub fn forward_visit_with(
     let mut unused: Vec<Vec<f32>> = Vec::new();
     let mut t = Trainer::new(graph, &plan, params, input, &[], &mut unused);
     t.hold(graph, constants)?;
-    // The ReLUs read by no value of their own, by source.
-    let mut fused: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if node.op.spec().role() == Role::CountedRelu && !plan.nodes[i].computes {
-            if let Some(&src) = node.inputs.first() {
-                fused.entry(src).or_default().push(i);
-            }
-        }
-    }
-    let relu_of = |x: &Tensor| Tensor {
-        shape: x.shape,
-        data: x.data.iter().map(|&v| v.max(0.0)).collect(),
-    };
-    if let (Some(inp), true) = (t.input_node, !fused.is_empty()) {
+    let fused = plan.fused_relus(graph);
+    if let Some(inp) = t.input_node {
         for &r in fused.get(&inp).map(Vec::as_slice).unwrap_or(&[]) {
-            visit(r, &relu_of(input))?;
+            visit(r, &relu_copy(input)?)?;
         }
     }
     for (i, node) in plan.nodes.iter().enumerate() {
@@ -245,7 +233,7 @@ pub fn forward_visit_with(
             let v = t.value(graph, i)?;
             visit(i, v)?;
             for &r in fused.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
-                visit(r, &relu_of(v))?;
+                visit(r, &relu_copy(v)?)?;
             }
         }
         for &j in &node.free_after_forward {
@@ -253,6 +241,13 @@ pub fn forward_visit_with(
         }
     }
     Ok(())
+}
+
+/// The ReLU of `x`, as a new tensor (a fused ReLU's value for a visit).
+pub(crate) fn relu_copy(x: &Tensor) -> Result<Tensor> {
+    let mut y = x.clone();
+    crate::ops::relu::cpu::relu_forward_inplace(&mut y)?;
+    Ok(y)
 }
 
 /// `seedᵀ · ∂output/∂input`: the gradient with respect to `input` (the

@@ -689,46 +689,9 @@ pub fn forward_visit(
 ) -> Result<()> {
     let b = input.shape.n;
     let plan = TrainPlan::new(graph, b)?;
-    if input.shape.with_n(1) != plan.input {
-        return Err(Error::Shape(format!(
-            "input batch {} does not fit the network's input {}",
-            input.shape, plan.input
-        )));
-    }
-    graph.check_params(params, "parameter")?;
-    let mut flat = vec![0f32; plan.params_len.max(1)];
-    for (s, p) in plan.params.iter().zip(params) {
-        flat[s.offset..s.offset + s.len].copy_from_slice(p);
-    }
-    let pdev = dev.upload(&flat)?;
-    let xin = dev.upload(&input.data)?;
-    let lab = dev.upload(&vec![0i32; b])?;
-    let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, 1)?;
-    // The ReLUs read by no value of their own, by source.
-    let mut fused: std::collections::HashMap<NodeId, Vec<NodeId>> = Default::default();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if node.op.spec().role() == Role::CountedRelu && !plan.nodes[i].computes {
-            if let Some(&src) = node.inputs.first() {
-                fused.entry(src).or_default().push(i);
-            }
-        }
-    }
-    let relu_of = |x: &Tensor| Tensor {
-        shape: x.shape,
-        data: x.data.iter().map(|&v| v.max(0.0)).collect(),
-    };
-    let mut runner = Runner {
-        dev,
-        bufs: &mut bufs,
-        params: &pdev,
-        input: xin.as_view(),
-        labels: lab.as_view(),
-        correct_at: 0..b,
-        mean_at: 0,
-        seed: None,
-        taps: None,
-    };
+    let mut up = Uploaded::new(dev, graph, &plan, params, input, &vec![0; b])?;
+    let fused = plan.fused_relus(graph);
+    let mut runner = up.runner(dev, b, None, false);
     let input_node = graph
         .nodes
         .iter()
@@ -770,7 +733,7 @@ pub fn forward_visit(
         }
         for &r in relus {
             if samples(r) > 0 {
-                visit(r, &relu_of(&value))?;
+                visit(r, &crate::train::cpu::relu_copy(&value)?)?;
             }
         }
     }
@@ -793,38 +756,78 @@ fn single_pass(
 ) -> Result<(TrainPlan, TrainBufs, crate::train::cpu::LayerTaps)> {
     let b = input.shape.n;
     let plan = TrainPlan::with_options(graph, b, options)?;
-    if input.shape.with_n(1) != plan.input {
-        return Err(Error::Shape(format!(
-            "input batch {} does not fit the network's input {}",
-            input.shape, plan.input
-        )));
-    }
-    graph.check_params(params, "parameter")?;
-    let mut flat = vec![0f32; plan.params_len.max(1)];
-    for (s, p) in plan.params.iter().zip(params) {
-        flat[s.offset..s.offset + s.len].copy_from_slice(p);
-    }
-    let pdev = dev.upload(&flat)?;
-    let xin = dev.upload(&input.data)?;
-    let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-    let lab = dev.upload(&lab)?;
-    let mut bufs = TrainBufs::new();
-    bufs.size_for(dev, &plan, 1)?;
-    let mut runner = Runner {
-        dev,
-        bufs: &mut bufs,
-        params: &pdev,
-        input: xin.as_view(),
-        labels: lab.as_view(),
-        correct_at: 0..b,
-        mean_at: 0,
-        seed,
-        taps: options.keep_layer_outputs.then(Vec::new),
-    };
+    let mut up = Uploaded::new(dev, graph, &plan, params, input, labels)?;
+    let mut runner = up.runner(dev, b, seed, options.keep_layer_outputs);
     train_pass(&mut runner, graph, &plan)?;
     let mut taps = runner.taps.take().unwrap_or_default();
     taps.sort_by_key(|(i, _)| *i);
-    Ok((plan, bufs, taps))
+    Ok((plan, up.bufs, taps))
+}
+
+/// One pass's inputs on the device: the parameters laid out as the plan
+/// places them, the batch, its labels, and one lane's buffers sized for
+/// the plan.
+struct Uploaded {
+    params: DeviceBuffer<f32>,
+    input: DeviceBuffer<f32>,
+    labels: DeviceBuffer<i32>,
+    bufs: TrainBufs,
+}
+
+impl Uploaded {
+    /// Checks `input` and `params` against `plan` and uploads them.
+    fn new(
+        dev: &CudaDevice,
+        graph: &Graph,
+        plan: &TrainPlan,
+        params: &[Vec<f32>],
+        input: &Tensor,
+        labels: &[u32],
+    ) -> Result<Uploaded> {
+        if input.shape.with_n(1) != plan.input {
+            return Err(Error::Shape(format!(
+                "input batch {} does not fit the network's input {}",
+                input.shape, plan.input
+            )));
+        }
+        graph.check_params(params, "parameter")?;
+        let mut flat = vec![0f32; plan.params_len.max(1)];
+        for (s, p) in plan.params.iter().zip(params) {
+            flat[s.offset..s.offset + s.len].copy_from_slice(p);
+        }
+        let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
+        let mut bufs = TrainBufs::new();
+        bufs.size_for(dev, plan, 1)?;
+        Ok(Uploaded {
+            params: dev.upload(&flat)?,
+            input: dev.upload(&input.data)?,
+            labels: dev.upload(&lab)?,
+            bufs,
+        })
+    }
+
+    /// A runner of one pass over these buffers (batch `b`; the loss
+    /// `seed` times the sum of the outputs, else the cross-entropy; the
+    /// layer taps gathered when `taps`).
+    fn runner<'a>(
+        &'a mut self,
+        dev: &'a CudaDevice,
+        b: usize,
+        seed: Option<f32>,
+        taps: bool,
+    ) -> Runner<'a> {
+        Runner {
+            dev,
+            bufs: &mut self.bufs,
+            params: &self.params,
+            input: self.input.as_view(),
+            labels: self.labels.as_view(),
+            correct_at: 0..b,
+            mean_at: 0,
+            seed,
+            taps: taps.then(Vec::new),
+        }
+    }
 }
 
 /// Reads back the chunk's training results: per cell, the loss of every

@@ -128,6 +128,20 @@ pub struct PlanOptions {
 }
 
 impl TrainPlan {
+    /// The ReLUs this plan never materialises (each fused into its
+    /// readers, which apply it as they read), by the node they read.
+    pub fn fused_relus(&self, graph: &Graph) -> std::collections::HashMap<NodeId, Vec<NodeId>> {
+        let mut fused: std::collections::HashMap<NodeId, Vec<NodeId>> = Default::default();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if node.op.spec().role() == Role::CountedRelu && !self.nodes[i].computes {
+                if let Some(&src) = node.inputs.first() {
+                    fused.entry(src).or_default().push(i);
+                }
+            }
+        }
+        fused
+    }
+
     /// Plans `graph` (pruned) for training batches of `batch` samples.
     /// Errors when a parameter is read by two nodes (each node writes its
     /// parameters' gradients).
