@@ -28,10 +28,20 @@ pub struct BenchArgs {
     measures: Option<String>,
 }
 
+/// The most SGD steps per cell `bench --train-steps` times.
+const MAX_TRAIN_STEPS: usize = 10_000;
+
 /// Runs `dasnas bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.cells == 0 {
         return Err(Error::Arg("--cells must be at least 1".into()));
+    }
+    if a.train_steps > MAX_TRAIN_STEPS {
+        return Err(Error::Arg(format!(
+            "--train-steps {}: bench times at most {MAX_TRAIN_STEPS} steps per cell (steps/s \
+             is measured well within that)",
+            a.train_steps
+        )));
     }
     if a.train_steps > 0 && a.train_batch == 0 {
         return Err(Error::Arg("--train-batch must be at least 1".into()));

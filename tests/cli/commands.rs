@@ -220,6 +220,10 @@ fn bench_times_fast_training() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--train-batch must be at least 1"));
+    // An unbounded run is refused, naming the flag.
+    let o = dasnas(&["bench", "--device", "cpu", "--train-steps", "99999999999"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--train-steps 99999999999"));
 }
 
 #[test]
