@@ -17,6 +17,7 @@ pub struct BenchArgs {
     /// Time fast training instead: each cell trains this many SGD steps
     /// (batch --train-batch, seeded synthetic labelled images: the data do
     /// not change the work) and is then scored; reports training steps/s.
+    /// At most 10000.
     #[arg(long, default_value_t = 0)]
     train_steps: usize,
     /// Images per training step of `--train-steps`.
